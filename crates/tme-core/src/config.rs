@@ -1,0 +1,429 @@
+//! The node's configuration: `tme.toml`, typed and validated, with environment overrides.
+//!
+//! This module owns the shape of the config file (a **contract**, see the README), the rule
+//! that every key can be overridden by `TME_` + the key path upper-cased with `__` between
+//! levels (`TME_LISTEN__SMTP=127.0.0.1:12525`), and the error that names the key and the file
+//! when something is wrong. It reads one file and the environment; it opens no socket and no
+//! store.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The name of the config file inside a data directory.
+pub const CONFIG_FILE_NAME: &str = "tme.toml";
+
+/// Environment variables with the `TME_` prefix that are not config keys.
+const ENVIRONMENT_VARIABLES_NOT_CONFIG: &[&str] = &["TME_DATA_DIR", "TME_LOG", "TME_LOG_FORMAT"];
+
+/// Everything a node is configured with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub node: NodeConfig,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The host name the node announces (SMTP greeting, Received headers, certificates).
+    pub hostname: String,
+    /// The site this node runs at; every site runs MX and DNS (DESIGN §4).
+    pub site: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            hostname: "localhost".to_owned(),
+            site: "default".to_owned(),
+        }
+    }
+}
+
+/// The listeners, keyed by role (**contract**: DESIGN §5). A role whose listener is absent
+/// does not listen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    pub submissions: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub dns: Option<SocketAddr>,
+}
+
+impl ListenConfig {
+    /// The quick-start defaults that `tme init` writes (DESIGN §5).
+    pub fn quick_start() -> Self {
+        let loopback = |port: u16| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        ListenConfig {
+            smtp: loopback(2525),
+            submission: loopback(2587),
+            submissions: loopback(2465),
+            imap: loopback(2143),
+            imaps: loopback(2993),
+            pop3: loopback(2110),
+            pop3s: loopback(2995),
+            http: loopback(8080),
+            dns: loopback(5353),
+        }
+    }
+
+    /// Every configured listener with its role name, in a stable order.
+    pub fn listeners(&self) -> Vec<(&'static str, SocketAddr)> {
+        [
+            ("smtp", self.smtp),
+            ("submission", self.submission),
+            ("submissions", self.submissions),
+            ("imap", self.imap),
+            ("imaps", self.imaps),
+            ("pop3", self.pop3),
+            ("pop3s", self.pop3s),
+            ("http", self.http),
+            ("dns", self.dns),
+        ]
+        .into_iter()
+        .filter_map(|(role, address)| address.map(|address| (role, address)))
+        .collect()
+    }
+}
+
+/// The certificate the TLS listeners present. Relative paths are under the data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: PathBuf::from("tls/certificate.pem"),
+            private_key: PathBuf::from("tls/private-key.pem"),
+        }
+    }
+}
+
+/// Which storage backend holds the directory, the mail store and the blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite` (the embedded default, files under the data directory).
+    pub backend: StoreBackend,
+    /// How long expunged messages and deleted mailboxes stay restorable.
+    pub retention_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Sqlite,
+            retention_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Sqlite,
+}
+
+/// Defaults applied to new accounts and addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// The quota a new account gets when `account add` names none.
+    pub default_quota_bytes: u64,
+    /// The character that separates a local part from its tag (`user+tag@domain`).
+    pub plus_separator: char,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            default_quota_bytes: 10 * 1024 * 1024 * 1024,
+            plus_separator: '+',
+        }
+    }
+}
+
+/// A config that could not be read, with the place at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("environment variable {variable}: {message}")]
+    Environment { variable: String, message: String },
+}
+
+impl Config {
+    /// Reads `tme.toml` from `path` and applies the `TME_*` variables of `environment`.
+    pub fn load(
+        path: &Path,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml_with_environment(&text, path, environment)
+    }
+
+    /// Parses config text; `path` only names the source in errors.
+    pub fn from_toml_with_environment(
+        text: &str,
+        path: &Path,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        // First the file alone, so that its errors carry line and column.
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|error| ConfigError::Invalid {
+                path: path.to_owned(),
+                message: one_line(&error.to_string()),
+            })?;
+        Config::deserialize(toml::Value::Table(table.clone())).map_err(|error| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                message: one_line(&error.to_string()),
+            }
+        })?;
+        // Then each override on its own, so that an error names the variable at fault.
+        let overrides: BTreeMap<String, String> = environment
+            .into_iter()
+            .filter(|(name, _)| {
+                name.starts_with("TME_")
+                    && !ENVIRONMENT_VARIABLES_NOT_CONFIG.contains(&name.as_str())
+            })
+            .collect();
+        for (variable, value) in &overrides {
+            apply_override(&mut table, variable, value)?;
+            Config::deserialize(toml::Value::Table(table.clone())).map_err(|error| {
+                ConfigError::Environment {
+                    variable: variable.clone(),
+                    message: one_line(&error.to_string()),
+                }
+            })?;
+        }
+        let config = Config::deserialize(toml::Value::Table(table)).map_err(|error| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                message: one_line(&error.to_string()),
+            }
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Checks what the types alone cannot.
+    fn validate(self) -> Result<Config, String> {
+        if self.node.hostname.trim().is_empty() {
+            return Err("node.hostname must not be empty".to_owned());
+        }
+        if self.store.retention_days == 0 {
+            return Err("store.retention_days must be at least 1".to_owned());
+        }
+        let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
+        for (role, address) in self.listen.listeners() {
+            if let Some(other) = seen.insert(address, role) {
+                return Err(format!(
+                    "listen.{role} and listen.{other} both use {address}"
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The config as TOML, for `tme init` and `tme config show`. Holds no secret today; any
+    /// secret added later is a `Secret`, which serializes redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+}
+
+/// Sets the key named by `TME_A__B__C` to `value`. The value is read as a TOML value when it
+/// is one (`30`, `true`, `["a"]`) and as a string otherwise (`127.0.0.1:2525`).
+fn apply_override(table: &mut toml::Table, variable: &str, value: &str) -> Result<(), ConfigError> {
+    let error = |message: String| ConfigError::Environment {
+        variable: variable.to_owned(),
+        message,
+    };
+    let key_path: Vec<String> = variable["TME_".len()..]
+        .split("__")
+        .map(|segment| segment.to_ascii_lowercase())
+        .collect();
+    if key_path.iter().any(|segment| segment.is_empty()) {
+        return Err(error(
+            "an empty key segment (use __ only between levels)".to_owned(),
+        ));
+    }
+    let parsed_value = toml::from_str::<toml::Table>(&format!("value = {value}"))
+        .ok()
+        .and_then(|mut table| table.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, parents) = key_path
+        .split_last()
+        .ok_or_else(|| error("no key".to_owned()))?;
+    let mut current = table;
+    for segment in parents {
+        let entry = current
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(table) => table,
+            _ => return Err(error(format!("`{segment}` is not a table"))),
+        };
+    }
+    current.insert(last.clone(), parsed_value);
+    Ok(())
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl fmt::Display for StoreBackend {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreBackend::Sqlite => formatter.write_str("sqlite"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::{Expect, expect};
+
+    fn check(text: &str, environment: &[(&str, &str)], expected: Expect) {
+        let environment = environment
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()));
+        let actual = match Config::from_toml_with_environment(
+            text,
+            Path::new("/data/tme.toml"),
+            environment,
+        ) {
+            Ok(config) => format!("{:?}\n{:?}", config.listen.listeners(), config.store),
+            Err(error) => format!("error: {error}"),
+        };
+        expected.assert_eq(&actual);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        check(
+            "",
+            &[],
+            expect![[r#"
+            []
+            StoreConfig { backend: Sqlite, retention_days: 30 }"#]],
+        );
+    }
+
+    #[test]
+    fn environment_overrides_keys() {
+        check(
+            "[listen]\nsmtp = \"127.0.0.1:2525\"\n",
+            &[
+                ("TME_LISTEN__SMTP", "127.0.0.1:12525"),
+                ("TME_STORE__RETENTION_DAYS", "7"),
+                ("TME_DATA_DIR", "/elsewhere"),
+                ("PATH", "/bin"),
+            ],
+            expect![
+                "error: environment variable TME_STORE__RETENTION_DAYS: missing field `backend` in `store`"
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_the_file() {
+        check(
+            "[listen]\nsmtpp = \"127.0.0.1:2525\"\n",
+            &[],
+            expect![
+                "error: /data/tme.toml: unknown field `smtpp`, expected one of `smtp`, `submission`, `submissions`, `imap`, `imaps`, `pop3`, `pop3s`, `http`, `dns` in `listen`"
+            ],
+        );
+    }
+
+    #[test]
+    fn bad_value_names_the_variable() {
+        check(
+            "",
+            &[("TME_LISTEN__IMAP", "not-an-address")],
+            expect![
+                "error: environment variable TME_LISTEN__IMAP: invalid socket address syntax in `listen.imap`"
+            ],
+        );
+        check(
+            "",
+            &[("TME_NODE__COLOUR", "blue")],
+            expect![
+                "error: environment variable TME_NODE__COLOUR: unknown field `colour`, expected `hostname` or `site` in `node`"
+            ],
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        check(
+            "[listen\n",
+            &[],
+            expect![
+                "error: /data/tme.toml: TOML parse error at line 1, column 8 | 1 | [listen | ^ unclosed table, expected `]`"
+            ],
+        );
+    }
+
+    #[test]
+    fn two_roles_on_one_address_are_refused() {
+        check(
+            "[listen]\nsmtp = \"127.0.0.1:25\"\nimap = \"127.0.0.1:25\"\n",
+            &[],
+            expect!["error: /data/tme.toml: listen.imap and listen.smtp both use 127.0.0.1:25"],
+        );
+    }
+
+    #[test]
+    fn quick_start_round_trips() {
+        let config = Config {
+            node: NodeConfig::default(),
+            listen: ListenConfig::quick_start(),
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            directory: DirectoryConfig::default(),
+        };
+        let text = config.to_toml();
+        let read_back =
+            Config::from_toml_with_environment(&text, Path::new("tme.toml"), Vec::new());
+        assert_eq!(read_back.ok(), Some(config));
+    }
+}

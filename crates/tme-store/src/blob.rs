@@ -1,0 +1,400 @@
+//! The blob store: raw messages as content-addressed files on local disk.
+//!
+//! A blob is named by the BLAKE3 hash of its raw bytes, so identical messages are stored once.
+//! It is written durably before anything may refer to it: write a temporary file, fsync it,
+//! rename it into place, fsync the directory. The file holds a small header and the bytes,
+//! zstd-compressed when that makes them smaller; reading back checks length and hash, so a
+//! corrupt file is reported, never served.
+//!
+//! Garbage collection and writers meet at a lock file: every writer holds a shared lock from
+//! the moment it writes (or finds) a blob until the metadata that refers to it is committed,
+//! and the collector holds the exclusive lock while it reads the set of referenced blobs and
+//! deletes the rest. So a blob that a writer is about to refer to is never deleted, across
+//! processes too (`tme import` beside `tme serve`).
+//!
+//! This module does blocking file I/O; async callers run it on a blocking thread. It knows
+//! nothing of accounts or messages.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{StoreError, StoreResult};
+
+/// The largest blob accepted: a message larger than this is refused before it is written.
+pub const BLOB_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+const FILE_MAGIC: &[u8; 4] = b"TMEB";
+const FILE_FORMAT_VERSION: u8 = 1;
+const CODEC_RAW: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+/// magic, version, codec, raw length (u64 little-endian).
+const FILE_HEADER_BYTES: usize = 4 + 1 + 1 + 8;
+const ZSTD_LEVEL: i32 = 3;
+/// Blobs smaller than this are stored raw: compression would gain less than a disk block.
+const COMPRESSION_BYTES_MIN: usize = 512;
+
+/// The BLAKE3 hash of a blob's raw bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId([u8; 32]);
+
+impl BlobId {
+    pub fn of(raw: &[u8]) -> BlobId {
+        BlobId(*blake3::hash(raw).as_bytes())
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<BlobId> {
+        Some(BlobId(bytes.try_into().ok()?))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<BlobId> {
+        let bytes = hex::decode(text).ok()?;
+        BlobId::from_bytes(&bytes)
+    }
+}
+
+impl fmt::Debug for BlobId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "BlobId({})", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for BlobId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.to_hex())
+    }
+}
+
+/// Local content-addressed blob files under one root directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// Held by a writer from writing a blob until the metadata referring to it is committed.
+#[derive(Debug)]
+pub struct BlobWriteGuard {
+    _lock: File,
+}
+
+/// Held by the garbage collector while it reads references and deletes.
+#[derive(Debug)]
+pub struct BlobCollectGuard {
+    _lock: File,
+}
+
+/// What one garbage collection did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CollectReport {
+    pub blobs_kept: u64,
+    pub blobs_deleted: u64,
+    pub bytes_deleted: u64,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the blob store at `root`.
+    pub fn open(root: &Path) -> StoreResult<BlobStore> {
+        for directory in [root.to_path_buf(), root.join("tmp")] {
+            fs::create_dir_all(&directory).map_err(|error| {
+                StoreError::io(format!("cannot create {}", directory.display()), error)
+            })?;
+        }
+        let store = BlobStore { root: root.to_path_buf() };
+        // Temporary files left by a process killed mid-write were never renamed into place,
+        // so nothing refers to them.
+        if let Ok(entries) = fs::read_dir(root.join("tmp")) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock_file(&self) -> StoreResult<File> {
+        let path = self.root.join("gc.lock");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|error| StoreError::io(format!("cannot open {}", path.display()), error))
+    }
+
+    /// Takes the shared lock that keeps the collector away while a writer works.
+    pub fn lock_for_write(&self) -> StoreResult<BlobWriteGuard> {
+        let lock = self.lock_file()?;
+        lock.lock_shared().map_err(|error| StoreError::io("cannot lock the blob store", error))?;
+        Ok(BlobWriteGuard { _lock: lock })
+    }
+
+    /// Takes the exclusive lock the collector needs; waits for writers in flight.
+    pub fn lock_for_collect(&self) -> StoreResult<BlobCollectGuard> {
+        let lock = self.lock_file()?;
+        lock.lock().map_err(|error| StoreError::io("cannot lock the blob store", error))?;
+        Ok(BlobCollectGuard { _lock: lock })
+    }
+
+    fn path_of(&self, id: &BlobId) -> PathBuf {
+        let hex = id.to_hex();
+        self.root.join(&hex[0..2]).join(&hex[2..4]).join(&hex[4..])
+    }
+
+    pub fn exists(&self, id: &BlobId) -> bool {
+        self.path_of(id).is_file()
+    }
+
+    /// Stores `raw` durably and returns its id. The caller holds a write guard until the
+    /// metadata that refers to the blob is committed.
+    pub fn put(&self, _guard: &BlobWriteGuard, raw: &[u8]) -> StoreResult<BlobId> {
+        let ids = self.put_many(_guard, &[raw])?;
+        ids.into_iter().next().ok_or_else(|| StoreError::Corrupt("put wrote nothing".to_owned()))
+    }
+
+    /// Stores several blobs with one round of directory fsyncs: how import and a delivery to
+    /// many recipients keep thousands of messages a second durable.
+    pub fn put_many(&self, _guard: &BlobWriteGuard, raws: &[&[u8]]) -> StoreResult<Vec<BlobId>> {
+        let mut ids = Vec::with_capacity(raws.len());
+        let mut directories_to_sync: HashSet<PathBuf> = HashSet::new();
+        let mut pending: Vec<(File, PathBuf, PathBuf)> = Vec::new();
+        for raw in raws {
+            if raw.len() > BLOB_BYTES_MAX {
+                return Err(StoreError::Refused(format!(
+                    "message of {} bytes exceeds the limit of {BLOB_BYTES_MAX} bytes",
+                    raw.len()
+                )));
+            }
+            let id = BlobId::of(raw);
+            ids.push(id);
+            let final_path = self.path_of(&id);
+            if final_path.is_file() || pending.iter().any(|(_, _, path)| *path == final_path) {
+                // Already stored: identical messages are kept once.
+                continue;
+            }
+            let temporary_path = self.root.join("tmp").join(format!(
+                "{}.{}.{}",
+                &id.to_hex()[..16],
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            let mut file = File::create(&temporary_path).map_err(|error| {
+                StoreError::io(format!("cannot create {}", temporary_path.display()), error)
+            })?;
+            let written = encode(raw).and_then(|encoded| file.write_all(&encoded));
+            if let Err(error) = written {
+                let _ = fs::remove_file(&temporary_path);
+                return Err(StoreError::io(format!("cannot write blob {id}"), error));
+            }
+            pending.push((file, temporary_path, final_path));
+        }
+        // Flush the data of every new file before any of them becomes visible by name.
+        for (file, temporary_path, _) in &pending {
+            if let Err(error) = file.sync_all() {
+                for (_, path, _) in &pending {
+                    let _ = fs::remove_file(path);
+                }
+                return Err(StoreError::io(
+                    format!("cannot fsync {}", temporary_path.display()),
+                    error,
+                ));
+            }
+        }
+        for (_, temporary_path, final_path) in &pending {
+            let directory = final_path.parent().unwrap_or(&self.root).to_path_buf();
+            if !directory.is_dir() {
+                fs::create_dir_all(&directory).map_err(|error| {
+                    StoreError::io(format!("cannot create {}", directory.display()), error)
+                })?;
+                // The new directory's own entry must be durable too.
+                if let Some(parent) = directory.parent() {
+                    directories_to_sync.insert(parent.to_path_buf());
+                    if let Some(grandparent) = parent.parent() {
+                        directories_to_sync.insert(grandparent.to_path_buf());
+                    }
+                }
+            }
+            fs::rename(temporary_path, final_path).map_err(|error| {
+                StoreError::io(format!("cannot rename into {}", final_path.display()), error)
+            })?;
+            directories_to_sync.insert(directory);
+        }
+        for directory in directories_to_sync {
+            sync_directory(&directory)?;
+        }
+        Ok(ids)
+    }
+
+    /// Reads a blob back, checking its header, length and hash.
+    pub fn get(&self, id: &BlobId) -> StoreResult<Vec<u8>> {
+        let path = self.path_of(id);
+        let mut file = File::open(&path).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound {
+                StoreError::Corrupt(format!("blob {id} is referenced but missing"))
+            } else {
+                StoreError::io(format!("cannot open {}", path.display()), error)
+            }
+        })?;
+        let mut encoded = Vec::new();
+        file.read_to_end(&mut encoded)
+            .map_err(|error| StoreError::io(format!("cannot read {}", path.display()), error))?;
+        let raw = decode(&encoded).ok_or_else(|| {
+            StoreError::Corrupt(format!("blob {id} has a damaged header or body"))
+        })?;
+        if BlobId::of(&raw) != *id {
+            return Err(StoreError::Corrupt(format!("blob {id} does not match its hash")));
+        }
+        Ok(raw)
+    }
+
+    /// Deletes every blob not in `referenced`. The caller took the collect guard before it
+    /// read `referenced` from the store.
+    pub fn collect_garbage(
+        &self,
+        _guard: &BlobCollectGuard,
+        referenced: &HashSet<BlobId>,
+    ) -> StoreResult<CollectReport> {
+        let mut report = CollectReport::default();
+        let read = |path: &Path| {
+            fs::read_dir(path)
+                .map_err(|error| StoreError::io(format!("cannot list {}", path.display()), error))
+        };
+        for first in read(&self.root)?.flatten() {
+            let first_name = first.file_name().to_string_lossy().into_owned();
+            if first_name.len() != 2 || !first.path().is_dir() {
+                continue;
+            }
+            for second in read(&first.path())?.flatten() {
+                let second_name = second.file_name().to_string_lossy().into_owned();
+                for blob in read(&second.path())?.flatten() {
+                    let name = format!(
+                        "{first_name}{second_name}{}",
+                        blob.file_name().to_string_lossy()
+                    );
+                    let Some(id) = BlobId::from_hex(&name) else { continue };
+                    if referenced.contains(&id) {
+                        report.blobs_kept += 1;
+                        continue;
+                    }
+                    let bytes = blob.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+                    fs::remove_file(blob.path()).map_err(|error| {
+                        StoreError::io(format!("cannot delete {}", blob.path().display()), error)
+                    })?;
+                    report.blobs_deleted += 1;
+                    report.bytes_deleted += bytes;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn encode(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoded = Vec::with_capacity(FILE_HEADER_BYTES + raw.len());
+    encoded.extend_from_slice(FILE_MAGIC);
+    encoded.push(FILE_FORMAT_VERSION);
+    let compressed = if raw.len() >= COMPRESSION_BYTES_MIN {
+        Some(zstd::bulk::compress(raw, ZSTD_LEVEL)?)
+    } else {
+        None
+    };
+    match compressed {
+        Some(compressed) if compressed.len() < raw.len() => {
+            encoded.push(CODEC_ZSTD);
+            encoded.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+            encoded.extend_from_slice(&compressed);
+        }
+        _ => {
+            encoded.push(CODEC_RAW);
+            encoded.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+            encoded.extend_from_slice(raw);
+        }
+    }
+    Ok(encoded)
+}
+
+fn decode(encoded: &[u8]) -> Option<Vec<u8>> {
+    if encoded.len() < FILE_HEADER_BYTES
+        || &encoded[0..4] != FILE_MAGIC
+        || encoded[4] != FILE_FORMAT_VERSION
+    {
+        return None;
+    }
+    let raw_length = u64::from_le_bytes(encoded[6..14].try_into().ok()?);
+    let raw_length = usize::try_from(raw_length).ok().filter(|length| *length <= BLOB_BYTES_MAX)?;
+    let body = &encoded[FILE_HEADER_BYTES..];
+    let raw = match encoded[5] {
+        CODEC_RAW => body.to_vec(),
+        CODEC_ZSTD => zstd::bulk::decompress(body, raw_length).ok()?,
+        _ => return None,
+    };
+    (raw.len() == raw_length).then_some(raw)
+}
+
+/// Makes a directory's entries (a rename into it) durable.
+fn sync_directory(directory: &Path) -> StoreResult<()> {
+    File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|error| StoreError::io(format!("cannot fsync {}", directory.display()), error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_deduplicates() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(directory.path()).expect("open");
+        let guard = store.lock_for_write().expect("lock");
+        let small = b"Subject: hi\r\n\r\nhello\r\n".to_vec();
+        let large = "All work and no play.\r\n".repeat(1000).into_bytes();
+        let ids = store.put_many(&guard, &[&small, &large, &small]).expect("put");
+        assert_eq!(ids[0], ids[2]);
+        assert_eq!(store.get(&ids[0]).expect("get"), small);
+        assert_eq!(store.get(&ids[1]).expect("get"), large);
+        // Compressed on disk.
+        let on_disk = fs::metadata(store.path_of(&ids[1])).expect("metadata").len();
+        assert!(on_disk < large.len() as u64 / 4, "{on_disk}");
+    }
+
+    #[test]
+    fn corrupt_file_is_reported() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(directory.path()).expect("open");
+        let guard = store.lock_for_write().expect("lock");
+        let id = store.put(&guard, &b"x".repeat(100)).expect("put");
+        fs::write(store.path_of(&id), b"TMEB\x01\x00\x64\0\0\0\0\0\0\0yyyy").expect("write");
+        assert!(matches!(store.get(&id), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn collector_keeps_referenced_blobs() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(directory.path()).expect("open");
+        let kept;
+        let dropped;
+        {
+            let guard = store.lock_for_write().expect("lock");
+            kept = store.put(&guard, b"keep me").expect("put");
+            dropped = store.put(&guard, b"drop me").expect("put");
+        }
+        let guard = store.lock_for_collect().expect("lock");
+        let report = store.collect_garbage(&guard, &HashSet::from([kept])).expect("collect");
+        assert_eq!((report.blobs_kept, report.blobs_deleted), (1, 1));
+        assert!(store.exists(&kept));
+        assert!(!store.exists(&dropped));
+    }
+}

@@ -1,0 +1,303 @@
+//! The directory: partners → domains → accounts and aliases, and how an address resolves.
+//!
+//! This module owns the directory's types and the `Directory` trait that every backend
+//! implements. It knows nothing of mailboxes or messages: an account here is an identity with
+//! credentials, a quota and a state; its mail lives in the `MailStore`.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tme_core::{Domain, EmailAddress};
+
+use crate::error::StoreResult;
+
+/// An account's stable number; every mail table is keyed by it first.
+pub type AccountId = i64;
+
+/// How deep alias chains are followed before resolution gives up (a loop guard).
+pub const ALIAS_CHAIN_DEPTH_MAX: usize = 8;
+/// How many addresses one resolution may expand to.
+pub const RESOLVED_TARGETS_MAX: usize = 1_000;
+
+/// A white-label reseller and its brand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partner {
+    pub name: String,
+    pub branding: Branding,
+    pub created_unix: i64,
+}
+
+/// What a partner's users see: the product's name, logo and colours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branding {
+    pub product_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub colour_primary: Option<String>,
+    pub colour_accent: Option<String>,
+}
+
+/// A hosted domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    pub domain: Domain,
+    pub partner: String,
+    pub created_unix: i64,
+}
+
+/// Whether an account may log in and send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountState {
+    /// Receives, logs in and sends.
+    Active,
+    /// Receives and logs in, but may not send (abuse control, DESIGN §abuse).
+    SendLocked,
+    /// Neither logs in nor receives: mail to it is refused.
+    Suspended,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::SendLocked => "send-locked",
+            AccountState::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AccountState> {
+        match text {
+            "active" => Some(AccountState::Active),
+            "send-locked" => Some(AccountState::SendLocked),
+            "suspended" => Some(AccountState::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// An end user's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub address: EmailAddress,
+    pub display_name: Option<String>,
+    /// The argon2id PHC string; never shown.
+    #[serde(skip_serializing)]
+    pub password_hash: String,
+    pub quota_bytes_max: u64,
+    pub state: AccountState,
+    /// The mail-store shard that holds this account's mail.
+    pub shard: u32,
+    pub created_unix: i64,
+}
+
+/// What `account_add` needs.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub address: EmailAddress,
+    pub display_name: Option<String>,
+    pub password_hash: String,
+    pub quota_bytes_max: u64,
+}
+
+/// A password for one client, usable in place of the account's password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPassword {
+    pub id: i64,
+    pub account_id: AccountId,
+    pub label: String,
+    #[serde(skip_serializing)]
+    pub password_hash: String,
+    pub created_unix: i64,
+    pub last_used_unix: Option<i64>,
+}
+
+/// The address an alias answers for: one address, or every address of a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AliasSource {
+    Address(EmailAddress),
+    /// `@domain`: catch-all, used only when nothing else matches.
+    CatchAll(Domain),
+}
+
+impl AliasSource {
+    /// `user@domain` or `@domain`.
+    pub fn parse(text: &str) -> Result<AliasSource, tme_core::AddressError> {
+        match text.strip_prefix('@') {
+            Some(domain) => Ok(AliasSource::CatchAll(Domain::parse(domain)?)),
+            None => Ok(AliasSource::Address(EmailAddress::parse(text)?)),
+        }
+    }
+
+    pub fn domain(&self) -> &Domain {
+        match self {
+            AliasSource::Address(address) => address.domain(),
+            AliasSource::CatchAll(domain) => domain,
+        }
+    }
+
+    /// The key the directory stores: the canonical address, or `@domain`.
+    pub fn canonical(&self) -> String {
+        match self {
+            AliasSource::Address(address) => address.canonical(),
+            AliasSource::CatchAll(domain) => format!("@{}", domain.as_str()),
+        }
+    }
+}
+
+impl std::fmt::Display for AliasSource {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AliasSource::Address(address) => write!(formatter, "{address}"),
+            AliasSource::CatchAll(domain) => write!(formatter, "@{domain}"),
+        }
+    }
+}
+
+/// One address forwarding to one or more others (local accounts or external addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    pub source: AliasSource,
+    pub targets: Vec<EmailAddress>,
+    pub created_unix: i64,
+}
+
+/// Where mail for an address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Deliver to these: local accounts and external addresses (forwarding).
+    Deliver { accounts: Vec<Account>, external: Vec<EmailAddress> },
+    /// The domain is hosted but nothing answers for this address.
+    UnknownAddress,
+    /// We do not host this domain.
+    DomainNotHosted,
+}
+
+/// The directory, as every backend provides it. Names given to it are validated types; what
+/// it returns was validated when stored.
+#[async_trait]
+pub trait Directory: Send + Sync + std::fmt::Debug {
+    async fn partner_add(&self, name: &str, branding: Branding) -> StoreResult<Partner>;
+    async fn partner_get(&self, name: &str) -> StoreResult<Option<Partner>>;
+    async fn partner_list(&self) -> StoreResult<Vec<Partner>>;
+    async fn partner_set_branding(&self, name: &str, branding: Branding) -> StoreResult<()>;
+    /// Refused while the partner still has domains.
+    async fn partner_remove(&self, name: &str) -> StoreResult<()>;
+
+    async fn domain_add(&self, domain: &Domain, partner: &str) -> StoreResult<DomainRecord>;
+    async fn domain_get(&self, domain: &Domain) -> StoreResult<Option<DomainRecord>>;
+    async fn domain_list(&self, partner: Option<&str>) -> StoreResult<Vec<DomainRecord>>;
+    /// Refused while the domain still has accounts or aliases.
+    async fn domain_remove(&self, domain: &Domain) -> StoreResult<()>;
+
+    /// Refused when the domain is not hosted or the address is taken by an account or alias.
+    async fn account_add(&self, account: NewAccount) -> StoreResult<Account>;
+    async fn account_get(&self, address: &EmailAddress) -> StoreResult<Option<Account>>;
+    async fn account_get_by_id(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    async fn account_list(&self, domain: Option<&Domain>) -> StoreResult<Vec<Account>>;
+    async fn account_set_password_hash(&self, id: AccountId, hash: &str) -> StoreResult<()>;
+    async fn account_set_state(&self, id: AccountId, state: AccountState) -> StoreResult<()>;
+    async fn account_set_quota(&self, id: AccountId, quota_bytes_max: u64) -> StoreResult<()>;
+    async fn account_set_display_name(&self, id: AccountId, name: Option<&str>)
+    -> StoreResult<()>;
+    async fn account_remove(&self, id: AccountId) -> StoreResult<()>;
+
+    async fn app_password_add(
+        &self,
+        account: AccountId,
+        label: &str,
+        hash: &str,
+    ) -> StoreResult<AppPassword>;
+    async fn app_password_list(&self, account: AccountId) -> StoreResult<Vec<AppPassword>>;
+    async fn app_password_remove(&self, account: AccountId, id: i64) -> StoreResult<()>;
+
+    /// Refused when the source's domain is not hosted or an account has that address.
+    async fn alias_add(&self, source: &AliasSource, targets: &[EmailAddress])
+    -> StoreResult<Alias>;
+    async fn alias_get(&self, source: &AliasSource) -> StoreResult<Option<Alias>>;
+    async fn alias_list(&self, domain: Option<&Domain>) -> StoreResult<Vec<Alias>>;
+    async fn alias_set_targets(
+        &self,
+        source: &AliasSource,
+        targets: &[EmailAddress],
+    ) -> StoreResult<()>;
+    async fn alias_remove(&self, source: &AliasSource) -> StoreResult<()>;
+
+    /// A number that grows with every change to the directory, so a running node notices a
+    /// change made by another process (`tme account add` beside `tme serve`).
+    async fn generation(&self) -> StoreResult<i64>;
+}
+
+/// Resolves a recipient address: the account with that address; else an alias with that
+/// address; else the same two for the address without its `+tag`; else the domain's
+/// catch-all. Aliases are followed through chains up to `ALIAS_CHAIN_DEPTH_MAX`.
+pub async fn resolve_recipient(
+    directory: &dyn Directory,
+    address: &EmailAddress,
+    plus_separator: char,
+) -> StoreResult<Resolution> {
+    if directory.domain_get(address.domain()).await?.is_none() {
+        return Ok(Resolution::DomainNotHosted);
+    }
+    let (base, tag) = address.split_plus(plus_separator);
+    let mut candidates = vec![AliasSource::Address(address.clone())];
+    if tag.is_some() {
+        candidates.push(AliasSource::Address(base));
+    }
+    candidates.push(AliasSource::CatchAll(address.domain().clone()));
+    for candidate in candidates {
+        let mut accounts: Vec<Account> = Vec::new();
+        let mut external: Vec<EmailAddress> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if expand(directory, &candidate, 0, &mut accounts, &mut external, &mut seen).await? {
+            return Ok(Resolution::Deliver { accounts, external });
+        }
+    }
+    Ok(Resolution::UnknownAddress)
+}
+
+/// Adds what `source` reaches to `accounts`/`external`; false when nothing answers for it.
+fn expand<'a>(
+    directory: &'a dyn Directory,
+    source: &'a AliasSource,
+    depth: usize,
+    accounts: &'a mut Vec<Account>,
+    external: &'a mut Vec<EmailAddress>,
+    seen: &'a mut std::collections::HashSet<String>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<bool>> + Send + 'a>> {
+    Box::pin(async move {
+        if !seen.insert(source.canonical()) {
+            return Ok(true);
+        }
+        if let AliasSource::Address(address) = source
+            && let Some(account) = directory.account_get(address).await?
+        {
+            if !accounts.iter().any(|known| known.id == account.id) {
+                accounts.push(account);
+            }
+            return Ok(true);
+        }
+        let Some(alias) = directory.alias_get(source).await? else { return Ok(false) };
+        for target in &alias.targets {
+            if accounts.len() + external.len() >= RESOLVED_TARGETS_MAX {
+                break;
+            }
+            let hosted = directory.domain_get(target.domain()).await?.is_some();
+            if !hosted {
+                if !external.contains(target) {
+                    external.push(target.clone());
+                }
+                continue;
+            }
+            let target_source = AliasSource::Address(target.clone());
+            let found = depth < ALIAS_CHAIN_DEPTH_MAX
+                && expand(directory, &target_source, depth + 1, accounts, external, seen).await?;
+            if !found {
+                // A hosted target that answers for nothing: skip it rather than bounce the
+                // whole alias; the other targets still get the mail.
+                tracing::warn!(alias = %alias.source, target = %target, "alias target does not exist");
+            }
+        }
+        Ok(true)
+    })
+}

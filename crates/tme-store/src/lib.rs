@@ -1,0 +1,212 @@
+//! Storage for tme: the directory, the mail store and the blob store, behind traits.
+//!
+//! Callers hold a `Store`, which bundles one `Directory`, one `MailStore` and one
+//! `BlobStore`, and do everything that touches more than one of them through it (`deliver`,
+//! `account_create`, `collect_garbage`), so that the rules spanning them live in one place:
+//! a blob is durable before a message refers to it; an account's mail store exists before the
+//! account receives mail; a blob referred to is never collected.
+//!
+//! Backends: `sqlite` (the embedded default). A PostgreSQL backend implements the same traits
+//! and passes the same `conformance` suite. No SQL outside a backend module.
+
+pub mod blob;
+pub mod conformance;
+pub mod directory;
+pub mod error;
+pub mod mail;
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use blob::{BlobId, BlobStore};
+pub use directory::{
+    Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
+    DomainRecord, NewAccount, Partner, Resolution,
+};
+pub use error::{StoreError, StoreResult};
+pub use mail::{
+    Appended, Change, ChangeKind, FlagChange, Flags, Mailbox, MailboxCounts, MailboxId,
+    MailStore, MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
+};
+use tme_core::EmailAddress;
+use tme_core::config::{StoreBackend, StoreConfig};
+
+/// The file names inside a data directory.
+pub const DIRECTORY_FILE_NAME: &str = "directory.sqlite";
+pub const MAIL_SHARD_FILE_NAME: &str = "mail-shard-0.sqlite";
+pub const BLOBS_DIRECTORY_NAME: &str = "blobs";
+
+/// The directory, the mail store and the blob store of one node.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub directory: Arc<dyn Directory>,
+    pub mail: Arc<dyn MailStore>,
+    pub blobs: BlobStore,
+    retention_days: u32,
+    closers: Arc<Vec<sqlite::Closer>>,
+}
+
+/// A message to deliver into one mailbox of one account.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    pub raw: &'a [u8],
+    /// When the message arrived; None takes its Date header, or now when it has none.
+    pub internal_date_unix: Option<i64>,
+    pub flags: &'a Flags,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_directory` as `config` says.
+    pub async fn open(data_directory: &Path, config: &StoreConfig) -> StoreResult<Store> {
+        match config.backend {
+            StoreBackend::Sqlite => {
+                std::fs::create_dir_all(data_directory).map_err(|error| {
+                    StoreError::io(format!("cannot create {}", data_directory.display()), error)
+                })?;
+                let directory =
+                    sqlite::SqliteDirectory::open(&data_directory.join(DIRECTORY_FILE_NAME)).await?;
+                let mail =
+                    sqlite::SqliteMailStore::open(&data_directory.join(MAIL_SHARD_FILE_NAME)).await?;
+                let blobs = BlobStore::open(&data_directory.join(BLOBS_DIRECTORY_NAME))?;
+                let closers = vec![
+                    sqlite::Closer::Directory(directory.clone()),
+                    sqlite::Closer::Mail(mail.clone()),
+                ];
+                Ok(Store {
+                    directory: Arc::new(directory),
+                    mail: Arc::new(mail),
+                    blobs,
+                    retention_days: config.retention_days,
+                    closers: Arc::new(closers),
+                })
+            }
+        }
+    }
+
+    /// Closes the database connections, waiting for writes in flight.
+    pub async fn close(&self) {
+        for closer in self.closers.iter() {
+            closer.close().await;
+        }
+    }
+
+    /// Creates an account in the directory and its mailboxes in the mail store.
+    pub async fn account_create(&self, account: NewAccount) -> StoreResult<Account> {
+        let account = self.directory.account_add(account).await?;
+        self.mail.account_ensure(account.id, account.quota_bytes_max).await?;
+        Ok(account)
+    }
+
+    /// Finds an account by address, making sure its mail store exists (it may not, after a
+    /// crash between the two steps of `account_create`).
+    pub async fn account_open(&self, address: &EmailAddress) -> StoreResult<Account> {
+        let account = self
+            .directory
+            .account_get(address)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { kind: "account", name: address.to_string() })?;
+        self.mail.account_ensure(account.id, account.quota_bytes_max).await?;
+        Ok(account)
+    }
+
+    /// Removes an account: its mail first, then its directory entry.
+    pub async fn account_delete(&self, account: &Account) -> StoreResult<()> {
+        self.mail.account_delete(account.id).await?;
+        self.directory.account_remove(account.id).await
+    }
+
+    /// Stores messages durably: the blobs are written and fsynced, then the metadata commits
+    /// in one transaction per account. When this returns Ok, every message survives a crash.
+    /// Each message is parsed here, once.
+    pub async fn deliver(&self, deliveries: &[Delivery<'_>]) -> StoreResult<Vec<Appended>> {
+        let blobs = self.blobs.clone();
+        let raws: Vec<Vec<u8>> = deliveries.iter().map(|delivery| delivery.raw.to_vec()).collect();
+        let (guard, ids, summaries) = tokio::task::spawn_blocking(move || {
+            let guard = blobs.lock_for_write()?;
+            let slices: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+            let ids = blobs.put_many(&guard, &slices)?;
+            let summaries: Vec<_> = raws.iter().map(|raw| tme_message::summarize(raw)).collect();
+            Ok::<_, StoreError>((guard, ids, summaries))
+        })
+        .await
+        .map_err(|error| StoreError::Refused(format!("delivery task failed: {error}")))??;
+        let mut appended = Vec::with_capacity(deliveries.len());
+        let mut index = 0;
+        while index < deliveries.len() {
+            // Consecutive deliveries to one account commit together.
+            let account = deliveries[index].account;
+            let end = deliveries[index..]
+                .iter()
+                .position(|delivery| delivery.account != account)
+                .map_or(deliveries.len(), |offset| index + offset);
+            let messages: Vec<NewMessage> = (index..end)
+                .map(|position| NewMessage {
+                    mailbox_id: deliveries[position].mailbox,
+                    blob_id: ids[position],
+                    size_bytes: deliveries[position].raw.len() as u64,
+                    internal_date_unix: deliveries[position]
+                        .internal_date_unix
+                        .or(summaries[position].date_unix)
+                        .unwrap_or_else(sqlite::now_unix),
+                    flags: deliveries[position].flags.clone(),
+                    summary: summaries[position].clone(),
+                })
+                .collect();
+            appended.extend(self.mail.messages_append(account, &messages).await?);
+            index = end;
+        }
+        drop(guard);
+        Ok(appended)
+    }
+
+    /// Reads a message's raw bytes back.
+    pub async fn message_raw(&self, record: &MessageRecord) -> StoreResult<Vec<u8>> {
+        let blobs = self.blobs.clone();
+        let id = record.blob_id;
+        let raw = tokio::task::spawn_blocking(move || blobs.get(&id))
+            .await
+            .map_err(|error| StoreError::Refused(format!("read task failed: {error}")))??;
+        if raw.len() as u64 != record.size_bytes {
+            return Err(StoreError::Corrupt(format!(
+                "message {} is {} bytes, {} expected",
+                record.id,
+                raw.len(),
+                record.size_bytes
+            )));
+        }
+        Ok(raw)
+    }
+
+    /// Purges what is past retention, then deletes blobs nothing refers to.
+    pub async fn collect_garbage(&self, now_unix: i64) -> StoreResult<(mail::PurgeReport, blob::CollectReport)> {
+        let cutoff_unix = now_unix - i64::from(self.retention_days) * 86_400;
+        let purged = self.mail.retention_purge(cutoff_unix).await?;
+        let blobs = self.blobs.clone();
+        let guard = tokio::task::spawn_blocking(move || blobs.lock_for_collect())
+            .await
+            .map_err(|error| StoreError::Refused(format!("collect task failed: {error}")))??;
+        // Read the references only once no writer can be between blob and metadata.
+        let referenced = self.mail.blob_references().await?;
+        let blobs = self.blobs.clone();
+        let collected =
+            tokio::task::spawn_blocking(move || blobs.collect_garbage(&guard, &referenced))
+                .await
+                .map_err(|error| StoreError::Refused(format!("collect task failed: {error}")))??;
+        Ok((purged, collected))
+    }
+
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days
+    }
+}
+
+/// The data directory's files, for tools that report sizes.
+pub fn data_files(data_directory: &Path) -> Vec<PathBuf> {
+    [DIRECTORY_FILE_NAME, MAIL_SHARD_FILE_NAME, BLOBS_DIRECTORY_NAME]
+        .iter()
+        .map(|name| data_directory.join(name))
+        .collect()
+}

@@ -1,0 +1,577 @@
+//! The directory on SQLite (`directory.sqlite`).
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use tme_core::{Domain, EmailAddress};
+
+use super::{Database, is_unique_violation, now_unix, schema, to_i64, to_u64};
+use crate::directory::{
+    Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
+    DomainRecord, NewAccount, Partner,
+};
+use crate::error::{StoreError, StoreResult};
+
+/// The longest partner name, in characters.
+const PARTNER_NAME_CHARS_MAX: usize = 100;
+/// How many targets one alias may have.
+const ALIAS_TARGETS_MAX: usize = 1_000;
+
+#[derive(Debug, Clone)]
+pub struct SqliteDirectory {
+    database: Database,
+}
+
+impl SqliteDirectory {
+    pub async fn open(path: &Path) -> StoreResult<SqliteDirectory> {
+        Ok(SqliteDirectory { database: Database::open(path, &schema::DIRECTORY).await? })
+    }
+
+    pub async fn close(&self) {
+        self.database.close().await;
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("stored {what} {value:?} is not valid"))
+}
+
+fn partner_from_row(row: &SqliteRow) -> StoreResult<Partner> {
+    Ok(Partner {
+        name: row.try_get("name")?,
+        branding: Branding {
+            product_name: row.try_get("product_name")?,
+            logo_url: row.try_get("logo_url")?,
+            colour_primary: row.try_get("colour_primary")?,
+            colour_accent: row.try_get("colour_accent")?,
+        },
+        created_unix: row.try_get("created_unix")?,
+    })
+}
+
+fn domain_from_row(row: &SqliteRow) -> StoreResult<DomainRecord> {
+    let domain: String = row.try_get("domain")?;
+    Ok(DomainRecord {
+        domain: Domain::parse(&domain).map_err(|_| corrupt("domain", &domain))?,
+        partner: row.try_get("partner")?,
+        created_unix: row.try_get("created_unix")?,
+    })
+}
+
+fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
+    let address: String = row.try_get("address")?;
+    let state: String = row.try_get("state")?;
+    Ok(Account {
+        id: row.try_get("account_id")?,
+        address: EmailAddress::parse(&address).map_err(|_| corrupt("address", &address))?,
+        display_name: row.try_get("display_name")?,
+        password_hash: row.try_get("password_hash")?,
+        quota_bytes_max: to_u64(row.try_get("quota_bytes_max")?),
+        state: AccountState::parse(&state).ok_or_else(|| corrupt("account state", &state))?,
+        shard: u32::try_from(row.try_get::<i64, _>("shard")?).unwrap_or(0),
+        created_unix: row.try_get("created_unix")?,
+    })
+}
+
+fn app_password_from_row(row: &SqliteRow) -> StoreResult<AppPassword> {
+    Ok(AppPassword {
+        id: row.try_get("app_password_id")?,
+        account_id: row.try_get("account_id")?,
+        label: row.try_get("label")?,
+        password_hash: row.try_get("password_hash")?,
+        created_unix: row.try_get("created_unix")?,
+        last_used_unix: row.try_get("last_used_unix")?,
+    })
+}
+
+fn alias_from_row(row: &SqliteRow) -> StoreResult<Alias> {
+    let source: String = row.try_get("source")?;
+    let targets_text: String = row.try_get("targets")?;
+    let target_strings: Vec<String> =
+        serde_json::from_str(&targets_text).map_err(|_| corrupt("alias targets", &targets_text))?;
+    let targets = target_strings
+        .iter()
+        .map(|target| EmailAddress::parse(target).map_err(|_| corrupt("alias target", target)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Alias {
+        source: AliasSource::parse(&source).map_err(|_| corrupt("alias", &source))?,
+        targets,
+        created_unix: row.try_get("created_unix")?,
+    })
+}
+
+fn validate_partner_name(name: &str) -> StoreResult<()> {
+    let valid = !name.is_empty()
+        && name.chars().count() <= PARTNER_NAME_CHARS_MAX
+        && name.chars().all(|c| c.is_alphanumeric() || " -_.&'".contains(c))
+        && name.trim() == name;
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Refused(format!(
+            "partner name {name:?} must be 1 to {PARTNER_NAME_CHARS_MAX} letters, digits, spaces or - _ . & ' (no leading or trailing space)"
+        )))
+    }
+}
+
+fn targets_json(targets: &[EmailAddress]) -> StoreResult<String> {
+    if targets.is_empty() {
+        return Err(StoreError::Refused("an alias needs at least one target".to_owned()));
+    }
+    if targets.len() > ALIAS_TARGETS_MAX {
+        return Err(StoreError::Refused(format!(
+            "an alias may have at most {ALIAS_TARGETS_MAX} targets"
+        )));
+    }
+    let strings: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    serde_json::to_string(&strings).map_err(|error| StoreError::Refused(error.to_string()))
+}
+
+#[async_trait]
+impl Directory for SqliteDirectory {
+    async fn partner_add(&self, name: &str, branding: Branding) -> StoreResult<Partner> {
+        validate_partner_name(name)?;
+        let created_unix = now_unix();
+        let result = sqlx::query(
+            "INSERT INTO partners (name, product_name, logo_url, colour_primary, colour_accent, created_unix)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(&branding.product_name)
+        .bind(&branding.logo_url)
+        .bind(&branding.colour_primary)
+        .bind(&branding.colour_accent)
+        .bind(created_unix)
+        .execute(&self.database.writer)
+        .await;
+        match result {
+            Err(error) if is_unique_violation(&error) => {
+                Err(StoreError::AlreadyExists { kind: "partner", name: name.to_owned() })
+            }
+            Err(error) => Err(error.into()),
+            Ok(_) => Ok(Partner { name: name.to_owned(), branding, created_unix }),
+        }
+    }
+
+    async fn partner_get(&self, name: &str) -> StoreResult<Option<Partner>> {
+        let row = sqlx::query("SELECT * FROM partners WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.database.reader)
+            .await?;
+        row.as_ref().map(partner_from_row).transpose()
+    }
+
+    async fn partner_list(&self) -> StoreResult<Vec<Partner>> {
+        let rows = sqlx::query("SELECT * FROM partners ORDER BY name")
+            .fetch_all(&self.database.reader)
+            .await?;
+        rows.iter().map(partner_from_row).collect()
+    }
+
+    async fn partner_set_branding(&self, name: &str, branding: Branding) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE partners SET product_name = ?, logo_url = ?, colour_primary = ?, colour_accent = ?
+             WHERE name = ?",
+        )
+        .bind(&branding.product_name)
+        .bind(&branding.logo_url)
+        .bind(&branding.colour_primary)
+        .bind(&branding.colour_accent)
+        .bind(name)
+        .execute(&self.database.writer)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "partner", name: name.to_owned() });
+        }
+        Ok(())
+    }
+
+    async fn partner_remove(&self, name: &str) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        let domains: i64 = sqlx::query("SELECT COUNT(*) FROM domains WHERE partner = ?")
+            .bind(name)
+            .fetch_one(&mut *transaction)
+            .await?
+            .get(0);
+        if domains > 0 {
+            return Err(StoreError::Refused(format!(
+                "partner {name} still has {domains} domain(s); remove them first"
+            )));
+        }
+        let result =
+            sqlx::query("DELETE FROM partners WHERE name = ?").bind(name).execute(&mut *transaction).await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "partner", name: name.to_owned() });
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn domain_add(&self, domain: &Domain, partner: &str) -> StoreResult<DomainRecord> {
+        let mut transaction = self.database.begin_write().await?;
+        let partner_exists = sqlx::query("SELECT 1 FROM partners WHERE name = ?")
+            .bind(partner)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if !partner_exists {
+            return Err(StoreError::NotFound { kind: "partner", name: partner.to_owned() });
+        }
+        let created_unix = now_unix();
+        let result =
+            sqlx::query("INSERT INTO domains (domain, partner, created_unix) VALUES (?, ?, ?)")
+                .bind(domain.as_str())
+                .bind(partner)
+                .bind(created_unix)
+                .execute(&mut *transaction)
+                .await;
+        match result {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists { kind: "domain", name: domain.to_string() });
+            }
+            Err(error) => return Err(error.into()),
+            Ok(_) => {}
+        }
+        transaction.commit().await?;
+        Ok(DomainRecord { domain: domain.clone(), partner: partner.to_owned(), created_unix })
+    }
+
+    async fn domain_get(&self, domain: &Domain) -> StoreResult<Option<DomainRecord>> {
+        let row = sqlx::query("SELECT * FROM domains WHERE domain = ?")
+            .bind(domain.as_str())
+            .fetch_optional(&self.database.reader)
+            .await?;
+        row.as_ref().map(domain_from_row).transpose()
+    }
+
+    async fn domain_list(&self, partner: Option<&str>) -> StoreResult<Vec<DomainRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM domains WHERE ?1 IS NULL OR partner = ?1 ORDER BY domain",
+        )
+        .bind(partner)
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(domain_from_row).collect()
+    }
+
+    async fn domain_remove(&self, domain: &Domain) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        let users: i64 = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM accounts WHERE domain = ?1)
+                  + (SELECT COUNT(*) FROM aliases WHERE domain = ?1)",
+        )
+        .bind(domain.as_str())
+        .fetch_one(&mut *transaction)
+        .await?
+        .get(0);
+        if users > 0 {
+            return Err(StoreError::Refused(format!(
+                "domain {domain} still has {users} account(s) or alias(es); remove them first"
+            )));
+        }
+        let result = sqlx::query("DELETE FROM domains WHERE domain = ?")
+            .bind(domain.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "domain", name: domain.to_string() });
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn account_add(&self, account: NewAccount) -> StoreResult<Account> {
+        let canonical = account.address.canonical();
+        let domain = account.address.domain().as_str().to_owned();
+        let mut transaction = self.database.begin_write().await?;
+        let hosted = sqlx::query("SELECT 1 FROM domains WHERE domain = ?")
+            .bind(&domain)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if !hosted {
+            return Err(StoreError::NotFound { kind: "domain", name: domain });
+        }
+        let alias_exists = sqlx::query("SELECT 1 FROM aliases WHERE source_canonical = ?")
+            .bind(&canonical)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if alias_exists {
+            return Err(StoreError::AlreadyExists {
+                kind: "alias with this address",
+                name: account.address.to_string(),
+            });
+        }
+        let created_unix = now_unix();
+        let result = sqlx::query(
+            "INSERT INTO accounts (address_canonical, address, domain, display_name, password_hash,
+                                   quota_bytes_max, state, shard, created_unix)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        )
+        .bind(&canonical)
+        .bind(account.address.to_string())
+        .bind(&domain)
+        .bind(&account.display_name)
+        .bind(&account.password_hash)
+        .bind(to_i64(account.quota_bytes_max)?)
+        .bind(AccountState::Active.as_str())
+        .bind(created_unix)
+        .execute(&mut *transaction)
+        .await;
+        let id = match result {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists {
+                    kind: "account",
+                    name: account.address.to_string(),
+                });
+            }
+            Err(error) => return Err(error.into()),
+            Ok(done) => done.last_insert_rowid(),
+        };
+        transaction.commit().await?;
+        Ok(Account {
+            id,
+            address: account.address,
+            display_name: account.display_name,
+            password_hash: account.password_hash,
+            quota_bytes_max: account.quota_bytes_max,
+            state: AccountState::Active,
+            shard: 0,
+            created_unix,
+        })
+    }
+
+    async fn account_get(&self, address: &EmailAddress) -> StoreResult<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE address_canonical = ?")
+            .bind(address.canonical())
+            .fetch_optional(&self.database.reader)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn account_get_by_id(&self, id: AccountId) -> StoreResult<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE account_id = ?")
+            .bind(id)
+            .fetch_optional(&self.database.reader)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn account_list(&self, domain: Option<&Domain>) -> StoreResult<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT * FROM accounts WHERE ?1 IS NULL OR domain = ?1 ORDER BY domain, address_canonical",
+        )
+        .bind(domain.map(Domain::as_str))
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn account_set_password_hash(&self, id: AccountId, hash: &str) -> StoreResult<()> {
+        self.update_account(id, "UPDATE accounts SET password_hash = ? WHERE account_id = ?", hash)
+            .await
+    }
+
+    async fn account_set_state(&self, id: AccountId, state: AccountState) -> StoreResult<()> {
+        self.update_account(id, "UPDATE accounts SET state = ? WHERE account_id = ?", state.as_str())
+            .await
+    }
+
+    async fn account_set_quota(&self, id: AccountId, quota_bytes_max: u64) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE accounts SET quota_bytes_max = ? WHERE account_id = ?")
+            .bind(to_i64(quota_bytes_max)?)
+            .bind(id)
+            .execute(&self.database.writer)
+            .await?;
+        found_if_affected(result.rows_affected(), id)
+    }
+
+    async fn account_set_display_name(
+        &self,
+        id: AccountId,
+        name: Option<&str>,
+    ) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE accounts SET display_name = ? WHERE account_id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&self.database.writer)
+            .await?;
+        found_if_affected(result.rows_affected(), id)
+    }
+
+    async fn account_remove(&self, id: AccountId) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM accounts WHERE account_id = ?")
+            .bind(id)
+            .execute(&self.database.writer)
+            .await?;
+        found_if_affected(result.rows_affected(), id)
+    }
+
+    async fn app_password_add(
+        &self,
+        account: AccountId,
+        label: &str,
+        hash: &str,
+    ) -> StoreResult<AppPassword> {
+        let created_unix = now_unix();
+        let result = sqlx::query(
+            "INSERT INTO app_passwords (account_id, label, password_hash, created_unix) VALUES (?, ?, ?, ?)",
+        )
+        .bind(account)
+        .bind(label)
+        .bind(hash)
+        .bind(created_unix)
+        .execute(&self.database.writer)
+        .await?;
+        Ok(AppPassword {
+            id: result.last_insert_rowid(),
+            account_id: account,
+            label: label.to_owned(),
+            password_hash: hash.to_owned(),
+            created_unix,
+            last_used_unix: None,
+        })
+    }
+
+    async fn app_password_list(&self, account: AccountId) -> StoreResult<Vec<AppPassword>> {
+        let rows = sqlx::query(
+            "SELECT * FROM app_passwords WHERE account_id = ? ORDER BY app_password_id",
+        )
+        .bind(account)
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(app_password_from_row).collect()
+    }
+
+    async fn app_password_remove(&self, account: AccountId, id: i64) -> StoreResult<()> {
+        let result =
+            sqlx::query("DELETE FROM app_passwords WHERE account_id = ? AND app_password_id = ?")
+                .bind(account)
+                .bind(id)
+                .execute(&self.database.writer)
+                .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "app password", name: id.to_string() });
+        }
+        Ok(())
+    }
+
+    async fn alias_add(
+        &self,
+        source: &AliasSource,
+        targets: &[EmailAddress],
+    ) -> StoreResult<Alias> {
+        let targets_text = targets_json(targets)?;
+        let mut transaction = self.database.begin_write().await?;
+        let domain = source.domain().as_str().to_owned();
+        let hosted = sqlx::query("SELECT 1 FROM domains WHERE domain = ?")
+            .bind(&domain)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if !hosted {
+            return Err(StoreError::NotFound { kind: "domain", name: domain });
+        }
+        let account_exists = sqlx::query("SELECT 1 FROM accounts WHERE address_canonical = ?")
+            .bind(source.canonical())
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if account_exists {
+            return Err(StoreError::AlreadyExists {
+                kind: "account with this address",
+                name: source.to_string(),
+            });
+        }
+        let created_unix = now_unix();
+        let result = sqlx::query(
+            "INSERT INTO aliases (source_canonical, source, domain, targets, created_unix) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(source.canonical())
+        .bind(source.to_string())
+        .bind(&domain)
+        .bind(&targets_text)
+        .bind(created_unix)
+        .execute(&mut *transaction)
+        .await;
+        match result {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists { kind: "alias", name: source.to_string() });
+            }
+            Err(error) => return Err(error.into()),
+            Ok(_) => {}
+        }
+        transaction.commit().await?;
+        Ok(Alias { source: source.clone(), targets: targets.to_vec(), created_unix })
+    }
+
+    async fn alias_get(&self, source: &AliasSource) -> StoreResult<Option<Alias>> {
+        let row = sqlx::query("SELECT * FROM aliases WHERE source_canonical = ?")
+            .bind(source.canonical())
+            .fetch_optional(&self.database.reader)
+            .await?;
+        row.as_ref().map(alias_from_row).transpose()
+    }
+
+    async fn alias_list(&self, domain: Option<&Domain>) -> StoreResult<Vec<Alias>> {
+        let rows = sqlx::query(
+            "SELECT * FROM aliases WHERE ?1 IS NULL OR domain = ?1 ORDER BY domain, source_canonical",
+        )
+        .bind(domain.map(Domain::as_str))
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(alias_from_row).collect()
+    }
+
+    async fn alias_set_targets(
+        &self,
+        source: &AliasSource,
+        targets: &[EmailAddress],
+    ) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE aliases SET targets = ? WHERE source_canonical = ?")
+            .bind(targets_json(targets)?)
+            .bind(source.canonical())
+            .execute(&self.database.writer)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "alias", name: source.to_string() });
+        }
+        Ok(())
+    }
+
+    async fn alias_remove(&self, source: &AliasSource) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM aliases WHERE source_canonical = ?")
+            .bind(source.canonical())
+            .execute(&self.database.writer)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "alias", name: source.to_string() });
+        }
+        Ok(())
+    }
+
+    async fn generation(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT value FROM generation WHERE id = 0")
+            .fetch_one(&self.database.reader)
+            .await?
+            .try_get(0)?)
+    }
+}
+
+impl SqliteDirectory {
+    async fn update_account(&self, id: AccountId, sql: &'static str, value: &str) -> StoreResult<()> {
+        let result =
+            sqlx::query(sql).bind(value).bind(id).execute(&self.database.writer).await?;
+        found_if_affected(result.rows_affected(), id)
+    }
+}
+
+fn found_if_affected(rows_affected: u64, id: AccountId) -> StoreResult<()> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound { kind: "account", name: id.to_string() });
+    }
+    Ok(())
+}

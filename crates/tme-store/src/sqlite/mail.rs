@@ -1,0 +1,985 @@
+//! The mail store on SQLite (`mail-shard-N.sqlite`).
+//!
+//! Every write runs in one `BEGIN IMMEDIATE` transaction that takes the account's next MODSEQ,
+//! writes the change log and adjusts the quota counters, so a crash leaves either all of a
+//! change or none of it.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+use tme_message::MessageSummary;
+
+use super::{Database, is_unique_violation, now_unix, schema, to_i64, to_u64};
+use crate::blob::BlobId;
+use crate::directory::AccountId;
+use crate::error::{StoreError, StoreResult};
+use crate::mail::{
+    Appended, Change, ChangeKind, FlagChange, Flags, MAILBOXES_PER_ACCOUNT_MAX, Mailbox,
+    MailboxCounts, MailboxId, MailStore, MessageId, MessageRecord, ModSeq, NewMessage,
+    PurgeReport, SpecialUse, Uid, Usage, validate_mailbox_name,
+};
+
+/// zstd level for the stored summaries: fast, and JSON shrinks well.
+const SUMMARY_ZSTD_LEVEL: i32 = 1;
+/// The most UIDs one statement names; longer lists are split.
+const UIDS_PER_STATEMENT_MAX: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct SqliteMailStore {
+    database: Database,
+}
+
+impl SqliteMailStore {
+    pub async fn open(path: &Path) -> StoreResult<SqliteMailStore> {
+        Ok(SqliteMailStore { database: Database::open(path, &schema::MAIL).await? })
+    }
+
+    pub async fn close(&self) {
+        self.database.close().await;
+    }
+}
+
+type WriteTransaction = Transaction<'static, Sqlite>;
+
+fn mailbox_from_row(row: &SqliteRow) -> StoreResult<Mailbox> {
+    let special_use: Option<String> = row.try_get("special_use")?;
+    Ok(Mailbox {
+        id: row.try_get("mailbox_id")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        special_use: special_use.as_deref().and_then(SpecialUse::parse),
+        uid_validity: u32::try_from(row.try_get::<i64, _>("uid_validity")?).unwrap_or(1),
+        uid_next: u32::try_from(row.try_get::<i64, _>("uid_next")?).unwrap_or(u32::MAX),
+        highest_modseq: row.try_get("highest_modseq")?,
+        subscribed: row.try_get::<i64, _>("subscribed")? != 0,
+        deleted_unix: row.try_get("deleted_unix")?,
+    })
+}
+
+fn message_from_row(row: &SqliteRow) -> StoreResult<MessageRecord> {
+    let blob: Vec<u8> = row.try_get("blob_id")?;
+    let keywords: String = row.try_get("keywords")?;
+    Ok(MessageRecord {
+        id: row.try_get("message_id")?,
+        account_id: row.try_get("account_id")?,
+        mailbox_id: row.try_get("mailbox_id")?,
+        uid: u32::try_from(row.try_get::<i64, _>("uid")?)
+            .map_err(|_| StoreError::Corrupt("a UID is out of range".to_owned()))?,
+        blob_id: BlobId::from_bytes(&blob)
+            .ok_or_else(|| StoreError::Corrupt("a blob id is not 32 bytes".to_owned()))?,
+        size_bytes: to_u64(row.try_get("size_bytes")?),
+        internal_date_unix: row.try_get("internal_date_unix")?,
+        flags: Flags::from_stored(row.try_get("system_flags")?, &keywords),
+        modseq: row.try_get("modseq")?,
+        expunged_unix: row.try_get("expunged_unix")?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "message_id, account_id, mailbox_id, uid, blob_id, size_bytes, \
+     internal_date_unix, system_flags, keywords, modseq, expunged_unix";
+
+fn encode_summary(summary: &MessageSummary) -> StoreResult<Vec<u8>> {
+    let json = serde_json::to_vec(summary)
+        .map_err(|error| StoreError::Corrupt(format!("cannot encode a summary: {error}")))?;
+    zstd::bulk::compress(&json, SUMMARY_ZSTD_LEVEL)
+        .map_err(|error| StoreError::io("cannot compress a summary", error))
+}
+
+fn decode_summary(bytes: &[u8]) -> StoreResult<MessageSummary> {
+    // The summary of the largest message allowed stays far below this.
+    const SUMMARY_JSON_BYTES_MAX: usize = 64 * 1024 * 1024;
+    let json = zstd::bulk::decompress(bytes, SUMMARY_JSON_BYTES_MAX)
+        .map_err(|_| StoreError::Corrupt("a stored summary does not decompress".to_owned()))?;
+    serde_json::from_slice(&json)
+        .map_err(|error| StoreError::Corrupt(format!("a stored summary does not decode: {error}")))
+}
+
+/// Takes the account's next MODSEQ inside the transaction.
+async fn next_modseq(transaction: &mut WriteTransaction, account: AccountId) -> StoreResult<ModSeq> {
+    let row = sqlx::query(
+        "UPDATE mail_accounts SET highest_modseq = highest_modseq + 1 WHERE account_id = ?
+         RETURNING highest_modseq",
+    )
+    .bind(account)
+    .fetch_optional(&mut **transaction)
+    .await?;
+    match row {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Err(StoreError::NotFound { kind: "account", name: account.to_string() }),
+    }
+}
+
+/// A UIDVALIDITY never given before in this account: the time, or one more than the last.
+async fn next_uid_validity(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+) -> StoreResult<u32> {
+    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX - 1);
+    let row = sqlx::query(
+        "UPDATE mail_accounts SET uid_validity_last = MAX(uid_validity_last + 1, ?)
+         WHERE account_id = ? RETURNING uid_validity_last",
+    )
+    .bind(i64::from(now))
+    .bind(account)
+    .fetch_one(&mut **transaction)
+    .await?;
+    u32::try_from(row.try_get::<i64, _>(0)?)
+        .map_err(|_| StoreError::Corrupt("UIDVALIDITY ran out".to_owned()))
+}
+
+async fn log_change(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+    modseq: ModSeq,
+    kind: ChangeKind,
+    mailbox: MailboxId,
+    message: Option<(MessageId, Uid)>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO changes (account_id, modseq, kind, mailbox_id, message_id, uid) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(account)
+    .bind(modseq)
+    .bind(kind.code())
+    .bind(mailbox)
+    .bind(message.map(|(id, _)| id))
+    .bind(message.map(|(_, uid)| i64::from(uid)))
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
+async fn live_mailbox(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+    id: MailboxId,
+) -> StoreResult<Mailbox> {
+    let row = sqlx::query(
+        "SELECT * FROM mailboxes WHERE account_id = ? AND mailbox_id = ? AND deleted_unix IS NULL",
+    )
+    .bind(account)
+    .bind(id)
+    .fetch_optional(&mut **transaction)
+    .await?;
+    match row {
+        Some(row) => mailbox_from_row(&row),
+        None => Err(StoreError::NotFound { kind: "mailbox", name: id.to_string() }),
+    }
+}
+
+/// Adds `delta_bytes` and `delta_messages` to the account's usage; refuses when an increase
+/// would pass the quota.
+async fn charge_quota(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+    delta_bytes: i64,
+    delta_messages: i64,
+) -> StoreResult<()> {
+    let row = sqlx::query(
+        "UPDATE mail_accounts SET used_bytes = used_bytes + ?, message_count = message_count + ?
+         WHERE account_id = ? RETURNING used_bytes, quota_bytes_max",
+    )
+    .bind(delta_bytes)
+    .bind(delta_messages)
+    .bind(account)
+    .fetch_one(&mut **transaction)
+    .await?;
+    let used_bytes: i64 = row.try_get(0)?;
+    let quota_bytes_max: i64 = row.try_get(1)?;
+    if delta_bytes > 0 && used_bytes > quota_bytes_max {
+        return Err(StoreError::QuotaExceeded {
+            used_bytes: to_u64(used_bytes - delta_bytes),
+            quota_bytes_max: to_u64(quota_bytes_max),
+            requested_bytes: to_u64(delta_bytes),
+        });
+    }
+    Ok(())
+}
+
+/// Gives a message (new or restored) the mailbox's next UID.
+async fn take_uid(
+    transaction: &mut WriteTransaction,
+    mailbox: MailboxId,
+    modseq: ModSeq,
+) -> StoreResult<Uid> {
+    let row = sqlx::query(
+        "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = ? WHERE mailbox_id = ?
+         RETURNING uid_next - 1",
+    )
+    .bind(modseq)
+    .bind(mailbox)
+    .fetch_one(&mut **transaction)
+    .await?;
+    let uid: i64 = row.try_get(0)?;
+    // RFC 9051 §2.3.1.1: UIDs are 32-bit; a mailbox that runs out must get a new UIDVALIDITY.
+    u32::try_from(uid)
+        .ok()
+        .filter(|uid| *uid < u32::MAX)
+        .ok_or_else(|| StoreError::Refused("the mailbox has used every UID".to_owned()))
+}
+
+async fn touch_mailbox(
+    transaction: &mut WriteTransaction,
+    mailbox: MailboxId,
+    modseq: ModSeq,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE mailboxes SET highest_modseq = ? WHERE mailbox_id = ?")
+        .bind(modseq)
+        .bind(mailbox)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
+}
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
+#[async_trait]
+impl MailStore for SqliteMailStore {
+    async fn account_ensure(&self, account: AccountId, quota_bytes_max: u64) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO mail_accounts (account_id, quota_bytes_max) VALUES (?, ?)
+             ON CONFLICT (account_id) DO UPDATE SET quota_bytes_max = excluded.quota_bytes_max",
+        )
+        .bind(account)
+        .bind(to_i64(quota_bytes_max)?)
+        .execute(&mut *transaction)
+        .await?;
+        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM mailboxes WHERE account_id = ?")
+            .bind(account)
+            .fetch_one(&mut *transaction)
+            .await?
+            .get(0);
+        if existing == 0 {
+            let modseq = next_modseq(&mut transaction, account).await?;
+            for (name, special_use) in SpecialUse::DEFAULT_MAILBOXES {
+                create_mailbox(&mut transaction, account, name, Some(special_use), modseq).await?;
+            }
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn account_usage(&self, account: AccountId) -> StoreResult<Usage> {
+        let row = sqlx::query(
+            "SELECT used_bytes, quota_bytes_max, message_count FROM mail_accounts WHERE account_id = ?",
+        )
+        .bind(account)
+        .fetch_optional(&self.database.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound { kind: "account", name: account.to_string() })?;
+        Ok(Usage {
+            used_bytes: to_u64(row.try_get(0)?),
+            quota_bytes_max: to_u64(row.try_get(1)?),
+            messages: to_u64(row.try_get(2)?),
+        })
+    }
+
+    async fn account_delete(&self, account: AccountId) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        for statement in [
+            "DELETE FROM changes WHERE account_id = ?",
+            "DELETE FROM messages WHERE account_id = ?",
+            "DELETE FROM mailboxes WHERE account_id = ?",
+            "DELETE FROM mail_accounts WHERE account_id = ?",
+        ] {
+            sqlx::query(statement).bind(account).execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn mailbox_list(&self, account: AccountId) -> StoreResult<Vec<Mailbox>> {
+        let rows = sqlx::query(
+            "SELECT * FROM mailboxes WHERE account_id = ? AND deleted_unix IS NULL ORDER BY name",
+        )
+        .bind(account)
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(mailbox_from_row).collect()
+    }
+
+    async fn mailbox_get(&self, account: AccountId, id: MailboxId) -> StoreResult<Mailbox> {
+        let row = sqlx::query("SELECT * FROM mailboxes WHERE account_id = ? AND mailbox_id = ?")
+            .bind(account)
+            .bind(id)
+            .fetch_optional(&self.database.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { kind: "mailbox", name: id.to_string() })?;
+        mailbox_from_row(&row)
+    }
+
+    async fn mailbox_find(&self, account: AccountId, name: &str) -> StoreResult<Option<Mailbox>> {
+        let name = validate_mailbox_name(name)?;
+        let row = sqlx::query(
+            "SELECT * FROM mailboxes WHERE account_id = ? AND name = ? AND deleted_unix IS NULL",
+        )
+        .bind(account)
+        .bind(&name)
+        .fetch_optional(&self.database.reader)
+        .await?;
+        row.as_ref().map(mailbox_from_row).transpose()
+    }
+
+    async fn mailbox_counts(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+    ) -> StoreResult<MailboxCounts> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM((system_flags & 1) = 0), 0), COALESCE(SUM(size_bytes), 0)
+             FROM messages WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL",
+        )
+        .bind(account)
+        .bind(id)
+        .fetch_one(&self.database.reader)
+        .await?;
+        Ok(MailboxCounts {
+            messages: to_u64(row.try_get(0)?),
+            unseen: to_u64(row.try_get(1)?),
+            size_bytes: to_u64(row.try_get(2)?),
+        })
+    }
+
+    async fn mailbox_create(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> StoreResult<Mailbox> {
+        let name = validate_mailbox_name(name)?;
+        let mut transaction = self.database.begin_write().await?;
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND deleted_unix IS NULL",
+        )
+        .bind(account)
+        .fetch_one(&mut *transaction)
+        .await?
+        .get(0);
+        if count as usize >= MAILBOXES_PER_ACCOUNT_MAX {
+            return Err(StoreError::Refused(format!(
+                "an account may have at most {MAILBOXES_PER_ACCOUNT_MAX} mailboxes"
+            )));
+        }
+        let modseq = next_modseq(&mut transaction, account).await?;
+        let mailbox = create_mailbox(&mut transaction, account, &name, special_use, modseq).await?;
+        transaction.commit().await?;
+        Ok(mailbox)
+    }
+
+    async fn mailbox_rename(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        name: &str,
+    ) -> StoreResult<()> {
+        let new_name = validate_mailbox_name(name)?;
+        let mut transaction = self.database.begin_write().await?;
+        let mailbox = live_mailbox(&mut transaction, account, id).await?;
+        if mailbox.name == "INBOX" {
+            return Err(StoreError::Refused("INBOX cannot be renamed".to_owned()));
+        }
+        if new_name == "INBOX" {
+            return Err(StoreError::AlreadyExists { kind: "mailbox", name: new_name });
+        }
+        if new_name.starts_with(&format!("{}/", mailbox.name)) {
+            return Err(StoreError::Refused("a mailbox cannot be moved into itself".to_owned()));
+        }
+        let modseq = next_modseq(&mut transaction, account).await?;
+        // The mailbox and its children, deepest names last (RFC 9051 §6.3.6).
+        let rows = sqlx::query(
+            "SELECT mailbox_id, name FROM mailboxes
+             WHERE account_id = ? AND deleted_unix IS NULL AND (mailbox_id = ? OR name LIKE ? ESCAPE '\\')",
+        )
+        .bind(account)
+        .bind(id)
+        .bind(format!("{}/%", like_escape(&mailbox.name)))
+        .fetch_all(&mut *transaction)
+        .await?;
+        for row in rows {
+            let child_id: MailboxId = row.get(0);
+            let child_name: String = row.get(1);
+            let renamed = format!("{new_name}{}", &child_name[mailbox.name.len()..]);
+            let result = sqlx::query(
+                "UPDATE mailboxes SET name = ?, highest_modseq = ? WHERE mailbox_id = ?",
+            )
+            .bind(&renamed)
+            .bind(modseq)
+            .bind(child_id)
+            .execute(&mut *transaction)
+            .await;
+            match result {
+                Err(error) if is_unique_violation(&error) => {
+                    return Err(StoreError::AlreadyExists { kind: "mailbox", name: renamed });
+                }
+                Err(error) => return Err(error.into()),
+                Ok(_) => {}
+            }
+            log_change(&mut transaction, account, modseq, ChangeKind::MailboxChanged, child_id, None)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn mailbox_set_subscribed(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        subscribed: bool,
+    ) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        live_mailbox(&mut transaction, account, id).await?;
+        let modseq = next_modseq(&mut transaction, account).await?;
+        sqlx::query("UPDATE mailboxes SET subscribed = ?, highest_modseq = ? WHERE mailbox_id = ?")
+            .bind(i64::from(subscribed))
+            .bind(modseq)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        log_change(&mut transaction, account, modseq, ChangeKind::MailboxChanged, id, None).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn mailbox_delete(&self, account: AccountId, id: MailboxId) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        let mailbox = live_mailbox(&mut transaction, account, id).await?;
+        if mailbox.name == "INBOX" {
+            return Err(StoreError::Refused("INBOX cannot be deleted".to_owned()));
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL",
+        )
+        .bind(account)
+        .bind(id)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let (messages, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let modseq = next_modseq(&mut transaction, account).await?;
+        sqlx::query("UPDATE mailboxes SET deleted_unix = ?, highest_modseq = ? WHERE mailbox_id = ?")
+            .bind(now_unix())
+            .bind(modseq)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        charge_quota(&mut transaction, account, -bytes, -messages).await?;
+        log_change(&mut transaction, account, modseq, ChangeKind::MailboxDeleted, id, None).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn mailbox_list_deleted(&self, account: AccountId) -> StoreResult<Vec<Mailbox>> {
+        let rows = sqlx::query(
+            "SELECT * FROM mailboxes WHERE account_id = ? AND deleted_unix IS NOT NULL
+             ORDER BY deleted_unix DESC, name",
+        )
+        .bind(account)
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(mailbox_from_row).collect()
+    }
+
+    async fn mailbox_restore(&self, account: AccountId, id: MailboxId) -> StoreResult<Mailbox> {
+        let mut transaction = self.database.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT * FROM mailboxes WHERE account_id = ? AND mailbox_id = ? AND deleted_unix IS NOT NULL",
+        )
+        .bind(account)
+        .bind(id)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::NotFound { kind: "deleted mailbox", name: id.to_string() })?;
+        let deleted = mailbox_from_row(&row)?;
+        let mut name = deleted.name.clone();
+        let mut attempt = 1;
+        loop {
+            let taken = sqlx::query(
+                "SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ? AND deleted_unix IS NULL",
+            )
+            .bind(account)
+            .bind(&name)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+            if !taken {
+                break;
+            }
+            attempt += 1;
+            name = if attempt == 2 {
+                format!("{} (restored)", deleted.name)
+            } else {
+                format!("{} (restored {attempt})", deleted.name)
+            };
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL",
+        )
+        .bind(account)
+        .bind(id)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let (messages, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        charge_quota(&mut transaction, account, bytes, messages).await?;
+        let modseq = next_modseq(&mut transaction, account).await?;
+        // A new UIDVALIDITY: clients that saw the mailbox vanish must not trust their cache.
+        let uid_validity = next_uid_validity(&mut transaction, account).await?;
+        sqlx::query(
+            "UPDATE mailboxes SET deleted_unix = NULL, name = ?, uid_validity = ?, highest_modseq = ?
+             WHERE mailbox_id = ?",
+        )
+        .bind(&name)
+        .bind(i64::from(uid_validity))
+        .bind(modseq)
+        .bind(id)
+        .execute(&mut *transaction)
+        .await?;
+        log_change(&mut transaction, account, modseq, ChangeKind::MailboxCreated, id, None).await?;
+        let restored = live_mailbox(&mut transaction, account, id).await?;
+        transaction.commit().await?;
+        Ok(restored)
+    }
+
+    async fn messages_append(
+        &self,
+        account: AccountId,
+        messages: &[NewMessage],
+    ) -> StoreResult<Vec<Appended>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoded: Vec<Vec<u8>> =
+            messages.iter().map(|message| encode_summary(&message.summary)).collect::<StoreResult<_>>()?;
+        let mut transaction = self.database.begin_write().await?;
+        let modseq = next_modseq(&mut transaction, account).await?;
+        let mut checked_mailboxes: HashSet<MailboxId> = HashSet::new();
+        let mut total_bytes: i64 = 0;
+        let mut appended = Vec::with_capacity(messages.len());
+        for (message, summary) in messages.iter().zip(&encoded) {
+            if checked_mailboxes.insert(message.mailbox_id) {
+                live_mailbox(&mut transaction, account, message.mailbox_id).await?;
+            }
+            let uid = take_uid(&mut transaction, message.mailbox_id, modseq).await?;
+            let size_bytes = to_i64(message.size_bytes)?;
+            total_bytes += size_bytes;
+            let result = sqlx::query(
+                "INSERT INTO messages (account_id, mailbox_id, uid, blob_id, size_bytes, internal_date_unix,
+                                       system_flags, keywords, modseq, summary)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(account)
+            .bind(message.mailbox_id)
+            .bind(i64::from(uid))
+            .bind(message.blob_id.as_bytes().as_slice())
+            .bind(size_bytes)
+            .bind(message.internal_date_unix)
+            .bind(i64::from(message.flags.system.0))
+            .bind(message.flags.keywords_text())
+            .bind(modseq)
+            .bind(summary.as_slice())
+            .execute(&mut *transaction)
+            .await?;
+            let message_id = result.last_insert_rowid();
+            log_change(
+                &mut transaction,
+                account,
+                modseq,
+                ChangeKind::MessageAdded,
+                message.mailbox_id,
+                Some((message_id, uid)),
+            )
+            .await?;
+            appended.push(Appended { message_id, mailbox_id: message.mailbox_id, uid, modseq });
+        }
+        charge_quota(&mut transaction, account, total_bytes, messages.len() as i64).await?;
+        transaction.commit().await?;
+        Ok(appended)
+    }
+
+    async fn message_list(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL ORDER BY uid"
+        )))
+        .bind(account)
+        .bind(mailbox)
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn message_get(&self, account: AccountId, id: MessageId) -> StoreResult<MessageRecord> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = ? AND message_id = ?"
+        )))
+        .bind(account)
+        .bind(id)
+        .fetch_optional(&self.database.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound { kind: "message", name: id.to_string() })?;
+        message_from_row(&row)
+    }
+
+    async fn message_summary(
+        &self,
+        account: AccountId,
+        id: MessageId,
+    ) -> StoreResult<MessageSummary> {
+        let row = sqlx::query("SELECT summary FROM messages WHERE account_id = ? AND message_id = ?")
+            .bind(account)
+            .bind(id)
+            .fetch_optional(&self.database.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { kind: "message", name: id.to_string() })?;
+        let bytes: Vec<u8> = row.try_get(0)?;
+        decode_summary(&bytes)
+    }
+
+    async fn message_count_by_blob(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        blob_id: &BlobId,
+    ) -> StoreResult<u64> {
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND blob_id = ? AND expunged_unix IS NULL",
+        )
+        .bind(account)
+        .bind(mailbox)
+        .bind(blob_id.as_bytes().as_slice())
+        .fetch_one(&self.database.reader)
+        .await?
+        .get(0);
+        Ok(to_u64(count))
+    }
+
+    async fn messages_set_flags(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        change: &FlagChange,
+        unchanged_since: Option<ModSeq>,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        let mut transaction = self.database.begin_write().await?;
+        live_mailbox(&mut transaction, account, mailbox).await?;
+        let mut modseq: Option<ModSeq> = None;
+        let mut changed = Vec::new();
+        for chunk in uids.chunks(UIDS_PER_STATEMENT_MAX) {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = ? AND mailbox_id = ?
+                 AND expunged_unix IS NULL AND uid IN ({}) ORDER BY uid",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account).bind(mailbox);
+            for uid in chunk {
+                query = query.bind(i64::from(*uid));
+            }
+            let rows = query.fetch_all(&mut *transaction).await?;
+            for row in &rows {
+                let mut record = message_from_row(row)?;
+                if unchanged_since.is_some_and(|since| record.modseq > since) {
+                    continue;
+                }
+                let flags = change.apply(&record.flags);
+                if flags == record.flags {
+                    continue;
+                }
+                let modseq = match modseq {
+                    Some(modseq) => modseq,
+                    None => {
+                        let next = next_modseq(&mut transaction, account).await?;
+                        touch_mailbox(&mut transaction, mailbox, next).await?;
+                        modseq = Some(next);
+                        next
+                    }
+                };
+                sqlx::query(
+                    "UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE message_id = ?",
+                )
+                .bind(i64::from(flags.system.0))
+                .bind(flags.keywords_text())
+                .bind(modseq)
+                .bind(record.id)
+                .execute(&mut *transaction)
+                .await?;
+                log_change(
+                    &mut transaction,
+                    account,
+                    modseq,
+                    ChangeKind::MessageFlagsChanged,
+                    mailbox,
+                    Some((record.id, record.uid)),
+                )
+                .await?;
+                record.flags = flags;
+                record.modseq = modseq;
+                changed.push(record);
+            }
+        }
+        transaction.commit().await?;
+        Ok(changed)
+    }
+
+    async fn messages_expunge(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> StoreResult<Vec<Uid>> {
+        let mut transaction = self.database.begin_write().await?;
+        live_mailbox(&mut transaction, account, mailbox).await?;
+        let modseq = next_modseq(&mut transaction, account).await?;
+        let now = now_unix();
+        let mut expunged = Vec::new();
+        let mut bytes: i64 = 0;
+        for chunk in uids.chunks(UIDS_PER_STATEMENT_MAX) {
+            let sql = format!(
+                "UPDATE messages SET expunged_unix = ?, modseq = ?
+                 WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL AND uid IN ({})
+                 RETURNING message_id, uid, size_bytes",
+                placeholders(chunk.len())
+            );
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(modseq).bind(account).bind(mailbox);
+            for uid in chunk {
+                query = query.bind(i64::from(*uid));
+            }
+            for row in query.fetch_all(&mut *transaction).await? {
+                let message_id: MessageId = row.try_get(0)?;
+                let uid = u32::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0);
+                bytes += row.try_get::<i64, _>(2)?;
+                log_change(
+                    &mut transaction,
+                    account,
+                    modseq,
+                    ChangeKind::MessageExpunged,
+                    mailbox,
+                    Some((message_id, uid)),
+                )
+                .await?;
+                expunged.push(uid);
+            }
+        }
+        if expunged.is_empty() {
+            // Nothing changed: leave MODSEQ where it was.
+            return Ok(expunged);
+        }
+        touch_mailbox(&mut transaction, mailbox, modseq).await?;
+        charge_quota(&mut transaction, account, -bytes, -(expunged.len() as i64)).await?;
+        transaction.commit().await?;
+        expunged.sort_unstable();
+        Ok(expunged)
+    }
+
+    async fn message_list_expunged(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NOT NULL
+             ORDER BY expunged_unix DESC, uid"
+        )))
+        .bind(account)
+        .bind(mailbox)
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn messages_restore(
+        &self,
+        account: AccountId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<Appended>> {
+        let mut transaction = self.database.begin_write().await?;
+        let modseq = next_modseq(&mut transaction, account).await?;
+        let mut restored = Vec::new();
+        let mut bytes: i64 = 0;
+        for id in ids {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE account_id = ? AND message_id = ? AND expunged_unix IS NOT NULL"
+            )))
+            .bind(account)
+            .bind(id)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { kind: "expunged message", name: id.to_string() })?;
+            let record = message_from_row(&row)?;
+            // Its mailbox must be live; restoring a deleted mailbox brings its messages back.
+            live_mailbox(&mut transaction, account, record.mailbox_id).await?;
+            // A new UID: the old one was announced as expunged and must not come back
+            // (RFC 9051 §2.3.1.1).
+            let uid = take_uid(&mut transaction, record.mailbox_id, modseq).await?;
+            sqlx::query(
+                "UPDATE messages SET expunged_unix = NULL, uid = ?, modseq = ? WHERE message_id = ?",
+            )
+            .bind(i64::from(uid))
+            .bind(modseq)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+            log_change(
+                &mut transaction,
+                account,
+                modseq,
+                ChangeKind::MessageAdded,
+                record.mailbox_id,
+                Some((*id, uid)),
+            )
+            .await?;
+            bytes += to_i64(record.size_bytes)?;
+            restored.push(Appended { message_id: *id, mailbox_id: record.mailbox_id, uid, modseq });
+        }
+        charge_quota(&mut transaction, account, bytes, restored.len() as i64).await?;
+        transaction.commit().await?;
+        Ok(restored)
+    }
+
+    async fn changes_since(
+        &self,
+        account: AccountId,
+        modseq: ModSeq,
+        limit: u32,
+    ) -> StoreResult<Vec<Change>> {
+        let rows = sqlx::query(
+            "SELECT modseq, kind, mailbox_id, message_id, uid FROM changes
+             WHERE account_id = ? AND modseq > ? ORDER BY modseq, change_id LIMIT ?",
+        )
+        .bind(account)
+        .bind(modseq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let code: i64 = row.try_get(1)?;
+                let message_id: Option<MessageId> = row.try_get(3)?;
+                let uid: Option<i64> = row.try_get(4)?;
+                Ok(Change {
+                    modseq: row.try_get(0)?,
+                    kind: ChangeKind::from_code(code)
+                        .ok_or_else(|| StoreError::Corrupt(format!("change kind {code}")))?,
+                    mailbox_id: row.try_get(2)?,
+                    message: message_id
+                        .zip(uid)
+                        .map(|(id, uid)| (id, u32::try_from(uid).unwrap_or(0))),
+                })
+            })
+            .collect()
+    }
+
+    async fn highest_modseq(&self, account: AccountId) -> StoreResult<ModSeq> {
+        let row = sqlx::query("SELECT highest_modseq FROM mail_accounts WHERE account_id = ?")
+            .bind(account)
+            .fetch_optional(&self.database.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { kind: "account", name: account.to_string() })?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn retention_purge(&self, cutoff_unix: i64) -> StoreResult<PurgeReport> {
+        let mut transaction = self.database.begin_write().await?;
+        let expired_mailboxes = sqlx::query(
+            "SELECT mailbox_id FROM mailboxes WHERE deleted_unix IS NOT NULL AND deleted_unix < ?",
+        )
+        .bind(cutoff_unix)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let mut report = PurgeReport::default();
+        for row in &expired_mailboxes {
+            let mailbox: MailboxId = row.try_get(0)?;
+            let messages = sqlx::query("DELETE FROM messages WHERE mailbox_id = ?")
+                .bind(mailbox)
+                .execute(&mut *transaction)
+                .await?;
+            report.messages_purged += messages.rows_affected();
+            sqlx::query("DELETE FROM mailboxes WHERE mailbox_id = ?")
+                .bind(mailbox)
+                .execute(&mut *transaction)
+                .await?;
+            report.mailboxes_purged += 1;
+        }
+        let messages = sqlx::query(
+            "DELETE FROM messages WHERE expunged_unix IS NOT NULL AND expunged_unix < ?",
+        )
+        .bind(cutoff_unix)
+        .execute(&mut *transaction)
+        .await?;
+        report.messages_purged += messages.rows_affected();
+        transaction.commit().await?;
+        Ok(report)
+    }
+
+    async fn blob_references(&self) -> StoreResult<HashSet<BlobId>> {
+        let rows = sqlx::query("SELECT DISTINCT blob_id FROM messages")
+            .fetch_all(&self.database.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get(0)?;
+                BlobId::from_bytes(&bytes)
+                    .ok_or_else(|| StoreError::Corrupt("a blob id is not 32 bytes".to_owned()))
+            })
+            .collect()
+    }
+}
+
+async fn create_mailbox(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+    name: &str,
+    special_use: Option<SpecialUse>,
+    modseq: ModSeq,
+) -> StoreResult<Mailbox> {
+    let uid_validity = next_uid_validity(transaction, account).await?;
+    let result = sqlx::query(
+        "INSERT INTO mailboxes (account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed)
+         VALUES (?, ?, ?, ?, 1, ?, 1)",
+    )
+    .bind(account)
+    .bind(name)
+    .bind(special_use.map(SpecialUse::as_str))
+    .bind(i64::from(uid_validity))
+    .bind(modseq)
+    .execute(&mut **transaction)
+    .await;
+    let id = match result {
+        Err(error) if is_unique_violation(&error) => {
+            return Err(StoreError::AlreadyExists { kind: "mailbox", name: name.to_owned() });
+        }
+        Err(error) => return Err(error.into()),
+        Ok(done) => done.last_insert_rowid(),
+    };
+    log_change(transaction, account, modseq, ChangeKind::MailboxCreated, id, None).await?;
+    Ok(Mailbox {
+        id,
+        account_id: account,
+        name: name.to_owned(),
+        special_use,
+        uid_validity,
+        uid_next: 1,
+        highest_modseq: modseq,
+        subscribed: true,
+        deleted_unix: None,
+    })
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

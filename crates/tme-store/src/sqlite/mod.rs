@@ -1,0 +1,106 @@
+//! The SQLite backend: the embedded default, a data directory and nothing else to install.
+//!
+//! Two database files: `directory.sqlite` (partners, domains, accounts, aliases) and
+//! `mail-shard-0.sqlite` (mailboxes, messages, change log), so that the directory stays one
+//! while mail can later be spread over shards. Both run in WAL mode with `synchronous=FULL`:
+//! a commit is on disk when it returns, which is what lets SMTP say 250.
+//!
+//! All SQL that only SQLite understands stays in this module.
+
+mod directory;
+mod mail;
+mod schema;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqliteSynchronous;
+
+pub use directory::SqliteDirectory;
+pub use mail::SqliteMailStore;
+
+use crate::error::{StoreError, StoreResult};
+
+/// How long a writer waits for another process's write transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_CONNECTIONS_MAX: u32 = 8;
+
+/// One database file with a single writer connection and a pool of readers.
+#[derive(Debug, Clone)]
+pub(crate) struct Database {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl Database {
+    pub(crate) async fn open(path: &Path, schema: &schema::Schema) -> StoreResult<Database> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        schema::migrate(&writer, path, schema).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS_MAX)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Database { writer, reader })
+    }
+
+    /// Begins a write transaction that holds SQLite's write lock from its first statement,
+    /// so two processes never deadlock upgrading a read lock.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|duration| duration.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn to_i64(value: u64) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Refused(format!("{value} is out of range")))
+}
+
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Whether a database error is SQLite's UNIQUE constraint.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+/// Closes a backend's connections at shutdown.
+#[derive(Debug)]
+pub(crate) enum Closer {
+    Directory(SqliteDirectory),
+    Mail(SqliteMailStore),
+}
+
+impl Closer {
+    pub(crate) async fn close(&self) {
+        match self {
+            Closer::Directory(directory) => directory.close().await,
+            Closer::Mail(mail) => mail.close().await,
+        }
+    }
+}

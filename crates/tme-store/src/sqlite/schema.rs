@@ -1,0 +1,159 @@
+//! Versioned schema migrations for the SQLite files.
+//!
+//! The version lives in SQLite's `user_version`. Migrations only ever append: a release adds
+//! a step, never edits one. A file from a newer tme is refused with a clear error instead of
+//! being half-understood.
+
+use std::path::Path;
+
+use sqlx::{Executor, Row, SqlitePool};
+
+use crate::error::{StoreError, StoreResult};
+
+/// The migration steps of one database file; step N takes the file to version N + 1.
+#[derive(Debug)]
+pub(crate) struct Schema {
+    pub steps: &'static [&'static str],
+}
+
+pub(crate) async fn migrate(pool: &SqlitePool, path: &Path, schema: &Schema) -> StoreResult<()> {
+    let supported = schema.steps.len() as i64;
+    let mut connection = pool.acquire().await?;
+    let found: i64 = sqlx::query("PRAGMA user_version").fetch_one(&mut *connection).await?.get(0);
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { path: path.to_owned(), found, supported });
+    }
+    for (index, step) in schema.steps.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        // Each step and its version number commit together, or not at all.
+        let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
+        transaction.execute(*step).await?;
+        transaction
+            .execute(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {version}")))
+            .await?;
+        transaction.commit().await?;
+        tracing::info!(path = %path.display(), version, "schema migrated");
+    }
+    Ok(())
+}
+
+/// The directory file.
+pub(crate) const DIRECTORY: Schema = Schema {
+    steps: &[r#"
+CREATE TABLE partners (
+    name TEXT PRIMARY KEY,
+    product_name TEXT,
+    logo_url TEXT,
+    colour_primary TEXT,
+    colour_accent TEXT,
+    created_unix INTEGER NOT NULL
+);
+CREATE TABLE domains (
+    domain TEXT PRIMARY KEY,
+    partner TEXT NOT NULL REFERENCES partners(name),
+    created_unix INTEGER NOT NULL
+);
+CREATE INDEX domains_partner ON domains(partner);
+CREATE TABLE accounts (
+    account_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    address_canonical TEXT NOT NULL UNIQUE,
+    address TEXT NOT NULL,
+    domain TEXT NOT NULL REFERENCES domains(domain),
+    display_name TEXT,
+    password_hash TEXT NOT NULL,
+    quota_bytes_max INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    shard INTEGER NOT NULL DEFAULT 0,
+    created_unix INTEGER NOT NULL
+);
+CREATE INDEX accounts_domain ON accounts(domain);
+CREATE TABLE app_passwords (
+    app_password_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES accounts(account_id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_unix INTEGER NOT NULL,
+    last_used_unix INTEGER
+);
+CREATE INDEX app_passwords_account ON app_passwords(account_id);
+CREATE TABLE aliases (
+    source_canonical TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    domain TEXT NOT NULL REFERENCES domains(domain),
+    targets TEXT NOT NULL,
+    created_unix INTEGER NOT NULL
+);
+CREATE INDEX aliases_domain ON aliases(domain);
+CREATE TABLE generation (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    value INTEGER NOT NULL
+);
+INSERT INTO generation (id, value) VALUES (0, 0);
+CREATE TRIGGER partners_insert AFTER INSERT ON partners BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER partners_update AFTER UPDATE ON partners BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER partners_delete AFTER DELETE ON partners BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER domains_insert AFTER INSERT ON domains BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER domains_update AFTER UPDATE ON domains BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER domains_delete AFTER DELETE ON domains BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER accounts_insert AFTER INSERT ON accounts BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER accounts_update AFTER UPDATE ON accounts BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER accounts_delete AFTER DELETE ON accounts BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER aliases_insert AFTER INSERT ON aliases BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER aliases_update AFTER UPDATE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER aliases_delete AFTER DELETE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
+"#],
+};
+
+/// A mail shard file.
+pub(crate) const MAIL: Schema = Schema {
+    steps: &[r#"
+CREATE TABLE mail_accounts (
+    account_id INTEGER PRIMARY KEY,
+    quota_bytes_max INTEGER NOT NULL,
+    used_bytes INTEGER NOT NULL DEFAULT 0,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    highest_modseq INTEGER NOT NULL DEFAULT 0,
+    uid_validity_last INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE mailboxes (
+    mailbox_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES mail_accounts(account_id),
+    name TEXT NOT NULL,
+    special_use TEXT,
+    uid_validity INTEGER NOT NULL,
+    uid_next INTEGER NOT NULL,
+    highest_modseq INTEGER NOT NULL,
+    subscribed INTEGER NOT NULL,
+    deleted_unix INTEGER
+);
+CREATE UNIQUE INDEX mailboxes_live_name ON mailboxes(account_id, name) WHERE deleted_unix IS NULL;
+CREATE INDEX mailboxes_account ON mailboxes(account_id, deleted_unix);
+CREATE TABLE messages (
+    message_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(mailbox_id),
+    uid INTEGER NOT NULL,
+    blob_id BLOB NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    internal_date_unix INTEGER NOT NULL,
+    system_flags INTEGER NOT NULL,
+    keywords TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    expunged_unix INTEGER,
+    summary BLOB NOT NULL
+);
+CREATE UNIQUE INDEX messages_uid ON messages(account_id, mailbox_id, uid);
+CREATE INDEX messages_blob ON messages(account_id, mailbox_id, blob_id);
+CREATE INDEX messages_expunged ON messages(expunged_unix) WHERE expunged_unix IS NOT NULL;
+CREATE TABLE changes (
+    change_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    mailbox_id INTEGER NOT NULL,
+    message_id INTEGER,
+    uid INTEGER
+);
+CREATE INDEX changes_account_modseq ON changes(account_id, modseq);
+"#],
+};

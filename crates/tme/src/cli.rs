@@ -1,0 +1,240 @@
+//! The command line (**contract**: README "Command line"): what each subcommand takes.
+//!
+//! Parsing only; what a command does lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tme", version, about = "The Messaging Engine: mail hosting in one binary")]
+pub struct Cli {
+    /// The data directory: config, store and certificates.
+    #[arg(long, global = true, env = "TME_DATA_DIR", default_value = "./tme-data")]
+    pub data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data directory with tme.toml, the embedded store and a self-signed certificate.
+    Init {
+        /// The host name the node announces.
+        #[arg(long, default_value = "localhost")]
+        hostname: String,
+    },
+    /// Run the node in the foreground until SIGTERM or SIGINT.
+    Serve,
+    /// Init (if needed), add a demo partner, domain and account, print how to reach them, serve.
+    Quickstart {
+        #[arg(long, default_value = "localhost")]
+        hostname: String,
+    },
+    /// Show the effective configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Partners: white-label resellers and their branding.
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
+    /// Hosted domains.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+    /// End-user accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Aliases: addresses that forward to others; `@domain` is a catch-all.
+    Alias {
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
+    /// Import an mbox file, a Maildir folder (with Maildir++ subfolders) or a folder of .eml
+    /// files into an account.
+    Import {
+        address: String,
+        path: PathBuf,
+        /// The mailbox to import into (created if missing).
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
+    },
+    /// Store maintenance.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config in force (file plus TME_* overrides), secrets redacted.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Purge what is past retention and delete blobs nothing refers to.
+    Gc,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct BrandingArgs {
+    #[arg(long)]
+    pub product_name: Option<String>,
+    #[arg(long)]
+    pub logo_url: Option<String>,
+    /// A CSS colour such as #1a73e8.
+    #[arg(long)]
+    pub colour_primary: Option<String>,
+    #[arg(long)]
+    pub colour_accent: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    Add {
+        name: String,
+        #[command(flatten)]
+        branding: BrandingArgs,
+    },
+    List(ListArgs),
+    Show {
+        name: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Set {
+        name: String,
+        #[command(flatten)]
+        branding: BrandingArgs,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    Add {
+        domain: String,
+        #[arg(long)]
+        partner: String,
+    },
+    List {
+        #[arg(long)]
+        partner: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Show {
+        domain: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Remove {
+        domain: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    Add {
+        address: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The quota, in bytes or with a unit: 500M, 10G.
+        #[arg(long)]
+        quota: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        domain: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Show {
+        address: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Set {
+        address: String,
+        /// Read a new password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        quota: Option<String>,
+        /// active, send-locked or suspended.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    Remove {
+        address: String,
+    },
+    /// App passwords: one per client, usable in place of the account's password.
+    AppPassword {
+        #[command(subcommand)]
+        command: AppPasswordCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppPasswordCommand {
+    /// Create one and print it once.
+    Add { address: String, label: String },
+    List {
+        address: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Remove { address: String, id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    Add {
+        /// `user@domain`, or `@domain` for a catch-all.
+        address: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        domain: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Show {
+        address: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    Set {
+        address: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    Remove {
+        address: String,
+    },
+}

@@ -1,0 +1,103 @@
+//! `tme serve`: run every role the node has, each supervised, until SIGTERM or SIGINT.
+//!
+//! Shutdown is a first-class path: the signal cancels one token; each role stops accepting,
+//! finishes what is in flight, and returns; the store closes last. A second signal, or a role
+//! that does not finish within `SHUTDOWN_GRACE`, ends the process at once.
+
+mod health;
+mod http;
+mod maintenance;
+mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::data_dir::DataDir;
+pub use health::Health;
+
+/// How long roles get to finish their work in flight after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The listener roles this build serves; the rest of `[listen]` waits for later releases.
+const ROLES_SERVED: &[&str] = &["http"];
+
+pub async fn serve(data_dir: DataDir) -> Result<()> {
+    let store = data_dir.open_store().await?;
+    let health = Arc::new(Health::default());
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let config = Arc::new(data_dir.config.clone());
+
+    if let Some(address) = config.listen.http {
+        let context = http::HttpContext { health: health.clone(), store: store.clone() };
+        tracker.spawn(supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
+            http::run(address, context.clone(), role)
+        }));
+    }
+    {
+        let store = store.clone();
+        tracker.spawn(supervisor::supervise(
+            "maintenance",
+            health.clone(),
+            shutdown.clone(),
+            move |role| maintenance::run(store.clone(), role),
+        ));
+    }
+    tracker.close();
+
+    let waiting: Vec<&str> = config
+        .listen
+        .listeners()
+        .into_iter()
+        .map(|(role, _)| role)
+        .filter(|role| !ROLES_SERVED.contains(role))
+        .collect();
+    if !waiting.is_empty() {
+        tracing::info!(roles = ?waiting, "configured listeners whose roles this build does not serve yet");
+    }
+    tracing::info!(
+        data_dir = %data_dir.path.display(),
+        hostname = %config.node.hostname,
+        site = %config.node.site,
+        "tme node started"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing work in flight");
+    shutdown.cancel();
+    tokio::select! {
+        _ = tracker.wait() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "roles did not stop in time");
+        }
+        _ = wait_for_signal() => {
+            tracing::warn!("second signal: stopping at once");
+        }
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
