@@ -3,23 +3,26 @@
 //! This module owns `BodyPart` and the walk that builds it: finding each part's header and
 //! body, multipart delimiters (RFC 2046 §5.1.1) and encapsulated messages (RFC 2046
 //! §5.2.1), with the RFC 2045 defaults, under the limits of `limits`. Offsets follow the
-//! IMAP section semantics of RFC 3501 §6.4.5 / RFC 9051 §6.4.5 so that every BODY[...]
+//! IMAP section semantics of RFC 3501 §6.4.5 / RFC 9051 §6.4.5 so that every `BODY[...]`
 //! section is a slice of the raw message. It must not decode bodies or copy them; it reads
 //! the raw bytes and writes offsets and header values only.
 //!
 //! The walk is done here rather than with mail-parser's part tree because that tree does
-//! not suit untrusted input stored for IMAP: it matches a boundary anywhere in a line and as
-//! a prefix of a longer one, gives the parts of an encoded message/rfc822 offsets into the
-//! decoded bytes, keeps offsets in `u32`, decodes every part body, allocates about 175
-//! bytes per part however small the part (a 5 MB message of empty parts costs 175 MB), and
-//! drops nested messages recursively (100,000 nested message/rfc822 headers overflow an
-//! 8 MiB stack).
+//! not suit untrusted input stored for IMAP: its header parser can run past the end of a
+//! header (after `Date: ... UT` it takes the whole body for header, so its body offset is
+//! wrong), it matches a boundary anywhere in a line and as a prefix of a longer one, gives
+//! the parts of an encoded message/rfc822 offsets into the decoded bytes, keeps offsets in
+//! `u32`, decodes every part body, allocates about 175 bytes per part however small the
+//! part (a 5 MB message of a million empty parts costs 175 MB), and
+//! drops nested messages recursively (300,000 nested message/rfc822 headers, 9 MB,
+//! overflow an 8 MiB stack in a release build; 30,000 overflow a 2 MiB thread stack in a
+//! debug build).
 
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Envelope, envelope_from_header};
 use crate::header_index::{HeaderBlock, field_value, line_end, unfolded_value};
-use crate::limits::{BOUNDARY_BYTES_MAX, NESTING_DEPTH_MAX, PARTS_MAX};
+use crate::limits::{BOUNDARY_BYTES_MAX, NESTING_DEPTH_MAX, PART_VALUE_BYTES_TOTAL_MAX, PARTS_MAX};
 use crate::mime_fields::{
     Parameter, parameter_value, parse_content_type, parse_disposition, parse_language_list,
     parse_token_field,
@@ -52,14 +55,14 @@ pub struct BodyPart {
     pub language: Vec<String>,
     /// Content-Location as written (RFC 2557).
     pub location: Option<RawBytes>,
-    /// Offset of the part's MIME header: `raw[header_start..body_start]` is BODY[n.MIME]
+    /// Offset of the part's MIME header: `raw[header_start..body_start]` is `BODY[n.MIME]`
     /// (for the top-level part, and for the root of a nested message, the message header,
-    /// BODY[HEADER] or BODY[n.HEADER]).
+    /// `BODY[HEADER]` or `BODY[n.HEADER]`).
     pub header_start: u64,
     /// Just past the blank line ending the header; equals `body_end` when the part has no
     /// blank line (then it is all header).
     pub body_start: u64,
-    /// `raw[body_start..body_end]` is BODY[n] (for a nested message root, BODY[n.TEXT]).
+    /// `raw[body_start..body_end]` is `BODY[n]` (for a nested message root, `BODY[n.TEXT]`).
     /// Inside a multipart it stops before the line break that precedes the next delimiter
     /// (RFC 2046 §5.1.1), so it includes no trailing CRLF of the delimiter's.
     pub body_end: u64,
@@ -76,7 +79,7 @@ pub struct BodyPart {
     /// For message/rfc822 and message/global with an identity transfer encoding (7bit,
     /// 8bit, binary; RFC 2046 §5.2.1), the encapsulated message. `None` for other parts,
     /// and for an encapsulated message that is base64 or quoted-printable (RFC 6532 §3.5
-    /// allows it for message/global; offsets into decoded bytes could not serve BODY[]) or
+    /// allows it for message/global; offsets into decoded bytes could not serve `BODY[]`) or
     /// is cut by the limits: the IMAP layer then describes the part as a basic part,
     /// since body-type-msg needs an envelope and a body.
     pub message: Option<Box<NestedMessage>>,
@@ -120,17 +123,41 @@ impl BodyPart {
 
     /// Whether Content-Disposition says `attachment`.
     pub fn is_disposition_attachment(&self) -> bool {
-        self.disposition
-            .as_ref()
-            .is_some_and(|disposition| disposition.disposition_type.eq_ignore_ascii_case("attachment"))
+        self.disposition.as_ref().is_some_and(|disposition| {
+            disposition
+                .disposition_type
+                .eq_ignore_ascii_case("attachment")
+        })
     }
 
-    /// Byte range of BODY[n.MIME] (the part header with its blank line).
+    /// Bytes of the header values the part keeps, for the summary's size budget.
+    fn value_bytes(&self) -> usize {
+        let text = |value: &Option<RawBytes>| value.as_ref().map_or(0, |bytes| bytes.0.len());
+        let parameters = |list: &[Parameter]| {
+            list.iter()
+                .map(|parameter| parameter.name.len() + parameter.value.0.len())
+                .sum::<usize>()
+        };
+        self.content_type.len()
+            + self.content_subtype.len()
+            + parameters(&self.content_type_parameters)
+            + text(&self.content_id)
+            + text(&self.content_description)
+            + self.content_transfer_encoding.len()
+            + text(&self.content_md5)
+            + self.disposition.as_ref().map_or(0, |disposition| {
+                disposition.disposition_type.len() + parameters(&disposition.parameters)
+            })
+            + self.language.iter().map(String::len).sum::<usize>()
+            + text(&self.location)
+    }
+
+    /// Byte range of `BODY[n.MIME]` (the part header with its blank line).
     pub fn mime_header_range(&self) -> std::ops::Range<u64> {
         self.header_start..self.body_start
     }
 
-    /// Byte range of BODY[n].
+    /// Byte range of `BODY[n]`.
     pub fn body_range(&self) -> std::ops::Range<u64> {
         self.body_start..self.body_end
     }
@@ -149,6 +176,8 @@ enum DefaultMediaType {
 pub(crate) struct StructureWalker<'a> {
     raw: &'a [u8],
     parts_remaining: usize,
+    /// What is left of `PART_VALUE_BYTES_TOTAL_MAX`.
+    value_bytes_remaining: usize,
     /// A limit cut the tree somewhere.
     pub limits_reached: bool,
 }
@@ -158,6 +187,7 @@ impl<'a> StructureWalker<'a> {
         StructureWalker {
             raw,
             parts_remaining: PARTS_MAX,
+            value_bytes_remaining: PART_VALUE_BYTES_TOTAL_MAX,
             limits_reached: false,
         }
     }
@@ -168,6 +198,8 @@ impl<'a> StructureWalker<'a> {
     }
 
     /// One part spanning `header_start..end` whose header is `block`, at nesting `depth`.
+    /// The header may reach past `end` by the line break that `end` excludes (see
+    /// `children`); the body is then empty.
     fn part(
         &mut self,
         block: &HeaderBlock,
@@ -178,7 +210,8 @@ impl<'a> StructureWalker<'a> {
     ) -> BodyPart {
         self.parts_remaining = self.parts_remaining.saturating_sub(1);
         let raw = self.raw;
-        let body_start = block.body_start.clamp(header_start, end);
+        let body_start = block.body_start.max(header_start);
+        let end = end.max(body_start);
         let value = |name: &str| {
             block
                 .first(raw, name)
@@ -189,23 +222,25 @@ impl<'a> StructureWalker<'a> {
                 .filter(|value| !value.is_empty())
                 .map(|value| RawBytes::from_header(&value))
         };
-        let (content_type, content_subtype, content_type_parameters) =
-            match value("Content-Type").as_deref().and_then(parse_content_type) {
-                Some(media) => (media.type_name, media.subtype_name, media.parameters),
-                None => match default {
-                    DefaultMediaType::TextPlain => (
-                        "text".to_owned(),
-                        "plain".to_owned(),
-                        vec![Parameter {
-                            name: "charset".to_owned(),
-                            value: RawBytes::from("us-ascii"),
-                        }],
-                    ),
-                    DefaultMediaType::MessageRfc822 => {
-                        ("message".to_owned(), "rfc822".to_owned(), Vec::new())
-                    }
-                },
-            };
+        let (content_type, content_subtype, content_type_parameters) = match value("Content-Type")
+            .as_deref()
+            .and_then(parse_content_type)
+        {
+            Some(media) => (media.type_name, media.subtype_name, media.parameters),
+            None => match default {
+                DefaultMediaType::TextPlain => (
+                    "text".to_owned(),
+                    "plain".to_owned(),
+                    vec![Parameter {
+                        name: "charset".to_owned(),
+                        value: RawBytes::from("us-ascii"),
+                    }],
+                ),
+                DefaultMediaType::MessageRfc822 => {
+                    ("message".to_owned(), "rfc822".to_owned(), Vec::new())
+                }
+            },
+        };
         let mut part = BodyPart {
             content_type,
             content_subtype,
@@ -238,11 +273,14 @@ impl<'a> StructureWalker<'a> {
             message: None,
         };
 
+        // Read before the budget may strip the parameters.
+        let boundary = part
+            .content_type_parameter("boundary")
+            .map(|boundary| boundary.as_bytes().to_vec())
+            .filter(|boundary| !boundary.is_empty() && boundary.len() <= BOUNDARY_BYTES_MAX);
+        self.charge_part_values(&mut part);
+
         if part.is_multipart() {
-            let boundary = part
-                .content_type_parameter("boundary")
-                .map(|boundary| boundary.as_bytes().to_vec())
-                .filter(|boundary| !boundary.is_empty() && boundary.len() <= BOUNDARY_BYTES_MAX);
             if let Some(boundary) = boundary {
                 if depth >= NESTING_DEPTH_MAX {
                     self.limits_reached = true;
@@ -263,15 +301,23 @@ impl<'a> StructureWalker<'a> {
         let is_encapsulated_message = part.content_type.eq_ignore_ascii_case("message")
             && (part.content_subtype.eq_ignore_ascii_case("rfc822")
                 || part.content_subtype.eq_ignore_ascii_case("global"));
-        let is_identity_encoding = ["7bit", "8bit", "binary"]
-            .iter()
-            .any(|identity| part.content_transfer_encoding.eq_ignore_ascii_case(identity));
+        let is_identity_encoding = ["7bit", "8bit", "binary"].iter().any(|identity| {
+            part.content_transfer_encoding
+                .eq_ignore_ascii_case(identity)
+        });
         if is_encapsulated_message && is_identity_encoding {
             if depth >= NESTING_DEPTH_MAX || self.parts_remaining == 0 {
                 self.limits_reached = true;
             } else {
                 let nested_block = HeaderBlock::scan(raw, body_start, end);
-                let envelope = envelope_from_header(raw, &nested_block);
+                let mut envelope = envelope_from_header(raw, &nested_block);
+                let envelope_bytes = envelope.value_bytes();
+                if envelope_bytes <= self.value_bytes_remaining {
+                    self.value_bytes_remaining -= envelope_bytes;
+                } else {
+                    envelope = Envelope::default();
+                    self.limits_reached = true;
+                }
                 let body = self.part(
                     &nested_block,
                     body_start,
@@ -283,6 +329,31 @@ impl<'a> StructureWalker<'a> {
             }
         }
         part
+    }
+
+    /// Charges the part's header values to `PART_VALUE_BYTES_TOTAL_MAX`; when they do not
+    /// fit, keeps only what reading the part needs (the charset) and drops the rest.
+    fn charge_part_values(&mut self, part: &mut BodyPart) {
+        let cost = part.value_bytes();
+        if cost <= self.value_bytes_remaining {
+            self.value_bytes_remaining -= cost;
+            return;
+        }
+        self.limits_reached = true;
+        part.content_type_parameters.retain(|parameter| {
+            parameter.name.eq_ignore_ascii_case("charset") && parameter.value.0.len() <= 64
+        });
+        part.content_id = None;
+        part.content_description = None;
+        part.content_md5 = None;
+        part.location = None;
+        part.language.clear();
+        if let Some(disposition) = &mut part.disposition {
+            disposition.parameters.clear();
+        }
+        self.value_bytes_remaining = self
+            .value_bytes_remaining
+            .saturating_sub(part.value_bytes());
     }
 
     /// The parts of a multipart whose body is `body_start..end`.
@@ -317,7 +388,13 @@ impl<'a> StructureWalker<'a> {
             let child_end = next.as_ref().map_or(end, |next| {
                 without_preceding_line_break(self.raw, next.line_start, child_start)
             });
-            let block = HeaderBlock::scan(self.raw, child_start, child_end);
+            // The header may end on the very line break that precedes the next delimiter
+            // (a part with an empty body: `...header\r\n\r\n--boundary`). That line break
+            // is then both the header's blank line and the delimiter's CRLF: it is given
+            // to the header, so `BODY[n.MIME]` ends with its blank line, and the body is
+            // empty.
+            let header_scan_end = next.as_ref().map_or(end, |next| next.line_start);
+            let block = HeaderBlock::scan(self.raw, child_start, header_scan_end);
             children.push(self.part(&block, child_start, child_end, default, depth));
             match next {
                 Some(next) => delimiter = next,
@@ -372,19 +449,20 @@ impl Iterator for Delimiters<'_> {
 
 /// Whether `line` is a delimiter line for `boundary` (RFC 2046 §5.1.1): `--boundary` at the
 /// start of the line followed only by transport padding (white space) up to the line break
-/// (`Some(false)`), or by `--` and then only white space (`Some(true)`, the close
-/// delimiter). Requiring white space after it keeps a boundary from matching a longer
-/// boundary that it is a prefix of (`abc` against `--abc--alt` or `--abcd`).
+/// (`Some(false)`), or followed by `--` (`Some(true)`, the close delimiter). Requiring
+/// white space after a delimiter keeps a boundary from matching a longer boundary that it
+/// is a prefix of (`abc` against `--abcd`). After the close delimiter anything is
+/// tolerated, because real mail has `--boundary--</BODY></HTML>`; the price is that a
+/// boundary that is another one plus `--...` would be mistaken for its close delimiter,
+/// which no common mail program produces.
 fn delimiter_kind(line: &[u8], boundary: &[u8]) -> Option<bool> {
     let rest = line.strip_prefix(b"--")?.strip_prefix(boundary)?;
-    let (is_close, padding) = match rest.strip_prefix(b"--") {
-        Some(padding) => (true, padding),
-        None => (false, rest),
-    };
-    padding
-        .iter()
+    if rest.starts_with(b"--") {
+        return Some(true);
+    }
+    rest.iter()
         .all(|&byte| matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
-        .then_some(is_close)
+        .then_some(false)
 }
 
 /// Where the part before a delimiter line ends: RFC 2046 §5.1.1 says the CRLF before
@@ -422,7 +500,7 @@ mod tests {
         assert_eq!(delimiter_kind(b"--abc", b"abc"), Some(false));
         assert_eq!(delimiter_kind(b"--abc--\r\n", b"abc"), Some(true));
         assert_eq!(delimiter_kind(b"--abc-- \r\n", b"abc"), Some(true));
-        assert_eq!(delimiter_kind(b"--abc--alt\r\n", b"abc"), None);
+        assert_eq!(delimiter_kind(b"--abc--</BODY>\r\n", b"abc"), Some(true));
         assert_eq!(delimiter_kind(b"--abcd\r\n", b"abc"), None);
         assert_eq!(delimiter_kind(b" --abc\r\n", b"abc"), None);
     }

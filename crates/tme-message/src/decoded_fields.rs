@@ -11,7 +11,7 @@ use mail_parser::{Address, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::header_index::{HeaderBlock, field_value};
-use crate::limits::{ADDRESSES_MAX, MESSAGE_IDS_MAX};
+use crate::limits::{ADDRESSES_MAX, LIST_FIELD_BYTES_MAX, MESSAGE_IDS_MAX};
 use crate::raw_bytes::truncate_string;
 
 /// A decoded address: what webmail shows and JMAP calls an EmailAddress.
@@ -41,13 +41,19 @@ pub(crate) struct DecodedHeader {
 /// Decodes the first occurrence of each field of interest in `block`.
 pub(crate) fn decode_header(raw: &[u8], block: &HeaderBlock) -> DecodedHeader {
     let value = |name: &str| block.first(raw, name).map(|span| field_value(raw, &span));
-    let addresses = |name: &str| value(name).map(decoded_addresses).unwrap_or_default();
-    let mut references = value("References").map(message_ids).unwrap_or_default();
+    let list_value =
+        |name: &str| value(name).map(|value| value.get(..LIST_FIELD_BYTES_MAX).unwrap_or(value));
+    let addresses = |name: &str| list_value(name).map(decoded_addresses).unwrap_or_default();
+    let mut references = value("References")
+        .map(|value| message_ids(tail_of_id_list(value)))
+        .unwrap_or_default();
     // Threading needs the nearest ancestors most, and they are listed last.
     if references.len() > MESSAGE_IDS_MAX {
         references.drain(..references.len() - MESSAGE_IDS_MAX);
     }
-    let mut in_reply_to = value("In-Reply-To").map(message_ids).unwrap_or_default();
+    let mut in_reply_to = list_value("In-Reply-To")
+        .map(message_ids)
+        .unwrap_or_default();
     in_reply_to.truncate(MESSAGE_IDS_MAX);
     DecodedHeader {
         subject: value("Subject").map(decoded_text),
@@ -62,6 +68,20 @@ pub(crate) fn decode_header(raw: &[u8], block: &HeaderBlock) -> DecodedHeader {
         in_reply_to,
         references,
     }
+}
+
+/// The last `LIST_FIELD_BYTES_MAX` bytes of a message-id list, starting at a `<` so that
+/// no id is cut in half.
+fn tail_of_id_list(value: &[u8]) -> &[u8] {
+    let Some(cut) = value.len().checked_sub(LIST_FIELD_BYTES_MAX) else {
+        return value;
+    };
+    let tail = value.get(cut..).unwrap_or_default();
+    let first_id = tail
+        .iter()
+        .position(|&byte| byte == b'<')
+        .unwrap_or(tail.len());
+    tail.get(first_id..).unwrap_or_default()
 }
 
 /// Unstructured text with RFC 2047 words decoded and folds removed.
@@ -91,7 +111,14 @@ fn decoded_addresses(value: &[u8]) -> Vec<Addr> {
                 .map(str::trim)
                 .filter(|name| !name.is_empty())
                 .map(|name| truncate_string(name.to_owned()));
-            let email = member.address.as_deref().map(str::trim).unwrap_or_default();
+            let mut email = member.address.as_deref().map(str::trim).unwrap_or_default();
+            // An obsolete source route (`@relay:user@host`, RFC 5322 §4.4) is not part of
+            // the address a reader or JMAP wants.
+            if email.starts_with('@')
+                && let Some((_, address)) = email.rsplit_once(':')
+            {
+                email = address;
+            }
             (name.is_some() || !email.is_empty()).then(|| Addr {
                 name,
                 email: truncate_string(email.to_owned()),

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::header_index::{HeaderBlock, field_value, unfolded_value};
-use crate::limits::ADDRESSES_MAX;
+use crate::limits::{ADDRESSES_MAX, LIST_FIELD_BYTES_MAX};
 use crate::raw_bytes::RawBytes;
 
 /// ENVELOPE fields in IMAP order. `None` (or an empty list) is NIL: the header is absent,
@@ -42,13 +42,41 @@ pub struct Envelope {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvelopeAddress {
     /// Display name with the quotes of quoted strings removed, words separated by one
-    /// space, encoded words kept; the comment of `addr (Name)` when there is no display name.
+    /// space, encoded words kept; the last comment, as in `addr (Name)`, when there is no
+    /// display name.
     pub name: Option<RawBytes>,
     /// Obsolete source route (`@a,@b`) of RFC 5322 §4.4, without the trailing colon.
     pub adl: Option<RawBytes>,
     /// Local part as written (a quoted local part keeps its quotes), or the group name.
     pub mailbox: Option<RawBytes>,
     pub host: Option<RawBytes>,
+}
+
+impl Envelope {
+    /// Bytes of all values, for the summary's size budget.
+    pub(crate) fn value_bytes(&self) -> usize {
+        let text = |value: &Option<RawBytes>| value.as_ref().map_or(0, |bytes| bytes.0.len());
+        let addresses = |list: &[EnvelopeAddress]| {
+            list.iter()
+                .map(|address| {
+                    text(&address.name)
+                        + text(&address.adl)
+                        + text(&address.mailbox)
+                        + text(&address.host)
+                })
+                .sum::<usize>()
+        };
+        text(&self.date)
+            + text(&self.subject)
+            + text(&self.in_reply_to)
+            + text(&self.message_id)
+            + addresses(&self.from)
+            + addresses(&self.sender)
+            + addresses(&self.reply_to)
+            + addresses(&self.to)
+            + addresses(&self.cc)
+            + addresses(&self.bcc)
+    }
 }
 
 impl EnvelopeAddress {
@@ -71,7 +99,11 @@ pub(crate) fn envelope_from_header(raw: &[u8], block: &HeaderBlock) -> Envelope 
     let addresses = |name: &str| {
         block
             .first(raw, name)
-            .map(|span| parse_address_list(&unfolded_value(field_value(raw, &span))))
+            .map(|span| {
+                let value = field_value(raw, &span);
+                let value = value.get(..LIST_FIELD_BYTES_MAX).unwrap_or(value);
+                parse_address_list(&unfolded_value(value))
+            })
             .unwrap_or_default()
     };
     Envelope {
@@ -123,7 +155,11 @@ impl<'a> Iterator for Tokens<'a> {
 
     fn next(&mut self) -> Option<Token<'a>> {
         let mut after_white_space = false;
-        while self.bytes.get(self.position).is_some_and(u8::is_ascii_whitespace) {
+        while self
+            .bytes
+            .get(self.position)
+            .is_some_and(u8::is_ascii_whitespace)
+        {
             self.position += 1;
             after_white_space = true;
         }
@@ -169,7 +205,10 @@ impl<'a> Iterator for Tokens<'a> {
                     }
                 }
                 self.position = self.position.min(self.bytes.len());
-                let content = self.bytes.get(content_start..content_end).unwrap_or_default();
+                let content = self
+                    .bytes
+                    .get(content_start..content_end)
+                    .unwrap_or_default();
                 TokenKind::Comment(content.to_vec())
             }
             b'[' => {
@@ -207,7 +246,10 @@ pub(crate) fn parse_address_list(value: &[u8]) -> Vec<EnvelopeAddress> {
     let mut item: Vec<Token<'_>> = Vec::new();
     let mut in_group = false;
     let mut in_angle = false;
-    for token in (Tokens { bytes: value, position: 0 }) {
+    for token in (Tokens {
+        bytes: value,
+        position: 0,
+    }) {
         if addresses.len() >= ADDRESSES_MAX {
             return addresses;
         }
@@ -252,7 +294,9 @@ pub(crate) fn parse_address_list(value: &[u8]) -> Vec<EnvelopeAddress> {
 }
 
 fn has_special(tokens: &[Token<'_>], special: u8) -> bool {
-    tokens.iter().any(|token| token.kind == TokenKind::Special(special))
+    tokens
+        .iter()
+        .any(|token| token.kind == TokenKind::Special(special))
 }
 
 /// One mailbox from the tokens between two separators; `None` when there is nothing but
@@ -264,7 +308,8 @@ fn address_from_item(item: &[Token<'_>]) -> Option<EnvelopeAddress> {
     if !has_content {
         return None;
     }
-    let first_comment = item.iter().find_map(|token| match &token.kind {
+    // `addr (Name)`: the comment after the address is the old way to give a name.
+    let last_comment = item.iter().rev().find_map(|token| match &token.kind {
         TokenKind::Comment(content) => Some(content.as_slice()),
         _ => None,
     });
@@ -289,7 +334,9 @@ fn address_from_item(item: &[Token<'_>]) -> Option<EnvelopeAddress> {
         .rposition(|token| token.kind == TokenKind::Special(b':'));
     let (route, address_spec) = match route_colon {
         Some(colon) => (
-            Some(concatenated(address_tokens.get(..colon).unwrap_or_default())),
+            Some(concatenated(
+                address_tokens.get(..colon).unwrap_or_default(),
+            )),
             address_tokens.get(colon + 1..).unwrap_or_default(),
         ),
         None => (None, address_tokens),
@@ -305,7 +352,7 @@ fn address_from_item(item: &[Token<'_>]) -> Option<EnvelopeAddress> {
         None => (concatenated(address_spec), Vec::new()),
     };
     let name = if display_name.is_empty() {
-        first_comment
+        last_comment
             .map(crate::header_index::trim_white_space)
             .filter(|comment| !comment.is_empty())
             .map(RawBytes::from_header)
@@ -314,7 +361,9 @@ fn address_from_item(item: &[Token<'_>]) -> Option<EnvelopeAddress> {
     };
     Some(EnvelopeAddress {
         name,
-        adl: route.filter(|route| !route.is_empty()).map(|route| RawBytes::from_header(&route)),
+        adl: route
+            .filter(|route| !route.is_empty())
+            .map(|route| RawBytes::from_header(&route)),
         mailbox: Some(RawBytes::from_header(&mailbox)),
         host: Some(RawBytes::from_header(&host)),
     })
@@ -396,7 +445,14 @@ mod tests {
         );
         assert_eq!(rendered("nobody"), "(NIL NIL \"nobody\" \"\")");
         assert_eq!(rendered(" , (just a comment) ,"), "");
-        assert_eq!(rendered("g: a@b"), "(NIL NIL \"g\" NIL) (NIL NIL \"a\" \"b\") (NIL NIL NIL NIL)");
-        assert_eq!(rendered("\"unterminated <a@b>"), "(NIL NIL \"\\\"unterminated<a\" \"b>\")");
+        assert_eq!(
+            rendered("g: a@b"),
+            "(NIL NIL \"g\" NIL) (NIL NIL \"a\" \"b\") (NIL NIL NIL NIL)"
+        );
+        // An unterminated quoted string swallows the rest; the result is still one address.
+        assert_eq!(
+            rendered("\"unterminated <a@b>"),
+            "(NIL NIL \"\\\"unterminated <a@b>\" \"\")"
+        );
     }
 }

@@ -33,10 +33,38 @@ pub(crate) struct FieldSpan {
     pub end: usize,
 }
 
+/// Field names that summarizing looks up. Past `HEADER_FIELDS_MAX` their first occurrence
+/// is still recorded (in `late_fields`), so a header stuffed with junk fields cannot hide
+/// the Subject or the Content-Type.
+const LOOKED_UP_FIELDS: &[&str] = &[
+    "Date",
+    "Subject",
+    "From",
+    "Sender",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Bcc",
+    "In-Reply-To",
+    "Message-ID",
+    "References",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-ID",
+    "Content-Description",
+    "Content-MD5",
+    "Content-Disposition",
+    "Content-Language",
+    "Content-Location",
+];
+
 /// The fields of one header block and where its body starts.
 #[derive(Debug)]
 pub(crate) struct HeaderBlock {
+    /// The first `HEADER_FIELDS_MAX` fields, in order.
     pub fields: Vec<FieldSpan>,
+    /// After those, the first occurrence of each of `LOOKED_UP_FIELDS` (at most one each).
+    late_fields: Vec<FieldSpan>,
     /// Just past the blank line that ends the header; the end of the scanned range when
     /// there is no blank line (then the whole range is header and the body is empty).
     pub body_start: usize,
@@ -54,12 +82,14 @@ impl HeaderBlock {
     pub fn scan(raw: &[u8], start: usize, end: usize) -> HeaderBlock {
         let end = end.min(raw.len());
         let mut fields = Vec::new();
+        let mut late_fields: Vec<FieldSpan> = Vec::new();
         let mut fields_truncated = false;
         let mut position = start.min(end);
         loop {
             if position >= end {
                 return HeaderBlock {
                     fields,
+                    late_fields,
                     body_start: end,
                     fields_truncated,
                 };
@@ -69,6 +99,7 @@ impl HeaderBlock {
             if is_blank_line(line) {
                 return HeaderBlock {
                     fields,
+                    late_fields,
                     body_start: line_after,
                     fields_truncated,
                 };
@@ -82,23 +113,36 @@ impl HeaderBlock {
             let Some((name_end, value_start)) = field_name_bounds(line) else {
                 continue;
             };
-            if fields.len() >= HEADER_FIELDS_MAX {
-                fields_truncated = true;
-                continue;
-            }
-            fields.push(FieldSpan {
+            let span = FieldSpan {
                 start: field_start,
                 name_end: field_start + name_end,
                 value_start: field_start + value_start,
                 end: position,
-            });
+            };
+            if fields.len() < HEADER_FIELDS_MAX {
+                fields.push(span);
+                continue;
+            }
+            fields_truncated = true;
+            let name = field_name(raw, &span);
+            let is_looked_up = LOOKED_UP_FIELDS
+                .iter()
+                .any(|wanted| name.eq_ignore_ascii_case(wanted.as_bytes()));
+            let is_first_late = !late_fields
+                .iter()
+                .any(|late| field_name(raw, late).eq_ignore_ascii_case(name));
+            if is_looked_up && is_first_late {
+                late_fields.push(span);
+            }
         }
     }
 
-    /// The first field called `name` (compared ignoring ASCII case).
+    /// The first field called `name` (compared ignoring ASCII case). Past
+    /// `HEADER_FIELDS_MAX` fields, only names in `LOOKED_UP_FIELDS` are found.
     pub fn first(&self, raw: &[u8], name: &str) -> Option<FieldSpan> {
         self.fields
             .iter()
+            .chain(&self.late_fields)
             .find(|span| field_name(raw, span).eq_ignore_ascii_case(name.as_bytes()))
             .copied()
     }
@@ -122,7 +166,8 @@ pub(crate) fn unfolded_value(value: &[u8]) -> Vec<u8> {
     let mut unfolded = Vec::with_capacity(value.len());
     let mut index = 0;
     while let Some(&byte) = value.get(index) {
-        let is_line_break = byte == b'\n' || (byte == b'\r' && value.get(index + 1) == Some(&b'\n'));
+        let is_line_break =
+            byte == b'\n' || (byte == b'\r' && value.get(index + 1) == Some(&b'\n'));
         if !is_line_break {
             unfolded.push(byte);
         }
@@ -154,9 +199,9 @@ fn is_blank_line(line: &[u8]) -> bool {
 }
 
 /// For a field's first line, the end of the name (trailing white space before the colon
-/// dropped, as the obsolete syntax of RFC 5322 §4.5 allows) and the position just past the colon; `None`
-/// when the text before the colon is not a field name (RFC 5322 §3.6.8: printable US-ASCII
-/// other than the colon, no spaces).
+/// dropped, as the obsolete syntax of RFC 5322 §4.5 allows) and the position just past the
+/// colon; `None` when the text before the colon is not a field name (RFC 5322 §3.6.8:
+/// printable US-ASCII other than the colon, no spaces).
 fn field_name_bounds(line: &[u8]) -> Option<(usize, usize)> {
     let colon = line.iter().position(|&byte| byte == b':')?;
     let name = line.get(..colon)?;
@@ -179,7 +224,10 @@ mod tests {
         let raw = b"Subject: a\r\n b\r\nFrom x\r\nTo : y\r\n\r\nbody";
         let block = HeaderBlock::scan(raw, 0, raw.len());
         assert_eq!(block.fields.len(), 2);
-        assert_eq!(&raw[block.fields[0].start..block.fields[0].end], b"Subject: a\r\n b\r\n");
+        assert_eq!(
+            &raw[block.fields[0].start..block.fields[0].end],
+            b"Subject: a\r\n b\r\n"
+        );
         assert_eq!(field_name(raw, &block.fields[1]), b"To");
         assert_eq!(&raw[block.body_start..], b"body");
         assert_eq!(unfolded_value(field_value(raw, &block.fields[0])), b"a b");

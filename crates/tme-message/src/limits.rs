@@ -29,6 +29,22 @@ pub const VALUE_BYTES_MAX: usize = 16 * 1024;
 /// Most addresses kept per address header (envelope entries include group markers).
 pub const ADDRESSES_MAX: usize = 1_000;
 
+/// Longest address-list or message-id-list field value that is parsed (From, To, Cc, ...,
+/// In-Reply-To, References). A longer value is cut: References from the front, since its
+/// last ids matter most to threading, the others from the back.
+pub const LIST_FIELD_BYTES_MAX: usize = 64 * 1024;
+
+/// Total bytes of header values kept in body parts and nested envelopes over the whole
+/// tree (parameters, Content-ID, Content-Description, ...). Once spent, further parts keep
+/// only their type, subtype, transfer encoding, charset and offsets, and further nested
+/// envelopes are left empty. Together with the per-value limits this keeps a summary small
+/// (the store caps a summary at 64 MiB of JSON) whatever the message holds.
+pub const PART_VALUE_BYTES_TOTAL_MAX: usize = 4 * 1024 * 1024;
+
+/// Longest header field name kept in the header index; a longer one is cut (no real field
+/// name comes near it).
+pub const FIELD_NAME_BYTES_MAX: usize = 256;
+
 /// Most message ids kept from In-Reply-To and from References (the last ones of References
 /// are kept, because threading needs the nearest ancestors most).
 pub const MESSAGE_IDS_MAX: usize = 256;

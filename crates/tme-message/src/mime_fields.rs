@@ -94,7 +94,10 @@ fn first_token(bytes: &[u8]) -> Option<String> {
 /// an unquoted value runs to the next `;` (so unquoted file names with spaces survive) and
 /// loses a trailing ` (comment)`, an unterminated quoted string runs to the end.
 fn parse_value_and_parameters(value: &[u8]) -> (Vec<u8>, Vec<Parameter>) {
-    let mut cursor = Cursor { bytes: value, position: 0 };
+    let mut cursor = Cursor {
+        bytes: value,
+        position: 0,
+    };
     let leading = strip_comments(cursor.take_until_semicolon());
     let mut parameters = Vec::new();
     while cursor.skip_semicolons() {
@@ -301,7 +304,10 @@ mod tests {
 
     #[test]
     fn content_type_forms() {
-        assert_eq!(rendered("Text/HTML; Charset=\"UTF-8\""), "Text/HTML [Charset=UTF-8]");
+        assert_eq!(
+            rendered("Text/HTML; Charset=\"UTF-8\""),
+            "Text/HTML [Charset=UTF-8]"
+        );
         assert_eq!(
             rendered("multipart/mixed;\tboundary=----=_Part_1 ;x=\"a\\\"b;c\""),
             "multipart/mixed [boundary=----=_Part_1] [x=a\"b;c]"
@@ -311,7 +317,10 @@ mod tests {
             "text/plain [charset=us-ascii]"
         );
         assert_eq!(rendered("text (comment) / plain"), "text/plain");
-        assert_eq!(rendered("application/pdf; name=my file.pdf"), "application/pdf [name=my file.pdf]");
+        assert_eq!(
+            rendered("application/pdf; name=my file.pdf"),
+            "application/pdf [name=my file.pdf]"
+        );
         assert_eq!(
             rendered("application/x; name*0*=utf-8''a%20; name*1=b"),
             "application/x [name*0*=utf-8''a%20] [name*1=b]"
@@ -319,12 +328,18 @@ mod tests {
         assert_eq!(rendered("text"), "invalid");
         assert_eq!(rendered(""), "invalid");
         assert_eq!(rendered("text/html charset=utf-8"), "text/html");
-        assert_eq!(rendered("text/plain; junk; ;=x; a=\"unterminated"), "text/plain [a=unterminated]");
+        assert_eq!(
+            rendered("text/plain; junk; ;=x; a=\"unterminated"),
+            "text/plain [a=unterminated]"
+        );
     }
 
     #[test]
     fn languages_and_tokens() {
-        assert_eq!(parse_language_list(b"en-GB, (c) fr ,,"), vec!["en-GB", "fr"]);
+        assert_eq!(
+            parse_language_list(b"en-GB, (c) fr ,,"),
+            vec!["en-GB", "fr"]
+        );
         assert_eq!(parse_token_field(b" Base64 (x)").as_deref(), Some("Base64"));
         assert_eq!(parse_token_field(b" (x) "), None);
     }

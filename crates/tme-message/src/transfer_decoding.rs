@@ -32,7 +32,8 @@ pub fn decode_transfer_encoding(encoding: &str, encoded: &[u8]) -> Option<Vec<u8
 /// The body of `part` with its transfer encoding undone (IMAP `BINARY[n]`); `None` for an
 /// unknown encoding or offsets that do not fit `raw` (a summary of another message).
 pub fn decoded_body(raw: &[u8], part: &BodyPart) -> Option<Vec<u8>> {
-    let encoded = raw.get(usize::try_from(part.body_start).ok()?..usize::try_from(part.body_end).ok()?)?;
+    let encoded =
+        raw.get(usize::try_from(part.body_start).ok()?..usize::try_from(part.body_end).ok()?)?;
     decode_transfer_encoding(&part.content_transfer_encoding, encoded)
 }
 
@@ -42,7 +43,8 @@ pub fn decoded_text(raw: &[u8], part: &BodyPart) -> Option<String> {
     let bytes = decoded_body(raw, part)?;
     Some(text_in_charset(
         &bytes,
-        part.content_type_parameter("charset").map(|charset| charset.as_bytes()),
+        part.content_type_parameter("charset")
+            .map(|charset| charset.as_bytes()),
     ))
 }
 
@@ -103,7 +105,7 @@ pub(crate) fn decode_quoted_printable(encoded: &[u8]) -> Vec<u8> {
                 let high = encoded.get(index).copied().and_then(hex_value);
                 let low = encoded.get(index + 1).copied().and_then(hex_value);
                 if let (Some(high), Some(low)) = (high, low) {
-                    decoded.push(high << 4 | low);
+                    decoded.push((high << 4) | low);
                     index += 2;
                 } else {
                     // Soft line break: `=`, optional white space, then CRLF or LF.
@@ -148,7 +150,10 @@ mod tests {
 
     #[test]
     fn quoted_printable_lenient() {
-        assert_eq!(decode_quoted_printable(b"caf=C3=A9 \r\nab=\r\ncd=\nef"), "café\r\nabcdef".as_bytes());
+        assert_eq!(
+            decode_quoted_printable(b"caf=C3=A9 \r\nab=\r\ncd=\nef"),
+            "café\r\nabcdef".as_bytes()
+        );
         assert_eq!(decode_quoted_printable(b"a=zz b= \r\nc="), b"a=zz bc");
         assert_eq!(decode_quoted_printable(b"x  \ny\t\r\n"), b"x\ny\r\n");
     }

@@ -24,6 +24,7 @@ pub const CHECKS: &[&str] = &[
     "change_log_misses_nothing",
     "retention_purge_and_garbage_collection",
     "directory_rules",
+    "alias_resolution",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -42,6 +43,7 @@ pub async fn run(name: &str, store: &Store) {
             retention_purge_and_garbage_collection(store).await
         }
         "directory_rules" => directory_rules(store).await,
+        "alias_resolution" => alias_resolution(store).await,
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -370,4 +372,52 @@ pub async fn directory_rules(store: &Store) {
     store.account_delete(&alice).await.unwrap();
     directory.domain_remove(&domain).await.unwrap();
     directory.partner_remove("Acme").await.unwrap();
+}
+
+/// Recipients resolve: account, alias (one-to-many, chained, external), plus-addressing,
+/// catch-all last, unknown and unhosted told apart.
+pub async fn alias_resolution(store: &Store) {
+    use crate::directory::{AliasSource, Resolution, resolve_recipient};
+    let alice = account(store, "alice@example.com", 1 << 20).await;
+    let bob = account(store, "bob@example.com", 1 << 20).await;
+    let directory = store.directory.as_ref();
+    let parse = |text: &str| EmailAddress::parse(text).unwrap();
+    let resolve = |text: &'static str| async move {
+        match resolve_recipient(directory, &parse(text), '+').await.unwrap() {
+            Resolution::Deliver { accounts, external } => {
+                let mut ids: Vec<AccountId> = accounts.iter().map(|account| account.id).collect();
+                ids.sort();
+                format!("{ids:?} {:?}", external.iter().map(ToString::to_string).collect::<Vec<_>>())
+            }
+            Resolution::UnknownAddress => "unknown".to_owned(),
+            Resolution::DomainNotHosted => "not hosted".to_owned(),
+        }
+    };
+    let team = AliasSource::parse("team@example.com").unwrap();
+    directory
+        .alias_add(&team, &[parse("alice@example.com"), parse("bob@example.com"), parse("carol@elsewhere.example")])
+        .await
+        .unwrap();
+    let chain = AliasSource::parse("all@example.com").unwrap();
+    directory.alias_add(&chain, &[parse("team@example.com"), parse("ghost@example.com")]).await.unwrap();
+    assert!(
+        directory.alias_add(&AliasSource::parse("alice@example.com").unwrap(), &[parse("bob@example.com")]).await.is_err(),
+        "an alias cannot shadow an account"
+    );
+    assert_eq!(resolve("ALICE@example.com").await, format!("[{alice}] []"));
+    assert_eq!(resolve("alice+news@example.com").await, format!("[{alice}] []"));
+    assert_eq!(resolve("team@example.com").await, format!("[{alice}, {bob}] [\"carol@elsewhere.example\"]"));
+    assert_eq!(resolve("all@example.com").await, format!("[{alice}, {bob}] [\"carol@elsewhere.example\"]"));
+    assert_eq!(resolve("nobody@example.com").await, "unknown");
+    assert_eq!(resolve("someone@elsewhere.example").await, "not hosted");
+    let catch_all = AliasSource::parse("@example.com").unwrap();
+    directory.alias_add(&catch_all, &[parse("bob@example.com")]).await.unwrap();
+    assert_eq!(resolve("nobody@example.com").await, format!("[{bob}] []"));
+    assert_eq!(resolve("alice@example.com").await, format!("[{alice}] []"), "catch-all comes last");
+    // A loop ends.
+    let loop_a = AliasSource::parse("loop-a@example.com").unwrap();
+    let loop_b = AliasSource::parse("loop-b@example.com").unwrap();
+    directory.alias_add(&loop_a, &[parse("loop-b@example.com")]).await.unwrap();
+    directory.alias_add(&loop_b, &[parse("loop-a@example.com"), parse("alice@example.com")]).await.unwrap();
+    assert_eq!(resolve("loop-a@example.com").await, format!("[{alice}] []"));
 }

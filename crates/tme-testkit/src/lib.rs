@@ -1,1 +1,268 @@
-//! tme-testkit
+//! Starts a whole tme node for integration tests: a temporary data directory, every listener
+//! on a free loopback port, `tme serve` as a child process stopped by its PID when the test
+//! ends (even when it panics), and helpers to run CLI commands against the same data
+//! directory and to read the shared message corpus.
+//!
+//! It starts the real binary: tests talk to it only as clients and operators would.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// How long a node may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a node may take to stop after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The listener roles and the environment variables that set them.
+pub const LISTENER_ROLES: [&str; 9] =
+    ["smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "dns"];
+
+/// A running (or stopped) tme node.
+#[derive(Debug)]
+pub struct Node {
+    binary: PathBuf,
+    data_dir: tempfile::TempDir,
+    ports: Vec<(&'static str, SocketAddr)>,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Node {
+    /// Creates a data directory with `tme init` and starts `tme serve` on free ports.
+    pub fn start(binary: &Path) -> Result<Node> {
+        let node = Node::init(binary)?;
+        node.started()
+    }
+
+    /// Creates the data directory and chooses ports, without serving yet.
+    pub fn init(binary: &Path) -> Result<Node> {
+        let data_dir = tempfile::Builder::new().prefix("tme-test-").tempdir()?;
+        let ports = free_ports(LISTENER_ROLES.len())?
+            .into_iter()
+            .zip(LISTENER_ROLES)
+            .map(|(address, role)| (role, address))
+            .collect();
+        let log_path = data_dir.path().join("serve.log");
+        let node = Node { binary: binary.to_path_buf(), data_dir, ports, child: None, log_path };
+        let output = node.tme(&["init", "--hostname", "mail.test"])?;
+        if !output.status.success() {
+            bail!("tme init failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(node)
+    }
+
+    fn started(mut self) -> Result<Node> {
+        self.serve()?;
+        Ok(self)
+    }
+
+    /// Starts `tme serve` and waits until `/readyz` answers 200.
+    pub fn serve(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("the node is already running");
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let child = self
+            .command()
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start tme serve")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+                self.child = None;
+                bail!("tme serve exited with {status} before it was ready; log:\n{}", self.log());
+            }
+            if let Ok((200, _)) = self.http_get("/readyz") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("tme serve was not ready within {READY_TIMEOUT:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A `tme` command with this node's data directory and ports.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.arg("--data-dir").arg(self.data_dir.path());
+        command.env("TME_LOG_FORMAT", "text").env_remove("TME_DATA_DIR");
+        for (role, address) in &self.ports {
+            command.env(format!("TME_LISTEN__{}", role.to_ascii_uppercase()), address.to_string());
+        }
+        command
+    }
+
+    /// Runs `tme ARGS` against this node's data directory.
+    pub fn tme(&self, args: &[&str]) -> Result<Output> {
+        self.command().args(args).stdin(Stdio::null()).output().context("cannot run tme")
+    }
+
+    /// Runs `tme ARGS` with `stdin` on standard input.
+    pub fn tme_with_stdin(&self, args: &[&str], stdin: &str) -> Result<Output> {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run tme")?;
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes())?;
+        }
+        child.wait_with_output().context("cannot wait for tme")
+    }
+
+    /// Runs `tme ARGS` and returns its standard output, failing when it fails.
+    pub fn tme_ok(&self, args: &[&str]) -> Result<String> {
+        let output = self.tme(args)?;
+        if !output.status.success() {
+            bail!("tme {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Creates an account, with its partner (`Test`) and domain when missing.
+    pub fn add_account(&self, address: &str, password: &str) -> Result<()> {
+        let domain = address.rsplit_once('@').map(|(_, domain)| domain).context("no @")?;
+        if !self.tme_ok(&["partner", "list"])?.lines().any(|line| line.starts_with("Test ")) {
+            self.tme_ok(&["partner", "add", "Test"])?;
+        }
+        if self.tme(&["domain", "show", domain])?.status.code() != Some(0) {
+            self.tme_ok(&["domain", "add", domain, "--partner", "Test"])?;
+        }
+        let output =
+            self.tme_with_stdin(&["account", "add", address, "--password-stdin"], &format!("{password}\n"))?;
+        if !output.status.success() {
+            bail!("account add failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The address a role listens on.
+    pub fn address(&self, role: &str) -> SocketAddr {
+        self.ports
+            .iter()
+            .find(|(known, _)| *known == role)
+            .map(|(_, address)| *address)
+            .unwrap_or_else(|| panic!("no listener role {role}"))
+    }
+
+    /// The process id of `tme serve`, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// What `tme serve` has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A plain HTTP/1.1 GET to the node's `http` listener: (status, body).
+    pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        let mut stream = TcpStream::connect_timeout(&self.address("http"), Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .context("no HTTP status")?;
+        let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("the node is not running")?;
+        signal(child.id(), "TERM")?;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("tme serve did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills `tme serve` with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends a signal by name (`TERM`, `KILL`) to a process.
+pub fn signal(pid: u32, name: &str) -> Result<()> {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed");
+    }
+    Ok(())
+}
+
+/// Distinct free loopback ports, all chosen before any is released.
+pub fn free_ports(count: usize) -> Result<Vec<SocketAddr>> {
+    let listeners: Vec<TcpListener> =
+        (0..count).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
+    listeners.iter().map(|listener| Ok(listener.local_addr()?)).collect()
+}
+
+/// The shared corpus of real-world messages, when present.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("TME_CORPUS_DIR").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")),
+    ];
+    candidates.into_iter().flatten().find(|path| path.is_dir())
+}
+
+/// Every `.eml` file of the corpus, in path order.
+pub fn corpus_messages() -> Vec<PathBuf> {
+    let Some(root) = corpus_dir() else { return Vec::new() };
+    let mut files = Vec::new();
+    let mut pending = vec![root];
+    while let Some(directory) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&directory) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "eml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}

@@ -34,9 +34,4 @@ impl DataDir {
             .await
             .with_context(|| format!("cannot open the store in {}", self.path.display()))
     }
-
-    /// A path from the config, relative to the data directory unless absolute.
-    pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { path.to_path_buf() } else { self.path.join(path) }
-    }
 }

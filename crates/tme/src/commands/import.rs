@@ -51,7 +51,7 @@ pub async fn import(store: &Store, address: &str, path: &Path, mailbox: &str) ->
         skipped_unreadable: 0,
     };
     let started = Instant::now();
-    for message in source.by_ref() {
+    while let Some(message) = source.next() {
         match message {
             Ok(message) => importer.add(message).await?,
             Err(error) => {

@@ -18,7 +18,7 @@ const DEMO_ADDRESS: &str = "demo@demo.test";
 
 /// Creates `path` with `tme.toml`, the store and a self-signed certificate. Refuses to touch
 /// an existing data directory.
-pub fn init(path: &Path, hostname: &str) -> Result<()> {
+pub async fn init(path: &Path, hostname: &str) -> Result<()> {
     if path.join(CONFIG_FILE_NAME).exists() {
         bail!("{} already holds a tme data directory; remove it or choose another --data-dir", path.display());
     }
@@ -34,6 +34,10 @@ pub fn init(path: &Path, hostname: &str) -> Result<()> {
         directory: DirectoryConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
+    let store = tme_store::Store::open(path, &config.store)
+        .await
+        .with_context(|| format!("cannot create the store in {}", path.display()))?;
+    store.close().await;
     let text = format!(
         "# tme node configuration. Every key can be overridden by an environment variable:\n\
          # TME_ + the key path upper-cased with __ between levels, e.g. TME_LISTEN__SMTP.\n\n{}",
@@ -77,7 +81,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// Init if needed, add the demo partner, domain and account, print how to reach them, serve.
 pub async fn quickstart(path: &Path, hostname: &str) -> Result<()> {
     if !path.join(CONFIG_FILE_NAME).exists() {
-        init(path, hostname)?;
+        init(path, hostname).await?;
     }
     let data_dir = DataDir::open(path)?;
     let store = data_dir.open_store().await?;

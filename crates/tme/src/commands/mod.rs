@@ -13,7 +13,7 @@ use crate::data_dir::DataDir;
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { hostname } => {
-            init::init(&cli.data_dir, &hostname)?;
+            init::init(&cli.data_dir, &hostname).await?;
             println!("created {}", cli.data_dir.display());
             Ok(())
         }

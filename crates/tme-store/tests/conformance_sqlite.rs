@@ -1,0 +1,44 @@
+//! The storage conformance suite on the SQLite backend: each check on a fresh store.
+
+use tme_core::config::StoreConfig;
+use tme_store::{Store, conformance};
+
+async fn fresh_store() -> (tempfile::TempDir, Store) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(directory.path(), &StoreConfig::default()).await.expect("open store");
+    (directory, store)
+}
+
+macro_rules! conformance_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_directory, store) = fresh_store().await;
+                conformance::run(stringify!($name), &store).await;
+                store.close().await;
+            }
+        )*
+
+        #[test]
+        fn every_check_has_a_test() {
+            let tested = [$(stringify!($name)),*];
+            for check in conformance::CHECKS {
+                assert!(tested.contains(check), "conformance check {check} is not run on SQLite");
+            }
+        }
+    };
+}
+
+conformance_tests!(
+    default_mailboxes,
+    concurrent_appends_get_distinct_increasing_uids,
+    no_message_without_its_blob,
+    quota_holds_under_concurrency,
+    expunged_messages_are_restorable,
+    deleted_mailbox_is_restorable,
+    change_log_misses_nothing,
+    retention_purge_and_garbage_collection,
+    directory_rules,
+    alias_resolution,
+);
