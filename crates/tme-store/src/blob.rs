@@ -109,7 +109,9 @@ impl BlobStore {
                 StoreError::io(format!("cannot create {}", directory.display()), error)
             })?;
         }
-        let store = BlobStore { root: root.to_path_buf() };
+        let store = BlobStore {
+            root: root.to_path_buf(),
+        };
         // Temporary files left by a process killed mid-write were never renamed into place,
         // so nothing refers to them.
         if let Ok(entries) = fs::read_dir(root.join("tmp")) {
@@ -137,14 +139,16 @@ impl BlobStore {
     /// Takes the shared lock that keeps the collector away while a writer works.
     pub fn lock_for_write(&self) -> StoreResult<BlobWriteGuard> {
         let lock = self.lock_file()?;
-        lock.lock_shared().map_err(|error| StoreError::io("cannot lock the blob store", error))?;
+        lock.lock_shared()
+            .map_err(|error| StoreError::io("cannot lock the blob store", error))?;
         Ok(BlobWriteGuard { _lock: lock })
     }
 
     /// Takes the exclusive lock the collector needs; waits for writers in flight.
     pub fn lock_for_collect(&self) -> StoreResult<BlobCollectGuard> {
         let lock = self.lock_file()?;
-        lock.lock().map_err(|error| StoreError::io("cannot lock the blob store", error))?;
+        lock.lock()
+            .map_err(|error| StoreError::io("cannot lock the blob store", error))?;
         Ok(BlobCollectGuard { _lock: lock })
     }
 
@@ -161,7 +165,9 @@ impl BlobStore {
     /// metadata that refers to the blob is committed.
     pub fn put(&self, _guard: &BlobWriteGuard, raw: &[u8]) -> StoreResult<BlobId> {
         let ids = self.put_many(_guard, &[raw])?;
-        ids.into_iter().next().ok_or_else(|| StoreError::Corrupt("put wrote nothing".to_owned()))
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("put wrote nothing".to_owned()))
     }
 
     /// Stores several blobs with one round of directory fsyncs: how import and a delivery to
@@ -227,7 +233,10 @@ impl BlobStore {
                 }
             }
             fs::rename(temporary_path, final_path).map_err(|error| {
-                StoreError::io(format!("cannot rename into {}", final_path.display()), error)
+                StoreError::io(
+                    format!("cannot rename into {}", final_path.display()),
+                    error,
+                )
             })?;
             directories_to_sync.insert(directory);
         }
@@ -254,7 +263,9 @@ impl BlobStore {
             StoreError::Corrupt(format!("blob {id} has a damaged header or body"))
         })?;
         if BlobId::of(&raw) != *id {
-            return Err(StoreError::Corrupt(format!("blob {id} does not match its hash")));
+            return Err(StoreError::Corrupt(format!(
+                "blob {id} does not match its hash"
+            )));
         }
         Ok(raw)
     }
@@ -283,7 +294,9 @@ impl BlobStore {
                         "{first_name}{second_name}{}",
                         blob.file_name().to_string_lossy()
                     );
-                    let Some(id) = BlobId::from_hex(&name) else { continue };
+                    let Some(id) = BlobId::from_hex(&name) else {
+                        continue;
+                    };
                     if referenced.contains(&id) {
                         report.blobs_kept += 1;
                         continue;
@@ -333,7 +346,9 @@ fn decode(encoded: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let raw_length = u64::from_le_bytes(encoded[6..14].try_into().ok()?);
-    let raw_length = usize::try_from(raw_length).ok().filter(|length| *length <= BLOB_BYTES_MAX)?;
+    let raw_length = usize::try_from(raw_length)
+        .ok()
+        .filter(|length| *length <= BLOB_BYTES_MAX)?;
     let body = &encoded[FILE_HEADER_BYTES..];
     let raw = match encoded[5] {
         CODEC_RAW => body.to_vec(),
@@ -361,12 +376,16 @@ mod tests {
         let guard = store.lock_for_write().expect("lock");
         let small = b"Subject: hi\r\n\r\nhello\r\n".to_vec();
         let large = "All work and no play.\r\n".repeat(1000).into_bytes();
-        let ids = store.put_many(&guard, &[&small, &large, &small]).expect("put");
+        let ids = store
+            .put_many(&guard, &[&small, &large, &small])
+            .expect("put");
         assert_eq!(ids[0], ids[2]);
         assert_eq!(store.get(&ids[0]).expect("get"), small);
         assert_eq!(store.get(&ids[1]).expect("get"), large);
         // Compressed on disk.
-        let on_disk = fs::metadata(store.path_of(&ids[1])).expect("metadata").len();
+        let on_disk = fs::metadata(store.path_of(&ids[1]))
+            .expect("metadata")
+            .len();
         assert!(on_disk < large.len() as u64 / 4, "{on_disk}");
     }
 
@@ -392,7 +411,9 @@ mod tests {
             dropped = store.put(&guard, b"drop me").expect("put");
         }
         let guard = store.lock_for_collect().expect("lock");
-        let report = store.collect_garbage(&guard, &HashSet::from([kept])).expect("collect");
+        let report = store
+            .collect_garbage(&guard, &HashSet::from([kept]))
+            .expect("collect");
         assert_eq!((report.blobs_kept, report.blobs_deleted), (1, 1));
         assert!(store.exists(&kept));
         assert!(!store.exists(&dropped));

@@ -51,11 +51,25 @@ pub async fn run(name: &str, store: &Store) {
 async fn account(store: &Store, address: &str, quota_bytes_max: u64) -> AccountId {
     let address = EmailAddress::parse(address).unwrap();
     let domain = address.domain().clone();
-    if store.directory.partner_get("conformance").await.unwrap().is_none() {
-        store.directory.partner_add("conformance", Branding::default()).await.unwrap();
+    if store
+        .directory
+        .partner_get("conformance")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        store
+            .directory
+            .partner_add("conformance", Branding::default())
+            .await
+            .unwrap();
     }
     if store.directory.domain_get(&domain).await.unwrap().is_none() {
-        store.directory.domain_add(&domain, "conformance").await.unwrap();
+        store
+            .directory
+            .domain_add(&domain, "conformance")
+            .await
+            .unwrap();
     }
     store
         .account_create(NewAccount {
@@ -78,12 +92,28 @@ fn message(number: usize) -> Vec<u8> {
 }
 
 async fn inbox(store: &Store, account: AccountId) -> crate::Mailbox {
-    store.mail.mailbox_find(account, "INBOX").await.unwrap().unwrap()
+    store
+        .mail
+        .mailbox_find(account, "INBOX")
+        .await
+        .unwrap()
+        .unwrap()
 }
 
-async fn deliver_one(store: &Store, account: AccountId, mailbox: i64, raw: &[u8]) -> crate::Appended {
+async fn deliver_one(
+    store: &Store,
+    account: AccountId,
+    mailbox: i64,
+    raw: &[u8],
+) -> crate::Appended {
     let flags = Flags::default();
-    let delivery = Delivery { account, mailbox, raw, internal_date_unix: Some(1_700_000_000), flags: &flags };
+    let delivery = Delivery {
+        account,
+        mailbox,
+        raw,
+        internal_date_unix: Some(1_700_000_000),
+        flags: &flags,
+    };
     store.deliver(&[delivery]).await.unwrap().remove(0)
 }
 
@@ -94,7 +124,12 @@ pub async fn default_mailboxes(store: &Store) {
     let mailboxes = store.mail.mailbox_list(account).await.unwrap();
     let mut names: Vec<(String, Option<&str>)> = mailboxes
         .iter()
-        .map(|mailbox| (mailbox.name.clone(), mailbox.special_use.map(|s| s.as_str())))
+        .map(|mailbox| {
+            (
+                mailbox.name.clone(),
+                mailbox.special_use.map(|s| s.as_str()),
+            )
+        })
         .collect();
     names.sort();
     assert_eq!(
@@ -109,10 +144,24 @@ pub async fn default_mailboxes(store: &Store) {
         ],
         "every new account gets Inbox, Sent, Drafts, Trash, Junk and Archive"
     );
-    let validities: HashSet<u32> = mailboxes.iter().map(|mailbox| mailbox.uid_validity).collect();
-    assert_eq!(validities.len(), mailboxes.len(), "UIDVALIDITY differs between mailboxes");
+    let validities: HashSet<u32> = mailboxes
+        .iter()
+        .map(|mailbox| mailbox.uid_validity)
+        .collect();
+    assert_eq!(
+        validities.len(),
+        mailboxes.len(),
+        "UIDVALIDITY differs between mailboxes"
+    );
     // inbox in any case is INBOX (RFC 9051 §5.1).
-    assert!(store.mail.mailbox_find(account, "inbox").await.unwrap().is_some());
+    assert!(
+        store
+            .mail
+            .mailbox_find(account, "inbox")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Appends from many tasks at once get distinct UIDs, increasing in commit order.
@@ -127,7 +176,8 @@ pub async fn concurrent_appends_get_distinct_increasing_uids(store: &Store) {
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             for number in 0..per_task {
-                let appended = deliver_one(&store, account, inbox.id, &message(task * 100 + number)).await;
+                let appended =
+                    deliver_one(&store, account, inbox.id, &message(task * 100 + number)).await;
                 seen.push((appended.modseq, appended.uid));
             }
             seen
@@ -136,13 +186,19 @@ pub async fn concurrent_appends_get_distinct_increasing_uids(store: &Store) {
     let mut all = Vec::new();
     for task in tasks {
         let seen = task.await.unwrap();
-        assert!(seen.windows(2).all(|pair| pair[0].1 < pair[1].1), "one task's UIDs increase");
+        assert!(
+            seen.windows(2).all(|pair| pair[0].1 < pair[1].1),
+            "one task's UIDs increase"
+        );
         all.extend(seen);
     }
     let uids: HashSet<u32> = all.iter().map(|(_, uid)| *uid).collect();
     assert_eq!(uids.len(), tasks_count * per_task, "UIDs are distinct");
     all.sort();
-    assert!(all.windows(2).all(|pair| pair[0].1 < pair[1].1), "UIDs increase with MODSEQ");
+    assert!(
+        all.windows(2).all(|pair| pair[0].1 < pair[1].1),
+        "UIDs increase with MODSEQ"
+    );
     let listed = store.mail.message_list(account, inbox.id).await.unwrap();
     assert_eq!(listed.len(), tasks_count * per_task);
     let mailbox = store.mail.mailbox_get(account, inbox.id).await.unwrap();
@@ -156,22 +212,56 @@ pub async fn no_message_without_its_blob(store: &Store) {
     for number in 0..20 {
         deliver_one(store, account, inbox.id, &message(number)).await;
     }
-    for (number, record) in store.mail.message_list(account, inbox.id).await.unwrap().iter().enumerate()
+    for (number, record) in store
+        .mail
+        .message_list(account, inbox.id)
+        .await
+        .unwrap()
+        .iter()
+        .enumerate()
     {
         let raw = store.message_raw(record).await.unwrap();
-        assert_eq!(raw, message(number), "message {number} reads back byte for byte");
+        assert_eq!(
+            raw,
+            message(number),
+            "message {number} reads back byte for byte"
+        );
     }
     // A delivery into a mailbox that does not exist is refused whole.
     let flags = Flags::default();
     let raw = message(999);
     let result = store
         .deliver(&[
-            Delivery { account, mailbox: inbox.id, raw: &raw, internal_date_unix: None, flags: &flags },
-            Delivery { account, mailbox: 999_999, raw: &raw, internal_date_unix: None, flags: &flags },
+            Delivery {
+                account,
+                mailbox: inbox.id,
+                raw: &raw,
+                internal_date_unix: None,
+                flags: &flags,
+            },
+            Delivery {
+                account,
+                mailbox: 999_999,
+                raw: &raw,
+                internal_date_unix: None,
+                flags: &flags,
+            },
         ])
         .await;
-    assert!(matches!(result, Err(StoreError::NotFound { .. })), "{result:?}");
-    assert_eq!(store.mail.message_list(account, inbox.id).await.unwrap().len(), 20, "all or none");
+    assert!(
+        matches!(result, Err(StoreError::NotFound { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        store
+            .mail
+            .message_list(account, inbox.id)
+            .await
+            .unwrap()
+            .len(),
+        20,
+        "all or none"
+    );
 }
 
 /// Concurrent appends never take an account past its quota, and usage adds up.
@@ -186,7 +276,13 @@ pub async fn quota_holds_under_concurrency(store: &Store) {
         tasks.push(tokio::spawn(async move {
             let flags = Flags::default();
             let raw = message(number % 10);
-            let delivery = Delivery { account, mailbox: inbox.id, raw: &raw, internal_date_unix: None, flags: &flags };
+            let delivery = Delivery {
+                account,
+                mailbox: inbox.id,
+                raw: &raw,
+                internal_date_unix: None,
+                flags: &flags,
+            };
             store.deliver(&[delivery]).await.map(|_| ())
         }));
     }
@@ -204,7 +300,11 @@ pub async fn quota_holds_under_concurrency(store: &Store) {
     assert_eq!(usage.used_bytes, one_size * 10);
     assert!(usage.used_bytes <= usage.quota_bytes_max);
     // Expunging frees space.
-    store.mail.messages_expunge(account, inbox.id, &[1]).await.unwrap();
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[1])
+        .await
+        .unwrap();
     assert_eq!(store.mail.account_usage(account).await.unwrap().messages, 9);
     deliver_one(store, account, inbox.id, &message(0)).await;
 }
@@ -216,18 +316,36 @@ pub async fn expunged_messages_are_restorable(store: &Store) {
     for number in 0..5 {
         deliver_one(store, account, inbox.id, &message(number)).await;
     }
-    let expunged = store.mail.messages_expunge(account, inbox.id, &[2, 4, 77]).await.unwrap();
+    let expunged = store
+        .mail
+        .messages_expunge(account, inbox.id, &[2, 4, 77])
+        .await
+        .unwrap();
     assert_eq!(expunged, vec![2, 4], "only existing UIDs are expunged");
-    let live: Vec<u32> =
-        store.mail.message_list(account, inbox.id).await.unwrap().iter().map(|m| m.uid).collect();
+    let live: Vec<u32> = store
+        .mail
+        .message_list(account, inbox.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
     assert_eq!(live, vec![1, 3, 5]);
-    let retained = store.mail.message_list_expunged(account, inbox.id).await.unwrap();
+    let retained = store
+        .mail
+        .message_list_expunged(account, inbox.id)
+        .await
+        .unwrap();
     assert_eq!(retained.len(), 2);
     let ids: Vec<i64> = retained.iter().map(|record| record.id).collect();
     let restored = store.mail.messages_restore(account, &ids).await.unwrap();
     let mut new_uids: Vec<u32> = restored.iter().map(|appended| appended.uid).collect();
     new_uids.sort();
-    assert_eq!(new_uids, vec![6, 7], "restored messages get new UIDs, never their old ones");
+    assert_eq!(
+        new_uids,
+        vec![6, 7],
+        "restored messages get new UIDs, never their old ones"
+    );
     let listed = store.mail.message_list(account, inbox.id).await.unwrap();
     assert_eq!(listed.len(), 5);
     for record in &listed {
@@ -240,29 +358,74 @@ pub async fn expunged_messages_are_restorable(store: &Store) {
 /// taken meanwhile, and with a new UIDVALIDITY.
 pub async fn deleted_mailbox_is_restorable(store: &Store) {
     let account = account(store, "user@example.com", 1 << 30).await;
-    let projects = store.mail.mailbox_create(account, "Projects", None).await.unwrap();
-    let child = store.mail.mailbox_create(account, "Projects/2026", None).await.unwrap();
+    let projects = store
+        .mail
+        .mailbox_create(account, "Projects", None)
+        .await
+        .unwrap();
+    let child = store
+        .mail
+        .mailbox_create(account, "Projects/2026", None)
+        .await
+        .unwrap();
     for number in 0..3 {
         deliver_one(store, account, projects.id, &message(number)).await;
     }
     let used_before = store.mail.account_usage(account).await.unwrap();
-    store.mail.mailbox_delete(account, projects.id).await.unwrap();
-    assert!(store.mail.mailbox_find(account, "Projects").await.unwrap().is_none());
+    store
+        .mail
+        .mailbox_delete(account, projects.id)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .mail
+            .mailbox_find(account, "Projects")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.mail.account_usage(account).await.unwrap().messages, 0);
-    assert!(store.mail.mailbox_find(account, "Projects/2026").await.unwrap().is_some(), "children stay");
+    assert!(
+        store
+            .mail
+            .mailbox_find(account, "Projects/2026")
+            .await
+            .unwrap()
+            .is_some(),
+        "children stay"
+    );
     // The name is free again; a new mailbox takes it.
-    let again = store.mail.mailbox_create(account, "Projects", None).await.unwrap();
+    let again = store
+        .mail
+        .mailbox_create(account, "Projects", None)
+        .await
+        .unwrap();
     assert_ne!(again.uid_validity, projects.uid_validity);
     let deleted = store.mail.mailbox_list_deleted(account).await.unwrap();
     assert_eq!(deleted.len(), 1);
-    let restored = store.mail.mailbox_restore(account, projects.id).await.unwrap();
+    let restored = store
+        .mail
+        .mailbox_restore(account, projects.id)
+        .await
+        .unwrap();
     assert_eq!(restored.name, "Projects (restored)");
     assert_ne!(restored.uid_validity, projects.uid_validity);
     assert_ne!(restored.uid_validity, again.uid_validity);
     let messages = store.mail.message_list(account, restored.id).await.unwrap();
     assert_eq!(messages.len(), 3);
-    assert_eq!(store.mail.account_usage(account).await.unwrap(), used_before);
-    assert!(store.mail.mailbox_delete(account, inbox(store, account).await.id).await.is_err(), "INBOX stays");
+    assert_eq!(
+        store.mail.account_usage(account).await.unwrap(),
+        used_before
+    );
+    assert!(
+        store
+            .mail
+            .mailbox_delete(account, inbox(store, account).await.id)
+            .await
+            .is_err(),
+        "INBOX stays"
+    );
     let _ = child;
 }
 
@@ -276,21 +439,43 @@ pub async fn change_log_misses_nothing(store: &Store) {
     let seen = Flags::parse(["\\Seen", "$Important"]).unwrap();
     let changed = store
         .mail
-        .messages_set_flags(account, inbox.id, &[1, 2], &FlagChange::Add(seen.clone()), None)
+        .messages_set_flags(
+            account,
+            inbox.id,
+            &[1, 2],
+            &FlagChange::Add(seen.clone()),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(changed.len(), 2);
     // CONDSTORE: a message changed after UNCHANGEDSINCE is left alone.
     let unchanged = store
         .mail
-        .messages_set_flags(account, inbox.id, &[1], &FlagChange::Replace(Flags::default()), Some(first.modseq))
+        .messages_set_flags(
+            account,
+            inbox.id,
+            &[1],
+            &FlagChange::Replace(Flags::default()),
+            Some(first.modseq),
+        )
         .await
         .unwrap();
     assert!(unchanged.is_empty());
-    store.mail.messages_expunge(account, inbox.id, &[2]).await.unwrap();
-    let changes = store.mail.changes_since(account, start, 1000).await.unwrap();
-    let kinds: Vec<(ChangeKind, Option<u32>)> =
-        changes.iter().map(|change| (change.kind, change.message.map(|(_, uid)| uid))).collect();
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[2])
+        .await
+        .unwrap();
+    let changes = store
+        .mail
+        .changes_since(account, start, 1000)
+        .await
+        .unwrap();
+    let kinds: Vec<(ChangeKind, Option<u32>)> = changes
+        .iter()
+        .map(|change| (change.kind, change.message.map(|(_, uid)| uid)))
+        .collect();
     assert_eq!(
         kinds,
         vec![
@@ -301,10 +486,22 @@ pub async fn change_log_misses_nothing(store: &Store) {
             (ChangeKind::MessageExpunged, Some(2)),
         ]
     );
-    assert!(changes.windows(2).all(|pair| pair[0].modseq <= pair[1].modseq));
+    assert!(
+        changes
+            .windows(2)
+            .all(|pair| pair[0].modseq <= pair[1].modseq)
+    );
     let highest = store.mail.highest_modseq(account).await.unwrap();
     assert_eq!(changes.last().unwrap().modseq, highest);
-    assert_eq!(store.mail.mailbox_get(account, inbox.id).await.unwrap().highest_modseq, highest);
+    assert_eq!(
+        store
+            .mail
+            .mailbox_get(account, inbox.id)
+            .await
+            .unwrap()
+            .highest_modseq,
+        highest
+    );
     let listed = store.mail.message_list(account, inbox.id).await.unwrap();
     assert_eq!(listed[0].flags.names(), vec!["\\Seen", "$Important"]);
 }
@@ -314,12 +511,21 @@ pub async fn change_log_misses_nothing(store: &Store) {
 pub async fn retention_purge_and_garbage_collection(store: &Store) {
     let account = account(store, "user@example.com", 1 << 30).await;
     let inbox = inbox(store, account).await;
-    let trash = store.mail.mailbox_find(account, "Trash").await.unwrap().unwrap();
+    let trash = store
+        .mail
+        .mailbox_find(account, "Trash")
+        .await
+        .unwrap()
+        .unwrap();
     let shared = message(1);
     let kept = deliver_one(store, account, inbox.id, &shared).await;
     deliver_one(store, account, trash.id, &shared).await;
     deliver_one(store, account, trash.id, &message(2)).await;
-    store.mail.messages_expunge(account, trash.id, &[1, 2]).await.unwrap();
+    store
+        .mail
+        .messages_expunge(account, trash.id, &[1, 2])
+        .await
+        .unwrap();
     let now = crate::sqlite::now_unix();
     // Within retention nothing goes.
     let (purged, collected) = store.collect_garbage(now).await.unwrap();
@@ -328,10 +534,24 @@ pub async fn retention_purge_and_garbage_collection(store: &Store) {
     let later = now + i64::from(store.retention_days()) * 86_400 + 1;
     let (purged, collected) = store.collect_garbage(later).await.unwrap();
     assert_eq!(purged.messages_purged, 2);
-    assert_eq!(collected.blobs_deleted, 1, "only message 2's blob is unreferenced");
-    let record = store.mail.message_get(account, kept.message_id).await.unwrap();
+    assert_eq!(
+        collected.blobs_deleted, 1,
+        "only message 2's blob is unreferenced"
+    );
+    let record = store
+        .mail
+        .message_get(account, kept.message_id)
+        .await
+        .unwrap();
     assert_eq!(store.message_raw(&record).await.unwrap(), shared);
-    assert!(store.mail.message_list_expunged(account, trash.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .mail
+            .message_list_expunged(account, trash.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The directory's rules: hierarchy, uniqueness, refusal to orphan.
@@ -340,16 +560,25 @@ pub async fn directory_rules(store: &Store) {
     let domain = Domain::parse("example.com").unwrap();
     assert!(matches!(
         directory.domain_add(&domain, "nobody").await,
-        Err(StoreError::NotFound { kind: "partner", .. })
+        Err(StoreError::NotFound {
+            kind: "partner",
+            ..
+        })
     ));
     let generation_before = directory.generation().await.unwrap();
-    directory.partner_add("Acme", Branding::default()).await.unwrap();
+    directory
+        .partner_add("Acme", Branding::default())
+        .await
+        .unwrap();
     assert!(matches!(
         directory.partner_add("Acme", Branding::default()).await,
         Err(StoreError::AlreadyExists { .. })
     ));
     directory.domain_add(&domain, "Acme").await.unwrap();
-    assert!(directory.generation().await.unwrap() > generation_before, "changes are noticed");
+    assert!(
+        directory.generation().await.unwrap() > generation_before,
+        "changes are noticed"
+    );
     let address = EmailAddress::parse("Alice@Example.COM").unwrap();
     let new = |address: &EmailAddress| NewAccount {
         address: address.clone(),
@@ -359,16 +588,40 @@ pub async fn directory_rules(store: &Store) {
     };
     let alice = store.account_create(new(&address)).await.unwrap();
     let lower = EmailAddress::parse("alice@example.com").unwrap();
-    assert!(matches!(
-        store.account_create(new(&lower)).await,
-        Err(StoreError::AlreadyExists { .. })
-    ), "addresses are unique regardless of case");
-    assert_eq!(directory.account_get(&lower).await.unwrap().unwrap().id, alice.id);
-    assert_eq!(directory.account_get(&lower).await.unwrap().unwrap().address.to_string(), "Alice@example.com");
+    assert!(
+        matches!(
+            store.account_create(new(&lower)).await,
+            Err(StoreError::AlreadyExists { .. })
+        ),
+        "addresses are unique regardless of case"
+    );
+    assert_eq!(
+        directory.account_get(&lower).await.unwrap().unwrap().id,
+        alice.id
+    );
+    assert_eq!(
+        directory
+            .account_get(&lower)
+            .await
+            .unwrap()
+            .unwrap()
+            .address
+            .to_string(),
+        "Alice@example.com"
+    );
     let elsewhere = EmailAddress::parse("bob@elsewhere.example").unwrap();
-    assert!(store.account_create(new(&elsewhere)).await.is_err(), "domain must be hosted");
-    assert!(matches!(directory.partner_remove("Acme").await, Err(StoreError::Refused(_))));
-    assert!(matches!(directory.domain_remove(&domain).await, Err(StoreError::Refused(_))));
+    assert!(
+        store.account_create(new(&elsewhere)).await.is_err(),
+        "domain must be hosted"
+    );
+    assert!(matches!(
+        directory.partner_remove("Acme").await,
+        Err(StoreError::Refused(_))
+    ));
+    assert!(matches!(
+        directory.domain_remove(&domain).await,
+        Err(StoreError::Refused(_))
+    ));
     store.account_delete(&alice).await.unwrap();
     directory.domain_remove(&domain).await.unwrap();
     directory.partner_remove("Acme").await.unwrap();
@@ -383,11 +636,17 @@ pub async fn alias_resolution(store: &Store) {
     let directory = store.directory.as_ref();
     let parse = |text: &str| EmailAddress::parse(text).unwrap();
     let resolve = |text: &'static str| async move {
-        match resolve_recipient(directory, &parse(text), '+').await.unwrap() {
+        match resolve_recipient(directory, &parse(text), '+')
+            .await
+            .unwrap()
+        {
             Resolution::Deliver { accounts, external } => {
                 let mut ids: Vec<AccountId> = accounts.iter().map(|account| account.id).collect();
                 ids.sort();
-                format!("{ids:?} {:?}", external.iter().map(ToString::to_string).collect::<Vec<_>>())
+                format!(
+                    "{ids:?} {:?}",
+                    external.iter().map(ToString::to_string).collect::<Vec<_>>()
+                )
             }
             Resolution::UnknownAddress => "unknown".to_owned(),
             Resolution::DomainNotHosted => "not hosted".to_owned(),
@@ -395,29 +654,73 @@ pub async fn alias_resolution(store: &Store) {
     };
     let team = AliasSource::parse("team@example.com").unwrap();
     directory
-        .alias_add(&team, &[parse("alice@example.com"), parse("bob@example.com"), parse("carol@elsewhere.example")])
+        .alias_add(
+            &team,
+            &[
+                parse("alice@example.com"),
+                parse("bob@example.com"),
+                parse("carol@elsewhere.example"),
+            ],
+        )
         .await
         .unwrap();
     let chain = AliasSource::parse("all@example.com").unwrap();
-    directory.alias_add(&chain, &[parse("team@example.com"), parse("ghost@example.com")]).await.unwrap();
+    directory
+        .alias_add(
+            &chain,
+            &[parse("team@example.com"), parse("ghost@example.com")],
+        )
+        .await
+        .unwrap();
     assert!(
-        directory.alias_add(&AliasSource::parse("alice@example.com").unwrap(), &[parse("bob@example.com")]).await.is_err(),
+        directory
+            .alias_add(
+                &AliasSource::parse("alice@example.com").unwrap(),
+                &[parse("bob@example.com")]
+            )
+            .await
+            .is_err(),
         "an alias cannot shadow an account"
     );
     assert_eq!(resolve("ALICE@example.com").await, format!("[{alice}] []"));
-    assert_eq!(resolve("alice+news@example.com").await, format!("[{alice}] []"));
-    assert_eq!(resolve("team@example.com").await, format!("[{alice}, {bob}] [\"carol@elsewhere.example\"]"));
-    assert_eq!(resolve("all@example.com").await, format!("[{alice}, {bob}] [\"carol@elsewhere.example\"]"));
+    assert_eq!(
+        resolve("alice+news@example.com").await,
+        format!("[{alice}] []")
+    );
+    assert_eq!(
+        resolve("team@example.com").await,
+        format!("[{alice}, {bob}] [\"carol@elsewhere.example\"]")
+    );
+    assert_eq!(
+        resolve("all@example.com").await,
+        format!("[{alice}, {bob}] [\"carol@elsewhere.example\"]")
+    );
     assert_eq!(resolve("nobody@example.com").await, "unknown");
     assert_eq!(resolve("someone@elsewhere.example").await, "not hosted");
     let catch_all = AliasSource::parse("@example.com").unwrap();
-    directory.alias_add(&catch_all, &[parse("bob@example.com")]).await.unwrap();
+    directory
+        .alias_add(&catch_all, &[parse("bob@example.com")])
+        .await
+        .unwrap();
     assert_eq!(resolve("nobody@example.com").await, format!("[{bob}] []"));
-    assert_eq!(resolve("alice@example.com").await, format!("[{alice}] []"), "catch-all comes last");
+    assert_eq!(
+        resolve("alice@example.com").await,
+        format!("[{alice}] []"),
+        "catch-all comes last"
+    );
     // A loop ends.
     let loop_a = AliasSource::parse("loop-a@example.com").unwrap();
     let loop_b = AliasSource::parse("loop-b@example.com").unwrap();
-    directory.alias_add(&loop_a, &[parse("loop-b@example.com")]).await.unwrap();
-    directory.alias_add(&loop_b, &[parse("loop-a@example.com"), parse("alice@example.com")]).await.unwrap();
+    directory
+        .alias_add(&loop_a, &[parse("loop-b@example.com")])
+        .await
+        .unwrap();
+    directory
+        .alias_add(
+            &loop_b,
+            &[parse("loop-a@example.com"), parse("alice@example.com")],
+        )
+        .await
+        .unwrap();
     assert_eq!(resolve("loop-a@example.com").await, format!("[{alice}] []"));
 }

@@ -166,7 +166,10 @@ pub struct Alias {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
     /// Deliver to these: local accounts and external addresses (forwarding).
-    Deliver { accounts: Vec<Account>, external: Vec<EmailAddress> },
+    Deliver {
+        accounts: Vec<Account>,
+        external: Vec<EmailAddress>,
+    },
     /// The domain is hosted but nothing answers for this address.
     UnknownAddress,
     /// We do not host this domain.
@@ -198,8 +201,7 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     async fn account_set_password_hash(&self, id: AccountId, hash: &str) -> StoreResult<()>;
     async fn account_set_state(&self, id: AccountId, state: AccountState) -> StoreResult<()>;
     async fn account_set_quota(&self, id: AccountId, quota_bytes_max: u64) -> StoreResult<()>;
-    async fn account_set_display_name(&self, id: AccountId, name: Option<&str>)
-    -> StoreResult<()>;
+    async fn account_set_display_name(&self, id: AccountId, name: Option<&str>) -> StoreResult<()>;
     async fn account_remove(&self, id: AccountId) -> StoreResult<()>;
 
     async fn app_password_add(
@@ -249,7 +251,16 @@ pub async fn resolve_recipient(
         let mut accounts: Vec<Account> = Vec::new();
         let mut external: Vec<EmailAddress> = Vec::new();
         let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-        if expand(directory, &candidate, 0, &mut accounts, &mut external, &mut seen).await? {
+        if expand(
+            directory,
+            &candidate,
+            0,
+            &mut accounts,
+            &mut external,
+            &mut seen,
+        )
+        .await?
+        {
             return Ok(Resolution::Deliver { accounts, external });
         }
     }
@@ -277,7 +288,9 @@ fn expand<'a>(
             }
             return Ok(true);
         }
-        let Some(alias) = directory.alias_get(source).await? else { return Ok(false) };
+        let Some(alias) = directory.alias_get(source).await? else {
+            return Ok(false);
+        };
         for target in &alias.targets {
             if accounts.len() + external.len() >= RESOLVED_TARGETS_MAX {
                 break;
@@ -291,7 +304,15 @@ fn expand<'a>(
             }
             let target_source = AliasSource::Address(target.clone());
             let found = depth < ALIAS_CHAIN_DEPTH_MAX
-                && expand(directory, &target_source, depth + 1, accounts, external, seen).await?;
+                && expand(
+                    directory,
+                    &target_source,
+                    depth + 1,
+                    accounts,
+                    external,
+                    seen,
+                )
+                .await?;
             if !found {
                 // A hosted target that answers for nothing: skip it rather than bounce the
                 // whole alias; the other targets still get the mail.

@@ -20,18 +20,33 @@ pub enum StoreError {
     Refused(String),
     /// Storing this would take the account over its quota. The caller's (or the account
     /// owner's) fault; a retry helps only once space is freed.
-    #[error("quota exceeded: {used_bytes} of {quota_bytes_max} bytes used, {requested_bytes} more requested")]
-    QuotaExceeded { used_bytes: u64, quota_bytes_max: u64, requested_bytes: u64 },
+    #[error(
+        "quota exceeded: {used_bytes} of {quota_bytes_max} bytes used, {requested_bytes} more requested"
+    )]
+    QuotaExceeded {
+        used_bytes: u64,
+        quota_bytes_max: u64,
+        requested_bytes: u64,
+    },
     /// The data directory was written by a newer tme. The operator's fault; upgrade tme.
-    #[error("{path} has schema version {found}, newer than this tme understands ({supported}); run a newer tme or restore a backup")]
-    SchemaTooNew { path: PathBuf, found: i64, supported: i64 },
+    #[error(
+        "{path} has schema version {found}, newer than this tme understands ({supported}); run a newer tme or restore a backup"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     /// The database failed or is busy. The environment's fault; a retry may help.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// A file could not be read or written (disk full, permissions). The environment's fault;
     /// a retry may help once the cause is fixed.
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     /// Stored data fails a check made when it is read back. Nobody's request caused it; a retry
     /// will not help; an operator must look.
     #[error("stored data is corrupt: {0}")]
@@ -44,7 +59,9 @@ impl StoreError {
         match self {
             StoreError::Database(error) => !matches!(
                 error,
-                sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
+                sqlx::Error::RowNotFound
+                    | sqlx::Error::ColumnDecode { .. }
+                    | sqlx::Error::Decode(_)
             ),
             StoreError::Io { .. } => true,
             _ => false,
@@ -52,7 +69,10 @@ impl StoreError {
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StoreError {
-        StoreError::Io { context: context.into(), source }
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

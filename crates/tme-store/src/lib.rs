@@ -26,8 +26,8 @@ pub use directory::{
 };
 pub use error::{StoreError, StoreResult};
 pub use mail::{
-    Appended, Change, ChangeKind, FlagChange, Flags, Mailbox, MailboxCounts, MailboxId,
-    MailStore, MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
+    Appended, Change, ChangeKind, FlagChange, Flags, MailStore, Mailbox, MailboxCounts, MailboxId,
+    MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
 };
 use tme_core::EmailAddress;
 use tme_core::config::{StoreBackend, StoreConfig};
@@ -67,9 +67,11 @@ impl Store {
                     StoreError::io(format!("cannot create {}", data_directory.display()), error)
                 })?;
                 let directory =
-                    sqlite::SqliteDirectory::open(&data_directory.join(DIRECTORY_FILE_NAME)).await?;
+                    sqlite::SqliteDirectory::open(&data_directory.join(DIRECTORY_FILE_NAME))
+                        .await?;
                 let mail =
-                    sqlite::SqliteMailStore::open(&data_directory.join(MAIL_SHARD_FILE_NAME)).await?;
+                    sqlite::SqliteMailStore::open(&data_directory.join(MAIL_SHARD_FILE_NAME))
+                        .await?;
                 let blobs = BlobStore::open(&data_directory.join(BLOBS_DIRECTORY_NAME))?;
                 let closers = vec![
                     sqlite::Closer::Directory(directory.clone()),
@@ -96,19 +98,26 @@ impl Store {
     /// Creates an account in the directory and its mailboxes in the mail store.
     pub async fn account_create(&self, account: NewAccount) -> StoreResult<Account> {
         let account = self.directory.account_add(account).await?;
-        self.mail.account_ensure(account.id, account.quota_bytes_max).await?;
+        self.mail
+            .account_ensure(account.id, account.quota_bytes_max)
+            .await?;
         Ok(account)
     }
 
     /// Finds an account by address, making sure its mail store exists (it may not, after a
     /// crash between the two steps of `account_create`).
     pub async fn account_open(&self, address: &EmailAddress) -> StoreResult<Account> {
-        let account = self
-            .directory
-            .account_get(address)
-            .await?
-            .ok_or_else(|| StoreError::NotFound { kind: "account", name: address.to_string() })?;
-        self.mail.account_ensure(account.id, account.quota_bytes_max).await?;
+        let account =
+            self.directory
+                .account_get(address)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "account",
+                    name: address.to_string(),
+                })?;
+        self.mail
+            .account_ensure(account.id, account.quota_bytes_max)
+            .await?;
         Ok(account)
     }
 
@@ -123,7 +132,10 @@ impl Store {
     /// Each message is parsed here, once.
     pub async fn deliver(&self, deliveries: &[Delivery<'_>]) -> StoreResult<Vec<Appended>> {
         let blobs = self.blobs.clone();
-        let raws: Vec<Vec<u8>> = deliveries.iter().map(|delivery| delivery.raw.to_vec()).collect();
+        let raws: Vec<Vec<u8>> = deliveries
+            .iter()
+            .map(|delivery| delivery.raw.to_vec())
+            .collect();
         let (guard, ids, summaries) = tokio::task::spawn_blocking(move || {
             let guard = blobs.lock_for_write()?;
             let slices: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
@@ -181,7 +193,10 @@ impl Store {
     }
 
     /// Purges what is past retention, then deletes blobs nothing refers to.
-    pub async fn collect_garbage(&self, now_unix: i64) -> StoreResult<(mail::PurgeReport, blob::CollectReport)> {
+    pub async fn collect_garbage(
+        &self,
+        now_unix: i64,
+    ) -> StoreResult<(mail::PurgeReport, blob::CollectReport)> {
         let cutoff_unix = now_unix - i64::from(self.retention_days) * 86_400;
         let purged = self.mail.retention_purge(cutoff_unix).await?;
         let blobs = self.blobs.clone();
@@ -205,8 +220,12 @@ impl Store {
 
 /// The data directory's files, for tools that report sizes.
 pub fn data_files(data_directory: &Path) -> Vec<PathBuf> {
-    [DIRECTORY_FILE_NAME, MAIL_SHARD_FILE_NAME, BLOBS_DIRECTORY_NAME]
-        .iter()
-        .map(|name| data_directory.join(name))
-        .collect()
+    [
+        DIRECTORY_FILE_NAME,
+        MAIL_SHARD_FILE_NAME,
+        BLOBS_DIRECTORY_NAME,
+    ]
+    .iter()
+    .map(|name| data_directory.join(name))
+    .collect()
 }

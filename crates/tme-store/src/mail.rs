@@ -180,8 +180,9 @@ impl Flags {
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> StoreResult<Flags> {
         let mut flags = Flags::default();
         for name in names {
-            if let Some((bit, _)) =
-                SystemFlags::NAMES.iter().find(|(_, known)| known.eq_ignore_ascii_case(name))
+            if let Some((bit, _)) = SystemFlags::NAMES
+                .iter()
+                .find(|(_, known)| known.eq_ignore_ascii_case(name))
             {
                 flags.system.0 |= bit;
             } else if name.eq_ignore_ascii_case("\\Recent") {
@@ -197,11 +198,13 @@ impl Flags {
         // A keyword is an IMAP atom (RFC 9051 §9 flag-keyword): no specials, no backslash.
         let valid = !keyword.is_empty()
             && keyword.len() <= KEYWORD_OCTETS_MAX
-            && keyword.bytes().all(|byte| {
-                byte > b' ' && byte < 0x7f && !b"(){%*\"\\]".contains(&byte)
-            });
+            && keyword
+                .bytes()
+                .all(|byte| byte > b' ' && byte < 0x7f && !b"(){%*\"\\]".contains(&byte));
         if !valid {
-            return Err(StoreError::Refused(format!("{keyword:?} is not a valid keyword")));
+            return Err(StoreError::Refused(format!(
+                "{keyword:?} is not a valid keyword"
+            )));
         }
         if let Err(position) = self.keywords.binary_search(&keyword.to_owned()) {
             if self.keywords.len() >= KEYWORDS_PER_MESSAGE_MAX {
@@ -231,7 +234,11 @@ impl Flags {
     pub fn from_stored(system: i64, keywords: &str) -> Flags {
         Flags {
             system: SystemFlags(u8::try_from(system & 0x1f).unwrap_or(0)),
-            keywords: keywords.split(' ').filter(|k| !k.is_empty()).map(str::to_owned).collect(),
+            keywords: keywords
+                .split(' ')
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -240,7 +247,10 @@ impl Flags {
         keywords.extend(other.keywords.iter().cloned());
         keywords.sort();
         keywords.dedup();
-        Flags { system: SystemFlags(self.system.0 | other.system.0), keywords }
+        Flags {
+            system: SystemFlags(self.system.0 | other.system.0),
+            keywords,
+        }
     }
 
     pub fn difference(&self, other: &Flags) -> Flags {
@@ -408,8 +418,12 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Mailbox>;
     /// Renames a mailbox and its children (RFC 9051 §6.3.6). Renaming INBOX is refused here;
     /// IMAP's special INBOX rename moves messages instead.
-    async fn mailbox_rename(&self, account: AccountId, id: MailboxId, name: &str)
-    -> StoreResult<()>;
+    async fn mailbox_rename(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        name: &str,
+    ) -> StoreResult<()>;
     async fn mailbox_set_subscribed(
         &self,
         account: AccountId,

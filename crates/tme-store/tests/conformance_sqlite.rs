@@ -5,7 +5,9 @@ use tme_store::{Store, conformance};
 
 async fn fresh_store() -> (tempfile::TempDir, Store) {
     let directory = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(directory.path(), &StoreConfig::default()).await.expect("open store");
+    let store = Store::open(directory.path(), &StoreConfig::default())
+        .await
+        .expect("open store");
     (directory, store)
 }
 

@@ -9,16 +9,33 @@ use tme_store::{Branding, Delivery, Flags, NewAccount, Store, StoreError};
 #[tokio::test]
 async fn a_newer_schema_is_refused_with_a_clear_error() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(directory.path(), &StoreConfig::default()).await.expect("open");
+    let store = Store::open(directory.path(), &StoreConfig::default())
+        .await
+        .expect("open");
     store.close().await;
     let path = directory.path().join(tme_store::DIRECTORY_FILE_NAME);
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-    let pool = sqlx::SqlitePool::connect_with(options).await.expect("connect");
-    sqlx::query("PRAGMA user_version = 999").execute(&pool).await.expect("pragma");
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("connect");
+    sqlx::query("PRAGMA user_version = 999")
+        .execute(&pool)
+        .await
+        .expect("pragma");
     pool.close().await;
-    let error = Store::open(directory.path(), &StoreConfig::default()).await.expect_err("refused");
-    assert!(matches!(error, StoreError::SchemaTooNew { found: 999, .. }), "{error:?}");
-    assert!(error.to_string().contains("newer than this tme understands"), "{error}");
+    let error = Store::open(directory.path(), &StoreConfig::default())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, StoreError::SchemaTooNew { found: 999, .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("newer than this tme understands"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -26,9 +43,19 @@ async fn reopening_keeps_everything() {
     let directory = tempfile::tempdir().expect("tempdir");
     let address = EmailAddress::parse("user@example.com").expect("address");
     {
-        let store = Store::open(directory.path(), &StoreConfig::default()).await.expect("open");
-        store.directory.partner_add("P", Branding::default()).await.expect("partner");
-        store.directory.domain_add(address.domain(), "P").await.expect("domain");
+        let store = Store::open(directory.path(), &StoreConfig::default())
+            .await
+            .expect("open");
+        store
+            .directory
+            .partner_add("P", Branding::default())
+            .await
+            .expect("partner");
+        store
+            .directory
+            .domain_add(address.domain(), "P")
+            .await
+            .expect("domain");
         store
             .account_create(NewAccount {
                 address: address.clone(),
@@ -40,9 +67,19 @@ async fn reopening_keeps_everything() {
             .expect("account");
         store.close().await;
     }
-    let store = Store::open(directory.path(), &StoreConfig::default()).await.expect("reopen");
+    let store = Store::open(directory.path(), &StoreConfig::default())
+        .await
+        .expect("reopen");
     let account = store.account_open(&address).await.expect("account");
-    assert_eq!(store.mail.mailbox_list(account.id).await.expect("list").len(), 6);
+    assert_eq!(
+        store
+            .mail
+            .mailbox_list(account.id)
+            .await
+            .expect("list")
+            .len(),
+        6
+    );
 }
 
 /// A data directory on a 1 MiB tmpfs fills up: deliveries fail with an I/O error that says
@@ -75,9 +112,19 @@ impl Drop for Unmount {
 
 async fn fill_the_disk(root: &std::path::Path) {
     let address = EmailAddress::parse("user@example.com").expect("address");
-    let store = Store::open(root, &StoreConfig::default()).await.expect("open");
-    store.directory.partner_add("P", Branding::default()).await.expect("partner");
-    store.directory.domain_add(address.domain(), "P").await.expect("domain");
+    let store = Store::open(root, &StoreConfig::default())
+        .await
+        .expect("open");
+    store
+        .directory
+        .partner_add("P", Branding::default())
+        .await
+        .expect("partner");
+    store
+        .directory
+        .domain_add(address.domain(), "P")
+        .await
+        .expect("domain");
     let account = store
         .account_create(NewAccount {
             address: address.clone(),
@@ -87,7 +134,12 @@ async fn fill_the_disk(root: &std::path::Path) {
         })
         .await
         .expect("account");
-    let inbox = store.mail.mailbox_find(account.id, "INBOX").await.expect("find").expect("inbox");
+    let inbox = store
+        .mail
+        .mailbox_find(account.id, "INBOX")
+        .await
+        .expect("find")
+        .expect("inbox");
     let flags = Flags::default();
     let mut stored = 0u32;
     let mut failure = None;
@@ -123,11 +175,24 @@ async fn fill_the_disk(root: &std::path::Path) {
         "the error says the disk is full: {text}"
     );
     store.close().await;
-    let store = Store::open(root, &StoreConfig::default()).await.expect("reopens after a full disk");
-    let listed = store.mail.message_list(account.id, inbox.id).await.expect("list");
-    assert_eq!(listed.len() as u32, stored, "exactly the acknowledged messages are there");
+    let store = Store::open(root, &StoreConfig::default())
+        .await
+        .expect("reopens after a full disk");
+    let listed = store
+        .mail
+        .message_list(account.id, inbox.id)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.len() as u32,
+        stored,
+        "exactly the acknowledged messages are there"
+    );
     for record in &listed {
-        store.message_raw(record).await.expect("every listed message reads back");
+        store
+            .message_raw(record)
+            .await
+            .expect("every listed message reads back");
     }
     store.close().await;
 }

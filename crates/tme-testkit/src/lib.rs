@@ -19,8 +19,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The listener roles and the environment variables that set them.
-pub const LISTENER_ROLES: [&str; 9] =
-    ["smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "dns"];
+pub const LISTENER_ROLES: [&str; 9] = [
+    "smtp",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "pop3",
+    "pop3s",
+    "http",
+    "dns",
+];
 
 /// A running (or stopped) tme node.
 #[derive(Debug)]
@@ -48,10 +57,19 @@ impl Node {
             .map(|(address, role)| (role, address))
             .collect();
         let log_path = data_dir.path().join("serve.log");
-        let node = Node { binary: binary.to_path_buf(), data_dir, ports, child: None, log_path };
+        let node = Node {
+            binary: binary.to_path_buf(),
+            data_dir,
+            ports,
+            child: None,
+            log_path,
+        };
         let output = node.tme(&["init", "--hostname", "mail.test"])?;
         if !output.status.success() {
-            bail!("tme init failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "tme init failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(node)
     }
@@ -66,7 +84,10 @@ impl Node {
         if self.child.is_some() {
             bail!("the node is already running");
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
         let child = self
             .command()
             .arg("serve")
@@ -78,15 +99,25 @@ impl Node {
         self.child = Some(child);
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
                 self.child = None;
-                bail!("tme serve exited with {status} before it was ready; log:\n{}", self.log());
+                bail!(
+                    "tme serve exited with {status} before it was ready; log:\n{}",
+                    self.log()
+                );
             }
             if let Ok((200, _)) = self.http_get("/readyz") {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("tme serve was not ready within {READY_TIMEOUT:?}; log:\n{}", self.log());
+                bail!(
+                    "tme serve was not ready within {READY_TIMEOUT:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -96,16 +127,25 @@ impl Node {
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
         command.arg("--data-dir").arg(self.data_dir.path());
-        command.env("TME_LOG_FORMAT", "text").env_remove("TME_DATA_DIR");
+        command
+            .env("TME_LOG_FORMAT", "text")
+            .env_remove("TME_DATA_DIR");
         for (role, address) in &self.ports {
-            command.env(format!("TME_LISTEN__{}", role.to_ascii_uppercase()), address.to_string());
+            command.env(
+                format!("TME_LISTEN__{}", role.to_ascii_uppercase()),
+                address.to_string(),
+            );
         }
         command
     }
 
     /// Runs `tme ARGS` against this node's data directory.
     pub fn tme(&self, args: &[&str]) -> Result<Output> {
-        self.command().args(args).stdin(Stdio::null()).output().context("cannot run tme")
+        self.command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run tme")
     }
 
     /// Runs `tme ARGS` with `stdin` on standard input.
@@ -128,24 +168,39 @@ impl Node {
     pub fn tme_ok(&self, args: &[&str]) -> Result<String> {
         let output = self.tme(args)?;
         if !output.status.success() {
-            bail!("tme {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "tme {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Creates an account, with its partner (`Test`) and domain when missing.
     pub fn add_account(&self, address: &str, password: &str) -> Result<()> {
-        let domain = address.rsplit_once('@').map(|(_, domain)| domain).context("no @")?;
-        if !self.tme_ok(&["partner", "list"])?.lines().any(|line| line.starts_with("Test ")) {
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, domain)| domain)
+            .context("no @")?;
+        if !self
+            .tme_ok(&["partner", "list"])?
+            .lines()
+            .any(|line| line.starts_with("Test "))
+        {
             self.tme_ok(&["partner", "add", "Test"])?;
         }
         if self.tme(&["domain", "show", domain])?.status.code() != Some(0) {
             self.tme_ok(&["domain", "add", domain, "--partner", "Test"])?;
         }
-        let output =
-            self.tme_with_stdin(&["account", "add", address, "--password-stdin"], &format!("{password}\n"))?;
+        let output = self.tme_with_stdin(
+            &["account", "add", address, "--password-stdin"],
+            &format!("{password}\n"),
+        )?;
         if !output.status.success() {
-            bail!("account add failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "account add failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(())
     }
@@ -177,7 +232,10 @@ impl Node {
     pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
         let mut stream = TcpStream::connect_timeout(&self.address("http"), Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         let status = response
@@ -185,7 +243,10 @@ impl Node {
             .nth(1)
             .and_then(|code| code.parse().ok())
             .context("no HTTP status")?;
-        let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
         Ok((status, body))
     }
 
@@ -224,7 +285,10 @@ impl Drop for Node {
 
 /// Sends a signal by name (`TERM`, `KILL`) to a process.
 pub fn signal(pid: u32, name: &str) -> Result<()> {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
     if !status.success() {
         bail!("kill -{name} {pid} failed");
     }
@@ -233,9 +297,13 @@ pub fn signal(pid: u32, name: &str) -> Result<()> {
 
 /// Distinct free loopback ports, all chosen before any is released.
 pub fn free_ports(count: usize) -> Result<Vec<SocketAddr>> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
-    listeners.iter().map(|listener| Ok(listener.local_addr()?)).collect()
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    listeners
+        .iter()
+        .map(|listener| Ok(listener.local_addr()?))
+        .collect()
 }
 
 /// The shared corpus of real-world messages, when present.
@@ -249,11 +317,15 @@ pub fn corpus_dir() -> Option<PathBuf> {
 
 /// Every `.eml` file of the corpus, in path order.
 pub fn corpus_messages() -> Vec<PathBuf> {
-    let Some(root) = corpus_dir() else { return Vec::new() };
+    let Some(root) = corpus_dir() else {
+        return Vec::new();
+    };
     let mut files = Vec::new();
     let mut pending = vec![root];
     while let Some(directory) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&directory) else { continue };
+        let Ok(entries) = std::fs::read_dir(&directory) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {

@@ -7,10 +7,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tme", version, about = "The Messaging Engine: mail hosting in one binary")]
+#[command(
+    name = "tme",
+    version,
+    about = "The Messaging Engine: mail hosting in one binary"
+)]
 pub struct Cli {
     /// The data directory: config, store and certificates.
-    #[arg(long, global = true, env = "TME_DATA_DIR", default_value = "./tme-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "TME_DATA_DIR",
+        default_value = "./tme-data"
+    )]
     pub data_dir: PathBuf,
 
     #[command(subcommand)]
@@ -201,13 +210,19 @@ pub enum AccountCommand {
 #[derive(Debug, Subcommand)]
 pub enum AppPasswordCommand {
     /// Create one and print it once.
-    Add { address: String, label: String },
+    Add {
+        address: String,
+        label: String,
+    },
     List {
         address: String,
         #[command(flatten)]
         list: ListArgs,
     },
-    Remove { address: String, id: i64 },
+    Remove {
+        address: String,
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

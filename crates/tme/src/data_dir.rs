@@ -25,7 +25,10 @@ impl DataDir {
             );
         }
         let config = Config::load(&config_path, std::env::vars())?;
-        Ok(DataDir { path: path.to_path_buf(), config })
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            config,
+        })
     }
 
     /// Opens the store the config names.

@@ -4,7 +4,10 @@
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let upper = trimmed.to_ascii_uppercase();
-    let without_b = upper.strip_suffix("IB").or_else(|| upper.strip_suffix('B')).unwrap_or(&upper);
+    let without_b = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
     let (number, multiplier) = match without_b.chars().last() {
         Some('K') => (&without_b[..without_b.len() - 1], 1u64 << 10),
         Some('M') => (&without_b[..without_b.len() - 1], 1 << 20),
@@ -17,7 +20,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .parse::<u64>()
         .ok()
         .and_then(|value| value.checked_mul(multiplier))
-        .ok_or_else(|| format!("{trimmed:?} is not a size; write bytes or a number with K, M, G or T (e.g. 10G)"))
+        .ok_or_else(|| {
+            format!(
+                "{trimmed:?} is not a size; write bytes or a number with K, M, G or T (e.g. 10G)"
+            )
+        })
 }
 
 /// Formats a byte count for people: `1.5 GiB`.
@@ -29,7 +36,11 @@ pub fn format_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]

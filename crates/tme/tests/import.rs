@@ -12,14 +12,33 @@ const TME: &str = env!("CARGO_BIN_EXE_tme");
 
 /// Reads every message of `mailbox` back through the store, in UID order.
 async fn stored_messages(data_dir: &Path, address: &str, mailbox: &str) -> Vec<Vec<u8>> {
-    let store = Store::open(data_dir, &StoreConfig::default()).await.expect("open store");
-    let account = store.account_open(&EmailAddress::parse(address).expect("address")).await.expect("account");
-    let mailbox = store.mail.mailbox_find(account.id, mailbox).await.expect("find").expect("mailbox");
+    let store = Store::open(data_dir, &StoreConfig::default())
+        .await
+        .expect("open store");
+    let account = store
+        .account_open(&EmailAddress::parse(address).expect("address"))
+        .await
+        .expect("account");
+    let mailbox = store
+        .mail
+        .mailbox_find(account.id, mailbox)
+        .await
+        .expect("find")
+        .expect("mailbox");
     let mut messages = Vec::new();
-    for record in store.mail.message_list(account.id, mailbox.id).await.expect("list") {
+    for record in store
+        .mail
+        .message_list(account.id, mailbox.id)
+        .await
+        .expect("list")
+    {
         messages.push(store.message_raw(&record).await.expect("read back"));
         // The summary parsed at import reads back too.
-        let summary = store.mail.message_summary(account.id, record.id).await.expect("summary");
+        let summary = store
+            .mail
+            .message_summary(account.id, record.id)
+            .await
+            .expect("summary");
         assert_eq!(summary.size_bytes, record.size_bytes);
     }
     store.close().await;
@@ -56,17 +75,41 @@ async fn the_whole_corpus_imports_and_reads_back_byte_for_byte() {
     };
     let files = corpus_messages();
     let node = Node::init(Path::new(TME)).expect("init");
-    node.add_account("corpus@example.com", "password").expect("account");
-    let output = node.tme_ok(&["import", "corpus@example.com", corpus.to_str().expect("utf-8 path")]).expect("import");
-    assert!(output.contains(&format!("imported {} message(s)", files.len())), "{output}");
+    node.add_account("corpus@example.com", "password")
+        .expect("account");
+    let output = node
+        .tme_ok(&[
+            "import",
+            "corpus@example.com",
+            corpus.to_str().expect("utf-8 path"),
+        ])
+        .expect("import");
+    assert!(
+        output.contains(&format!("imported {} message(s)", files.len())),
+        "{output}"
+    );
     let stored = stored_messages(node.data_dir(), "corpus@example.com", "INBOX").await;
     assert_eq!(stored.len(), files.len());
     for (file, raw) in files.iter().zip(&stored) {
-        assert!(std::fs::read(file).expect("read") == *raw, "{} differs after the round trip", file.display());
+        assert!(
+            std::fs::read(file).expect("read") == *raw,
+            "{} differs after the round trip",
+            file.display()
+        );
     }
     // Importing again finds everything present and adds nothing.
-    let again = node.tme_ok(&["import", "corpus@example.com", corpus.to_str().expect("utf-8 path")]).expect("import");
-    assert!(again.contains(&format!("imported 0 message(s)")) && again.contains(&format!("{} already present", files.len())), "{again}");
+    let again = node
+        .tme_ok(&[
+            "import",
+            "corpus@example.com",
+            corpus.to_str().expect("utf-8 path"),
+        ])
+        .expect("import");
+    assert!(
+        again.contains("imported 0 message(s)")
+            && again.contains(&format!("{} already present", files.len())),
+        "{again}"
+    );
 }
 
 fn corpus_sample(count: usize) -> Vec<Vec<u8>> {
@@ -86,17 +129,30 @@ async fn an_mbox_imports_byte_for_byte_into_the_named_mailbox() {
         return;
     }
     let node = Node::init(Path::new(TME)).expect("init");
-    node.add_account("mbox@example.com", "password").expect("account");
+    node.add_account("mbox@example.com", "password")
+        .expect("account");
     let mbox = node.data_dir().join("old.mbox");
     write_mbox(&mbox, &messages);
     let output = node
-        .tme_ok(&["import", "mbox@example.com", mbox.to_str().expect("path"), "--mailbox", "Old Mail/2003"])
+        .tme_ok(&[
+            "import",
+            "mbox@example.com",
+            mbox.to_str().expect("path"),
+            "--mailbox",
+            "Old Mail/2003",
+        ])
         .expect("import");
-    assert!(output.contains(&format!("imported {} message(s)", messages.len())), "{output}");
+    assert!(
+        output.contains(&format!("imported {} message(s)", messages.len())),
+        "{output}"
+    );
     let stored = stored_messages(node.data_dir(), "mbox@example.com", "Old Mail/2003").await;
     assert_eq!(stored.len(), messages.len());
     for (index, (original, raw)) in messages.iter().zip(&stored).enumerate() {
-        assert!(original == raw, "message {index} differs after the mbox round trip");
+        assert!(
+            original == raw,
+            "message {index} differs after the mbox round trip"
+        );
     }
 }
 
@@ -108,7 +164,8 @@ async fn a_killed_import_resumes_without_loss_or_duplicates() {
         return;
     }
     let node = Node::init(Path::new(TME)).expect("init");
-    node.add_account("resume@example.com", "password").expect("account");
+    node.add_account("resume@example.com", "password")
+        .expect("account");
     let mbox: PathBuf = node.data_dir().join("big.mbox");
     write_mbox(&mbox, &messages);
     let mut child = node
@@ -121,7 +178,9 @@ async fn a_killed_import_resumes_without_loss_or_duplicates() {
     // Kill it once some batches are in, or whenever it gets there.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let present = node.tme_ok(&["account", "show", "resume@example.com", "--json"]).expect("show");
+        let present = node
+            .tme_ok(&["account", "show", "resume@example.com", "--json"])
+            .expect("show");
         let present: serde_json::Value = serde_json::from_str(&present).expect("json");
         if present["messages"].as_u64().unwrap_or(0) > 0 || std::time::Instant::now() > deadline {
             break;
@@ -133,10 +192,16 @@ async fn a_killed_import_resumes_without_loss_or_duplicates() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let output = node.tme_ok(&["import", "resume@example.com", mbox.to_str().expect("path")]).expect("resume");
+    let output = node
+        .tme_ok(&["import", "resume@example.com", mbox.to_str().expect("path")])
+        .expect("resume");
     assert!(output.contains("already present"), "{output}");
     let stored = stored_messages(node.data_dir(), "resume@example.com", "INBOX").await;
-    assert_eq!(stored.len(), messages.len(), "every message exactly once: {output}");
+    assert_eq!(
+        stored.len(),
+        messages.len(),
+        "every message exactly once: {output}"
+    );
     let mut expected = messages.clone();
     let mut actual = stored.clone();
     expected.sort();
@@ -147,23 +212,61 @@ async fn a_killed_import_resumes_without_loss_or_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maildir_imports_with_subfolders_and_flags() {
     let node = Node::init(Path::new(TME)).expect("init");
-    node.add_account("maildir@example.com", "password").expect("account");
+    node.add_account("maildir@example.com", "password")
+        .expect("account");
     let root = node.data_dir().join("Maildir");
     for folder in ["cur", "new", "tmp", ".Sent/cur", ".Lists.Rust/new"] {
         std::fs::create_dir_all(root.join(folder)).expect("mkdir");
     }
-    std::fs::write(root.join("cur/1.a.host:2,S"), b"Subject: inbox seen\r\n\r\nhi\r\n").expect("write");
-    std::fs::write(root.join("new/2.b.host"), b"Subject: inbox new\r\n\r\nhi\r\n").expect("write");
-    std::fs::write(root.join(".Sent/cur/3.c.host:2,RS"), b"Subject: sent\r\n\r\nhi\r\n").expect("write");
-    std::fs::write(root.join(".Lists.Rust/new/4.d.host"), b"Subject: list\r\n\r\nhi\r\n").expect("write");
-    let output = node.tme_ok(&["import", "maildir@example.com", root.to_str().expect("path")]).expect("import");
+    std::fs::write(
+        root.join("cur/1.a.host:2,S"),
+        b"Subject: inbox seen\r\n\r\nhi\r\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("new/2.b.host"),
+        b"Subject: inbox new\r\n\r\nhi\r\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join(".Sent/cur/3.c.host:2,RS"),
+        b"Subject: sent\r\n\r\nhi\r\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join(".Lists.Rust/new/4.d.host"),
+        b"Subject: list\r\n\r\nhi\r\n",
+    )
+    .expect("write");
+    let output = node
+        .tme_ok(&[
+            "import",
+            "maildir@example.com",
+            root.to_str().expect("path"),
+        ])
+        .expect("import");
     assert!(output.contains("imported 4 message(s)"), "{output}");
-    let store = Store::open(node.data_dir(), &StoreConfig::default()).await.expect("open");
-    let account = store.account_open(&EmailAddress::parse("maildir@example.com").expect("address")).await.expect("account");
+    let store = Store::open(node.data_dir(), &StoreConfig::default())
+        .await
+        .expect("open");
+    let account = store
+        .account_open(&EmailAddress::parse("maildir@example.com").expect("address"))
+        .await
+        .expect("account");
     let mut seen = Vec::new();
     for name in ["INBOX", "Sent", "Lists/Rust"] {
-        let mailbox = store.mail.mailbox_find(account.id, name).await.expect("find").expect(name);
-        for record in store.mail.message_list(account.id, mailbox.id).await.expect("list") {
+        let mailbox = store
+            .mail
+            .mailbox_find(account.id, name)
+            .await
+            .expect("find")
+            .expect(name);
+        for record in store
+            .mail
+            .message_list(account.id, mailbox.id)
+            .await
+            .expect("list")
+        {
             seen.push((name, record.flags.names()));
         }
     }
@@ -182,12 +285,25 @@ async fn a_maildir_imports_with_subfolders_and_flags() {
 #[test]
 fn bad_sources_get_clear_errors() {
     let node = Node::init(Path::new(TME)).expect("init");
-    node.add_account("user@example.com", "password").expect("account");
+    node.add_account("user@example.com", "password")
+        .expect("account");
     let not_mbox = node.data_dir().join("note.txt");
     std::fs::write(&not_mbox, "hello\n").expect("write");
-    let output = node.tme(&["import", "user@example.com", not_mbox.to_str().expect("path")]).expect("run");
+    let output = node
+        .tme(&[
+            "import",
+            "user@example.com",
+            not_mbox.to_str().expect("path"),
+        ])
+        .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not an mbox file"));
-    let output = node.tme(&["import", "nobody@example.com", not_mbox.to_str().expect("path")]).expect("run");
+    let output = node
+        .tme(&[
+            "import",
+            "nobody@example.com",
+            not_mbox.to_str().expect("path"),
+        ])
+        .expect("run");
     assert!(String::from_utf8_lossy(&output.stderr).contains("create the account first"));
 }

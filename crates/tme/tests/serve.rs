@@ -19,20 +19,36 @@ fn serves_health_and_stops_gracefully_on_sigterm() {
     assert_eq!(status, 200, "{body}");
 
     // The CLI works on the data directory while the node runs.
-    node.add_account("live@example.com", "a password").expect("account while serving");
-    assert!(node.tme_ok(&["account", "list"]).expect("list").contains("live@example.com"));
+    node.add_account("live@example.com", "a password")
+        .expect("account while serving");
+    assert!(
+        node.tme_ok(&["account", "list"])
+            .expect("list")
+            .contains("live@example.com")
+    );
 
     let started = Instant::now();
     let status = node.stop().expect("stop");
-    assert!(status.success(), "exit status {status}; log:\n{}", node.log());
-    assert!(started.elapsed() < Duration::from_secs(10), "stopped promptly");
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        node.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped promptly"
+    );
     assert!(node.log().contains("shutting down"), "{}", node.log());
 
     // A killed node starts again on the same data.
     node.serve().expect("serve again");
     node.kill();
     node.serve().expect("serve after kill");
-    assert!(node.tme_ok(&["account", "list"]).expect("list").contains("live@example.com"));
+    assert!(
+        node.tme_ok(&["account", "list"])
+            .expect("list")
+            .contains("live@example.com")
+    );
 }
 
 #[test]
@@ -47,7 +63,10 @@ fn a_busy_port_is_retried_with_backoff_and_reported() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_secs(2));
-    assert!(child.try_wait().expect("wait").is_none(), "the node keeps running while a role retries");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the node keeps running while a role retries"
+    );
     drop(blocker);
     // Backoff is at most a few seconds here; the role comes up once the port is free.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -63,5 +82,8 @@ fn a_busy_port_is_retried_with_backoff_and_reported() {
     let output = child.wait_with_output().expect("wait");
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(ready, "ready after the port was freed; log:\n{log}");
-    assert!(log.contains("role failed; restarting") && log.contains("cannot listen on"), "{log}");
+    assert!(
+        log.contains("role failed; restarting") && log.contains("cannot listen on"),
+        "{log}"
+    );
 }

@@ -26,7 +26,9 @@ pub struct SqliteDirectory {
 
 impl SqliteDirectory {
     pub async fn open(path: &Path) -> StoreResult<SqliteDirectory> {
-        Ok(SqliteDirectory { database: Database::open(path, &schema::DIRECTORY).await? })
+        Ok(SqliteDirectory {
+            database: Database::open(path, &schema::DIRECTORY).await?,
+        })
     }
 
     pub async fn close(&self) {
@@ -105,7 +107,9 @@ fn alias_from_row(row: &SqliteRow) -> StoreResult<Alias> {
 fn validate_partner_name(name: &str) -> StoreResult<()> {
     let valid = !name.is_empty()
         && name.chars().count() <= PARTNER_NAME_CHARS_MAX
-        && name.chars().all(|c| c.is_alphanumeric() || " -_.&'".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || " -_.&'".contains(c))
         && name.trim() == name;
     if valid {
         Ok(())
@@ -118,7 +122,9 @@ fn validate_partner_name(name: &str) -> StoreResult<()> {
 
 fn targets_json(targets: &[EmailAddress]) -> StoreResult<String> {
     if targets.is_empty() {
-        return Err(StoreError::Refused("an alias needs at least one target".to_owned()));
+        return Err(StoreError::Refused(
+            "an alias needs at least one target".to_owned(),
+        ));
     }
     if targets.len() > ALIAS_TARGETS_MAX {
         return Err(StoreError::Refused(format!(
@@ -147,11 +153,16 @@ impl Directory for SqliteDirectory {
         .execute(&self.database.writer)
         .await;
         match result {
-            Err(error) if is_unique_violation(&error) => {
-                Err(StoreError::AlreadyExists { kind: "partner", name: name.to_owned() })
-            }
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                kind: "partner",
+                name: name.to_owned(),
+            }),
             Err(error) => Err(error.into()),
-            Ok(_) => Ok(Partner { name: name.to_owned(), branding, created_unix }),
+            Ok(_) => Ok(Partner {
+                name: name.to_owned(),
+                branding,
+                created_unix,
+            }),
         }
     }
 
@@ -183,7 +194,10 @@ impl Directory for SqliteDirectory {
         .execute(&self.database.writer)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { kind: "partner", name: name.to_owned() });
+            return Err(StoreError::NotFound {
+                kind: "partner",
+                name: name.to_owned(),
+            });
         }
         Ok(())
     }
@@ -200,10 +214,15 @@ impl Directory for SqliteDirectory {
                 "partner {name} still has {domains} domain(s); remove them first"
             )));
         }
-        let result =
-            sqlx::query("DELETE FROM partners WHERE name = ?").bind(name).execute(&mut *transaction).await?;
+        let result = sqlx::query("DELETE FROM partners WHERE name = ?")
+            .bind(name)
+            .execute(&mut *transaction)
+            .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { kind: "partner", name: name.to_owned() });
+            return Err(StoreError::NotFound {
+                kind: "partner",
+                name: name.to_owned(),
+            });
         }
         transaction.commit().await?;
         Ok(())
@@ -217,7 +236,10 @@ impl Directory for SqliteDirectory {
             .await?
             .is_some();
         if !partner_exists {
-            return Err(StoreError::NotFound { kind: "partner", name: partner.to_owned() });
+            return Err(StoreError::NotFound {
+                kind: "partner",
+                name: partner.to_owned(),
+            });
         }
         let created_unix = now_unix();
         let result =
@@ -229,13 +251,20 @@ impl Directory for SqliteDirectory {
                 .await;
         match result {
             Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::AlreadyExists { kind: "domain", name: domain.to_string() });
+                return Err(StoreError::AlreadyExists {
+                    kind: "domain",
+                    name: domain.to_string(),
+                });
             }
             Err(error) => return Err(error.into()),
             Ok(_) => {}
         }
         transaction.commit().await?;
-        Ok(DomainRecord { domain: domain.clone(), partner: partner.to_owned(), created_unix })
+        Ok(DomainRecord {
+            domain: domain.clone(),
+            partner: partner.to_owned(),
+            created_unix,
+        })
     }
 
     async fn domain_get(&self, domain: &Domain) -> StoreResult<Option<DomainRecord>> {
@@ -247,12 +276,11 @@ impl Directory for SqliteDirectory {
     }
 
     async fn domain_list(&self, partner: Option<&str>) -> StoreResult<Vec<DomainRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM domains WHERE ?1 IS NULL OR partner = ?1 ORDER BY domain",
-        )
-        .bind(partner)
-        .fetch_all(&self.database.reader)
-        .await?;
+        let rows =
+            sqlx::query("SELECT * FROM domains WHERE ?1 IS NULL OR partner = ?1 ORDER BY domain")
+                .bind(partner)
+                .fetch_all(&self.database.reader)
+                .await?;
         rows.iter().map(domain_from_row).collect()
     }
 
@@ -276,7 +304,10 @@ impl Directory for SqliteDirectory {
             .execute(&mut *transaction)
             .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { kind: "domain", name: domain.to_string() });
+            return Err(StoreError::NotFound {
+                kind: "domain",
+                name: domain.to_string(),
+            });
         }
         transaction.commit().await?;
         Ok(())
@@ -292,7 +323,10 @@ impl Directory for SqliteDirectory {
             .await?
             .is_some();
         if !hosted {
-            return Err(StoreError::NotFound { kind: "domain", name: domain });
+            return Err(StoreError::NotFound {
+                kind: "domain",
+                name: domain,
+            });
         }
         let alias_exists = sqlx::query("SELECT 1 FROM aliases WHERE source_canonical = ?")
             .bind(&canonical)
@@ -371,13 +405,21 @@ impl Directory for SqliteDirectory {
     }
 
     async fn account_set_password_hash(&self, id: AccountId, hash: &str) -> StoreResult<()> {
-        self.update_account(id, "UPDATE accounts SET password_hash = ? WHERE account_id = ?", hash)
-            .await
+        self.update_account(
+            id,
+            "UPDATE accounts SET password_hash = ? WHERE account_id = ?",
+            hash,
+        )
+        .await
     }
 
     async fn account_set_state(&self, id: AccountId, state: AccountState) -> StoreResult<()> {
-        self.update_account(id, "UPDATE accounts SET state = ? WHERE account_id = ?", state.as_str())
-            .await
+        self.update_account(
+            id,
+            "UPDATE accounts SET state = ? WHERE account_id = ?",
+            state.as_str(),
+        )
+        .await
     }
 
     async fn account_set_quota(&self, id: AccountId, quota_bytes_max: u64) -> StoreResult<()> {
@@ -389,11 +431,7 @@ impl Directory for SqliteDirectory {
         found_if_affected(result.rows_affected(), id)
     }
 
-    async fn account_set_display_name(
-        &self,
-        id: AccountId,
-        name: Option<&str>,
-    ) -> StoreResult<()> {
+    async fn account_set_display_name(&self, id: AccountId, name: Option<&str>) -> StoreResult<()> {
         let result = sqlx::query("UPDATE accounts SET display_name = ? WHERE account_id = ?")
             .bind(name)
             .bind(id)
@@ -454,7 +492,10 @@ impl Directory for SqliteDirectory {
                 .execute(&self.database.writer)
                 .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { kind: "app password", name: id.to_string() });
+            return Err(StoreError::NotFound {
+                kind: "app password",
+                name: id.to_string(),
+            });
         }
         Ok(())
     }
@@ -473,7 +514,10 @@ impl Directory for SqliteDirectory {
             .await?
             .is_some();
         if !hosted {
-            return Err(StoreError::NotFound { kind: "domain", name: domain });
+            return Err(StoreError::NotFound {
+                kind: "domain",
+                name: domain,
+            });
         }
         let account_exists = sqlx::query("SELECT 1 FROM accounts WHERE address_canonical = ?")
             .bind(source.canonical())
@@ -499,13 +543,20 @@ impl Directory for SqliteDirectory {
         .await;
         match result {
             Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::AlreadyExists { kind: "alias", name: source.to_string() });
+                return Err(StoreError::AlreadyExists {
+                    kind: "alias",
+                    name: source.to_string(),
+                });
             }
             Err(error) => return Err(error.into()),
             Ok(_) => {}
         }
         transaction.commit().await?;
-        Ok(Alias { source: source.clone(), targets: targets.to_vec(), created_unix })
+        Ok(Alias {
+            source: source.clone(),
+            targets: targets.to_vec(),
+            created_unix,
+        })
     }
 
     async fn alias_get(&self, source: &AliasSource) -> StoreResult<Option<Alias>> {
@@ -537,7 +588,10 @@ impl Directory for SqliteDirectory {
             .execute(&self.database.writer)
             .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { kind: "alias", name: source.to_string() });
+            return Err(StoreError::NotFound {
+                kind: "alias",
+                name: source.to_string(),
+            });
         }
         Ok(())
     }
@@ -548,7 +602,10 @@ impl Directory for SqliteDirectory {
             .execute(&self.database.writer)
             .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { kind: "alias", name: source.to_string() });
+            return Err(StoreError::NotFound {
+                kind: "alias",
+                name: source.to_string(),
+            });
         }
         Ok(())
     }
@@ -562,16 +619,27 @@ impl Directory for SqliteDirectory {
 }
 
 impl SqliteDirectory {
-    async fn update_account(&self, id: AccountId, sql: &'static str, value: &str) -> StoreResult<()> {
-        let result =
-            sqlx::query(sql).bind(value).bind(id).execute(&self.database.writer).await?;
+    async fn update_account(
+        &self,
+        id: AccountId,
+        sql: &'static str,
+        value: &str,
+    ) -> StoreResult<()> {
+        let result = sqlx::query(sql)
+            .bind(value)
+            .bind(id)
+            .execute(&self.database.writer)
+            .await?;
         found_if_affected(result.rows_affected(), id)
     }
 }
 
 fn found_if_affected(rows_affected: u64, id: AccountId) -> StoreResult<()> {
     if rows_affected == 0 {
-        return Err(StoreError::NotFound { kind: "account", name: id.to_string() });
+        return Err(StoreError::NotFound {
+            kind: "account",
+            name: id.to_string(),
+        });
     }
     Ok(())
 }

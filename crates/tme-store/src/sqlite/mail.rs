@@ -17,9 +17,9 @@ use crate::blob::BlobId;
 use crate::directory::AccountId;
 use crate::error::{StoreError, StoreResult};
 use crate::mail::{
-    Appended, Change, ChangeKind, FlagChange, Flags, MAILBOXES_PER_ACCOUNT_MAX, Mailbox,
-    MailboxCounts, MailboxId, MailStore, MessageId, MessageRecord, ModSeq, NewMessage,
-    PurgeReport, SpecialUse, Uid, Usage, validate_mailbox_name,
+    Appended, Change, ChangeKind, FlagChange, Flags, MAILBOXES_PER_ACCOUNT_MAX, MailStore, Mailbox,
+    MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage, PurgeReport,
+    SpecialUse, Uid, Usage, validate_mailbox_name,
 };
 
 /// zstd level for the stored summaries: fast, and JSON shrinks well.
@@ -34,7 +34,9 @@ pub struct SqliteMailStore {
 
 impl SqliteMailStore {
     pub async fn open(path: &Path) -> StoreResult<SqliteMailStore> {
-        Ok(SqliteMailStore { database: Database::open(path, &schema::MAIL).await? })
+        Ok(SqliteMailStore {
+            database: Database::open(path, &schema::MAIL).await?,
+        })
     }
 
     pub async fn close(&self) {
@@ -98,7 +100,10 @@ fn decode_summary(bytes: &[u8]) -> StoreResult<MessageSummary> {
 }
 
 /// Takes the account's next MODSEQ inside the transaction.
-async fn next_modseq(transaction: &mut WriteTransaction, account: AccountId) -> StoreResult<ModSeq> {
+async fn next_modseq(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+) -> StoreResult<ModSeq> {
     let row = sqlx::query(
         "UPDATE mail_accounts SET highest_modseq = highest_modseq + 1 WHERE account_id = ?
          RETURNING highest_modseq",
@@ -108,7 +113,10 @@ async fn next_modseq(transaction: &mut WriteTransaction, account: AccountId) -> 
     .await?;
     match row {
         Some(row) => Ok(row.try_get(0)?),
-        None => Err(StoreError::NotFound { kind: "account", name: account.to_string() }),
+        None => Err(StoreError::NotFound {
+            kind: "account",
+            name: account.to_string(),
+        }),
     }
 }
 
@@ -166,7 +174,10 @@ async fn live_mailbox(
     .await?;
     match row {
         Some(row) => mailbox_from_row(&row),
-        None => Err(StoreError::NotFound { kind: "mailbox", name: id.to_string() }),
+        None => Err(StoreError::NotFound {
+            kind: "mailbox",
+            name: id.to_string(),
+        }),
     }
 }
 
@@ -288,7 +299,10 @@ impl MailStore for SqliteMailStore {
             "DELETE FROM mailboxes WHERE account_id = ?",
             "DELETE FROM mail_accounts WHERE account_id = ?",
         ] {
-            sqlx::query(statement).bind(account).execute(&mut *transaction).await?;
+            sqlx::query(statement)
+                .bind(account)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -310,7 +324,10 @@ impl MailStore for SqliteMailStore {
             .bind(id)
             .fetch_optional(&self.database.reader)
             .await?
-            .ok_or_else(|| StoreError::NotFound { kind: "mailbox", name: id.to_string() })?;
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "mailbox",
+                name: id.to_string(),
+            })?;
         mailbox_from_row(&row)
     }
 
@@ -385,10 +402,15 @@ impl MailStore for SqliteMailStore {
             return Err(StoreError::Refused("INBOX cannot be renamed".to_owned()));
         }
         if new_name == "INBOX" {
-            return Err(StoreError::AlreadyExists { kind: "mailbox", name: new_name });
+            return Err(StoreError::AlreadyExists {
+                kind: "mailbox",
+                name: new_name,
+            });
         }
         if new_name.starts_with(&format!("{}/", mailbox.name)) {
-            return Err(StoreError::Refused("a mailbox cannot be moved into itself".to_owned()));
+            return Err(StoreError::Refused(
+                "a mailbox cannot be moved into itself".to_owned(),
+            ));
         }
         let modseq = next_modseq(&mut transaction, account).await?;
         // The mailbox and its children, deepest names last (RFC 9051 §6.3.6).
@@ -415,13 +437,23 @@ impl MailStore for SqliteMailStore {
             .await;
             match result {
                 Err(error) if is_unique_violation(&error) => {
-                    return Err(StoreError::AlreadyExists { kind: "mailbox", name: renamed });
+                    return Err(StoreError::AlreadyExists {
+                        kind: "mailbox",
+                        name: renamed,
+                    });
                 }
                 Err(error) => return Err(error.into()),
                 Ok(_) => {}
             }
-            log_change(&mut transaction, account, modseq, ChangeKind::MailboxChanged, child_id, None)
-                .await?;
+            log_change(
+                &mut transaction,
+                account,
+                modseq,
+                ChangeKind::MailboxChanged,
+                child_id,
+                None,
+            )
+            .await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -442,7 +474,15 @@ impl MailStore for SqliteMailStore {
             .bind(id)
             .execute(&mut *transaction)
             .await?;
-        log_change(&mut transaction, account, modseq, ChangeKind::MailboxChanged, id, None).await?;
+        log_change(
+            &mut transaction,
+            account,
+            modseq,
+            ChangeKind::MailboxChanged,
+            id,
+            None,
+        )
+        .await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -463,14 +503,24 @@ impl MailStore for SqliteMailStore {
         .await?;
         let (messages, bytes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let modseq = next_modseq(&mut transaction, account).await?;
-        sqlx::query("UPDATE mailboxes SET deleted_unix = ?, highest_modseq = ? WHERE mailbox_id = ?")
-            .bind(now_unix())
-            .bind(modseq)
-            .bind(id)
-            .execute(&mut *transaction)
-            .await?;
+        sqlx::query(
+            "UPDATE mailboxes SET deleted_unix = ?, highest_modseq = ? WHERE mailbox_id = ?",
+        )
+        .bind(now_unix())
+        .bind(modseq)
+        .bind(id)
+        .execute(&mut *transaction)
+        .await?;
         charge_quota(&mut transaction, account, -bytes, -messages).await?;
-        log_change(&mut transaction, account, modseq, ChangeKind::MailboxDeleted, id, None).await?;
+        log_change(
+            &mut transaction,
+            account,
+            modseq,
+            ChangeKind::MailboxDeleted,
+            id,
+            None,
+        )
+        .await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -541,7 +591,15 @@ impl MailStore for SqliteMailStore {
         .bind(id)
         .execute(&mut *transaction)
         .await?;
-        log_change(&mut transaction, account, modseq, ChangeKind::MailboxCreated, id, None).await?;
+        log_change(
+            &mut transaction,
+            account,
+            modseq,
+            ChangeKind::MailboxCreated,
+            id,
+            None,
+        )
+        .await?;
         let restored = live_mailbox(&mut transaction, account, id).await?;
         transaction.commit().await?;
         Ok(restored)
@@ -555,8 +613,10 @@ impl MailStore for SqliteMailStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let encoded: Vec<Vec<u8>> =
-            messages.iter().map(|message| encode_summary(&message.summary)).collect::<StoreResult<_>>()?;
+        let encoded: Vec<Vec<u8>> = messages
+            .iter()
+            .map(|message| encode_summary(&message.summary))
+            .collect::<StoreResult<_>>()?;
         let mut transaction = self.database.begin_write().await?;
         let modseq = next_modseq(&mut transaction, account).await?;
         let mut checked_mailboxes: HashSet<MailboxId> = HashSet::new();
@@ -596,9 +656,20 @@ impl MailStore for SqliteMailStore {
                 Some((message_id, uid)),
             )
             .await?;
-            appended.push(Appended { message_id, mailbox_id: message.mailbox_id, uid, modseq });
+            appended.push(Appended {
+                message_id,
+                mailbox_id: message.mailbox_id,
+                uid,
+                modseq,
+            });
         }
-        charge_quota(&mut transaction, account, total_bytes, messages.len() as i64).await?;
+        charge_quota(
+            &mut transaction,
+            account,
+            total_bytes,
+            messages.len() as i64,
+        )
+        .await?;
         transaction.commit().await?;
         Ok(appended)
     }
@@ -627,7 +698,10 @@ impl MailStore for SqliteMailStore {
         .bind(id)
         .fetch_optional(&self.database.reader)
         .await?
-        .ok_or_else(|| StoreError::NotFound { kind: "message", name: id.to_string() })?;
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "message",
+            name: id.to_string(),
+        })?;
         message_from_row(&row)
     }
 
@@ -636,12 +710,16 @@ impl MailStore for SqliteMailStore {
         account: AccountId,
         id: MessageId,
     ) -> StoreResult<MessageSummary> {
-        let row = sqlx::query("SELECT summary FROM messages WHERE account_id = ? AND message_id = ?")
-            .bind(account)
-            .bind(id)
-            .fetch_optional(&self.database.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound { kind: "message", name: id.to_string() })?;
+        let row =
+            sqlx::query("SELECT summary FROM messages WHERE account_id = ? AND message_id = ?")
+                .bind(account)
+                .bind(id)
+                .fetch_optional(&self.database.reader)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "message",
+                    name: id.to_string(),
+                })?;
         let bytes: Vec<u8> = row.try_get(0)?;
         decode_summary(&bytes)
     }
@@ -683,7 +761,9 @@ impl MailStore for SqliteMailStore {
                  AND expunged_unix IS NULL AND uid IN ({}) ORDER BY uid",
                 placeholders(chunk.len())
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account).bind(mailbox);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(account)
+                .bind(mailbox);
             for uid in chunk {
                 query = query.bind(i64::from(*uid));
             }
@@ -752,8 +832,11 @@ impl MailStore for SqliteMailStore {
                  RETURNING message_id, uid, size_bytes",
                 placeholders(chunk.len())
             );
-            let mut query =
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(modseq).bind(account).bind(mailbox);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(modseq)
+                .bind(account)
+                .bind(mailbox);
             for uid in chunk {
                 query = query.bind(i64::from(*uid));
             }
@@ -819,7 +902,10 @@ impl MailStore for SqliteMailStore {
             .bind(id)
             .fetch_optional(&mut *transaction)
             .await?
-            .ok_or_else(|| StoreError::NotFound { kind: "expunged message", name: id.to_string() })?;
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "expunged message",
+                name: id.to_string(),
+            })?;
             let record = message_from_row(&row)?;
             // Its mailbox must be live; restoring a deleted mailbox brings its messages back.
             live_mailbox(&mut transaction, account, record.mailbox_id).await?;
@@ -844,7 +930,12 @@ impl MailStore for SqliteMailStore {
             )
             .await?;
             bytes += to_i64(record.size_bytes)?;
-            restored.push(Appended { message_id: *id, mailbox_id: record.mailbox_id, uid, modseq });
+            restored.push(Appended {
+                message_id: *id,
+                mailbox_id: record.mailbox_id,
+                uid,
+                modseq,
+            });
         }
         charge_quota(&mut transaction, account, bytes, restored.len() as i64).await?;
         transaction.commit().await?;
@@ -889,7 +980,10 @@ impl MailStore for SqliteMailStore {
             .bind(account)
             .fetch_optional(&self.database.reader)
             .await?
-            .ok_or_else(|| StoreError::NotFound { kind: "account", name: account.to_string() })?;
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "account",
+                name: account.to_string(),
+            })?;
         Ok(row.try_get(0)?)
     }
 
@@ -961,12 +1055,23 @@ async fn create_mailbox(
     .await;
     let id = match result {
         Err(error) if is_unique_violation(&error) => {
-            return Err(StoreError::AlreadyExists { kind: "mailbox", name: name.to_owned() });
+            return Err(StoreError::AlreadyExists {
+                kind: "mailbox",
+                name: name.to_owned(),
+            });
         }
         Err(error) => return Err(error.into()),
         Ok(done) => done.last_insert_rowid(),
     };
-    log_change(transaction, account, modseq, ChangeKind::MailboxCreated, id, None).await?;
+    log_change(
+        transaction,
+        account,
+        modseq,
+        ChangeKind::MailboxCreated,
+        id,
+        None,
+    )
+    .await?;
     Ok(Mailbox {
         id,
         account_id: account,
@@ -981,5 +1086,7 @@ async fn create_mailbox(
 }
 
 fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

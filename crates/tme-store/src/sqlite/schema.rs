@@ -19,9 +19,18 @@ pub(crate) struct Schema {
 pub(crate) async fn migrate(pool: &SqlitePool, path: &Path, schema: &Schema) -> StoreResult<()> {
     let supported = schema.steps.len() as i64;
     let mut connection = pool.acquire().await?;
-    let found: i64 = sqlx::query("PRAGMA user_version").fetch_one(&mut *connection).await?.get(0);
+    let found: i64 = sqlx::query("PRAGMA user_version")
+        .fetch_one(&mut *connection)
+        .await?
+        .get(0);
+    // The writer pool has one connection: give it back before the migration takes it.
+    drop(connection);
     if found > supported {
-        return Err(StoreError::SchemaTooNew { path: path.to_owned(), found, supported });
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported,
+        });
     }
     for (index, step) in schema.steps.iter().enumerate().skip(found as usize) {
         let version = index as i64 + 1;
@@ -29,7 +38,9 @@ pub(crate) async fn migrate(pool: &SqlitePool, path: &Path, schema: &Schema) -> 
         let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
         transaction.execute(*step).await?;
         transaction
-            .execute(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {version}")))
+            .execute(sqlx::AssertSqlSafe(format!(
+                "PRAGMA user_version = {version}"
+            )))
             .await?;
         transaction.commit().await?;
         tracing::info!(path = %path.display(), version, "schema migrated");

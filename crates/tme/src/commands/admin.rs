@@ -46,7 +46,10 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
 
 fn read_password_from_stdin() -> Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
         bail!("the password read from standard input is empty");
@@ -63,9 +66,14 @@ fn parse_address(text: &str) -> Result<EmailAddress> {
 }
 
 fn branding_from(args: BrandingArgs, mut branding: Branding) -> Result<Branding> {
-    for colour in [&args.colour_primary, &args.colour_accent].into_iter().flatten() {
+    for colour in [&args.colour_primary, &args.colour_accent]
+        .into_iter()
+        .flatten()
+    {
         let valid = colour.len() <= 32
-            && colour.chars().all(|c| c.is_ascii_alphanumeric() || "#(),. %".contains(c));
+            && colour
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "#(),. %".contains(c));
         if !valid {
             bail!("{colour:?} is not a CSS colour (write e.g. #1a73e8)");
         }
@@ -89,7 +97,9 @@ pub async fn partner(store: &Store, _data_dir: &DataDir, command: PartnerCommand
     let directory = &store.directory;
     match command {
         PartnerCommand::Add { name, branding } => {
-            directory.partner_add(&name, branding_from(branding, Branding::default())?).await?;
+            directory
+                .partner_add(&name, branding_from(branding, Branding::default())?)
+                .await?;
             println!("added partner {name}");
         }
         PartnerCommand::List(list) => {
@@ -100,7 +110,10 @@ pub async fn partner(store: &Store, _data_dir: &DataDir, command: PartnerCommand
             let rows = partners
                 .iter()
                 .map(|partner| {
-                    vec![partner.name.clone(), partner.branding.product_name.clone().unwrap_or_default()]
+                    vec![
+                        partner.name.clone(),
+                        partner.branding.product_name.clone().unwrap_or_default(),
+                    ]
                 })
                 .collect();
             print_table(&["NAME", "PRODUCT"], rows);
@@ -117,22 +130,44 @@ pub async fn partner(store: &Store, _data_dir: &DataDir, command: PartnerCommand
                 partner: &'a tme_store::Partner,
                 domains: Vec<String>,
             }
-            let view = View { partner: &partner, domains: domains.iter().map(|d| d.domain.to_string()).collect() };
+            let view = View {
+                partner: &partner,
+                domains: domains.iter().map(|d| d.domain.to_string()).collect(),
+            };
             if list.json {
                 return print_json(&view);
             }
             println!("name          {}", partner.name);
-            println!("product name  {}", partner.branding.product_name.as_deref().unwrap_or("-"));
-            println!("logo          {}", partner.branding.logo_url.as_deref().unwrap_or("-"));
-            println!("colours       {} {}", partner.branding.colour_primary.as_deref().unwrap_or("-"), partner.branding.colour_accent.as_deref().unwrap_or("-"));
-            println!("domains       {}", if view.domains.is_empty() { "-".to_owned() } else { view.domains.join(", ") });
+            println!(
+                "product name  {}",
+                partner.branding.product_name.as_deref().unwrap_or("-")
+            );
+            println!(
+                "logo          {}",
+                partner.branding.logo_url.as_deref().unwrap_or("-")
+            );
+            println!(
+                "colours       {} {}",
+                partner.branding.colour_primary.as_deref().unwrap_or("-"),
+                partner.branding.colour_accent.as_deref().unwrap_or("-")
+            );
+            println!(
+                "domains       {}",
+                if view.domains.is_empty() {
+                    "-".to_owned()
+                } else {
+                    view.domains.join(", ")
+                }
+            );
         }
         PartnerCommand::Set { name, branding } => {
             let partner = directory
                 .partner_get(&name)
                 .await?
                 .ok_or_else(|| anyhow!("no partner named {name:?}; see `tme partner list`"))?;
-            directory.partner_set_branding(&name, branding_from(branding, partner.branding)?).await?;
+            directory
+                .partner_set_branding(&name, branding_from(branding, partner.branding)?)
+                .await?;
             println!("updated partner {name}");
         }
         PartnerCommand::Remove { name } => {
@@ -158,16 +193,21 @@ pub async fn domain(store: &Store, _data_dir: &DataDir, command: DomainCommand) 
             }
             let rows = domains
                 .iter()
-                .map(|record| vec![record.domain.to_string(), record.domain.to_unicode(), record.partner.clone()])
+                .map(|record| {
+                    vec![
+                        record.domain.to_string(),
+                        record.domain.to_unicode(),
+                        record.partner.clone(),
+                    ]
+                })
                 .collect();
             print_table(&["DOMAIN", "UNICODE", "PARTNER"], rows);
         }
         DomainCommand::Show { domain, list } => {
             let domain = parse_domain(&domain)?;
-            let record = directory
-                .domain_get(&domain)
-                .await?
-                .ok_or_else(|| anyhow!("domain {domain} is not hosted here; see `tme domain list`"))?;
+            let record = directory.domain_get(&domain).await?.ok_or_else(|| {
+                anyhow!("domain {domain} is not hosted here; see `tme domain list`")
+            })?;
             let accounts = directory.account_list(Some(&domain)).await?.len();
             let aliases = directory.alias_list(Some(&domain)).await?.len();
             #[derive(Serialize)]
@@ -178,9 +218,17 @@ pub async fn domain(store: &Store, _data_dir: &DataDir, command: DomainCommand) 
                 aliases: usize,
             }
             if list.json {
-                return print_json(&View { record: &record, accounts, aliases });
+                return print_json(&View {
+                    record: &record,
+                    accounts,
+                    aliases,
+                });
             }
-            println!("domain    {} ({})", record.domain, record.domain.to_unicode());
+            println!(
+                "domain    {} ({})",
+                record.domain,
+                record.domain.to_unicode()
+            );
             println!("partner   {}", record.partner);
             println!("accounts  {accounts}");
             println!("aliases   {aliases}");
@@ -214,10 +262,17 @@ struct AccountView<'a> {
 pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand) -> Result<()> {
     let directory = &store.directory;
     match command {
-        AccountCommand::Add { address, password_stdin, display_name, quota } => {
+        AccountCommand::Add {
+            address,
+            password_stdin,
+            display_name,
+            quota,
+        } => {
             let address = parse_address(&address)?;
             if !password_stdin {
-                bail!("give the password on standard input with --password-stdin (never on the command line, where other users can see it)");
+                bail!(
+                    "give the password on standard input with --password-stdin (never on the command line, where other users can see it)"
+                );
             }
             let password = read_password_from_stdin()?;
             let quota_bytes_max = match quota {
@@ -226,7 +281,12 @@ pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand)
             };
             let password_hash = tme_core::password::hash_password(&password)?;
             store
-                .account_create(NewAccount { address: address.clone(), display_name, password_hash, quota_bytes_max })
+                .account_create(NewAccount {
+                    address: address.clone(),
+                    display_name,
+                    password_hash,
+                    quota_bytes_max,
+                })
                 .await?;
             println!("added account {address}");
         }
@@ -235,8 +295,16 @@ pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand)
             let accounts = directory.account_list(domain.as_ref()).await?;
             let mut views = Vec::with_capacity(accounts.len());
             for account in &accounts {
-                let usage = store.mail.account_usage(account.id).await.unwrap_or_default();
-                views.push(AccountView { account, used_bytes: usage.used_bytes, messages: usage.messages });
+                let usage = store
+                    .mail
+                    .account_usage(account.id)
+                    .await
+                    .unwrap_or_default();
+                views.push(AccountView {
+                    account,
+                    used_bytes: usage.used_bytes,
+                    messages: usage.messages,
+                });
             }
             if list.json {
                 return print_json(&views);
@@ -247,7 +315,11 @@ pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand)
                     vec![
                         view.account.address.to_string(),
                         view.account.state.as_str().to_owned(),
-                        format!("{} / {}", format_bytes(view.used_bytes), format_bytes(view.account.quota_bytes_max)),
+                        format!(
+                            "{} / {}",
+                            format_bytes(view.used_bytes),
+                            format_bytes(view.account.quota_bytes_max)
+                        ),
                         view.messages.to_string(),
                     ]
                 })
@@ -256,35 +328,70 @@ pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand)
         }
         AccountCommand::Show { address, list } => {
             let account = find_account(store, &address).await?;
-            let usage = store.mail.account_usage(account.id).await.unwrap_or_default();
-            let view = AccountView { account: &account, used_bytes: usage.used_bytes, messages: usage.messages };
+            let usage = store
+                .mail
+                .account_usage(account.id)
+                .await
+                .unwrap_or_default();
+            let view = AccountView {
+                account: &account,
+                used_bytes: usage.used_bytes,
+                messages: usage.messages,
+            };
             if list.json {
                 return print_json(&view);
             }
             println!("address       {}", account.address);
-            println!("display name  {}", account.display_name.as_deref().unwrap_or("-"));
+            println!(
+                "display name  {}",
+                account.display_name.as_deref().unwrap_or("-")
+            );
             println!("state         {}", account.state.as_str());
-            println!("quota         {} of {} used, {} messages", format_bytes(usage.used_bytes), format_bytes(account.quota_bytes_max), usage.messages);
-            println!("app passwords {}", directory.app_password_list(account.id).await?.len());
+            println!(
+                "quota         {} of {} used, {} messages",
+                format_bytes(usage.used_bytes),
+                format_bytes(account.quota_bytes_max),
+                usage.messages
+            );
+            println!(
+                "app passwords {}",
+                directory.app_password_list(account.id).await?.len()
+            );
         }
-        AccountCommand::Set { address, password_stdin, display_name, quota, state } => {
+        AccountCommand::Set {
+            address,
+            password_stdin,
+            display_name,
+            quota,
+            state,
+        } => {
             let account = find_account(store, &address).await?;
             if password_stdin {
                 let hash = tme_core::password::hash_password(&read_password_from_stdin()?)?;
-                directory.account_set_password_hash(account.id, &hash).await?;
+                directory
+                    .account_set_password_hash(account.id, &hash)
+                    .await?;
             }
             if let Some(name) = display_name {
                 let name = Some(name).filter(|name| !name.is_empty());
-                directory.account_set_display_name(account.id, name.as_deref()).await?;
+                directory
+                    .account_set_display_name(account.id, name.as_deref())
+                    .await?;
             }
             if let Some(quota) = quota {
                 let quota_bytes_max = parse_bytes(&quota).map_err(|error| anyhow!(error))?;
-                directory.account_set_quota(account.id, quota_bytes_max).await?;
-                store.mail.account_ensure(account.id, quota_bytes_max).await?;
+                directory
+                    .account_set_quota(account.id, quota_bytes_max)
+                    .await?;
+                store
+                    .mail
+                    .account_ensure(account.id, quota_bytes_max)
+                    .await?;
             }
             if let Some(state) = state {
-                let state = AccountState::parse(&state)
-                    .ok_or_else(|| anyhow!("state {state:?} is not one of active, send-locked, suspended"))?;
+                let state = AccountState::parse(&state).ok_or_else(|| {
+                    anyhow!("state {state:?} is not one of active, send-locked, suspended")
+                })?;
                 directory.account_set_state(account.id, state).await?;
             }
             println!("updated account {}", account.address);
@@ -299,8 +406,13 @@ pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand)
                 let account = find_account(store, &address).await?;
                 let password = tme_core::password::generate_app_password();
                 let hash = tme_core::password::hash_password(&password)?;
-                let created = directory.app_password_add(account.id, &label, &hash).await?;
-                println!("app password {} ({label}) for {}: {password}", created.id, account.address);
+                let created = directory
+                    .app_password_add(account.id, &label, &hash)
+                    .await?;
+                println!(
+                    "app password {} ({label}) for {}: {password}",
+                    created.id, account.address
+                );
                 println!("It is shown only now; store it in the client.");
             }
             AppPasswordCommand::List { address, list } => {
@@ -311,7 +423,13 @@ pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand)
                 }
                 let rows = passwords
                     .iter()
-                    .map(|password| vec![password.id.to_string(), password.label.clone(), password.created_unix.to_string()])
+                    .map(|password| {
+                        vec![
+                            password.id.to_string(),
+                            password.label.clone(),
+                            password.created_unix.to_string(),
+                        ]
+                    })
                     .collect();
                 print_table(&["ID", "LABEL", "CREATED (UNIX)"], rows);
             }
@@ -326,7 +444,8 @@ pub async fn account(store: &Store, data_dir: &DataDir, command: AccountCommand)
 }
 
 fn parse_alias_source(text: &str) -> Result<AliasSource> {
-    AliasSource::parse(text).map_err(|error| anyhow!("{text:?} is not an address or @domain: {error}"))
+    AliasSource::parse(text)
+        .map_err(|error| anyhow!("{text:?} is not an address or @domain: {error}"))
 }
 
 fn parse_targets(targets: &[String]) -> Result<Vec<EmailAddress>> {
@@ -338,7 +457,9 @@ pub async fn alias(store: &Store, _data_dir: &DataDir, command: AliasCommand) ->
     match command {
         AliasCommand::Add { address, targets } => {
             let source = parse_alias_source(&address)?;
-            directory.alias_add(&source, &parse_targets(&targets)?).await?;
+            directory
+                .alias_add(&source, &parse_targets(&targets)?)
+                .await?;
             println!("added alias {source}");
         }
         AliasCommand::List { domain, list } => {
@@ -350,7 +471,8 @@ pub async fn alias(store: &Store, _data_dir: &DataDir, command: AliasCommand) ->
             let rows = aliases
                 .iter()
                 .map(|alias| {
-                    let targets: Vec<String> = alias.targets.iter().map(ToString::to_string).collect();
+                    let targets: Vec<String> =
+                        alias.targets.iter().map(ToString::to_string).collect();
                     vec![alias.source.to_string(), targets.join(", ")]
                 })
                 .collect();
@@ -372,7 +494,9 @@ pub async fn alias(store: &Store, _data_dir: &DataDir, command: AliasCommand) ->
         }
         AliasCommand::Set { address, targets } => {
             let source = parse_alias_source(&address)?;
-            directory.alias_set_targets(&source, &parse_targets(&targets)?).await?;
+            directory
+                .alias_set_targets(&source, &parse_targets(&targets)?)
+                .await?;
             println!("updated alias {source}");
         }
         AliasCommand::Remove { address } => {

@@ -115,7 +115,9 @@ impl Importer<'_> {
                     .mailbox_find(self.account, &name)
                     .await?
                     .ok_or_else(|| anyhow!("mailbox {name} vanished while importing"))?,
-                Err(error) => return Err(error).with_context(|| format!("cannot create mailbox {name}")),
+                Err(error) => {
+                    return Err(error).with_context(|| format!("cannot create mailbox {name}"));
+                }
             },
         };
         self.mailboxes.insert(folder.clone(), mailbox.id);
@@ -130,7 +132,11 @@ impl Importer<'_> {
             *count += 1;
             *count
         };
-        let present = self.store.mail.message_count_by_blob(self.account, mailbox, &blob_id).await?;
+        let present = self
+            .store
+            .mail
+            .message_count_by_blob(self.account, mailbox, &blob_id)
+            .await?;
         let queued = self.queued.entry((mailbox, blob_id)).or_insert(0);
         if present + *queued >= occurrence {
             self.skipped_present += 1;

@@ -20,14 +20,20 @@ const DEMO_ADDRESS: &str = "demo@demo.test";
 /// an existing data directory.
 pub async fn init(path: &Path, hostname: &str) -> Result<()> {
     if path.join(CONFIG_FILE_NAME).exists() {
-        bail!("{} already holds a tme data directory; remove it or choose another --data-dir", path.display());
+        bail!(
+            "{} already holds a tme data directory; remove it or choose another --data-dir",
+            path.display()
+        );
     }
     if Domain::parse(hostname).is_err() && hostname != "localhost" {
         bail!("--hostname {hostname:?} is not a valid host name");
     }
     std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
     let config = Config {
-        node: NodeConfig { hostname: hostname.to_owned(), ..NodeConfig::default() },
+        node: NodeConfig {
+            hostname: hostname.to_owned(),
+            ..NodeConfig::default()
+        },
         listen: ListenConfig::quick_start(),
         tls: TlsConfig::default(),
         store: StoreConfig::default(),
@@ -72,8 +78,11 @@ fn write_certificate(path: &Path, config: &Config, hostname: &str) -> Result<()>
 /// Writes a file only its owner can read.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
@@ -132,7 +141,14 @@ pub async fn quickstart(path: &Path, hostname: &str) -> Result<()> {
         println!("  {role:<12} {url}");
     }
     println!();
-    println!("  health    http://{}/healthz", data_dir.config.listen.http.map_or("-".to_owned(), |a| a.to_string()));
+    println!(
+        "  health    http://{}/healthz",
+        data_dir
+            .config
+            .listen
+            .http
+            .map_or("-".to_owned(), |a| a.to_string())
+    );
     println!("Stop with Ctrl-C.");
     crate::serve::serve(data_dir).await
 }

@@ -22,12 +22,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             let data_dir = DataDir::open(&cli.data_dir)?;
             crate::serve::serve(data_dir).await
         }
-        Command::Config { command: ConfigCommand::Show } => {
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
             let data_dir = DataDir::open(&cli.data_dir)?;
             print!("{}", data_dir.config.to_toml());
             Ok(())
         }
-        Command::Store { command: StoreCommand::Gc } => {
+        Command::Store {
+            command: StoreCommand::Gc,
+        } => {
             let data_dir = DataDir::open(&cli.data_dir)?;
             let store = data_dir.open_store().await?;
             let (purged, collected) = store.collect_garbage(now_unix()).await?;
@@ -42,29 +46,41 @@ pub async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             Ok(())
         }
-        Command::Import { address, path, mailbox } => {
+        Command::Import {
+            address,
+            path,
+            mailbox,
+        } => {
             let data_dir = DataDir::open(&cli.data_dir)?;
             let store = data_dir.open_store().await?;
             let result = import::import(&store, &address, &path, &mailbox).await;
             store.close().await;
             result
         }
-        Command::Partner { command } => with_store(&cli.data_dir, |store, data_dir| {
-            Box::pin(admin::partner(store, data_dir, command))
-        })
-        .await,
-        Command::Domain { command } => with_store(&cli.data_dir, |store, data_dir| {
-            Box::pin(admin::domain(store, data_dir, command))
-        })
-        .await,
-        Command::Account { command } => with_store(&cli.data_dir, |store, data_dir| {
-            Box::pin(admin::account(store, data_dir, command))
-        })
-        .await,
-        Command::Alias { command } => with_store(&cli.data_dir, |store, data_dir| {
-            Box::pin(admin::alias(store, data_dir, command))
-        })
-        .await,
+        Command::Partner { command } => {
+            with_store(&cli.data_dir, |store, data_dir| {
+                Box::pin(admin::partner(store, data_dir, command))
+            })
+            .await
+        }
+        Command::Domain { command } => {
+            with_store(&cli.data_dir, |store, data_dir| {
+                Box::pin(admin::domain(store, data_dir, command))
+            })
+            .await
+        }
+        Command::Account { command } => {
+            with_store(&cli.data_dir, |store, data_dir| {
+                Box::pin(admin::account(store, data_dir, command))
+            })
+            .await
+        }
+        Command::Alias { command } => {
+            with_store(&cli.data_dir, |store, data_dir| {
+                Box::pin(admin::alias(store, data_dir, command))
+            })
+            .await
+        }
     }
 }
 

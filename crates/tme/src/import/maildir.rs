@@ -21,9 +21,13 @@ impl MaildirReader {
         let mut files = Vec::new();
         collect_folder(root, None, &mut files)?;
         let mut subfolders: Vec<(PathBuf, String)> = Vec::new();
-        for entry in std::fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))? {
+        for entry in
+            std::fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))?
+        {
             let path = entry?.path();
-            let Some(name) = path.file_name().and_then(|name| name.to_str()) else { continue };
+            let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+                continue;
+            };
             if let Some(folder) = name.strip_prefix('.')
                 && !folder.is_empty()
                 && (path.join("cur").is_dir() || path.join("new").is_dir())
@@ -67,7 +71,9 @@ fn collect_folder(
 
 /// The flags of a Maildir file name's `:2,` info (https://cr.yp.to/proto/maildir.html).
 fn flags_of(name: &str) -> Vec<&'static str> {
-    let Some((_, info)) = name.rsplit_once(":2,") else { return Vec::new() };
+    let Some((_, info)) = name.rsplit_once(":2,") else {
+        return Vec::new();
+    };
     info.chars()
         .filter_map(|flag| match flag {
             'S' => Some("\\Seen"),
@@ -87,7 +93,11 @@ impl Iterator for MaildirReader {
     fn next(&mut self) -> Option<Self::Item> {
         let (path, folder) = self.files.get(self.next)?.clone();
         self.next += 1;
-        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let modified = std::fs::metadata(&path)
             .and_then(|metadata| metadata.modified())
             .ok()
@@ -126,12 +136,24 @@ mod tests {
         }
         std::fs::write(root.join("cur/1700000000.1.host:2,FS"), b"Subject: a\n\n").expect("write");
         std::fs::write(root.join("new/1700000001.2.host"), b"Subject: b\n\n").expect("write");
-        std::fs::write(root.join(".Sent/cur/1700000002.3.host:2,S"), b"Subject: c\n\n").expect("write");
-        std::fs::write(root.join(".Projects.2026/new/1700000003.4.host"), b"Subject: d\n\n").expect("write");
-        let messages: Vec<SourceMessage> =
-            MaildirReader::open(root).expect("open").map(|message| message.expect("read")).collect();
-        let summary: Vec<(Option<&str>, Vec<&str>)> =
-            messages.iter().map(|m| (m.folder.as_deref(), m.flags.clone())).collect();
+        std::fs::write(
+            root.join(".Sent/cur/1700000002.3.host:2,S"),
+            b"Subject: c\n\n",
+        )
+        .expect("write");
+        std::fs::write(
+            root.join(".Projects.2026/new/1700000003.4.host"),
+            b"Subject: d\n\n",
+        )
+        .expect("write");
+        let messages: Vec<SourceMessage> = MaildirReader::open(root)
+            .expect("open")
+            .map(|message| message.expect("read"))
+            .collect();
+        let summary: Vec<(Option<&str>, Vec<&str>)> = messages
+            .iter()
+            .map(|m| (m.folder.as_deref(), m.flags.clone()))
+            .collect();
         assert_eq!(
             summary,
             vec![

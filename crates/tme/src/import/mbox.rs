@@ -78,11 +78,15 @@ impl MboxReader {
         loop {
             if self.read_line(&mut line)? == 0 {
                 self.finished = true;
+                // Writers end every message with a blank line, the last one too.
+                if previous_blank {
+                    strip_one_line_ending(&mut raw);
+                }
                 break;
             }
             if previous_blank && line.starts_with(b"From ") {
+                // A separator ends the message; the blank line before it is the format's.
                 self.pending_separator = Some((line.clone(), self.line_number));
-                // The blank line before the separator is the format's, not the message's.
                 strip_one_line_ending(&mut raw);
                 break;
             }
@@ -102,14 +106,24 @@ impl MboxReader {
         if too_large {
             bail!("{origin}: message over the {IMPORT_MESSAGE_BYTES_MAX}-byte limit");
         }
-        Ok(Some(SourceMessage { raw, folder: None, flags: Vec::new(), internal_date_unix, origin }))
+        Ok(Some(SourceMessage {
+            raw,
+            folder: None,
+            flags: Vec::new(),
+            internal_date_unix,
+            origin,
+        }))
     }
 }
 
 /// `>From `, `>>From `... lose one `>` (mboxrd).
 fn unescape_from(line: &[u8]) -> &[u8] {
     let quotes = line.iter().take_while(|byte| **byte == b'>').count();
-    if quotes > 0 && line[quotes..].starts_with(b"From ") { &line[1..] } else { line }
+    if quotes > 0 && line[quotes..].starts_with(b"From ") {
+        &line[1..]
+    } else {
+        line
+    }
 }
 
 fn strip_one_line_ending(raw: &mut Vec<u8>) {
@@ -128,18 +142,35 @@ fn separator_date(separator: &[u8]) -> Option<i64> {
     let month_index = words.iter().position(|word| month_number(word).is_some())?;
     let month = month_number(words[month_index])?;
     let day: u8 = words.get(month_index + 1)?.parse().ok()?;
-    let clock: Vec<u8> =
-        words.get(month_index + 2)?.split(':').map(|part| part.parse().ok()).collect::<Option<_>>()?;
+    let clock: Vec<u8> = words
+        .get(month_index + 2)?
+        .split(':')
+        .map(|part| part.parse().ok())
+        .collect::<Option<_>>()?;
     let year: i32 = words.get(month_index + 3)?.parse().ok()?;
-    let date = time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
-    let time = time::Time::from_hms(*clock.first()?, *clock.get(1)?, clock.get(2).copied().unwrap_or(0)).ok()?;
-    Some(time::PrimitiveDateTime::new(date, time).assume_utc().unix_timestamp())
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    let time = time::Time::from_hms(
+        *clock.first()?,
+        *clock.get(1)?,
+        clock.get(2).copied().unwrap_or(0),
+    )
+    .ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, time)
+            .assume_utc()
+            .unix_timestamp(),
+    )
 }
 
 fn month_number(word: &str) -> Option<u8> {
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    MONTHS.iter().position(|month| *month == word).map(|index| index as u8 + 1)
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|month| *month == word)
+        .map(|index| index as u8 + 1)
 }
 
 impl Iterator for MboxReader {
@@ -171,7 +202,10 @@ mod tests {
         let directory = tempfile::tempdir().expect("tempdir");
         let path = directory.path().join("box.mbox");
         std::fs::write(&path, contents).expect("write");
-        MboxReader::open(&path).expect("open").map(|message| message.expect("message")).collect()
+        MboxReader::open(&path)
+            .expect("open")
+            .map(|message| message.expect("message"))
+            .collect()
     }
 
     #[test]
@@ -180,7 +214,7 @@ mod tests {
             b"From alice@example.org Thu Nov 28 10:00:00 2026\n\
               Subject: one\n\n>From the start\n>>From deeper\nFrom inside a paragraph\n\n\
               From bob@example.org Fri Nov 29 11:30:00 2026\n\
-              Subject: two\n\nbody\n",
+              Subject: two\n\nbody\n\n",
         );
         assert_eq!(messages.len(), 2);
         assert_eq!(
@@ -189,7 +223,7 @@ mod tests {
         );
         assert_eq!(messages[1].raw, b"Subject: two\n\nbody\n".to_vec());
         assert_eq!(messages[0].internal_date_unix, Some(1_795_860_000));
-        assert!(messages[1].origin.ends_with(":7"));
+        assert!(messages[1].origin.ends_with(":8"));
     }
 
     #[test]

@@ -47,7 +47,10 @@ pub fn open(path: &Path) -> Result<Box<dyn Source>> {
         return Ok(Box::new(MboxReader::open(path)?));
     }
     if !metadata.is_dir() {
-        bail!("{} is neither a file (mbox) nor a folder (Maildir or .eml files)", path.display());
+        bail!(
+            "{} is neither a file (mbox) nor a folder (Maildir or .eml files)",
+            path.display()
+        );
     }
     if path.join("cur").is_dir() || path.join("new").is_dir() {
         return Ok(Box::new(MaildirReader::open(path)?));
@@ -82,7 +85,10 @@ impl EmlFolderReader {
             }
         }
         if files.is_empty() {
-            bail!("{} holds no .eml files and is not a Maildir (no cur/ or new/)", root.display());
+            bail!(
+                "{} holds no .eml files and is not a Maildir (no cur/ or new/)",
+                root.display()
+            );
         }
         files.sort();
         Ok(EmlFolderReader { files, next: 0 })
@@ -121,7 +127,10 @@ pub(crate) fn read_message_file(path: &Path) -> Result<Vec<u8>> {
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
     if length > IMPORT_MESSAGE_BYTES_MAX as u64 {
-        bail!("{} is {length} bytes, over the {IMPORT_MESSAGE_BYTES_MAX}-byte limit", path.display());
+        bail!(
+            "{} is {length} bytes, over the {IMPORT_MESSAGE_BYTES_MAX}-byte limit",
+            path.display()
+        );
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -30,7 +30,10 @@ pub struct Health {
 
 impl Health {
     pub fn set(&self, role: &'static str, state: RoleState, error: Option<String>) {
-        let mut roles = self.roles.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut roles = self
+            .roles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let entry = roles.entry(role).or_insert(RoleHealth {
             state,
             restarts: 0,
@@ -50,7 +53,10 @@ impl Health {
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, RoleHealth> {
-        self.roles.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.roles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Ready when every role is running.

@@ -48,7 +48,11 @@ async fn healthz(State(context): State<HttpContext>) -> Json<serde_json::Value> 
 async fn readyz(State(context): State<HttpContext>) -> (StatusCode, Json<serde_json::Value>) {
     let store_ok = context.store.directory.generation().await.is_ok();
     let ready = store_ok && context.health.ready();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({

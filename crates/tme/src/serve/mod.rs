@@ -33,10 +33,16 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let config = Arc::new(data_dir.config.clone());
 
     if let Some(address) = config.listen.http {
-        let context = http::HttpContext { health: health.clone(), store: store.clone() };
-        tracker.spawn(supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
-            http::run(address, context.clone(), role)
-        }));
+        let context = http::HttpContext {
+            health: health.clone(),
+            store: store.clone(),
+        };
+        tracker.spawn(supervisor::supervise(
+            "http",
+            health.clone(),
+            shutdown.clone(),
+            move |role| http::run(address, context.clone(), role),
+        ));
     }
     {
         let store = store.clone();

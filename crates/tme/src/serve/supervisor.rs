@@ -42,7 +42,11 @@ pub async fn supervise<F, Fut>(
     let mut backoff = BACKOFF_FIRST;
     loop {
         health.set(name, RoleState::Starting, None);
-        let context = RoleContext { name, shutdown: shutdown.clone(), health: health.clone() };
+        let context = RoleContext {
+            name,
+            shutdown: shutdown.clone(),
+            health: health.clone(),
+        };
         let started = Instant::now();
         // A task of its own, so a panic in the role is caught here as a JoinError.
         let outcome = tokio::spawn(start(context)).await;
@@ -85,20 +89,25 @@ mod tests {
         let shutdown = CancellationToken::new();
         let attempts = Arc::new(AtomicU32::new(0));
         let counter = attempts.clone();
-        let task = tokio::spawn(supervise("flaky", health.clone(), shutdown.clone(), move |role| {
-            let attempt = counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                match attempt {
-                    0 => anyhow::bail!("first attempt fails"),
-                    1 => panic!("second attempt panics"),
-                    _ => {
-                        role.running();
-                        role.shutdown.cancelled().await;
-                        Ok(())
+        let task = tokio::spawn(supervise(
+            "flaky",
+            health.clone(),
+            shutdown.clone(),
+            move |role| {
+                let attempt = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match attempt {
+                        0 => anyhow::bail!("first attempt fails"),
+                        1 => panic!("second attempt panics"),
+                        _ => {
+                            role.running();
+                            role.shutdown.cancelled().await;
+                            Ok(())
+                        }
                     }
                 }
-            }
-        }));
+            },
+        ));
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
         let snapshot = health.snapshot();
