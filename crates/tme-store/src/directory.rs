@@ -190,6 +190,8 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     async fn domain_add(&self, domain: &Domain, partner: &str) -> StoreResult<DomainRecord>;
     async fn domain_get(&self, domain: &Domain) -> StoreResult<Option<DomainRecord>>;
     async fn domain_list(&self, partner: Option<&str>) -> StoreResult<Vec<DomainRecord>>;
+    /// Moves a domain to another partner.
+    async fn domain_set_partner(&self, domain: &Domain, partner: &str) -> StoreResult<()>;
     /// Refused while the domain still has accounts or aliases.
     async fn domain_remove(&self, domain: &Domain) -> StoreResult<()>;
 

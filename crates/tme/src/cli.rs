@@ -155,6 +155,12 @@ pub enum DomainCommand {
         #[command(flatten)]
         list: ListArgs,
     },
+    /// Move the domain to another partner.
+    Set {
+        domain: String,
+        #[arg(long)]
+        partner: String,
+    },
     Remove {
         domain: String,
     },

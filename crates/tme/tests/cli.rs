@@ -168,6 +168,12 @@ fn directory_commands_add_list_show_set_remove() {
         (Some(1), Some(2))
     );
 
+    node.tme_ok(&["partner", "add", "Other"]).expect("partner");
+    node.tme_ok(&["domain", "set", "bücher.example", "--partner", "Other"]).expect("domain set");
+    assert!(node.tme_ok(&["domain", "list", "--partner", "Other"]).expect("list").contains("xn--bcher-kva.example"));
+    node.tme_ok(&["domain", "set", "bücher.example", "--partner", "Acme Hosting"]).expect("domain set back");
+    node.tme_ok(&["partner", "remove", "Other"]).expect("remove");
+
     let partner: serde_json::Value = serde_json::from_str(
         &node
             .tme_ok(&["partner", "show", "Acme Hosting", "--json"])

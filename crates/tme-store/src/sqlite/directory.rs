@@ -284,6 +284,28 @@ impl Directory for SqliteDirectory {
         rows.iter().map(domain_from_row).collect()
     }
 
+    async fn domain_set_partner(&self, domain: &Domain, partner: &str) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        let partner_exists = sqlx::query("SELECT 1 FROM partners WHERE name = ?")
+            .bind(partner)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if !partner_exists {
+            return Err(StoreError::NotFound { kind: "partner", name: partner.to_owned() });
+        }
+        let result = sqlx::query("UPDATE domains SET partner = ? WHERE domain = ?")
+            .bind(partner)
+            .bind(domain.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "domain", name: domain.to_string() });
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
     async fn domain_remove(&self, domain: &Domain) -> StoreResult<()> {
         let mut transaction = self.database.begin_write().await?;
         let users: i64 = sqlx::query(

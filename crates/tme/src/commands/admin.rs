@@ -233,6 +233,11 @@ pub async fn domain(store: &Store, _data_dir: &DataDir, command: DomainCommand) 
             println!("accounts  {accounts}");
             println!("aliases   {aliases}");
         }
+        DomainCommand::Set { domain, partner } => {
+            let domain = parse_domain(&domain)?;
+            directory.domain_set_partner(&domain, &partner).await?;
+            println!("domain {domain} now belongs to partner {partner}");
+        }
         DomainCommand::Remove { domain } => {
             let domain = parse_domain(&domain)?;
             directory.domain_remove(&domain).await?;
