@@ -152,9 +152,11 @@ impl BlobStore {
         Ok(BlobCollectGuard { _lock: lock })
     }
 
+    /// `ROOT/ab/cdef…`: one level of 256 folders, made when the store is opened, so a write
+    /// never has to create (and fsync) a folder.
     fn path_of(&self, id: &BlobId) -> PathBuf {
         let hex = id.to_hex();
-        self.root.join(&hex[0..2]).join(&hex[2..4]).join(&hex[4..])
+        self.root.join(&hex[0..2]).join(&hex[2..])
     }
 
     pub fn exists(&self, id: &BlobId) -> bool {
@@ -174,7 +176,6 @@ impl BlobStore {
     /// many recipients keep thousands of messages a second durable.
     pub fn put_many(&self, _guard: &BlobWriteGuard, raws: &[&[u8]]) -> StoreResult<Vec<BlobId>> {
         let mut ids = Vec::with_capacity(raws.len());
-        let mut directories_to_sync: HashSet<PathBuf> = HashSet::new();
         let mut pending: Vec<(File, PathBuf, PathBuf)> = Vec::new();
         for raw in raws {
             if raw.len() > BLOB_BYTES_MAX {
@@ -206,43 +207,33 @@ impl BlobStore {
             }
             pending.push((file, temporary_path, final_path));
         }
-        // Flush the data of every new file before any of them becomes visible by name.
-        for (file, temporary_path, _) in &pending {
-            if let Err(error) = file.sync_all() {
-                for (_, path, _) in &pending {
-                    let _ = fs::remove_file(path);
-                }
-                return Err(StoreError::io(
-                    format!("cannot fsync {}", temporary_path.display()),
-                    error,
-                ));
-            }
-        }
-        for (_, temporary_path, final_path) in &pending {
-            let directory = final_path.parent().unwrap_or(&self.root).to_path_buf();
-            if !directory.is_dir() {
-                fs::create_dir_all(&directory).map_err(|error| {
-                    StoreError::io(format!("cannot create {}", directory.display()), error)
-                })?;
-                // The new directory's own entry must be durable too.
-                if let Some(parent) = directory.parent() {
-                    directories_to_sync.insert(parent.to_path_buf());
-                    if let Some(grandparent) = parent.parent() {
-                        directories_to_sync.insert(grandparent.to_path_buf());
-                    }
-                }
-            }
+        // Flush the data of every new file, then make each visible under its name; then make
+        // the names durable. Many fsyncs in flight at once let the filesystem commit its
+        // journal for all of them together.
+        let made_durable = parallel(&pending, |(file, temporary_path, final_path)| {
+            file.sync_all().map_err(|error| {
+                StoreError::io(format!("cannot fsync {}", temporary_path.display()), error)
+            })?;
             fs::rename(temporary_path, final_path).map_err(|error| {
                 StoreError::io(
                     format!("cannot rename into {}", final_path.display()),
                     error,
                 )
-            })?;
-            directories_to_sync.insert(directory);
+            })
+        });
+        if let Err(error) = made_durable {
+            for (_, temporary_path, _) in &pending {
+                let _ = fs::remove_file(temporary_path);
+            }
+            return Err(error);
         }
-        for directory in directories_to_sync {
-            sync_directory(&directory)?;
-        }
+        let directories_to_sync: Vec<PathBuf> = pending
+            .iter()
+            .filter_map(|(_, _, final_path)| final_path.parent().map(Path::to_path_buf))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        parallel(&directories_to_sync, |directory| sync_directory(directory))?;
         Ok(ids)
     }
 
@@ -282,32 +273,26 @@ impl BlobStore {
             fs::read_dir(path)
                 .map_err(|error| StoreError::io(format!("cannot list {}", path.display()), error))
         };
-        for first in read(&self.root)?.flatten() {
-            let first_name = first.file_name().to_string_lossy().into_owned();
-            if first_name.len() != 2 || !first.path().is_dir() {
+        for folder in read(&self.root)?.flatten() {
+            let prefix = folder.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !folder.path().is_dir() {
                 continue;
             }
-            for second in read(&first.path())?.flatten() {
-                let second_name = second.file_name().to_string_lossy().into_owned();
-                for blob in read(&second.path())?.flatten() {
-                    let name = format!(
-                        "{first_name}{second_name}{}",
-                        blob.file_name().to_string_lossy()
-                    );
-                    let Some(id) = BlobId::from_hex(&name) else {
-                        continue;
-                    };
-                    if referenced.contains(&id) {
-                        report.blobs_kept += 1;
-                        continue;
-                    }
-                    let bytes = blob.metadata().map(|metadata| metadata.len()).unwrap_or(0);
-                    fs::remove_file(blob.path()).map_err(|error| {
-                        StoreError::io(format!("cannot delete {}", blob.path().display()), error)
-                    })?;
-                    report.blobs_deleted += 1;
-                    report.bytes_deleted += bytes;
+            for blob in read(&folder.path())?.flatten() {
+                let name = format!("{prefix}{}", blob.file_name().to_string_lossy());
+                let Some(id) = BlobId::from_hex(&name) else {
+                    continue;
+                };
+                if referenced.contains(&id) {
+                    report.blobs_kept += 1;
+                    continue;
                 }
+                let bytes = blob.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+                fs::remove_file(blob.path()).map_err(|error| {
+                    StoreError::io(format!("cannot delete {}", blob.path().display()), error)
+                })?;
+                report.blobs_deleted += 1;
+                report.bytes_deleted += bytes;
             }
         }
         Ok(report)
@@ -356,6 +341,29 @@ fn decode(encoded: &[u8]) -> Option<Vec<u8>> {
         _ => return None,
     };
     (raw.len() == raw_length).then_some(raw)
+}
+
+/// How many fsyncs a batch keeps in flight at once.
+const SYNC_THREADS_MAX: usize = 16;
+
+/// Runs `work` on every item, on up to `SYNC_THREADS_MAX` threads; the first error wins.
+fn parallel<T: Sync>(items: &[T], work: impl Fn(&T) -> StoreResult<()> + Sync) -> StoreResult<()> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&work);
+    }
+    let threads = items.len().min(SYNC_THREADS_MAX);
+    let chunk_length = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk_length)
+            .map(|chunk| scope.spawn(|| chunk.iter().try_for_each(&work)))
+            .collect();
+        handles.into_iter().try_for_each(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Corrupt("a sync thread panicked".to_owned())))
+        })
+    })
 }
 
 /// Makes a directory's entries (a rename into it) durable.
