@@ -109,6 +109,19 @@ impl BlobStore {
                 StoreError::io(format!("cannot create {}", directory.display()), error)
             })?;
         }
+        let mut created_any = false;
+        for prefix in 0..=255u8 {
+            let directory = root.join(format!("{prefix:02x}"));
+            if !directory.is_dir() {
+                fs::create_dir(&directory).map_err(|error| {
+                    StoreError::io(format!("cannot create {}", directory.display()), error)
+                })?;
+                created_any = true;
+            }
+        }
+        if created_any {
+            sync_directory(root)?;
+        }
         let store = BlobStore {
             root: root.to_path_buf(),
         };
