@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
-# second run is quick. (Later protocol tests add swaks, postfix, dovecot, nsd, chromium...)
-APT_PACKAGES=(util-linux procps)
+# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs. (Later protocol
+# tests add postfix, dovecot, nsd, chromium...)
+APT_PACKAGES=(util-linux procps swaks)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -33,6 +33,8 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub directory: DirectoryConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
 }
 
 /// Who this node is.
@@ -167,6 +169,32 @@ impl Default for DirectoryConfig {
     }
 }
 
+/// The inbound SMTP (MX) limits an operator may tune. Every key has a default, so one key can
+/// be set alone (`TME_SMTP__RECIPIENTS_MAX=50`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// The largest message accepted, in octets (announced as SIZE, RFC 1870).
+    pub message_bytes_max: u64,
+    /// Recipients per transaction; more get `452 4.5.3` (RFC 5321 §4.5.3.1.8 asks for 100).
+    pub recipients_max: usize,
+    /// Concurrent connections; more get `421`.
+    pub connections_max: usize,
+    /// Concurrent connections from one client address; more get `421`.
+    pub connections_per_ip_max: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            message_bytes_max: 50 * 1024 * 1024,
+            recipients_max: 100,
+            connections_max: 1000,
+            connections_per_ip_max: 20,
+        }
+    }
+}
+
 /// A config that could not be read, with the place at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -248,6 +276,19 @@ impl Config {
         }
         if self.store.retention_days == 0 {
             return Err("store.retention_days must be at least 1".to_owned());
+        }
+        for (key, value) in [
+            ("smtp.message_bytes_max", self.smtp.message_bytes_max),
+            ("smtp.recipients_max", self.smtp.recipients_max as u64),
+            ("smtp.connections_max", self.smtp.connections_max as u64),
+            (
+                "smtp.connections_per_ip_max",
+                self.smtp.connections_per_ip_max as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
         }
         let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
         for (role, address) in self.listen.listeners() {
@@ -404,6 +445,34 @@ mod tests {
     }
 
     #[test]
+    fn smtp_limits_have_defaults_and_take_overrides() {
+        let smtp = |text: &str, environment: &[(&str, &str)]| {
+            let environment = environment
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()));
+            match Config::from_toml_with_environment(text, Path::new("/data/tme.toml"), environment)
+            {
+                Ok(config) => format!("{:?}", config.smtp),
+                Err(error) => format!("error: {error}"),
+            }
+        };
+        expect![[
+            "SmtpConfig { message_bytes_max: 52428800, recipients_max: 100, connections_max: 1000, connections_per_ip_max: 20 }"
+        ]]
+        .assert_eq(&smtp("", &[]));
+        expect![[
+            "SmtpConfig { message_bytes_max: 1000, recipients_max: 5, connections_max: 1000, connections_per_ip_max: 20 }"
+        ]]
+        .assert_eq(&smtp(
+            "[smtp]\nmessage_bytes_max = 1000\n",
+            &[("TME_SMTP__RECIPIENTS_MAX", "5")],
+        ));
+        expect!["error: /data/tme.toml: unknown field `recipient_max`, expected one of `message_bytes_max`, `recipients_max`, `connections_max`, `connections_per_ip_max` in `smtp`"].assert_eq(&smtp("[smtp]\nrecipient_max = 5\n", &[]));
+        expect!["error: /data/tme.toml: smtp.connections_max must be at least 1"]
+            .assert_eq(&smtp("", &[("TME_SMTP__CONNECTIONS_MAX", "0")]));
+    }
+
+    #[test]
     fn two_roles_on_one_address_are_refused() {
         check(
             "[listen]\nsmtp = \"127.0.0.1:25\"\nimap = \"127.0.0.1:25\"\n",
@@ -420,6 +489,7 @@ mod tests {
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
             directory: DirectoryConfig::default(),
+            smtp: SmtpConfig::default(),
         };
         let text = config.to_toml();
         let read_back =

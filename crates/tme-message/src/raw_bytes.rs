@@ -86,6 +86,11 @@ impl From<&str> for RawBytes {
 
 impl Serialize for RawBytes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Compact binary formats (what the store uses) take the bytes as they are; readable
+        // ones (JSON) get a string when the bytes are UTF-8.
+        if !serializer.is_human_readable() {
+            return serializer.serialize_bytes(&self.0);
+        }
         match std::str::from_utf8(&self.0) {
             Ok(text) => serializer.serialize_str(text),
             Err(_) => serializer.serialize_bytes(&self.0),
@@ -95,7 +100,11 @@ impl Serialize for RawBytes {
 
 impl<'de> Deserialize<'de> for RawBytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawBytes, D::Error> {
-        deserializer.deserialize_any(RawBytesVisitor)
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_any(RawBytesVisitor)
+        } else {
+            deserializer.deserialize_byte_buf(RawBytesVisitor)
+        }
     }
 }
 

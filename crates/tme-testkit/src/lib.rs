@@ -182,11 +182,7 @@ impl Node {
             .rsplit_once('@')
             .map(|(_, domain)| domain)
             .context("no @")?;
-        if !self
-            .tme_ok(&["partner", "list"])?
-            .lines()
-            .any(|line| line.starts_with("Test "))
-        {
+        if self.tme(&["partner", "show", "Test"])?.status.code() != Some(0) {
             self.tme_ok(&["partner", "add", "Test"])?;
         }
         if self.tme(&["domain", "show", domain])?.status.code() != Some(0) {
@@ -263,6 +259,23 @@ impl Node {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!("tme serve did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for `tme serve` to exit by itself (after a signal sent with `signal`).
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("the node is not running")?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("tme serve did not exit within {limit:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

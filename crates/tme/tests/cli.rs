@@ -169,10 +169,23 @@ fn directory_commands_add_list_show_set_remove() {
     );
 
     node.tme_ok(&["partner", "add", "Other"]).expect("partner");
-    node.tme_ok(&["domain", "set", "bücher.example", "--partner", "Other"]).expect("domain set");
-    assert!(node.tme_ok(&["domain", "list", "--partner", "Other"]).expect("list").contains("xn--bcher-kva.example"));
-    node.tme_ok(&["domain", "set", "bücher.example", "--partner", "Acme Hosting"]).expect("domain set back");
-    node.tme_ok(&["partner", "remove", "Other"]).expect("remove");
+    node.tme_ok(&["domain", "set", "bücher.example", "--partner", "Other"])
+        .expect("domain set");
+    assert!(
+        node.tme_ok(&["domain", "list", "--partner", "Other"])
+            .expect("list")
+            .contains("xn--bcher-kva.example")
+    );
+    node.tme_ok(&[
+        "domain",
+        "set",
+        "bücher.example",
+        "--partner",
+        "Acme Hosting",
+    ])
+    .expect("domain set back");
+    node.tme_ok(&["partner", "remove", "Other"])
+        .expect("remove");
 
     let partner: serde_json::Value = serde_json::from_str(
         &node

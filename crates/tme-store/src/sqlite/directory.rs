@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use tme_core::{Domain, EmailAddress};
 
-use super::{Database, is_unique_violation, now_unix, schema, to_i64, to_u64};
+use super::{Database, already_exists_if_unique, now_unix, row_exists, schema, to_i64, to_u64};
 use crate::directory::{
     Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
     DomainRecord, NewAccount, Partner,
@@ -152,18 +152,12 @@ impl Directory for SqliteDirectory {
         .bind(created_unix)
         .execute(&self.database.writer)
         .await;
-        match result {
-            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
-                kind: "partner",
-                name: name.to_owned(),
-            }),
-            Err(error) => Err(error.into()),
-            Ok(_) => Ok(Partner {
-                name: name.to_owned(),
-                branding,
-                created_unix,
-            }),
-        }
+        already_exists_if_unique(result, "partner", || name.to_owned())?;
+        Ok(Partner {
+            name: name.to_owned(),
+            branding,
+            created_unix,
+        })
     }
 
     async fn partner_get(&self, name: &str) -> StoreResult<Option<Partner>> {
@@ -230,11 +224,12 @@ impl Directory for SqliteDirectory {
 
     async fn domain_add(&self, domain: &Domain, partner: &str) -> StoreResult<DomainRecord> {
         let mut transaction = self.database.begin_write().await?;
-        let partner_exists = sqlx::query("SELECT 1 FROM partners WHERE name = ?")
-            .bind(partner)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
+        let partner_exists = row_exists(
+            &mut transaction,
+            "SELECT 1 FROM partners WHERE name = ?",
+            partner,
+        )
+        .await?;
         if !partner_exists {
             return Err(StoreError::NotFound {
                 kind: "partner",
@@ -249,16 +244,7 @@ impl Directory for SqliteDirectory {
                 .bind(created_unix)
                 .execute(&mut *transaction)
                 .await;
-        match result {
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::AlreadyExists {
-                    kind: "domain",
-                    name: domain.to_string(),
-                });
-            }
-            Err(error) => return Err(error.into()),
-            Ok(_) => {}
-        }
+        already_exists_if_unique(result, "domain", || domain.to_string())?;
         transaction.commit().await?;
         Ok(DomainRecord {
             domain: domain.clone(),
@@ -286,13 +272,17 @@ impl Directory for SqliteDirectory {
 
     async fn domain_set_partner(&self, domain: &Domain, partner: &str) -> StoreResult<()> {
         let mut transaction = self.database.begin_write().await?;
-        let partner_exists = sqlx::query("SELECT 1 FROM partners WHERE name = ?")
-            .bind(partner)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
+        let partner_exists = row_exists(
+            &mut transaction,
+            "SELECT 1 FROM partners WHERE name = ?",
+            partner,
+        )
+        .await?;
         if !partner_exists {
-            return Err(StoreError::NotFound { kind: "partner", name: partner.to_owned() });
+            return Err(StoreError::NotFound {
+                kind: "partner",
+                name: partner.to_owned(),
+            });
         }
         let result = sqlx::query("UPDATE domains SET partner = ? WHERE domain = ?")
             .bind(partner)
@@ -300,7 +290,10 @@ impl Directory for SqliteDirectory {
             .execute(&mut *transaction)
             .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { kind: "domain", name: domain.to_string() });
+            return Err(StoreError::NotFound {
+                kind: "domain",
+                name: domain.to_string(),
+            });
         }
         transaction.commit().await?;
         Ok(())
@@ -339,22 +332,24 @@ impl Directory for SqliteDirectory {
         let canonical = account.address.canonical();
         let domain = account.address.domain().as_str().to_owned();
         let mut transaction = self.database.begin_write().await?;
-        let hosted = sqlx::query("SELECT 1 FROM domains WHERE domain = ?")
-            .bind(&domain)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
+        let hosted = row_exists(
+            &mut transaction,
+            "SELECT 1 FROM domains WHERE domain = ?",
+            &domain,
+        )
+        .await?;
         if !hosted {
             return Err(StoreError::NotFound {
                 kind: "domain",
                 name: domain,
             });
         }
-        let alias_exists = sqlx::query("SELECT 1 FROM aliases WHERE source_canonical = ?")
-            .bind(&canonical)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
+        let alias_exists = row_exists(
+            &mut transaction,
+            "SELECT 1 FROM aliases WHERE source_canonical = ?",
+            &canonical,
+        )
+        .await?;
         if alias_exists {
             return Err(StoreError::AlreadyExists {
                 kind: "alias with this address",
@@ -377,16 +372,8 @@ impl Directory for SqliteDirectory {
         .bind(created_unix)
         .execute(&mut *transaction)
         .await;
-        let id = match result {
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::AlreadyExists {
-                    kind: "account",
-                    name: account.address.to_string(),
-                });
-            }
-            Err(error) => return Err(error.into()),
-            Ok(done) => done.last_insert_rowid(),
-        };
+        let id = already_exists_if_unique(result, "account", || account.address.to_string())?
+            .last_insert_rowid();
         transaction.commit().await?;
         Ok(Account {
             id,
@@ -530,22 +517,24 @@ impl Directory for SqliteDirectory {
         let targets_text = targets_json(targets)?;
         let mut transaction = self.database.begin_write().await?;
         let domain = source.domain().as_str().to_owned();
-        let hosted = sqlx::query("SELECT 1 FROM domains WHERE domain = ?")
-            .bind(&domain)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
+        let hosted = row_exists(
+            &mut transaction,
+            "SELECT 1 FROM domains WHERE domain = ?",
+            &domain,
+        )
+        .await?;
         if !hosted {
             return Err(StoreError::NotFound {
                 kind: "domain",
                 name: domain,
             });
         }
-        let account_exists = sqlx::query("SELECT 1 FROM accounts WHERE address_canonical = ?")
-            .bind(source.canonical())
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
+        let account_exists = row_exists(
+            &mut transaction,
+            "SELECT 1 FROM accounts WHERE address_canonical = ?",
+            &source.canonical(),
+        )
+        .await?;
         if account_exists {
             return Err(StoreError::AlreadyExists {
                 kind: "account with this address",
@@ -563,16 +552,7 @@ impl Directory for SqliteDirectory {
         .bind(created_unix)
         .execute(&mut *transaction)
         .await;
-        match result {
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::AlreadyExists {
-                    kind: "alias",
-                    name: source.to_string(),
-                });
-            }
-            Err(error) => return Err(error.into()),
-            Ok(_) => {}
-        }
+        already_exists_if_unique(result, "alias", || source.to_string())?;
         transaction.commit().await?;
         Ok(Alias {
             source: source.clone(),

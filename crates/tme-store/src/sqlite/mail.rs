@@ -12,7 +12,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 use tme_message::MessageSummary;
 
-use super::{Database, is_unique_violation, now_unix, schema, to_i64, to_u64};
+use super::{Database, already_exists_if_unique, now_unix, schema, to_i64, to_u64};
 use crate::blob::BlobId;
 use crate::directory::AccountId;
 use crate::error::{StoreError, StoreResult};
@@ -22,8 +22,8 @@ use crate::mail::{
     SpecialUse, Uid, Usage, validate_mailbox_name,
 };
 
-/// zstd level for the stored summaries: fast, and JSON shrinks well.
-const SUMMARY_ZSTD_LEVEL: i32 = 1;
+/// zstd level for the stored summaries (postcard, a compact binary serde format).
+const SUMMARY_ZSTD_LEVEL: i32 = 6;
 /// The most UIDs one statement names; longer lists are split.
 const UIDS_PER_STATEMENT_MAX: usize = 500;
 
@@ -84,18 +84,18 @@ const MESSAGE_COLUMNS: &str = "message_id, account_id, mailbox_id, uid, blob_id,
      internal_date_unix, system_flags, keywords, modseq, expunged_unix";
 
 fn encode_summary(summary: &MessageSummary) -> StoreResult<Vec<u8>> {
-    let json = serde_json::to_vec(summary)
+    let encoded = postcard::to_stdvec(summary)
         .map_err(|error| StoreError::Corrupt(format!("cannot encode a summary: {error}")))?;
-    zstd::bulk::compress(&json, SUMMARY_ZSTD_LEVEL)
+    zstd::bulk::compress(&encoded, SUMMARY_ZSTD_LEVEL)
         .map_err(|error| StoreError::io("cannot compress a summary", error))
 }
 
 fn decode_summary(bytes: &[u8]) -> StoreResult<MessageSummary> {
     // The summary of the largest message allowed stays far below this.
-    const SUMMARY_JSON_BYTES_MAX: usize = 64 * 1024 * 1024;
-    let json = zstd::bulk::decompress(bytes, SUMMARY_JSON_BYTES_MAX)
+    const SUMMARY_ENCODED_BYTES_MAX: usize = 64 * 1024 * 1024;
+    let encoded = zstd::bulk::decompress(bytes, SUMMARY_ENCODED_BYTES_MAX)
         .map_err(|_| StoreError::Corrupt("a stored summary does not decompress".to_owned()))?;
-    serde_json::from_slice(&json)
+    postcard::from_bytes(&encoded)
         .map_err(|error| StoreError::Corrupt(format!("a stored summary does not decode: {error}")))
 }
 
@@ -435,16 +435,7 @@ impl MailStore for SqliteMailStore {
             .bind(child_id)
             .execute(&mut *transaction)
             .await;
-            match result {
-                Err(error) if is_unique_violation(&error) => {
-                    return Err(StoreError::AlreadyExists {
-                        kind: "mailbox",
-                        name: renamed,
-                    });
-                }
-                Err(error) => return Err(error.into()),
-                Ok(_) => {}
-            }
+            already_exists_if_unique(result, "mailbox", || renamed)?;
             log_change(
                 &mut transaction,
                 account,
@@ -1053,16 +1044,7 @@ async fn create_mailbox(
     .bind(modseq)
     .execute(&mut **transaction)
     .await;
-    let id = match result {
-        Err(error) if is_unique_violation(&error) => {
-            return Err(StoreError::AlreadyExists {
-                kind: "mailbox",
-                name: name.to_owned(),
-            });
-        }
-        Err(error) => return Err(error.into()),
-        Ok(done) => done.last_insert_rowid(),
-    };
+    let id = already_exists_if_unique(result, "mailbox", || name.to_owned())?.last_insert_rowid();
     log_change(
         transaction,
         account,

@@ -84,9 +84,31 @@ pub(crate) fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// Whether a database error is SQLite's UNIQUE constraint.
-pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+/// Turns SQLite's UNIQUE violation into `AlreadyExists { kind, name }`; other errors pass.
+pub(crate) fn already_exists_if_unique<T>(
+    result: Result<T, sqlx::Error>,
+    kind: &'static str,
+    name: impl FnOnce() -> String,
+) -> StoreResult<T> {
+    result.map_err(|error| match error {
+        sqlx::Error::Database(database) if database.is_unique_violation() => {
+            StoreError::AlreadyExists { kind, name: name() }
+        }
+        other => StoreError::Database(other),
+    })
+}
+
+/// Whether `sql` (a `SELECT 1 ... WHERE key = ?`) finds a row, inside a write transaction.
+pub(crate) async fn row_exists(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    sql: &'static str,
+    key: &str,
+) -> StoreResult<bool> {
+    Ok(sqlx::query(sql)
+        .bind(key)
+        .fetch_optional(&mut **transaction)
+        .await?
+        .is_some())
 }
 
 /// Closes a backend's connections at shutdown.

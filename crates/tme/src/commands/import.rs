@@ -18,7 +18,7 @@ use crate::import::{self, SourceMessage};
 use crate::units::format_bytes;
 
 /// A batch is stored when it holds this many messages or bytes, whichever comes first.
-const BATCH_MESSAGES_MAX: usize = 256;
+const BATCH_MESSAGES_MAX: usize = 1024;
 const BATCH_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 pub async fn import(store: &Store, address: &str, path: &Path, mailbox: &str) -> Result<()> {

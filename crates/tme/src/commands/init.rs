@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use tme_core::config::{
-    CONFIG_FILE_NAME, Config, DirectoryConfig, ListenConfig, NodeConfig, StoreConfig, TlsConfig,
+    CONFIG_FILE_NAME, Config, DirectoryConfig, ListenConfig, NodeConfig, SmtpConfig, StoreConfig,
+    TlsConfig,
 };
 use tme_core::{Domain, EmailAddress};
 use tme_store::{Branding, NewAccount};
@@ -38,6 +39,7 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         tls: TlsConfig::default(),
         store: StoreConfig::default(),
         directory: DirectoryConfig::default(),
+        smtp: SmtpConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)

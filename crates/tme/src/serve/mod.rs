@@ -7,6 +7,7 @@
 mod health;
 mod http;
 mod maintenance;
+mod smtp;
 mod supervisor;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub use health::Health;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The listener roles this build serves; the rest of `[listen]` waits for later releases.
-const ROLES_SERVED: &[&str] = &["http"];
+const ROLES_SERVED: &[&str] = &["http", "smtp"];
 
 pub async fn serve(data_dir: DataDir) -> Result<()> {
     let store = data_dir.open_store().await?;
@@ -42,6 +43,20 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             health.clone(),
             shutdown.clone(),
             move |role| http::run(address, context.clone(), role),
+        ));
+    }
+    if let Some(address) = config.listen.smtp {
+        let context = smtp::SmtpContext {
+            store: store.clone(),
+            config: config.clone(),
+            data_directory: data_dir.path.clone(),
+            counters: Arc::new(tme_smtp::Counters::default()),
+        };
+        tracker.spawn(supervisor::supervise(
+            "smtp",
+            health.clone(),
+            shutdown.clone(),
+            move |role| smtp::run(address, context.clone(), role),
         ));
     }
     {

@@ -1,0 +1,37 @@
+//! Inbound SMTP, the MX role (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
+//! ENHANCEDSTATUSCODES, STARTTLS, CHUNKING and DSN parameters).
+//!
+//! Two halves, as every protocol of tme: a sans-I/O codec and session (`framing` cuts
+//! bounded command lines, `data` reads message content, `session` is the state machine,
+//! `reply` is the one place where outcomes become reply codes, `trace` writes the trace
+//! headers), and `server`, the thin tokio layer that owns sockets, TLS, timeouts, connection
+//! limits and the calls into the store. Nothing below `server` does I/O.
+//!
+//! RFC status (what a reader can rely on):
+//!
+//! | RFC | state |
+//! |---|---|
+//! | 5321 SMTP | server side: HELO/EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, VRFY (252), HELP; EXPN and AUTH answer 502; `<Postmaster>` accepted |
+//! | 2920 PIPELINING | replies are sent together when the server would wait for input |
+//! | 1870 SIZE | announced; a larger SIZE gets 552 5.3.4 at MAIL, larger content at its end |
+//! | 6152 8BITMIME | BODY=8BITMIME/7BIT kept; 8-bit content without it is accepted too |
+//! | 6531 SMTPUTF8 | UTF-8 addresses need the parameter (else 553 5.6.7); `UTF8SMTP[S]` in `Received` |
+//! | 2034, 3463 ENHANCEDSTATUSCODES | on every reply but the greeting and EHLO |
+//! | 3207 STARTTLS | rustls; input pipelined after STARTTLS is dropped; the session starts over |
+//! | 3030 CHUNKING | BDAT chunks, pipelined; BINARYMIME not offered |
+//! | 3461 DSN | RET, ENVID, NOTIFY, ORCPT parsed and kept in the envelope; no DSN is sent yet |
+//! | 3848 | `with` keywords ESMTP, ESMTPS (ESMTPA/ESMTPSA when submission lands) |
+//!
+//! What this crate must not do: relay (mail for domains we do not host is refused), keep a
+//! message it has not acknowledged, or acknowledge one before the store made it durable.
+
+pub mod data;
+pub mod framing;
+pub mod limits;
+pub mod reply;
+pub mod server;
+pub mod session;
+pub mod trace;
+
+pub use server::{Counters, ServerConfig, serve};
+pub use session::{Session, SessionConfig, Step};

@@ -1,0 +1,736 @@
+//! The thin async layer: accepts connections, owns sockets, TLS and timeouts, enforces the
+//! connection limits, and does the session's work that needs the directory or the store.
+//!
+//! It must not make protocol decisions: every reply comes from the `session` (and `reply`).
+//! What it decides is only what needs I/O: how a recipient resolves in the directory, and
+//! whether `Store::deliver` made a message durable (only then does the session answer 250).
+//!
+//! Shutdown: once the token fires, no connection is accepted; a session waiting for a
+//! command outside a transaction gets `421 4.3.2` and is closed; a session inside a
+//! transaction goes on until it is idle again, then gets the same. `serve` returns when every
+//! session has ended.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tme_store::directory::resolve_recipient;
+use tme_store::{Account, AccountState, Delivery, Flags, Resolution, Store, StoreError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::framing::{CommandFrame, CommandFramer};
+use crate::limits::{
+    COMMAND_TIMEOUT, DATA_BLOCK_TIMEOUT, DATA_TOTAL_TIMEOUT, READ_CHUNK_OCTETS,
+    TLS_HANDSHAKE_TIMEOUT,
+};
+use crate::reply::{self, DeliveryRefusal, RecipientRefusal, Reply};
+use crate::session::{DeliveryTarget, MessageForDelivery, Session, SessionConfig, Step};
+use crate::trace::{TraceFields, trace_headers};
+
+/// How long we try to tell a refused connection why (421) before dropping it.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait before accepting again after `accept` failed (out of file descriptors).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// The mailbox inbound mail goes to.
+const INBOX: &str = "INBOX";
+
+/// How the server runs: the operator's limits and the node's identity.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub hostname: String,
+    pub message_bytes_max: u64,
+    pub recipients_max: usize,
+    pub connections_max: usize,
+    pub connections_per_ip_max: usize,
+    /// The plus-addressing separator (`directory.plus_separator`).
+    pub plus_separator: char,
+    /// The certificate for STARTTLS; None offers no STARTTLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// What the server has done since it started, for logs now and the metrics endpoint later.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused_limit: AtomicU64,
+    pub messages_accepted: AtomicU64,
+    pub messages_refused_size: AtomicU64,
+    pub messages_failed_store: AtomicU64,
+    pub recipients_accepted: AtomicU64,
+    pub recipients_refused_unknown: AtomicU64,
+    pub recipients_refused_relay: AtomicU64,
+    pub recipients_refused_suspended: AtomicU64,
+    pub recipients_refused_over_quota: AtomicU64,
+    pub recipients_refused_forwarding: AtomicU64,
+    pub recipients_failed_temporary: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every counter by name, for a log line.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("connections_accepted", &self.connections_accepted),
+            ("connections_refused_limit", &self.connections_refused_limit),
+            ("messages_accepted", &self.messages_accepted),
+            ("messages_refused_size", &self.messages_refused_size),
+            ("messages_failed_store", &self.messages_failed_store),
+            ("recipients_accepted", &self.recipients_accepted),
+            (
+                "recipients_refused_unknown",
+                &self.recipients_refused_unknown,
+            ),
+            ("recipients_refused_relay", &self.recipients_refused_relay),
+            (
+                "recipients_refused_suspended",
+                &self.recipients_refused_suspended,
+            ),
+            (
+                "recipients_refused_over_quota",
+                &self.recipients_refused_over_quota,
+            ),
+            (
+                "recipients_refused_forwarding",
+                &self.recipients_refused_forwarding,
+            ),
+            (
+                "recipients_failed_temporary",
+                &self.recipients_failed_temporary,
+            ),
+        ]
+        .into_iter()
+        .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
+        .collect()
+    }
+}
+
+/// Why the TLS certificate could not be loaded. The operator's fault; fix the files.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read the certificate {path}: {message}")]
+    Certificate { path: String, message: String },
+    #[error("cannot read the private key {path}: {message}")]
+    PrivateKey { path: String, message: String },
+    #[error("the certificate and key do not make a TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// Loads the PEM certificate chain and private key for STARTTLS.
+pub fn load_tls(
+    certificate_path: &Path,
+    private_key_path: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certificates: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(certificate_path)
+            .and_then(|iterator| iterator.collect::<Result<_, _>>())
+            .map_err(|error| TlsSetupError::Certificate {
+                path: certificate_path.display().to_string(),
+                message: error.to_string(),
+            })?;
+    if certificates.is_empty() {
+        return Err(TlsSetupError::Certificate {
+            path: certificate_path.display().to_string(),
+            message: "no certificate in the file".to_owned(),
+        });
+    }
+    let private_key = PrivateKeyDer::from_pem_file(private_key_path).map_err(|error| {
+        TlsSetupError::PrivateKey {
+            path: private_key_path.display().to_string(),
+            message: error.to_string(),
+        }
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certificates, private_key)?;
+    Ok(Arc::new(config))
+}
+
+/// What every connection task shares.
+#[derive(Debug)]
+struct ServerContext {
+    config: ServerConfig,
+    store: Store,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+}
+
+/// Accepts connections on `listener` until `shutdown` fires, then waits for the sessions.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    store: Store,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let connections = Arc::new(Semaphore::new(config.connections_max));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::new(Mutex::new(HashMap::new()));
+    let context = Arc::new(ServerContext {
+        config,
+        store,
+        counters,
+        shutdown: shutdown.clone(),
+    });
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let connection_id = format!("{:016x}", rand::random::<u64>());
+        let span = tracing::info_span!("smtp", connection = %connection_id, client = %peer);
+        let permit = connections.clone().try_acquire_owned().ok();
+        let per_ip_guard =
+            PerIpGuard::acquire(&per_ip, peer.ip(), context.config.connections_per_ip_max);
+        let (Some(permit), Some(per_ip_guard)) = (permit, per_ip_guard) else {
+            Counters::add(&context.counters.connections_refused_limit);
+            tracker.spawn(
+                async move {
+                    tracing::info!("connection refused: too many connections");
+                    refuse_connection(stream).await;
+                }
+                .instrument(span),
+            );
+            continue;
+        };
+        Counters::add(&context.counters.connections_accepted);
+        let context = context.clone();
+        tracker.spawn(
+            async move {
+                let _permit = permit;
+                let _per_ip_guard = per_ip_guard;
+                handle_connection(stream, peer, &context).await;
+            }
+            .instrument(span),
+        );
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn refuse_connection(mut stream: TcpStream) {
+    let _ = timeout(
+        REFUSAL_WRITE_TIMEOUT,
+        stream.write_all(&reply::too_many_connections().to_wire()),
+    )
+    .await;
+    let _ = stream.shutdown().await;
+}
+
+/// Counts a client address's connections; gives the slot back when dropped.
+struct PerIpGuard {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    address: IpAddr,
+}
+
+impl PerIpGuard {
+    fn acquire(
+        counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+        address: IpAddr,
+        connections_max: usize,
+    ) -> Option<PerIpGuard> {
+        let mut map = counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = map.entry(address).or_insert(0);
+        if *count >= connections_max {
+            return None;
+        }
+        *count += 1;
+        Some(PerIpGuard {
+            counts: counts.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for PerIpGuard {
+    fn drop(&mut self) {
+        let mut map = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = map.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                map.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The socket, plain or after STARTTLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Only while the plain socket is being handed to the TLS handshake.
+    Closed,
+}
+
+impl Stream {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buffer).await,
+            Stream::Tls(stream) => stream.read(buffer).await,
+            Stream::Closed => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(stream) => stream.write_all(bytes).await,
+            Stream::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+            Stream::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Stream::Plain(stream) => stream.shutdown().await,
+            Stream::Tls(stream) => stream.shutdown().await,
+            Stream::Closed => Ok(()),
+        };
+    }
+}
+
+/// Why a session ended without QUIT.
+#[derive(Debug)]
+enum SessionEnd {
+    ClientClosed,
+    Timeout,
+    Shutdown,
+    Io(io::Error),
+    TlsFailed(String),
+}
+
+/// One connection's socket and buffers.
+struct Connection {
+    stream: Stream,
+    /// Received, not yet handled. Bounded: the framer keeps it under a command line between
+    /// reads, and content is consumed as it arrives.
+    input: Vec<u8>,
+    /// Replies not yet sent: with PIPELINING they go out together, when we would wait.
+    output: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Connection {
+    async fn flush(&mut self) -> Result<(), SessionEnd> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let output = std::mem::take(&mut self.output);
+        match timeout(COMMAND_TIMEOUT, self.stream.write_all(&output)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(SessionEnd::Io(error)),
+            Err(_) => Err(SessionEnd::Timeout),
+        }
+    }
+
+    /// Sends what is pending, then reads more input, waiting at most `wait` and never past
+    /// `deadline`.
+    async fn fill(&mut self, wait: Duration, deadline: Instant) -> Result<(), SessionEnd> {
+        self.flush().await?;
+        let until = (Instant::now() + wait).min(deadline);
+        match timeout_at(until, self.stream.read(&mut self.scratch)).await {
+            Ok(Ok(0)) => Err(SessionEnd::ClientClosed),
+            Ok(Ok(count)) => {
+                self.input.extend_from_slice(&self.scratch[..count]);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(SessionEnd::Io(error)),
+            Err(_) => Err(SessionEnd::Timeout),
+        }
+    }
+
+    fn queue(&mut self, reply: &Reply) {
+        self.output.extend_from_slice(&reply.to_wire());
+    }
+}
+
+async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: &ServerContext) {
+    let _ = stream.set_nodelay(true);
+    let mut connection = Connection {
+        stream: Stream::Plain(stream),
+        input: Vec::new(),
+        output: Vec::new(),
+        scratch: vec![0; READ_CHUNK_OCTETS],
+    };
+    let session_config = SessionConfig {
+        hostname: context.config.hostname.clone(),
+        message_bytes_max: context.config.message_bytes_max,
+        recipients_max: context.config.recipients_max,
+        tls_available: context.config.tls.is_some(),
+    };
+    let mut session = Session::new(session_config, peer.ip());
+    tracing::debug!("connected");
+    let end = run_session(&mut connection, &mut session, context).await;
+    let farewell = match &end {
+        Ok(()) => None,
+        Err(SessionEnd::Timeout) => Some(reply::timeout()),
+        Err(SessionEnd::Shutdown) => Some(reply::shutting_down()),
+        Err(_) => None,
+    };
+    if let Some(farewell) = farewell {
+        connection.queue(&farewell);
+        let _ = connection.flush().await;
+    }
+    connection.stream.shutdown().await;
+    match end {
+        Ok(()) => tracing::debug!("session ended"),
+        Err(SessionEnd::ClientClosed) => tracing::debug!("client closed the connection"),
+        Err(SessionEnd::Timeout) => tracing::info!("session timed out"),
+        Err(SessionEnd::Shutdown) => tracing::info!("session closed for shutdown"),
+        Err(SessionEnd::Io(error)) => tracing::info!(%error, "connection failed"),
+        Err(SessionEnd::TlsFailed(error)) => tracing::info!(%error, "TLS handshake failed"),
+    }
+}
+
+async fn run_session(
+    connection: &mut Connection,
+    session: &mut Session,
+    context: &ServerContext,
+) -> Result<(), SessionEnd> {
+    let mut framer = CommandFramer::default();
+    connection.queue(&session.greeting());
+    loop {
+        let frame = loop {
+            if let Some(frame) = framer.next_frame(&mut connection.input) {
+                break frame;
+            }
+            connection.flush().await?;
+            if session.is_idle() && context.shutdown.is_cancelled() {
+                return Err(SessionEnd::Shutdown);
+            }
+            let idle = session.is_idle();
+            tokio::select! {
+                biased;
+                _ = context.shutdown.cancelled(), if idle => return Err(SessionEnd::Shutdown),
+                filled = connection.fill(COMMAND_TIMEOUT, Instant::now() + COMMAND_TIMEOUT) => filled?,
+            }
+        };
+        let mut step = match frame {
+            CommandFrame::Line(line) => session.command(&line),
+            CommandFrame::TooLong => session.line_too_long(),
+        };
+        loop {
+            step = match step {
+                Step::Reply(reply) => {
+                    connection.queue(&reply);
+                    break;
+                }
+                Step::ReplyAndClose(reply) => {
+                    connection.queue(&reply);
+                    connection.flush().await?;
+                    return Ok(());
+                }
+                Step::ResolveRecipient {
+                    address,
+                    size_declared_octets,
+                } => {
+                    let verdict = judge_recipient(context, &address, size_declared_octets).await;
+                    count_recipient(&context.counters, &verdict);
+                    match &verdict {
+                        Ok(_) => tracing::debug!(recipient = %address, "recipient accepted"),
+                        Err(refusal) => {
+                            tracing::info!(recipient = %address, ?refusal, "recipient refused")
+                        }
+                    }
+                    session.recipient_resolved(verdict)
+                }
+                Step::ReceiveData(reply, mut receiver) => {
+                    connection.queue(&reply);
+                    let deadline = Instant::now() + DATA_TOTAL_TIMEOUT;
+                    loop {
+                        let (consumed, ended) = receiver.ingest(&connection.input);
+                        connection.input.drain(..consumed);
+                        if ended {
+                            break;
+                        }
+                        connection.fill(DATA_BLOCK_TIMEOUT, deadline).await?;
+                    }
+                    let step = session.data_finished(receiver);
+                    count_content(&context.counters, &step);
+                    step
+                }
+                Step::ReceiveChunk { octets } => {
+                    let deadline = Instant::now() + DATA_TOTAL_TIMEOUT;
+                    let mut remaining = octets;
+                    loop {
+                        let available = connection
+                            .input
+                            .len()
+                            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                        session.chunk_bytes(&connection.input[..available]);
+                        connection.input.drain(..available);
+                        remaining -= available as u64;
+                        if remaining == 0 {
+                            break;
+                        }
+                        connection.fill(DATA_BLOCK_TIMEOUT, deadline).await?;
+                    }
+                    let step = session.chunk_finished();
+                    count_content(&context.counters, &step);
+                    step
+                }
+                Step::StartTls(reply) => {
+                    connection.queue(&reply);
+                    connection.flush().await?;
+                    // RFC 3207 §4.2 and the STARTTLS command-injection lesson: whatever the
+                    // client pipelined after STARTTLS is not trusted; drop it.
+                    connection.input.clear();
+                    framer.reset();
+                    start_tls(connection, context).await?;
+                    session.tls_started();
+                    tracing::debug!("TLS started");
+                    break;
+                }
+                Step::Deliver(message) => {
+                    let outcome = deliver(context, &message).await;
+                    match &outcome {
+                        Ok(transaction_id) => {
+                            Counters::add(&context.counters.messages_accepted);
+                            tracing::info!(
+                                transaction = %transaction_id,
+                                sender = %message.envelope.sender,
+                                recipients = message.envelope.recipients.len(),
+                                size_octets = message.message.len(),
+                                protocol = message.mode.protocol(),
+                                "message accepted"
+                            );
+                        }
+                        Err(refusal) => {
+                            Counters::add(&context.counters.messages_failed_store);
+                            tracing::warn!(?refusal, "message not stored");
+                        }
+                    }
+                    session.delivery_finished(outcome)
+                }
+            };
+        }
+    }
+}
+
+async fn start_tls(connection: &mut Connection, context: &ServerContext) -> Result<(), SessionEnd> {
+    let Some(tls) = context.config.tls.clone() else {
+        return Err(SessionEnd::TlsFailed("no certificate".to_owned()));
+    };
+    let Stream::Plain(plain) = std::mem::replace(&mut connection.stream, Stream::Closed) else {
+        return Err(SessionEnd::TlsFailed("TLS already active".to_owned()));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(plain)).await {
+        Ok(Ok(stream)) => {
+            connection.stream = Stream::Tls(Box::new(stream));
+            Ok(())
+        }
+        Ok(Err(error)) => Err(SessionEnd::TlsFailed(error.to_string())),
+        Err(_) => Err(SessionEnd::Timeout),
+    }
+}
+
+fn count_content(counters: &Counters, step: &Step) {
+    if let Step::Reply(reply) | Step::ReplyAndClose(reply) = step
+        && reply.code == 552
+    {
+        Counters::add(&counters.messages_refused_size);
+    }
+}
+
+fn count_recipient(counters: &Counters, verdict: &Result<Vec<DeliveryTarget>, RecipientRefusal>) {
+    let counter = match verdict {
+        Ok(_) => &counters.recipients_accepted,
+        Err(RecipientRefusal::UnknownAddress) => &counters.recipients_refused_unknown,
+        Err(RecipientRefusal::RelayDenied) => &counters.recipients_refused_relay,
+        Err(RecipientRefusal::AccountSuspended) => &counters.recipients_refused_suspended,
+        Err(RecipientRefusal::OverQuota) => &counters.recipients_refused_over_quota,
+        Err(RecipientRefusal::ForwardingUnavailable) => &counters.recipients_refused_forwarding,
+        Err(RecipientRefusal::TemporaryFailure) => &counters.recipients_failed_temporary,
+    };
+    Counters::add(counter);
+}
+
+/// Asks the directory where mail for `address` goes, and whether those accounts take it now.
+async fn judge_recipient(
+    context: &ServerContext,
+    address: &tme_core::EmailAddress,
+    size_declared_octets: Option<u64>,
+) -> Result<Vec<DeliveryTarget>, RecipientRefusal> {
+    let store = &context.store;
+    let resolution = resolve_recipient(
+        store.directory.as_ref(),
+        address,
+        context.config.plus_separator,
+    )
+    .await
+    .map_err(|error| {
+        tracing::warn!(%error, "directory lookup failed");
+        RecipientRefusal::TemporaryFailure
+    })?;
+    let (accounts, external) = match resolution {
+        Resolution::DomainNotHosted => return Err(RecipientRefusal::RelayDenied),
+        Resolution::UnknownAddress => return Err(RecipientRefusal::UnknownAddress),
+        Resolution::Deliver { accounts, external } => (accounts, external),
+    };
+    if !external.is_empty() {
+        // Forwarding needs the outbound queue (a later issue): local targets get the mail,
+        // external ones are skipped for now.
+        tracing::warn!(
+            recipient = %address,
+            external = ?external.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "alias forwards to external addresses; forwarding is not available yet, skipped"
+        );
+    }
+    let mut targets = Vec::new();
+    let mut suspended = 0usize;
+    let mut over_quota = 0usize;
+    for account in &accounts {
+        if account.state == AccountState::Suspended {
+            suspended += 1;
+            continue;
+        }
+        match inbox_target(store, account, size_declared_octets).await {
+            Ok(Some(target)) => targets.push(target),
+            Ok(None) => over_quota += 1,
+            Err(error) => {
+                tracing::warn!(%error, account = %account.address, "cannot read the account's mail store");
+                return Err(RecipientRefusal::TemporaryFailure);
+            }
+        }
+    }
+    if !targets.is_empty() {
+        Ok(targets)
+    } else if over_quota > 0 {
+        Err(RecipientRefusal::OverQuota)
+    } else if suspended > 0 {
+        Err(RecipientRefusal::AccountSuspended)
+    } else if !external.is_empty() {
+        Err(RecipientRefusal::ForwardingUnavailable)
+    } else {
+        Err(RecipientRefusal::UnknownAddress)
+    }
+}
+
+/// The account's INBOX, or None when the account cannot take a message of the declared size
+/// (or of one octet, when no size was declared).
+async fn inbox_target(
+    store: &Store,
+    account: &Account,
+    size_declared_octets: Option<u64>,
+) -> Result<Option<DeliveryTarget>, StoreError> {
+    let mut inbox = store.mail.mailbox_find(account.id, INBOX).await?;
+    if inbox.is_none() {
+        // The directory has the account but its mail store half is missing (a crash inside
+        // `account_create`): complete it, as `Store::account_open` does.
+        store
+            .mail
+            .account_ensure(account.id, account.quota_bytes_max)
+            .await?;
+        inbox = store.mail.mailbox_find(account.id, INBOX).await?;
+    }
+    let Some(inbox) = inbox else {
+        return Err(StoreError::NotFound {
+            kind: "mailbox",
+            name: format!("{INBOX} of {}", account.address),
+        });
+    };
+    let usage = store.mail.account_usage(account.id).await?;
+    let needed_octets = size_declared_octets.unwrap_or(1).max(1);
+    if usage.used_bytes.saturating_add(needed_octets) > usage.quota_bytes_max {
+        return Ok(None);
+    }
+    Ok(Some(DeliveryTarget {
+        account: account.id,
+        mailbox: inbox.id,
+        address: account.address.clone(),
+    }))
+}
+
+/// Stores one copy per account, each with its trace headers, in one `Store::deliver` call.
+async fn deliver(
+    context: &ServerContext,
+    message: &MessageForDelivery,
+) -> Result<String, DeliveryRefusal> {
+    // Authenticity (SPF, DKIM, DMARC, ARC) and spam verdicts will be computed here, on the
+    // envelope and `message.message`, before anything is stored (later issues).
+    let transaction_id = format!("{:016X}", rand::random::<u64>());
+    let now = time::OffsetDateTime::now_utc();
+    let date = now
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    let fields = TraceFields {
+        helo_name: &message.helo_name,
+        client_ip: message.client_ip,
+        hostname: &context.config.hostname,
+        mode: message.mode,
+        transaction_id: &transaction_id,
+        date: &date,
+    };
+    // One copy per account: an address that reaches an account twice (an alias and the
+    // account itself) delivers once, with the first recipient that reached it.
+    let mut seen_accounts = HashSet::new();
+    let mut copies = Vec::new();
+    for recipient in &message.envelope.recipients {
+        for target in &recipient.targets {
+            if !seen_accounts.insert(target.account) {
+                continue;
+            }
+            let mut raw = trace_headers(
+                &fields,
+                &message.envelope.sender,
+                &recipient.address.to_string(),
+            );
+            raw.extend_from_slice(&message.message);
+            copies.push((target.account, target.mailbox, raw));
+        }
+    }
+    // Sorted by account, so each account commits once.
+    copies.sort_by_key(|(account, _, _)| *account);
+    let flags = Flags::default();
+    let deliveries: Vec<Delivery<'_>> = copies
+        .iter()
+        .map(|(account, mailbox, raw)| Delivery {
+            account: *account,
+            mailbox: *mailbox,
+            raw,
+            internal_date_unix: Some(now.unix_timestamp()),
+            flags: &flags,
+        })
+        .collect();
+    match context.store.deliver(&deliveries).await {
+        Ok(_) => Ok(transaction_id),
+        Err(StoreError::QuotaExceeded { .. }) => Err(DeliveryRefusal::OverQuota),
+        Err(error) => {
+            tracing::warn!(%error, transient = error.is_transient(), "delivery failed");
+            Err(DeliveryRefusal::TemporaryFailure)
+        }
+    }
+}

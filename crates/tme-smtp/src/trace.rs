@@ -1,0 +1,154 @@
+//! The trace headers prepended to each stored copy: `Return-Path`, `Delivered-To` and
+//! `Received` (RFC 5321 §4.4), with the protocol keywords of RFC 3848 and RFC 6531 §3.7.3.
+//!
+//! Pure text building: the caller passes the clock reading and the transaction id. Everything
+//! a client chose (its HELO name) is reduced to harmless characters first, so a header can
+//! never be split or injected.
+
+use std::net::IpAddr;
+
+/// How the message came in, for the `with` clause of `Received`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferMode {
+    /// EHLO (rather than HELO) opened the session.
+    pub extended: bool,
+    /// The session runs over TLS (STARTTLS).
+    pub tls: bool,
+    /// The transaction used SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// The client authenticated (submission, later).
+    pub authenticated: bool,
+}
+
+impl TransferMode {
+    /// RFC 3848 §2 and RFC 6531 §3.7.3 protocol types.
+    pub fn protocol(self) -> &'static str {
+        match (self.extended, self.smtputf8, self.tls, self.authenticated) {
+            (false, _, _, _) => "SMTP",
+            (true, true, false, false) => "UTF8SMTP",
+            (true, true, true, false) => "UTF8SMTPS",
+            (true, true, false, true) => "UTF8SMTPA",
+            (true, true, true, true) => "UTF8SMTPSA",
+            (true, false, false, false) => "ESMTP",
+            (true, false, true, false) => "ESMTPS",
+            (true, false, false, true) => "ESMTPA",
+            (true, false, true, true) => "ESMTPSA",
+        }
+    }
+}
+
+/// What the `Received` header says about one transaction.
+#[derive(Debug, Clone)]
+pub struct TraceFields<'a> {
+    pub helo_name: &'a str,
+    pub client_ip: IpAddr,
+    pub hostname: &'a str,
+    pub mode: TransferMode,
+    pub transaction_id: &'a str,
+    /// RFC 5322 §3.3 date-time.
+    pub date: &'a str,
+}
+
+/// The trace headers for the copy delivered to `recipient`, CRLF-terminated, to go in front
+/// of the message as received. `sender` is the reverse-path without brackets ("" for `<>`).
+pub fn trace_headers(fields: &TraceFields<'_>, sender: &str, recipient: &str) -> Vec<u8> {
+    let address_literal = match fields.client_ip {
+        IpAddr::V4(address) => format!("[{address}]"),
+        IpAddr::V6(address) => format!("[IPv6:{address}]"),
+    };
+    format!(
+        "Return-Path: <{sender}>\r\n\
+         Delivered-To: {recipient}\r\n\
+         Received: from {helo} ({address_literal})\r\n\
+         \tby {hostname} (tme) with {protocol} id {id}\r\n\
+         \tfor <{recipient}>; {date}\r\n",
+        sender = header_safe(sender),
+        recipient = header_safe(recipient),
+        helo = helo_safe(fields.helo_name),
+        hostname = header_safe(fields.hostname),
+        protocol = fields.mode.protocol(),
+        id = fields.transaction_id,
+        date = fields.date,
+    )
+    .into_bytes()
+}
+
+/// A HELO name as it may appear in the `from` clause: letters, digits and `.-:[]_`, anything
+/// else replaced, so that a comment or a header cannot be forged through it.
+fn helo_safe(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|character| {
+            if character.is_alphanumeric() || ".-:[]_".contains(character) {
+                character
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "unknown".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+/// Text for a header value: control characters (CR and LF above all) replaced by spaces.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|character| {
+            if character.is_control() {
+                ' '
+            } else {
+                character
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+
+    #[test]
+    fn trace_headers_have_the_rfc_5321_form() {
+        let fields = TraceFields {
+            helo_name: "client.example (evil)\r\nX-Injected: yes",
+            client_ip: "192.0.2.7".parse().expect("ip"),
+            hostname: "mx.test",
+            mode: TransferMode {
+                extended: true,
+                tls: true,
+                smtputf8: false,
+                authenticated: false,
+            },
+            transaction_id: "ABCDEF",
+            date: "Sat, 28 Nov 2026 11:00:00 +0000",
+        };
+        let headers = trace_headers(&fields, "sender@example.org", "user@example.com");
+        expect![[r#"
+            Return-Path: <sender@example.org>
+            Delivered-To: user@example.com
+            Received: from client.example__evil___X-Injected:_yes ([192.0.2.7])
+            	by mx.test (tme) with ESMTPS id ABCDEF
+            	for <user@example.com>; Sat, 28 Nov 2026 11:00:00 +0000
+        "#]]
+        .assert_eq(&String::from_utf8_lossy(&headers).replace("\r\n", "\n"));
+    }
+
+    #[test]
+    fn protocol_keywords_follow_rfc_3848_and_6531() {
+        let mode = |extended, tls, smtputf8| TransferMode {
+            extended,
+            tls,
+            smtputf8,
+            authenticated: false,
+        };
+        assert_eq!(mode(false, false, false).protocol(), "SMTP");
+        assert_eq!(mode(true, false, false).protocol(), "ESMTP");
+        assert_eq!(mode(true, true, false).protocol(), "ESMTPS");
+        assert_eq!(mode(true, false, true).protocol(), "UTF8SMTP");
+        assert_eq!(mode(true, true, true).protocol(), "UTF8SMTPS");
+    }
+}

@@ -1,0 +1,68 @@
+//! The `smtp` role: inbound mail (MX) on `listen.smtp`, wiring `tme_smtp::serve` to the
+//! node's config, certificate and store. The protocol lives in `tme-smtp`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tme_core::config::Config;
+use tme_smtp::ServerConfig;
+use tme_store::Store;
+
+use super::supervisor::RoleContext;
+
+#[derive(Debug, Clone)]
+pub struct SmtpContext {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub data_directory: PathBuf,
+    /// Kept across restarts of the role, so the counts cover the node's life.
+    pub counters: Arc<tme_smtp::Counters>,
+}
+
+pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -> Result<()> {
+    let config = &context.config;
+    let certificate = context.data_directory.join(&config.tls.certificate);
+    let private_key = context.data_directory.join(&config.tls.private_key);
+    // Without a usable certificate the MX still runs, without STARTTLS: refusing all mail
+    // for a missing file would be worse than accepting it in plain text.
+    let tls = match tme_smtp::server::load_tls(&certificate, &private_key) {
+        Ok(tls) => Some(tls),
+        Err(error) => {
+            tracing::warn!(%error, "smtp: STARTTLS not offered");
+            None
+        }
+    };
+    let server_config = ServerConfig {
+        hostname: config.node.hostname.clone(),
+        message_bytes_max: config.smtp.message_bytes_max,
+        recipients_max: config.smtp.recipients_max,
+        connections_max: config.smtp.connections_max,
+        connections_per_ip_max: config.smtp.connections_per_ip_max,
+        plus_separator: config.directory.plus_separator,
+        tls,
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (listen.smtp)"))?;
+    role.running();
+    tracing::info!(%address, starttls = server_config.tls.is_some(), "smtp listening");
+    tme_smtp::serve(
+        listener,
+        server_config,
+        context.store.clone(),
+        context.counters.clone(),
+        role.shutdown.clone(),
+    )
+    .await
+    .context("smtp server failed")?;
+    let counts: Vec<String> = context
+        .counters
+        .snapshot()
+        .into_iter()
+        .map(|(name, count)| format!("{name}={count}"))
+        .collect();
+    tracing::info!(counters = %counts.join(" "), "smtp stopped");
+    Ok(())
+}
