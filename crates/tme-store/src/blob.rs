@@ -33,6 +33,8 @@ const CODEC_ZSTD: u8 = 1;
 /// magic, version, codec, raw length (u64 little-endian).
 const FILE_HEADER_BYTES: usize = 4 + 1 + 1 + 8;
 const ZSTD_LEVEL: i32 = 3;
+/// Names of blobs being written; never a hex digit, so never taken for a blob.
+const TEMPORARY_PREFIX: &str = "tmp.";
 /// Blobs smaller than this are stored raw: compression would gain less than a disk block.
 const COMPRESSION_BYTES_MIN: usize = 512;
 
@@ -104,11 +106,8 @@ pub struct CollectReport {
 impl BlobStore {
     /// Opens (creating if needed) the blob store at `root`.
     pub fn open(root: &Path) -> StoreResult<BlobStore> {
-        for directory in [root.to_path_buf(), root.join("tmp")] {
-            fs::create_dir_all(&directory).map_err(|error| {
-                StoreError::io(format!("cannot create {}", directory.display()), error)
-            })?;
-        }
+        fs::create_dir_all(root)
+            .map_err(|error| StoreError::io(format!("cannot create {}", root.display()), error))?;
         let mut created_any = false;
         for prefix in 0..=255u8 {
             let directory = root.join(format!("{prefix:02x}"));
@@ -125,13 +124,6 @@ impl BlobStore {
         let store = BlobStore {
             root: root.to_path_buf(),
         };
-        // Temporary files left by a process killed mid-write were never renamed into place,
-        // so nothing refers to them.
-        if let Ok(entries) = fs::read_dir(root.join("tmp")) {
-            for entry in entries.flatten() {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
         Ok(store)
     }
 
@@ -189,7 +181,8 @@ impl BlobStore {
     /// many recipients keep thousands of messages a second durable.
     pub fn put_many(&self, _guard: &BlobWriteGuard, raws: &[&[u8]]) -> StoreResult<Vec<BlobId>> {
         let mut ids = Vec::with_capacity(raws.len());
-        let mut pending: Vec<(File, PathBuf, PathBuf)> = Vec::new();
+        let mut new_blobs: Vec<(BlobId, &[u8])> = Vec::new();
+        let mut seen: HashSet<BlobId> = HashSet::new();
         for raw in raws {
             if raw.len() > BLOB_BYTES_MAX {
                 return Err(StoreError::Refused(format!(
@@ -199,55 +192,53 @@ impl BlobStore {
             }
             let id = BlobId::of(raw);
             ids.push(id);
-            let final_path = self.path_of(&id);
-            if final_path.is_file() || pending.iter().any(|(_, _, path)| *path == final_path) {
-                // Already stored: identical messages are kept once.
-                continue;
+            // Identical messages are kept once.
+            if seen.insert(id) && !self.path_of(&id).is_file() {
+                new_blobs.push((id, raw));
             }
-            let temporary_path = self.root.join("tmp").join(format!(
-                "{}.{}.{}",
-                &id.to_hex()[..16],
-                std::process::id(),
-                rand::random::<u64>()
-            ));
-            let mut file = File::create(&temporary_path).map_err(|error| {
-                StoreError::io(format!("cannot create {}", temporary_path.display()), error)
-            })?;
-            let written = encode(raw).and_then(|encoded| file.write_all(&encoded));
-            if let Err(error) = written {
-                let _ = fs::remove_file(&temporary_path);
-                return Err(StoreError::io(format!("cannot write blob {id}"), error));
-            }
-            pending.push((file, temporary_path, final_path));
         }
-        // Flush the data of every new file, then make each visible under its name; then make
-        // the names durable. Many fsyncs in flight at once let the filesystem commit its
-        // journal for all of them together.
-        let made_durable = parallel(&pending, |(file, temporary_path, final_path)| {
-            file.sync_all().map_err(|error| {
-                StoreError::io(format!("cannot fsync {}", temporary_path.display()), error)
-            })?;
-            fs::rename(temporary_path, final_path).map_err(|error| {
-                StoreError::io(
-                    format!("cannot rename into {}", final_path.display()),
-                    error,
-                )
-            })
-        });
-        if let Err(error) = made_durable {
-            for (_, temporary_path, _) in &pending {
-                let _ = fs::remove_file(temporary_path);
-            }
-            return Err(error);
-        }
+        // Compress and write each new blob to a temporary file in its own folder (so the
+        // filesystem spreads the inodes over the folders), fsync it, then rename it into
+        // place; then fsync the folders. Many fsyncs in flight at once let the filesystem
+        // commit its journal for all of them together.
+        parallel(&new_blobs, |(id, raw)| self.write_durably(id, raw))?;
+        let pending: Vec<PathBuf> = new_blobs.iter().map(|(id, _)| self.path_of(id)).collect();
         let directories_to_sync: Vec<PathBuf> = pending
             .iter()
-            .filter_map(|(_, _, final_path)| final_path.parent().map(Path::to_path_buf))
+            .filter_map(|final_path| final_path.parent().map(Path::to_path_buf))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         parallel(&directories_to_sync, |directory| sync_directory(directory))?;
         Ok(ids)
+    }
+
+    /// Writes one blob under a temporary name in its folder, fsyncs it and renames it into
+    /// place. The folder's own fsync is the caller's.
+    fn write_durably(&self, id: &BlobId, raw: &[u8]) -> StoreResult<()> {
+        let final_path = self.path_of(id);
+        let folder = final_path.parent().unwrap_or(&self.root);
+        let temporary_path = folder.join(format!(
+            "{TEMPORARY_PREFIX}{}.{}.{}",
+            &id.to_hex()[2..18],
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let written = File::create(&temporary_path).and_then(|mut file| {
+            file.write_all(&encode(raw)?)?;
+            file.sync_all()
+        });
+        if let Err(error) = written {
+            let _ = fs::remove_file(&temporary_path);
+            return Err(StoreError::io(format!("cannot write blob {id}"), error));
+        }
+        fs::rename(&temporary_path, &final_path).map_err(|error| {
+            let _ = fs::remove_file(&temporary_path);
+            StoreError::io(
+                format!("cannot rename into {}", final_path.display()),
+                error,
+            )
+        })
     }
 
     /// Reads a blob back, checking its header, length and hash.
@@ -292,8 +283,14 @@ impl BlobStore {
                 continue;
             }
             for blob in read(&folder.path())?.flatten() {
-                let name = format!("{prefix}{}", blob.file_name().to_string_lossy());
-                let Some(id) = BlobId::from_hex(&name) else {
+                let file_name = blob.file_name().to_string_lossy().into_owned();
+                if file_name.starts_with(TEMPORARY_PREFIX) {
+                    // No writer is in flight while the collector holds its lock: this was
+                    // left by a process killed mid-write, and nothing refers to it.
+                    let _ = fs::remove_file(blob.path());
+                    continue;
+                }
+                let Some(id) = BlobId::from_hex(&format!("{prefix}{file_name}")) else {
                     continue;
                 };
                 if referenced.contains(&id) {
@@ -436,6 +433,13 @@ mod tests {
             .collect_garbage(&guard, &HashSet::from([kept]))
             .expect("collect");
         assert_eq!((report.blobs_kept, report.blobs_deleted), (1, 1));
+        // A temporary file left by a killed writer goes too.
+        let stale = store.path_of(&kept).with_file_name("tmp.0123.1.2");
+        fs::write(&stale, b"half").expect("write");
+        store
+            .collect_garbage(&guard, &HashSet::from([kept]))
+            .expect("collect");
+        assert!(!stale.exists());
         assert!(store.exists(&kept));
         assert!(!store.exists(&dropped));
     }
