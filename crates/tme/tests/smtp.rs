@@ -734,23 +734,29 @@ print("quit", reply(reader)[-1])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failure_answers_451_and_stores_nothing() {
     let node = mail_node();
-    // Break the blob store under the running node: its temporary folder becomes a file, so
-    // writing a blob fails (root ignores permissions, but not a file where a folder was).
-    let temporary = node.data_dir().join("blobs").join("tmp");
-    assert!(
-        temporary.is_dir(),
-        "the blob store writes through blobs/tmp; adapt this test if that moved"
-    );
-    std::fs::remove_dir_all(&temporary).expect("remove tmp");
-    std::fs::write(&temporary, b"not a folder").expect("block tmp");
+    // Break the blob store under the running node: each of its 256 folders becomes a file,
+    // so writing a blob fails (root ignores permissions, but not a file where a folder was).
+    let folders: Vec<std::path::PathBuf> = (0..=255u8)
+        .map(|prefix| node.data_dir().join("blobs").join(format!("{prefix:02x}")))
+        .collect();
+    for folder in &folders {
+        assert!(
+            folder.is_dir(),
+            "the blob store keeps blobs in blobs/00..ff; adapt this test if that moved"
+        );
+        std::fs::remove_dir(folder).expect("remove an empty blob folder");
+        std::fs::write(folder, b"not a folder").expect("block the folder");
+    }
     let recipients = ["--to", "user@example.com,other@example.com"];
     let output = swaks(
         &node,
         &[&["--from", "a@sender.test"][..], &recipients].concat(),
     );
     assert!(output.contains("<** 451 4.3.0"), "{output}");
-    std::fs::remove_file(&temporary).expect("unblock");
-    std::fs::create_dir(&temporary).expect("restore tmp");
+    for folder in &folders {
+        std::fs::remove_file(folder).expect("unblock");
+        std::fs::create_dir(folder).expect("restore the folder");
+    }
     assert!(inbox(node.data_dir(), "user@example.com").await.is_empty());
     assert!(inbox(node.data_dir(), "other@example.com").await.is_empty());
     // Repaired, the retry goes through, once per account.
