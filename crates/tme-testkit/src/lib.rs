@@ -248,20 +248,9 @@ impl Node {
 
     /// Sends SIGTERM and waits for a graceful exit.
     pub fn stop(&mut self) -> Result<ExitStatus> {
-        let mut child = self.child.take().context("the node is not running")?;
-        signal(child.id(), "TERM")?;
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("tme serve did not stop within {STOP_TIMEOUT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let pid = self.pid().context("the node is not running")?;
+        signal(pid, "TERM")?;
+        self.wait_for_exit(STOP_TIMEOUT)
     }
 
     /// Waits for `tme serve` to exit by itself (after a signal sent with `signal`).

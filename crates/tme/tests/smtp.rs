@@ -8,10 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tme_core::EmailAddress;
-use tme_core::config::StoreConfig;
-use tme_store::Store;
 use tme_testkit::{Node, corpus_messages};
+
+mod common;
 
 const TME: &str = env!("CARGO_BIN_EXE_tme");
 
@@ -79,30 +78,7 @@ fn mail_node() -> Node {
 
 /// Reads every message of an account's INBOX back through the store, in UID order.
 async fn inbox(data_dir: &Path, address: &str) -> Vec<Vec<u8>> {
-    let store = Store::open(data_dir, &StoreConfig::default())
-        .await
-        .expect("open store");
-    let account = store
-        .account_open(&EmailAddress::parse(address).expect("address"))
-        .await
-        .expect("account");
-    let mailbox = store
-        .mail
-        .mailbox_find(account.id, "INBOX")
-        .await
-        .expect("find")
-        .expect("INBOX");
-    let mut messages = Vec::new();
-    for record in store
-        .mail
-        .message_list(account.id, mailbox.id)
-        .await
-        .expect("list")
-    {
-        messages.push(store.message_raw(&record).await.expect("read back"));
-    }
-    store.close().await;
-    messages
+    common::stored_messages(data_dir, address, "INBOX").await
 }
 
 /// Splits a stored message into its three trace headers and the rest.
