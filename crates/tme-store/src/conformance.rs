@@ -91,7 +91,7 @@ fn message(number: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn inbox(store: &Store, account: AccountId) -> crate::Mailbox {
+async fn inbox_of(store: &Store, account: AccountId) -> crate::Mailbox {
     store
         .mail
         .mailbox_find(account, "INBOX")
@@ -167,7 +167,7 @@ pub async fn default_mailboxes(store: &Store) {
 /// Appends from many tasks at once get distinct UIDs, increasing in commit order.
 pub async fn concurrent_appends_get_distinct_increasing_uids(store: &Store) {
     let account = account(store, "user@example.com", 1 << 30).await;
-    let inbox = inbox(store, account).await;
+    let inbox = inbox_of(store, account).await;
     let tasks_count = 16;
     let per_task = 10;
     let mut tasks = Vec::new();
@@ -208,7 +208,7 @@ pub async fn concurrent_appends_get_distinct_increasing_uids(store: &Store) {
 /// Every listed message's blob reads back byte for byte; a refused delivery leaves nothing.
 pub async fn no_message_without_its_blob(store: &Store) {
     let account = account(store, "user@example.com", 1 << 30).await;
-    let inbox = inbox(store, account).await;
+    let inbox = inbox_of(store, account).await;
     for number in 0..20 {
         deliver_one(store, account, inbox.id, &message(number)).await;
     }
@@ -262,6 +262,37 @@ pub async fn no_message_without_its_blob(store: &Store) {
         20,
         "all or none"
     );
+    // Across accounts too: a failure at the second leaves nothing at the first.
+    let other = self::account(store, "other@example.com", 1 << 30).await;
+    let other_inbox = inbox_of(store, other).await;
+    let result = store
+        .deliver(&[
+            Delivery {
+                account: other,
+                mailbox: other_inbox.id,
+                raw: &raw,
+                internal_date_unix: None,
+                flags: &flags,
+            },
+            Delivery {
+                account,
+                mailbox: 999_999,
+                raw: &raw,
+                internal_date_unix: None,
+                flags: &flags,
+            },
+        ])
+        .await;
+    assert!(result.is_err());
+    assert!(
+        store
+            .mail
+            .message_list(other, other_inbox.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a delivery to several accounts is all or none"
+    );
 }
 
 /// Concurrent appends never take an account past its quota, and usage adds up.
@@ -269,7 +300,7 @@ pub async fn quota_holds_under_concurrency(store: &Store) {
     let one_size = message(0).len() as u64;
     let quota = one_size * 10 + one_size / 2;
     let account = account(store, "user@example.com", quota).await;
-    let inbox = inbox(store, account).await;
+    let inbox = inbox_of(store, account).await;
     let mut tasks = Vec::new();
     for number in 0..40 {
         let store = store.clone();
@@ -312,7 +343,7 @@ pub async fn quota_holds_under_concurrency(store: &Store) {
 /// Expunged messages stay listed as restorable; restoring gives them new UIDs.
 pub async fn expunged_messages_are_restorable(store: &Store) {
     let account = account(store, "user@example.com", 1 << 30).await;
-    let inbox = inbox(store, account).await;
+    let inbox = inbox_of(store, account).await;
     for number in 0..5 {
         deliver_one(store, account, inbox.id, &message(number)).await;
     }
@@ -421,7 +452,7 @@ pub async fn deleted_mailbox_is_restorable(store: &Store) {
     assert!(
         store
             .mail
-            .mailbox_delete(account, inbox(store, account).await.id)
+            .mailbox_delete(account, inbox_of(store, account).await.id)
             .await
             .is_err(),
         "INBOX stays"
@@ -432,7 +463,7 @@ pub async fn deleted_mailbox_is_restorable(store: &Store) {
 /// Every change is in the log after the MODSEQ a client last saw.
 pub async fn change_log_misses_nothing(store: &Store) {
     let account = account(store, "user@example.com", 1 << 30).await;
-    let inbox = inbox(store, account).await;
+    let inbox = inbox_of(store, account).await;
     let start = store.mail.highest_modseq(account).await.unwrap();
     let first = deliver_one(store, account, inbox.id, &message(1)).await;
     deliver_one(store, account, inbox.id, &message(2)).await;
@@ -510,7 +541,7 @@ pub async fn change_log_misses_nothing(store: &Store) {
 /// shared by two messages stays while either refers to it.
 pub async fn retention_purge_and_garbage_collection(store: &Store) {
     let account = account(store, "user@example.com", 1 << 30).await;
-    let inbox = inbox(store, account).await;
+    let inbox = inbox_of(store, account).await;
     let trash = store
         .mail
         .mailbox_find(account, "Trash")

@@ -127,8 +127,10 @@ impl Store {
         self.directory.account_remove(account.id).await
     }
 
-    /// Stores messages durably: the blobs are written and fsynced, then the metadata commits
-    /// in one transaction per account. When this returns Ok, every message survives a crash.
+    /// Stores messages durably: the blobs are written and fsynced, then the metadata of every
+    /// message commits in one transaction: all of them or none. When this returns Ok, every
+    /// message survives a crash. The result lists what was appended grouped by account, in
+    /// the order each account first appears.
     /// Each message is parsed here, once.
     pub async fn deliver(&self, deliveries: &[Delivery<'_>]) -> StoreResult<Vec<Appended>> {
         let blobs = self.blobs.clone();
@@ -145,31 +147,33 @@ impl Store {
         })
         .await
         .map_err(|error| StoreError::Refused(format!("delivery task failed: {error}")))??;
-        let mut appended = Vec::with_capacity(deliveries.len());
-        let mut index = 0;
-        while index < deliveries.len() {
-            // Consecutive deliveries to one account commit together.
-            let account = deliveries[index].account;
-            let end = deliveries[index..]
-                .iter()
-                .position(|delivery| delivery.account != account)
-                .map_or(deliveries.len(), |offset| index + offset);
-            let messages: Vec<NewMessage> = (index..end)
-                .map(|position| NewMessage {
-                    mailbox_id: deliveries[position].mailbox,
-                    blob_id: ids[position],
-                    size_bytes: deliveries[position].raw.len() as u64,
-                    internal_date_unix: deliveries[position]
-                        .internal_date_unix
-                        .or(summaries[position].date_unix)
-                        .unwrap_or_else(sqlite::now_unix),
-                    flags: deliveries[position].flags.clone(),
-                    summary: summaries[position].clone(),
-                })
-                .collect();
-            appended.extend(self.mail.messages_append(account, &messages).await?);
-            index = end;
+        // Messages grouped by account, in the order given; one atomic append for them all.
+        let mut batches: Vec<(AccountId, Vec<NewMessage>)> = Vec::new();
+        for (position, delivery) in deliveries.iter().enumerate() {
+            let message = NewMessage {
+                mailbox_id: delivery.mailbox,
+                blob_id: ids[position],
+                size_bytes: delivery.raw.len() as u64,
+                internal_date_unix: delivery
+                    .internal_date_unix
+                    .or(summaries[position].date_unix)
+                    .unwrap_or_else(sqlite::now_unix),
+                flags: delivery.flags.clone(),
+                summary: summaries[position].clone(),
+            };
+            match batches
+                .iter_mut()
+                .find(|(account, _)| *account == delivery.account)
+            {
+                Some((_, messages)) => messages.push(message),
+                None => batches.push((delivery.account, vec![message])),
+            }
         }
+        let borrowed: Vec<(AccountId, &[NewMessage])> = batches
+            .iter()
+            .map(|(account, messages)| (*account, messages.as_slice()))
+            .collect();
+        let appended = self.mail.messages_append_for_accounts(&borrowed).await?;
         drop(guard);
         Ok(appended)
     }

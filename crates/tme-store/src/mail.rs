@@ -443,6 +443,12 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         account: AccountId,
         messages: &[NewMessage],
     ) -> StoreResult<Vec<Appended>>;
+    /// Appends messages for several accounts of this store atomically: all or none. A
+    /// delivery to many recipients uses it so a failure never leaves some of them served.
+    async fn messages_append_for_accounts(
+        &self,
+        batches: &[(AccountId, &[NewMessage])],
+    ) -> StoreResult<Vec<Appended>>;
     /// The live messages of a mailbox in UID order.
     async fn message_list(
         &self,

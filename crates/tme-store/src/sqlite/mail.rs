@@ -601,66 +601,32 @@ impl MailStore for SqliteMailStore {
         account: AccountId,
         messages: &[NewMessage],
     ) -> StoreResult<Vec<Appended>> {
-        if messages.is_empty() {
+        self.messages_append_for_accounts(&[(account, messages)])
+            .await
+    }
+
+    async fn messages_append_for_accounts(
+        &self,
+        batches: &[(AccountId, &[NewMessage])],
+    ) -> StoreResult<Vec<Appended>> {
+        let mut encoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(batches.len());
+        for (_, messages) in batches {
+            encoded.push(
+                messages
+                    .iter()
+                    .map(|message| encode_summary(&message.summary))
+                    .collect::<StoreResult<_>>()?,
+            );
+        }
+        if batches.iter().all(|(_, messages)| messages.is_empty()) {
             return Ok(Vec::new());
         }
-        let encoded: Vec<Vec<u8>> = messages
-            .iter()
-            .map(|message| encode_summary(&message.summary))
-            .collect::<StoreResult<_>>()?;
+        // One transaction for every account of this shard: all of them or none.
         let mut transaction = self.database.begin_write().await?;
-        let modseq = next_modseq(&mut transaction, account).await?;
-        let mut checked_mailboxes: HashSet<MailboxId> = HashSet::new();
-        let mut total_bytes: i64 = 0;
-        let mut appended = Vec::with_capacity(messages.len());
-        for (message, summary) in messages.iter().zip(&encoded) {
-            if checked_mailboxes.insert(message.mailbox_id) {
-                live_mailbox(&mut transaction, account, message.mailbox_id).await?;
-            }
-            let uid = take_uid(&mut transaction, message.mailbox_id, modseq).await?;
-            let size_bytes = to_i64(message.size_bytes)?;
-            total_bytes += size_bytes;
-            let result = sqlx::query(
-                "INSERT INTO messages (account_id, mailbox_id, uid, blob_id, size_bytes, internal_date_unix,
-                                       system_flags, keywords, modseq, summary)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(account)
-            .bind(message.mailbox_id)
-            .bind(i64::from(uid))
-            .bind(message.blob_id.as_bytes().as_slice())
-            .bind(size_bytes)
-            .bind(message.internal_date_unix)
-            .bind(i64::from(message.flags.system.0))
-            .bind(message.flags.keywords_text())
-            .bind(modseq)
-            .bind(summary.as_slice())
-            .execute(&mut *transaction)
-            .await?;
-            let message_id = result.last_insert_rowid();
-            log_change(
-                &mut transaction,
-                account,
-                modseq,
-                ChangeKind::MessageAdded,
-                message.mailbox_id,
-                Some((message_id, uid)),
-            )
-            .await?;
-            appended.push(Appended {
-                message_id,
-                mailbox_id: message.mailbox_id,
-                uid,
-                modseq,
-            });
+        let mut appended = Vec::new();
+        for ((account, messages), summaries) in batches.iter().zip(&encoded) {
+            appended.extend(append_in(&mut transaction, *account, messages, summaries).await?);
         }
-        charge_quota(
-            &mut transaction,
-            account,
-            total_bytes,
-            messages.len() as i64,
-        )
-        .await?;
         transaction.commit().await?;
         Ok(appended)
     }
@@ -1023,6 +989,65 @@ impl MailStore for SqliteMailStore {
             })
             .collect()
     }
+}
+
+/// Appends one account's messages inside `transaction`: UIDs, one MODSEQ, change log, quota.
+async fn append_in(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+    messages: &[NewMessage],
+    summaries: &[Vec<u8>],
+) -> StoreResult<Vec<Appended>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let modseq = next_modseq(transaction, account).await?;
+    let mut checked_mailboxes: HashSet<MailboxId> = HashSet::new();
+    let mut total_bytes: i64 = 0;
+    let mut appended = Vec::with_capacity(messages.len());
+    for (message, summary) in messages.iter().zip(summaries) {
+        if checked_mailboxes.insert(message.mailbox_id) {
+            live_mailbox(transaction, account, message.mailbox_id).await?;
+        }
+        let uid = take_uid(transaction, message.mailbox_id, modseq).await?;
+        let size_bytes = to_i64(message.size_bytes)?;
+        total_bytes += size_bytes;
+        let result = sqlx::query(
+                "INSERT INTO messages (account_id, mailbox_id, uid, blob_id, size_bytes, internal_date_unix,
+                                       system_flags, keywords, modseq, summary)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(account)
+            .bind(message.mailbox_id)
+            .bind(i64::from(uid))
+            .bind(message.blob_id.as_bytes().as_slice())
+            .bind(size_bytes)
+            .bind(message.internal_date_unix)
+            .bind(i64::from(message.flags.system.0))
+            .bind(message.flags.keywords_text())
+            .bind(modseq)
+            .bind(summary.as_slice())
+            .execute(&mut **transaction)
+            .await?;
+        let message_id = result.last_insert_rowid();
+        log_change(
+            transaction,
+            account,
+            modseq,
+            ChangeKind::MessageAdded,
+            message.mailbox_id,
+            Some((message_id, uid)),
+        )
+        .await?;
+        appended.push(Appended {
+            message_id,
+            mailbox_id: message.mailbox_id,
+            uid,
+            modseq,
+        });
+    }
+    charge_quota(transaction, account, total_bytes, messages.len() as i64).await?;
+    Ok(appended)
 }
 
 async fn create_mailbox(
