@@ -43,28 +43,7 @@ async fn reopening_keeps_everything() {
     let directory = tempfile::tempdir().expect("tempdir");
     let address = EmailAddress::parse("user@example.com").expect("address");
     {
-        let store = Store::open(directory.path(), &StoreConfig::default())
-            .await
-            .expect("open");
-        store
-            .directory
-            .partner_add("P", Branding::default())
-            .await
-            .expect("partner");
-        store
-            .directory
-            .domain_add(address.domain(), "P")
-            .await
-            .expect("domain");
-        store
-            .account_create(NewAccount {
-                address: address.clone(),
-                display_name: None,
-                password_hash: "x".to_owned(),
-                quota_bytes_max: 1 << 20,
-            })
-            .await
-            .expect("account");
+        let (store, _) = store_with_account(directory.path(), &address, 1 << 20).await;
         store.close().await;
     }
     let store = Store::open(directory.path(), &StoreConfig::default())
@@ -112,28 +91,7 @@ impl Drop for Unmount {
 
 async fn fill_the_disk(root: &std::path::Path) {
     let address = EmailAddress::parse("user@example.com").expect("address");
-    let store = Store::open(root, &StoreConfig::default())
-        .await
-        .expect("open");
-    store
-        .directory
-        .partner_add("P", Branding::default())
-        .await
-        .expect("partner");
-    store
-        .directory
-        .domain_add(address.domain(), "P")
-        .await
-        .expect("domain");
-    let account = store
-        .account_create(NewAccount {
-            address: address.clone(),
-            display_name: None,
-            password_hash: "x".to_owned(),
-            quota_bytes_max: 1 << 40,
-        })
-        .await
-        .expect("account");
+    let (store, account) = store_with_account(root, &address, 1 << 40).await;
     let inbox = store
         .mail
         .mailbox_find(account.id, "INBOX")
@@ -195,4 +153,35 @@ async fn fill_the_disk(root: &std::path::Path) {
             .expect("every listed message reads back");
     }
     store.close().await;
+}
+
+/// Opens a store in `root` with one account (and its partner and domain).
+async fn store_with_account(
+    root: &std::path::Path,
+    address: &EmailAddress,
+    quota_bytes_max: u64,
+) -> (Store, tme_store::Account) {
+    let store = Store::open(root, &StoreConfig::default())
+        .await
+        .expect("open");
+    store
+        .directory
+        .partner_add("P", Branding::default())
+        .await
+        .expect("partner");
+    store
+        .directory
+        .domain_add(address.domain(), "P")
+        .await
+        .expect("domain");
+    let account = store
+        .account_create(NewAccount {
+            address: address.clone(),
+            display_name: None,
+            password_hash: "x".to_owned(),
+            quota_bytes_max,
+        })
+        .await
+        .expect("account");
+    (store, account)
 }

@@ -187,12 +187,7 @@ impl Directory for SqliteDirectory {
         .bind(name)
         .execute(&self.database.writer)
         .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "partner",
-                name: name.to_owned(),
-            });
-        }
+        found_if_affected(result.rows_affected(), "partner", || name.to_owned())?;
         Ok(())
     }
 
@@ -212,12 +207,7 @@ impl Directory for SqliteDirectory {
             .bind(name)
             .execute(&mut *transaction)
             .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "partner",
-                name: name.to_owned(),
-            });
-        }
+        found_if_affected(result.rows_affected(), "partner", || name.to_owned())?;
         transaction.commit().await?;
         Ok(())
     }
@@ -289,12 +279,7 @@ impl Directory for SqliteDirectory {
             .bind(domain.as_str())
             .execute(&mut *transaction)
             .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "domain",
-                name: domain.to_string(),
-            });
-        }
+        found_if_affected(result.rows_affected(), "domain", || domain.to_string())?;
         transaction.commit().await?;
         Ok(())
     }
@@ -318,12 +303,7 @@ impl Directory for SqliteDirectory {
             .bind(domain.as_str())
             .execute(&mut *transaction)
             .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "domain",
-                name: domain.to_string(),
-            });
-        }
+        found_if_affected(result.rows_affected(), "domain", || domain.to_string())?;
         transaction.commit().await?;
         Ok(())
     }
@@ -437,7 +417,7 @@ impl Directory for SqliteDirectory {
             .bind(id)
             .execute(&self.database.writer)
             .await?;
-        found_if_affected(result.rows_affected(), id)
+        found_if_affected(result.rows_affected(), "account", || id.to_string())
     }
 
     async fn account_set_display_name(&self, id: AccountId, name: Option<&str>) -> StoreResult<()> {
@@ -446,7 +426,7 @@ impl Directory for SqliteDirectory {
             .bind(id)
             .execute(&self.database.writer)
             .await?;
-        found_if_affected(result.rows_affected(), id)
+        found_if_affected(result.rows_affected(), "account", || id.to_string())
     }
 
     async fn account_remove(&self, id: AccountId) -> StoreResult<()> {
@@ -454,7 +434,7 @@ impl Directory for SqliteDirectory {
             .bind(id)
             .execute(&self.database.writer)
             .await?;
-        found_if_affected(result.rows_affected(), id)
+        found_if_affected(result.rows_affected(), "account", || id.to_string())
     }
 
     async fn app_password_add(
@@ -500,12 +480,7 @@ impl Directory for SqliteDirectory {
                 .bind(id)
                 .execute(&self.database.writer)
                 .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "app password",
-                name: id.to_string(),
-            });
-        }
+        found_if_affected(result.rows_affected(), "app password", || id.to_string())?;
         Ok(())
     }
 
@@ -589,12 +564,7 @@ impl Directory for SqliteDirectory {
             .bind(source.canonical())
             .execute(&self.database.writer)
             .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "alias",
-                name: source.to_string(),
-            });
-        }
+        found_if_affected(result.rows_affected(), "alias", || source.to_string())?;
         Ok(())
     }
 
@@ -603,12 +573,7 @@ impl Directory for SqliteDirectory {
             .bind(source.canonical())
             .execute(&self.database.writer)
             .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "alias",
-                name: source.to_string(),
-            });
-        }
+        found_if_affected(result.rows_affected(), "alias", || source.to_string())?;
         Ok(())
     }
 
@@ -632,16 +597,18 @@ impl SqliteDirectory {
             .bind(id)
             .execute(&self.database.writer)
             .await?;
-        found_if_affected(result.rows_affected(), id)
+        found_if_affected(result.rows_affected(), "account", || id.to_string())
     }
 }
 
-fn found_if_affected(rows_affected: u64, id: AccountId) -> StoreResult<()> {
+/// `NotFound { kind, name }` when a statement touched no row: the thing it named is not there.
+fn found_if_affected(
+    rows_affected: u64,
+    kind: &'static str,
+    name: impl FnOnce() -> String,
+) -> StoreResult<()> {
     if rows_affected == 0 {
-        return Err(StoreError::NotFound {
-            kind: "account",
-            name: id.to_string(),
-        });
+        return Err(StoreError::NotFound { kind, name: name() });
     }
     Ok(())
 }
