@@ -20,7 +20,7 @@ pub const CONFIG_FILE_NAME: &str = "tme.toml";
 const ENVIRONMENT_VARIABLES_NOT_CONFIG: &[&str] = &["TME_DATA_DIR", "TME_LOG", "TME_LOG_FORMAT"];
 
 /// Everything a node is configured with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -35,6 +35,10 @@ pub struct Config {
     pub directory: DirectoryConfig,
     #[serde(default)]
     pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub resolver: ResolverConfig,
+    #[serde(default)]
+    pub filter: FilterConfig,
 }
 
 /// Who this node is.
@@ -195,6 +199,42 @@ impl Default for SmtpConfig {
     }
 }
 
+/// The DNS resolver every role asks (authenticity checks, blocklists, outbound MX lookups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResolverConfig {
+    /// Recursive resolvers to ask, as `address:port`; empty means the system's
+    /// (`/etc/resolv.conf`). Tests point this at a local authoritative server.
+    pub nameservers: Vec<SocketAddr>,
+    /// How long one query may take before it counts as a temporary failure.
+    pub timeout_ms: u64,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            nameservers: Vec::new(),
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+/// How inbound mail is judged before it is stored (`tme-filter`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterConfig {
+    /// A message whose spam score reaches this goes to the recipient's Junk.
+    pub junk_score_min: f64,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig {
+            junk_score_min: 5.0,
+        }
+    }
+}
+
 /// A config that could not be read, with the place at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -273,6 +313,12 @@ impl Config {
     fn validate(self) -> Result<Config, String> {
         if self.node.hostname.trim().is_empty() {
             return Err("node.hostname must not be empty".to_owned());
+        }
+        if !self.filter.junk_score_min.is_finite() {
+            return Err("filter.junk_score_min must be a number".to_owned());
+        }
+        if self.resolver.timeout_ms == 0 {
+            return Err("resolver.timeout_ms must be at least 1".to_owned());
         }
         if self.store.retention_days == 0 {
             return Err("store.retention_days must be at least 1".to_owned());
@@ -490,6 +536,8 @@ mod tests {
             store: StoreConfig::default(),
             directory: DirectoryConfig::default(),
             smtp: SmtpConfig::default(),
+            resolver: ResolverConfig::default(),
+            filter: FilterConfig::default(),
         };
         let text = config.to_toml();
         let read_back =

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub plus_separator: char,
     /// The certificate for STARTTLS; None offers no STARTTLS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The checks every message goes through before it is stored.
+    pub filter: tme_filter::Filter,
 }
 
 /// What the server has done since it started, for logs now and the metrics endpoint later.
@@ -679,8 +681,18 @@ async fn deliver(
     context: &ServerContext,
     message: &MessageForDelivery,
 ) -> Result<String, DeliveryRefusal> {
-    // Authenticity (SPF, DKIM, DMARC, ARC) and spam verdicts will be computed here, on the
-    // envelope and `message.message`, before anything is stored (later issues).
+    let verdict = context
+        .config
+        .filter
+        .judge(&tme_filter::InboundMessage {
+            client_ip: message.client_ip,
+            helo_name: &message.helo_name,
+            mail_from: &message.envelope.sender,
+            tls: message.mode.tls,
+            message: &message.message,
+        })
+        .await;
+    // Only the header fields are used yet: refusing and filing in Junk come with the checks.
     let transaction_id = format!("{:016X}", rand::random::<u64>());
     let now = time::OffsetDateTime::now_utc();
     let date = now
@@ -708,6 +720,7 @@ async fn deliver(
                 &message.envelope.sender,
                 &recipient.address.to_string(),
             );
+            raw.extend_from_slice(verdict.header_fields.as_bytes());
             raw.extend_from_slice(&message.message);
             copies.push((target.account, target.mailbox, raw));
         }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use tme_core::config::{
-    CONFIG_FILE_NAME, Config, DirectoryConfig, ListenConfig, NodeConfig, SmtpConfig, StoreConfig,
-    TlsConfig,
+    CONFIG_FILE_NAME, Config, DirectoryConfig, FilterConfig, ListenConfig, NodeConfig,
+    ResolverConfig, SmtpConfig, StoreConfig, TlsConfig,
 };
 use tme_core::{Domain, EmailAddress};
 use tme_store::{Branding, NewAccount};
@@ -40,6 +40,8 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         store: StoreConfig::default(),
         directory: DirectoryConfig::default(),
         smtp: SmtpConfig::default(),
+        resolver: ResolverConfig::default(),
+        filter: FilterConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)
