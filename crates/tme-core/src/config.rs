@@ -186,6 +186,18 @@ pub struct SmtpConfig {
     pub connections_max: usize,
     /// Concurrent connections from one client address; more get `421`.
     pub connections_per_ip_max: usize,
+    /// The longest command line, CRLF included; a longer one gets `500 5.5.2`. RFC 5321
+    /// §4.5.3.1.4 sets 512 and lets extensions (SIZE, DSN, SMTPUTF8) add to it.
+    pub command_line_octets_max: usize,
+    /// How long we wait for a command before `421 4.4.2` (RFC 5321 §4.5.3.2.7: at least 5
+    /// minutes).
+    pub command_timeout_seconds: u64,
+    /// How long we wait for each read of message content (RFC 5321 §4.5.3.2.5: 3 minutes).
+    pub data_block_timeout_seconds: u64,
+    /// How long a whole message may take to arrive, however it trickles.
+    pub message_timeout_seconds: u64,
+    /// Negative replies a session may collect before we answer `421 4.7.0` and close.
+    pub session_errors_max: u32,
 }
 
 impl Default for SmtpConfig {
@@ -195,6 +207,11 @@ impl Default for SmtpConfig {
             recipients_max: 100,
             connections_max: 1000,
             connections_per_ip_max: 20,
+            command_line_octets_max: 2048,
+            command_timeout_seconds: 5 * 60,
+            data_block_timeout_seconds: 5 * 60,
+            message_timeout_seconds: 30 * 60,
+            session_errors_max: 10,
         }
     }
 }
@@ -331,10 +348,33 @@ impl Config {
                 "smtp.connections_per_ip_max",
                 self.smtp.connections_per_ip_max as u64,
             ),
+            (
+                "smtp.command_timeout_seconds",
+                self.smtp.command_timeout_seconds,
+            ),
+            (
+                "smtp.data_block_timeout_seconds",
+                self.smtp.data_block_timeout_seconds,
+            ),
+            (
+                "smtp.message_timeout_seconds",
+                self.smtp.message_timeout_seconds,
+            ),
+            (
+                "smtp.session_errors_max",
+                u64::from(self.smtp.session_errors_max),
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
             }
+        }
+        // RFC 5321 §4.5.3.1.4: a server must take command lines of 512 octets.
+        if self.smtp.command_line_octets_max < 512 {
+            return Err(
+                "smtp.command_line_octets_max must be at least 512 (RFC 5321 §4.5.3.1.4)"
+                    .to_owned(),
+            );
         }
         let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
         for (role, address) in self.listen.listeners() {

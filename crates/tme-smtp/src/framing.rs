@@ -2,11 +2,9 @@
 //!
 //! A command line ends at LF (with or without the CR before it: commands are not message
 //! content, so accepting a bare LF here opens no smuggling hole). A line longer than
-//! `COMMAND_LINE_OCTETS_MAX` is dropped, never buffered: its start is discarded at once and
+//! the limit (`smtp.command_line_octets_max`) is dropped, never buffered: its start is discarded at once and
 //! the rest up to its LF when it arrives, and the session answers it once (RFC 5321
 //! §4.5.3.1.4, §4.2.2 `500`). This module does no I/O: the server hands it its input buffer.
-
-use crate::limits::COMMAND_LINE_OCTETS_MAX;
 
 /// One framed unit of the command stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,27 +16,36 @@ pub enum CommandFrame {
 }
 
 /// Cuts command lines off the front of an input buffer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CommandFramer {
+    /// The longest line, its CRLF included.
+    line_octets_max: usize,
     /// Inside an over-long line whose LF has not arrived yet.
     discarding: bool,
 }
 
 impl CommandFramer {
+    pub fn new(line_octets_max: usize) -> CommandFramer {
+        CommandFramer {
+            line_octets_max,
+            discarding: false,
+        }
+    }
+
     /// Takes the next frame off the front of `input`; None when a whole line has not arrived.
-    /// On None, `input` holds at most `COMMAND_LINE_OCTETS_MAX` octets.
+    /// On None, `input` holds at most `line_octets_max` octets.
     pub fn next_frame(&mut self, input: &mut Vec<u8>) -> Option<CommandFrame> {
         match input.iter().position(|octet| *octet == b'\n') {
             Some(index) => {
                 let line: Vec<u8> = input.drain(..=index).collect();
-                if self.discarding || line.len() > COMMAND_LINE_OCTETS_MAX {
+                if self.discarding || line.len() > self.line_octets_max {
                     self.discarding = false;
                     return Some(CommandFrame::TooLong);
                 }
                 Some(CommandFrame::Line(line))
             }
             None => {
-                if self.discarding || input.len() > COMMAND_LINE_OCTETS_MAX {
+                if self.discarding || input.len() > self.line_octets_max {
                     input.clear();
                     self.discarding = true;
                 }
@@ -58,9 +65,11 @@ impl CommandFramer {
 mod tests {
     use super::*;
 
+    const LINE_OCTETS_MAX: usize = 2048;
+
     #[test]
     fn lines_come_out_one_at_a_time_and_the_rest_stays() {
-        let mut framer = CommandFramer::default();
+        let mut framer = CommandFramer::new(LINE_OCTETS_MAX);
         let mut input = b"MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDA".to_vec();
         assert_eq!(
             framer.next_frame(&mut input),
@@ -76,8 +85,8 @@ mod tests {
 
     #[test]
     fn an_over_long_line_is_dropped_without_buffering_it() {
-        let mut framer = CommandFramer::default();
-        let mut input = vec![b'A'; COMMAND_LINE_OCTETS_MAX + 1];
+        let mut framer = CommandFramer::new(LINE_OCTETS_MAX);
+        let mut input = vec![b'A'; LINE_OCTETS_MAX + 1];
         assert_eq!(framer.next_frame(&mut input), None);
         assert!(input.is_empty(), "the start of the line is not kept");
         input.extend_from_slice(&[b'B'; 10_000]);
@@ -93,8 +102,8 @@ mod tests {
 
     #[test]
     fn a_whole_over_long_line_is_one_error() {
-        let mut framer = CommandFramer::default();
-        let mut input = vec![b'A'; COMMAND_LINE_OCTETS_MAX + 10];
+        let mut framer = CommandFramer::new(LINE_OCTETS_MAX);
+        let mut input = vec![b'A'; LINE_OCTETS_MAX + 10];
         input.extend_from_slice(b"\r\nQUIT\r\n");
         assert_eq!(framer.next_frame(&mut input), Some(CommandFrame::TooLong));
         assert_eq!(

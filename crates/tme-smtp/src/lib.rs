@@ -28,10 +28,12 @@
 pub mod data;
 pub mod framing;
 pub mod limits;
+pub mod metrics;
 pub mod reply;
 pub mod server;
 pub mod session;
 pub mod trace;
 
-pub use server::{Counters, ServerConfig, serve};
+pub use metrics::Metrics;
+pub use server::{ServerConfig, serve};
 pub use session::{Session, SessionConfig, Step};

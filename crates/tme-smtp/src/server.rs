@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,10 +28,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::framing::{CommandFrame, CommandFramer};
-use crate::limits::{
-    COMMAND_TIMEOUT, DATA_BLOCK_TIMEOUT, DATA_TOTAL_TIMEOUT, READ_CHUNK_OCTETS,
-    TLS_HANDSHAKE_TIMEOUT,
-};
+use crate::limits::{READ_CHUNK_OCTETS, TLS_HANDSHAKE_TIMEOUT};
+use crate::metrics::{Metrics, recipient_outcome};
 use crate::reply::{self, DeliveryRefusal, RecipientRefusal, Reply};
 use crate::session::{DeliveryTarget, MessageForDelivery, Session, SessionConfig, Step};
 use crate::trace::{TraceFields, trace_headers};
@@ -52,71 +49,22 @@ pub struct ServerConfig {
     pub recipients_max: usize,
     pub connections_max: usize,
     pub connections_per_ip_max: usize,
+    /// The longest command line, CRLF included.
+    pub command_line_octets_max: usize,
+    /// How long we wait for a command (and for a client to take our replies).
+    pub command_timeout: Duration,
+    /// How long we wait for each read of message content.
+    pub data_block_timeout: Duration,
+    /// How long a whole message may take to arrive.
+    pub message_timeout: Duration,
+    /// Negative replies before `421` and close.
+    pub session_errors_max: u32,
     /// The plus-addressing separator (`directory.plus_separator`).
     pub plus_separator: char,
     /// The certificate for STARTTLS; None offers no STARTTLS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The checks every message goes through before it is stored.
     pub filter: tme_filter::Filter,
-}
-
-/// What the server has done since it started, for logs now and the metrics endpoint later.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub connections_accepted: AtomicU64,
-    pub connections_refused_limit: AtomicU64,
-    pub messages_accepted: AtomicU64,
-    pub messages_refused_size: AtomicU64,
-    pub messages_failed_store: AtomicU64,
-    pub recipients_accepted: AtomicU64,
-    pub recipients_refused_unknown: AtomicU64,
-    pub recipients_refused_relay: AtomicU64,
-    pub recipients_refused_suspended: AtomicU64,
-    pub recipients_refused_over_quota: AtomicU64,
-    pub recipients_refused_forwarding: AtomicU64,
-    pub recipients_failed_temporary: AtomicU64,
-}
-
-impl Counters {
-    fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Every counter by name, for a log line.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        [
-            ("connections_accepted", &self.connections_accepted),
-            ("connections_refused_limit", &self.connections_refused_limit),
-            ("messages_accepted", &self.messages_accepted),
-            ("messages_refused_size", &self.messages_refused_size),
-            ("messages_failed_store", &self.messages_failed_store),
-            ("recipients_accepted", &self.recipients_accepted),
-            (
-                "recipients_refused_unknown",
-                &self.recipients_refused_unknown,
-            ),
-            ("recipients_refused_relay", &self.recipients_refused_relay),
-            (
-                "recipients_refused_suspended",
-                &self.recipients_refused_suspended,
-            ),
-            (
-                "recipients_refused_over_quota",
-                &self.recipients_refused_over_quota,
-            ),
-            (
-                "recipients_refused_forwarding",
-                &self.recipients_refused_forwarding,
-            ),
-            (
-                "recipients_failed_temporary",
-                &self.recipients_failed_temporary,
-            ),
-        ]
-        .into_iter()
-        .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
-        .collect()
-    }
 }
 
 /// Why the TLS certificate could not be loaded. The operator's fault; fix the files.
@@ -169,7 +117,7 @@ pub fn load_tls(
 struct ServerContext {
     config: ServerConfig,
     store: Store,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 }
 
@@ -178,7 +126,7 @@ pub async fn serve(
     listener: TcpListener,
     config: ServerConfig,
     store: Store,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let connections = Arc::new(Semaphore::new(config.connections_max));
@@ -186,7 +134,7 @@ pub async fn serve(
     let context = Arc::new(ServerContext {
         config,
         store,
-        counters,
+        metrics,
         shutdown: shutdown.clone(),
     });
     let tracker = TaskTracker::new();
@@ -208,7 +156,7 @@ pub async fn serve(
         let per_ip_guard =
             PerIpGuard::acquire(&per_ip, peer.ip(), context.config.connections_per_ip_max);
         let (Some(permit), Some(per_ip_guard)) = (permit, per_ip_guard) else {
-            Counters::add(&context.counters.connections_refused_limit);
+            Metrics::count(&context.metrics.connections, "refused_limit");
             tracker.spawn(
                 async move {
                     tracing::info!("connection refused: too many connections");
@@ -218,7 +166,7 @@ pub async fn serve(
             );
             continue;
         };
-        Counters::add(&context.counters.connections_accepted);
+        Metrics::count(&context.metrics.connections, "accepted");
         let context = context.clone();
         tracker.spawn(
             async move {
@@ -342,6 +290,8 @@ struct Connection {
     /// Replies not yet sent: with PIPELINING they go out together, when we would wait.
     output: Vec<u8>,
     scratch: Vec<u8>,
+    /// How long a write may wait for the client to read.
+    write_timeout: Duration,
 }
 
 impl Connection {
@@ -350,7 +300,7 @@ impl Connection {
             return Ok(());
         }
         let output = std::mem::take(&mut self.output);
-        match timeout(COMMAND_TIMEOUT, self.stream.write_all(&output)).await {
+        match timeout(self.write_timeout, self.stream.write_all(&output)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(SessionEnd::Io(error)),
             Err(_) => Err(SessionEnd::Timeout),
@@ -385,16 +335,31 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: &Server
         input: Vec::new(),
         output: Vec::new(),
         scratch: vec![0; READ_CHUNK_OCTETS],
+        write_timeout: context.config.command_timeout,
     };
     let session_config = SessionConfig {
         hostname: context.config.hostname.clone(),
         message_bytes_max: context.config.message_bytes_max,
         recipients_max: context.config.recipients_max,
         tls_available: context.config.tls.is_some(),
+        errors_max: context.config.session_errors_max,
     };
     let mut session = Session::new(session_config, peer.ip());
     tracing::debug!("connected");
+    context.metrics.connections_open.inc();
     let end = run_session(&mut connection, &mut session, context).await;
+    context.metrics.connections_open.dec();
+    Metrics::count(
+        &context.metrics.sessions_ended,
+        match &end {
+            Ok(()) => "quit",
+            Err(SessionEnd::ClientClosed) => "client_closed",
+            Err(SessionEnd::Timeout) => "timeout",
+            Err(SessionEnd::Shutdown) => "shutdown",
+            Err(SessionEnd::Io(_)) => "io_error",
+            Err(SessionEnd::TlsFailed(_)) => "tls_failed",
+        },
+    );
     let farewell = match &end {
         Ok(()) => None,
         Err(SessionEnd::Timeout) => Some(reply::timeout()),
@@ -421,7 +386,9 @@ async fn run_session(
     session: &mut Session,
     context: &ServerContext,
 ) -> Result<(), SessionEnd> {
-    let mut framer = CommandFramer::default();
+    let mut framer = CommandFramer::new(context.config.command_line_octets_max);
+    let command_timeout = context.config.command_timeout;
+    let data_block_timeout = context.config.data_block_timeout;
     connection.queue(&session.greeting());
     loop {
         let frame = loop {
@@ -436,7 +403,7 @@ async fn run_session(
             tokio::select! {
                 biased;
                 _ = context.shutdown.cancelled(), if idle => return Err(SessionEnd::Shutdown),
-                filled = connection.fill(COMMAND_TIMEOUT, Instant::now() + COMMAND_TIMEOUT) => filled?,
+                filled = connection.fill(command_timeout, Instant::now() + command_timeout) => filled?,
             }
         };
         let mut step = match frame {
@@ -459,7 +426,7 @@ async fn run_session(
                     size_declared_octets,
                 } => {
                     let verdict = judge_recipient(context, &address, size_declared_octets).await;
-                    count_recipient(&context.counters, &verdict);
+                    Metrics::count(&context.metrics.recipients, recipient_outcome(&verdict));
                     match &verdict {
                         Ok(_) => tracing::debug!(recipient = %address, "recipient accepted"),
                         Err(refusal) => {
@@ -470,21 +437,21 @@ async fn run_session(
                 }
                 Step::ReceiveData(reply, mut receiver) => {
                     connection.queue(&reply);
-                    let deadline = Instant::now() + DATA_TOTAL_TIMEOUT;
+                    let deadline = Instant::now() + context.config.message_timeout;
                     loop {
                         let (consumed, ended) = receiver.ingest(&connection.input);
                         connection.input.drain(..consumed);
                         if ended {
                             break;
                         }
-                        connection.fill(DATA_BLOCK_TIMEOUT, deadline).await?;
+                        connection.fill(data_block_timeout, deadline).await?;
                     }
                     let step = session.data_finished(receiver);
-                    count_content(&context.counters, &step);
+                    count_content(&context.metrics, &step);
                     step
                 }
                 Step::ReceiveChunk { octets } => {
-                    let deadline = Instant::now() + DATA_TOTAL_TIMEOUT;
+                    let deadline = Instant::now() + context.config.message_timeout;
                     let mut remaining = octets;
                     loop {
                         let available = connection
@@ -497,10 +464,10 @@ async fn run_session(
                         if remaining == 0 {
                             break;
                         }
-                        connection.fill(DATA_BLOCK_TIMEOUT, deadline).await?;
+                        connection.fill(data_block_timeout, deadline).await?;
                     }
                     let step = session.chunk_finished();
-                    count_content(&context.counters, &step);
+                    count_content(&context.metrics, &step);
                     step
                 }
                 Step::StartTls(reply) => {
@@ -516,10 +483,15 @@ async fn run_session(
                     break;
                 }
                 Step::Deliver(message) => {
+                    let content_ended = Instant::now();
                     let outcome = deliver(context, &message).await;
                     match &outcome {
                         Ok(transaction_id) => {
-                            Counters::add(&context.counters.messages_accepted);
+                            Metrics::count(&context.metrics.messages, "accepted");
+                            context
+                                .metrics
+                                .accept_duration_seconds
+                                .observe(content_ended.elapsed().as_secs_f64());
                             tracing::info!(
                                 transaction = %transaction_id,
                                 sender = %message.envelope.sender,
@@ -530,11 +502,12 @@ async fn run_session(
                             );
                         }
                         Err(refusal) => {
-                            Counters::add(&context.counters.messages_failed_store);
                             tracing::warn!(?refusal, "message not stored");
                         }
                     }
-                    session.delivery_finished(outcome)
+                    let step = session.delivery_finished(outcome);
+                    count_content(&context.metrics, &step);
+                    step
                 }
             };
         }
@@ -559,25 +532,19 @@ async fn start_tls(connection: &mut Connection, context: &ServerContext) -> Resu
     }
 }
 
-fn count_content(counters: &Counters, step: &Step) {
-    if let Step::Reply(reply) | Step::ReplyAndClose(reply) = step
-        && reply.code == 552
-    {
-        Counters::add(&counters.messages_refused_size);
-    }
-}
-
-fn count_recipient(counters: &Counters, verdict: &Result<Vec<DeliveryTarget>, RecipientRefusal>) {
-    let counter = match verdict {
-        Ok(_) => &counters.recipients_accepted,
-        Err(RecipientRefusal::UnknownAddress) => &counters.recipients_refused_unknown,
-        Err(RecipientRefusal::RelayDenied) => &counters.recipients_refused_relay,
-        Err(RecipientRefusal::AccountSuspended) => &counters.recipients_refused_suspended,
-        Err(RecipientRefusal::OverQuota) => &counters.recipients_refused_over_quota,
-        Err(RecipientRefusal::ForwardingUnavailable) => &counters.recipients_refused_forwarding,
-        Err(RecipientRefusal::TemporaryFailure) => &counters.recipients_failed_temporary,
+/// Counts a message refused or deferred once its content has been read (an accepted one is
+/// counted where it is stored, with its latency).
+fn count_content(metrics: &Metrics, step: &Step) {
+    let (Step::Reply(reply) | Step::ReplyAndClose(reply)) = step else {
+        return;
     };
-    Counters::add(counter);
+    let outcome = match reply.code {
+        552 => "refused_size",
+        500..=599 => "refused_policy",
+        400..=499 => "deferred",
+        _ => return,
+    };
+    Metrics::count(&metrics.messages, outcome);
 }
 
 /// Asks the directory where mail for `address` goes, and whether those accounts take it now.

@@ -24,7 +24,7 @@ use tme_core::EmailAddress;
 use tme_store::{AccountId, MailboxId};
 
 use crate::data::{DataReceiver, MessageBuffer};
-use crate::limits::{SESSION_COMMANDS_MAX, SESSION_ERRORS_MAX};
+use crate::limits::SESSION_COMMANDS_MAX;
 use crate::reply::{self, DeliveryRefusal, RecipientRefusal, Reply};
 use crate::trace::TransferMode;
 
@@ -37,6 +37,9 @@ pub struct SessionConfig {
     pub recipients_max: usize,
     /// Whether STARTTLS is offered (a certificate is loaded).
     pub tls_available: bool,
+    /// Negative replies before `421` and close (a client that keeps getting errors is
+    /// broken or probing).
+    pub errors_max: u32,
 }
 
 /// One mailbox a recipient's copy goes to.
@@ -192,7 +195,7 @@ impl Session {
         self.tls_active
     }
 
-    /// A command line longer than `COMMAND_LINE_OCTETS_MAX` was dropped by the framer.
+    /// A command line longer than the limit was dropped by the framer.
     pub fn line_too_long(&mut self) -> Step {
         self.answer(reply::line_too_long())
     }
@@ -619,7 +622,7 @@ impl Session {
     fn answer(&mut self, reply: Reply) -> Step {
         if reply.is_negative() {
             self.errors += 1;
-            if self.errors >= SESSION_ERRORS_MAX {
+            if self.errors >= self.config.errors_max {
                 return Step::ReplyAndClose(reply::too_many_errors());
             }
         }

@@ -18,6 +18,11 @@ const TME: &str = env!("CARGO_BIN_EXE_tme");
 /// limit tests need little traffic: 200 000 octets a message, 3 recipients, 3 connections
 /// from one address.
 fn mail_node() -> Node {
+    mail_node_with(&[])
+}
+
+/// `mail_node` with more config lines replaced (`(as tme init writes it, what to write)`).
+fn mail_node_with(replacements: &[(&str, &str)]) -> Node {
     let mut node = Node::init(Path::new(TME)).expect("init");
     let config_path = node.data_dir().join("tme.toml");
     let mut config = std::fs::read_to_string(&config_path).expect("config");
@@ -25,7 +30,10 @@ fn mail_node() -> Node {
         ("message_bytes_max = 52428800", "message_bytes_max = 200000"),
         ("recipients_max = 100", "recipients_max = 3"),
         ("connections_per_ip_max = 20", "connections_per_ip_max = 3"),
-    ] {
+    ]
+    .iter()
+    .chain(replacements)
+    {
         assert!(config.contains(default), "tme init writes {default}");
         config = config.replace(default, small);
     }
@@ -387,6 +395,72 @@ async fn recipients_are_refused_with_the_rfc_3463_codes() {
         output.contains("<** 452 4.5.3 too many recipients"),
         "{output}"
     );
+
+    // Every verdict above is counted by outcome on /metrics.
+    let metrics = metrics(&node);
+    for line in [
+        "tme_smtp_recipients_total{outcome=\"unknown\"} 1",
+        "tme_smtp_recipients_total{outcome=\"relay_denied\"} 1",
+        "tme_smtp_recipients_total{outcome=\"suspended\"} 1",
+        "tme_smtp_recipients_total{outcome=\"over_quota\"} 1",
+        "tme_smtp_recipients_total{outcome=\"forwarding_unavailable\"} 1",
+        "tme_smtp_messages_total{outcome=\"accepted\"} 3",
+        "tme_smtp_accept_duration_seconds_count 3",
+    ] {
+        assert!(
+            metrics.lines().any(|got| got == line),
+            "{line} in:\n{metrics}"
+        );
+    }
+}
+
+/// The node's `/metrics` page.
+fn metrics(node: &Node) -> String {
+    let (status, body) = node.http_get("/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn configured_session_limits_answer_with_their_codes() {
+    let node = mail_node_with(&[
+        (
+            "command_timeout_seconds = 300",
+            "command_timeout_seconds = 1",
+        ),
+        ("session_errors_max = 10", "session_errors_max = 3"),
+        (
+            "command_line_octets_max = 2048",
+            "command_line_octets_max = 600",
+        ),
+    ]);
+    // A line over 600 octets is refused; one under it is not.
+    let mut client = Client::connect(&node);
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    let long_noop = format!("NOOP {}", "x".repeat(600));
+    assert_eq!(client.command(&long_noop), "500 5.5.2 line too long");
+    assert!(client.command(&long_noop[..500]).starts_with("250"));
+    // Three errors in all end the session.
+    assert!(client.command("BOGUS").starts_with("500"));
+    assert_eq!(
+        client.command("BOGUS"),
+        "421 4.7.0 too many errors, closing connection"
+    );
+    assert_eq!(client.reply(), "[closed]");
+    // A client that says nothing for a second is told so and closed.
+    let mut idle = Client::connect(&node);
+    assert_eq!(idle.reply(), "421 4.4.2 timeout, closing connection");
+    assert_eq!(idle.reply(), "[closed]");
+    let metrics = metrics(&node);
+    for line in [
+        "tme_smtp_sessions_ended_total{outcome=\"timeout\"} 1",
+        "tme_smtp_connections_total{outcome=\"accepted\"} 2",
+    ] {
+        assert!(
+            metrics.lines().any(|got| got == line),
+            "{line} in:\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ fn config() -> SessionConfig {
         message_bytes_max: 100,
         recipients_max: 3,
         tls_available: true,
+        errors_max: 10,
     }
 }
 
@@ -42,7 +43,7 @@ fn show(transcript: &mut String, reply: &Reply) {
 /// are there at once). Returns the transcript: replies, and what the server did.
 fn run(input: &[u8]) -> (String, Vec<MessageForDelivery>) {
     let mut session = Session::new(config(), "192.0.2.1".parse().expect("ip"));
-    let mut framer = CommandFramer::default();
+    let mut framer = CommandFramer::new(2048);
     let mut input = input.to_vec();
     let mut transcript = String::new();
     let mut delivered = Vec::new();

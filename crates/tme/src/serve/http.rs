@@ -1,5 +1,5 @@
-//! The `http` role: today `/healthz` and `/readyz`; webmail, JMAP, the admin API, the status
-//! page and metrics join this router as their issues land (DESIGN §7).
+//! The `http` role: today `/healthz`, `/readyz` and `/metrics` (Prometheus); webmail, JMAP,
+//! the admin API and the status page join this router as their issues land (DESIGN §7).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,10 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use tme_store::Store;
 
@@ -20,6 +23,8 @@ use super::supervisor::RoleContext;
 pub struct HttpContext {
     pub health: Arc<Health>,
     pub store: Store,
+    /// Every role's metrics.
+    pub metrics: Arc<Registry>,
 }
 
 pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -> Result<()> {
@@ -29,6 +34,7 @@ pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(context);
     role.running();
     tracing::info!(%address, "http listening");
@@ -61,4 +67,24 @@ async fn readyz(State(context): State<HttpContext>) -> (StatusCode, Json<serde_j
             "roles": context.health.snapshot(),
         })),
     )
+}
+
+/// The metrics of every role, in the OpenMetrics text format that Prometheus scrapes.
+async fn metrics(State(context): State<HttpContext>) -> impl IntoResponse {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &context.metrics) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "cannot render the metrics\n".to_owned(),
+        ),
+    }
 }

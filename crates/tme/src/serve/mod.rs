@@ -32,11 +32,18 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let config = Arc::new(data_dir.config.clone());
+    // Every role registers its metrics here before it starts; `/metrics` renders them all.
+    let mut registry = prometheus_client::registry::Registry::with_prefix("tme");
+    let smtp_metrics = Arc::new(tme_smtp::Metrics::register(
+        registry.sub_registry_with_prefix("smtp"),
+    ));
+    let registry = Arc::new(registry);
 
     if let Some(address) = config.listen.http {
         let context = http::HttpContext {
             health: health.clone(),
             store: store.clone(),
+            metrics: registry.clone(),
         };
         tracker.spawn(supervisor::supervise(
             "http",
@@ -50,7 +57,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             store: store.clone(),
             config: config.clone(),
             data_directory: data_dir.path.clone(),
-            counters: Arc::new(tme_smtp::Counters::default()),
+            metrics: smtp_metrics.clone(),
         };
         tracker.spawn(supervisor::supervise(
             "smtp",

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tme_core::config::Config;
@@ -18,7 +19,7 @@ pub struct SmtpContext {
     pub config: Arc<Config>,
     pub data_directory: PathBuf,
     /// Kept across restarts of the role, so the counts cover the node's life.
-    pub counters: Arc<tme_smtp::Counters>,
+    pub metrics: Arc<tme_smtp::Metrics>,
 }
 
 pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -> Result<()> {
@@ -40,6 +41,11 @@ pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -
         recipients_max: config.smtp.recipients_max,
         connections_max: config.smtp.connections_max,
         connections_per_ip_max: config.smtp.connections_per_ip_max,
+        command_line_octets_max: config.smtp.command_line_octets_max,
+        command_timeout: Duration::from_secs(config.smtp.command_timeout_seconds),
+        data_block_timeout: Duration::from_secs(config.smtp.data_block_timeout_seconds),
+        message_timeout: Duration::from_secs(config.smtp.message_timeout_seconds),
+        session_errors_max: config.smtp.session_errors_max,
         plus_separator: config.directory.plus_separator,
         tls,
         filter: tme_filter::Filter::new(config.filter.clone(), config.node.hostname.clone()),
@@ -53,17 +59,14 @@ pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -
         listener,
         server_config,
         context.store.clone(),
-        context.counters.clone(),
+        context.metrics.clone(),
         role.shutdown.clone(),
     )
     .await
     .context("smtp server failed")?;
-    let counts: Vec<String> = context
-        .counters
-        .snapshot()
-        .into_iter()
-        .map(|(name, count)| format!("{name}={count}"))
-        .collect();
-    tracing::info!(counters = %counts.join(" "), "smtp stopped");
+    tracing::info!(
+        messages_accepted = tme_smtp::Metrics::value(&context.metrics.messages, "accepted"),
+        "smtp stopped"
+    );
     Ok(())
 }
