@@ -542,20 +542,18 @@ mod tests {
                 Err(error) => format!("error: {error}"),
             }
         };
-        expect![[
-            "SmtpConfig { message_bytes_max: 52428800, recipients_max: 100, connections_max: 1000, connections_per_ip_max: 20 }"
-        ]]
+        expect!["SmtpConfig { message_bytes_max: 52428800, recipients_max: 100, connections_max: 1000, connections_per_ip_max: 20, command_line_octets_max: 2048, command_timeout_seconds: 300, data_block_timeout_seconds: 300, message_timeout_seconds: 1800, session_errors_max: 10 }"]
         .assert_eq(&smtp("", &[]));
-        expect![[
-            "SmtpConfig { message_bytes_max: 1000, recipients_max: 5, connections_max: 1000, connections_per_ip_max: 20 }"
-        ]]
+        expect!["SmtpConfig { message_bytes_max: 1000, recipients_max: 5, connections_max: 1000, connections_per_ip_max: 20, command_line_octets_max: 2048, command_timeout_seconds: 300, data_block_timeout_seconds: 300, message_timeout_seconds: 1800, session_errors_max: 10 }"]
         .assert_eq(&smtp(
             "[smtp]\nmessage_bytes_max = 1000\n",
             &[("TME_SMTP__RECIPIENTS_MAX", "5")],
         ));
-        expect!["error: /data/tme.toml: unknown field `recipient_max`, expected one of `message_bytes_max`, `recipients_max`, `connections_max`, `connections_per_ip_max` in `smtp`"].assert_eq(&smtp("[smtp]\nrecipient_max = 5\n", &[]));
+        expect!["error: /data/tme.toml: unknown field `recipient_max`, expected one of `message_bytes_max`, `recipients_max`, `connections_max`, `connections_per_ip_max`, `command_line_octets_max`, `command_timeout_seconds`, `data_block_timeout_seconds`, `message_timeout_seconds`, `session_errors_max` in `smtp`"].assert_eq(&smtp("[smtp]\nrecipient_max = 5\n", &[]));
         expect!["error: /data/tme.toml: smtp.connections_max must be at least 1"]
             .assert_eq(&smtp("", &[("TME_SMTP__CONNECTIONS_MAX", "0")]));
+        expect!["error: /data/tme.toml: smtp.command_line_octets_max must be at least 512 (RFC 5321 §4.5.3.1.4)"]
+            .assert_eq(&smtp("", &[("TME_SMTP__COMMAND_LINE_OCTETS_MAX", "100")]));
     }
 
     #[test]
