@@ -20,6 +20,7 @@
 //! | 3207 STARTTLS | rustls; input pipelined after STARTTLS is dropped; the session starts over |
 //! | 3030 CHUNKING | BDAT chunks, pipelined; BINARYMIME not offered |
 //! | 3461 DSN | RET, ENVID, NOTIFY, ORCPT parsed and kept in the envelope; no DSN is sent yet |
+//! | 8689 REQUIRETLS | offered after STARTTLS; MAIL REQUIRETLS in plain text gets 530 5.7.10; kept in the envelope |
 //! | 3848 | `with` keywords ESMTP, ESMTPS (ESMTPA/ESMTPSA when submission lands) |
 //!
 //! What this crate must not do: relay (mail for domains we do not host is refused), keep a

@@ -276,6 +276,16 @@ pub fn tls_not_available() -> Reply {
     Reply::new(454, "4.7.0", "TLS not available")
 }
 
+/// RFC 8689 §4.1 asks for REQUIRETLS over TLS only; RFC 3207 §4 names 530 for "must issue
+/// STARTTLS first", and RFC 5248 registers X.7.10 "Encryption needed".
+pub fn requiretls_needs_tls() -> Reply {
+    Reply::new(
+        530,
+        "5.7.10",
+        "REQUIRETLS needs a TLS session: issue STARTTLS first",
+    )
+}
+
 pub fn too_many_errors() -> Reply {
     Reply::new(421, "4.7.0", "too many errors, closing connection")
 }

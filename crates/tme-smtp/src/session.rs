@@ -9,7 +9,7 @@
 //!
 //! It owns: command sequencing (EHLO before MAIL, MAIL before RCPT, no DATA after BDAT), the
 //! ESMTP parameters we announce (SIZE RFC 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, DSN RFC
-//! 3461, CHUNKING RFC 3030), the recipient count and size limits, and the error count after
+//! 3461, CHUNKING RFC 3030, REQUIRETLS RFC 8689), the recipient count and size limits, and the error count after
 //! which it gives up on a client. It must not: touch sockets or clocks, read the store, or
 //! decide whether an address exists (the server asks the directory and passes a verdict).
 //!
@@ -95,6 +95,9 @@ pub struct Envelope {
     pub smtputf8: bool,
     pub dsn_return: Option<DsnReturn>,
     pub dsn_envelope_id: Option<String>,
+    /// MAIL carried REQUIRETLS (RFC 8689 §4.1): every onward hop must use TLS too. Final
+    /// delivery into a mailbox satisfies it; forwarding must honour it.
+    pub require_tls: bool,
     pub recipients: Vec<Recipient>,
 }
 
@@ -269,6 +272,11 @@ impl Session {
         if self.config.tls_available && !self.tls_active {
             capabilities.push("STARTTLS".to_owned());
         }
+        // REQUIRETLS is offered only inside TLS, as Exim and Stalwart do: a client that asks
+        // for it in plain text could not have its wish honoured on this hop (RFC 8689 §4.1).
+        if self.tls_active {
+            capabilities.push("REQUIRETLS".to_owned());
+        }
         capabilities.push("HELP".to_owned());
         Step::Reply(reply::ehlo(&self.config.hostname, host, capabilities))
     }
@@ -285,7 +293,6 @@ impl Session {
             return self.answer(reply::bad_sequence("nested MAIL command"));
         }
         let unsupported = smtp_proto::MAIL_BODY_BINARYMIME
-            | smtp_proto::MAIL_REQUIRETLS
             | smtp_proto::MAIL_CONPERM
             | smtp_proto::MAIL_BY_NOTIFY
             | smtp_proto::MAIL_BY_RETURN
@@ -317,6 +324,10 @@ impl Session {
             return self.answer(reply::parameter_not_supported(
                 "MAIL parameter not supported",
             ));
+        }
+        let require_tls = from.flags & smtp_proto::MAIL_REQUIRETLS != 0;
+        if require_tls && !self.tls_active {
+            return self.answer(reply::requiretls_needs_tls());
         }
         let size_declared_octets = (from.size != 0).then_some(from.size as u64);
         if size_declared_octets.is_some_and(|size| size > self.config.message_bytes_max) {
@@ -352,6 +363,7 @@ impl Session {
                 smtputf8,
                 dsn_return,
                 dsn_envelope_id: from.env_id.map(|id| id.into_owned()),
+                require_tls,
                 recipients: Vec::new(),
             },
             pending_recipient: None,

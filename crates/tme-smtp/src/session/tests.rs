@@ -448,10 +448,39 @@ fn starttls_discards_pipelined_commands_and_resets() {
         panic!("a reply");
     };
     assert!(!reply.lines.iter().any(|line| line == "STARTTLS"));
+    assert!(reply.lines.iter().any(|line| line == "REQUIRETLS"));
     let Step::Reply(reply) = session.command(b"STARTTLS\r\n") else {
         panic!("a reply");
     };
     assert_eq!(reply.code, 503);
+}
+
+#[test]
+fn requiretls_needs_tls_and_is_kept() {
+    check(
+        "EHLO c.test\r\nMAIL FROM:<a@example.org> REQUIRETLS\r\n",
+        expect![[r#"
+            220 mx.test ESMTP tme ready
+            250-mx.test greets c.test
+            250-PIPELINING
+            250-SIZE 100
+            250-8BITMIME
+            250-SMTPUTF8
+            250-ENHANCEDSTATUSCODES
+            250-CHUNKING
+            250-DSN
+            250-STARTTLS
+            250 HELP
+            530 5.7.10 REQUIRETLS needs a TLS session: issue STARTTLS first
+        "#]],
+    );
+    let mut session = Session::new(config(), "192.0.2.1".parse().expect("ip"));
+    session.tls_started();
+    session.command(b"EHLO c.test\r\n");
+    let Step::Reply(reply) = session.command(b"MAIL FROM:<a@example.org> REQUIRETLS\r\n") else {
+        panic!("a reply");
+    };
+    assert_eq!(reply.code, 250);
 }
 
 #[test]
