@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
-# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs. (Later protocol
-# tests add postfix, dovecot, nsd, chromium...)
-APT_PACKAGES=(util-linux procps swaks)
+# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs; rspamd the spam
+# filter of tests/rspamd.rs (tme-testkit runs a private one on a free loopback port, so a
+# system rspamd started by the package, on its fixed ports, is in no test's way). (Later
+# protocol tests add postfix, dovecot, nsd, chromium...)
+APT_PACKAGES=(util-linux procps swaks rspamd)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

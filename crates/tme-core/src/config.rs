@@ -242,14 +242,156 @@ impl Default for ResolverConfig {
 pub struct FilterConfig {
     /// A message whose spam score reaches this goes to the recipient's Junk.
     pub junk_score_min: f64,
+    /// rspamd's normal worker (`http://127.0.0.1:11333`); every message is also checked
+    /// there. Empty: no rspamd.
+    #[serde(
+        serialize_with = "http_url_or_empty_serialize",
+        deserialize_with = "http_url_or_empty_deserialize"
+    )]
+    pub rspamd_url: Option<HttpUrl>,
+    /// How long one rspamd check may take (connect, send, answer); past it the message is
+    /// accepted unchecked. Above rspamd's own `task_timeout` (8 s by default), so that rspamd
+    /// answers first when it is merely slow.
+    pub rspamd_timeout_ms: u64,
+    /// What rspamd's `reject` action does: refuse the message (5xx) or file it in Junk.
+    pub rspamd_reject_action: RspamdRejectAction,
 }
 
 impl Default for FilterConfig {
     fn default() -> Self {
         FilterConfig {
             junk_score_min: 5.0,
+            rspamd_url: None,
+            rspamd_timeout_ms: 10_000,
+            rspamd_reject_action: RspamdRejectAction::Refuse,
         }
     }
+}
+
+/// What to do with a message for which rspamd answers `reject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RspamdRejectAction {
+    Refuse,
+    Junk,
+}
+
+/// An `http://host[:port][/path]` URL: a peer reached over plain HTTP (rspamd). Valid by
+/// construction: the scheme is `http`, the host is an IP address or a name, the port is
+/// 1–65535 (80 when absent), and there is no user, query or fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// A name or an IP address; IPv6 without brackets.
+    pub host: String,
+    pub port: u16,
+    /// Empty, or starting with `/` and not ending with it.
+    pub path: String,
+}
+
+impl HttpUrl {
+    pub fn parse(text: &str) -> Result<HttpUrl, String> {
+        let error = |why: &str| format!("`{text}` is not an http:// URL: {why}");
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err(error("no scheme"));
+        };
+        if !scheme.eq_ignore_ascii_case("http") {
+            return Err(error(
+                "only plain http is supported (the peer runs on this host or a trusted network)",
+            ));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(error("a query or fragment is not allowed"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err(error("a user name is not allowed"));
+        }
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| error("an IPv6 address without its closing ]"))?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(error("a bad IPv6 address"));
+            }
+            let port = match after {
+                "" => None,
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| error("text after the IPv6 address"))?,
+                ),
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        let host_valid = !host.is_empty()
+            && (host.parse::<std::net::IpAddr>().is_ok()
+                || host
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.'));
+        if !host_valid {
+            return Err(error("a bad host"));
+        }
+        let port = match port {
+            None => 80,
+            Some(port) => match port.parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                _ => return Err(error("a bad port")),
+            },
+        };
+        Ok(HttpUrl {
+            host: host.to_owned(),
+            port,
+            path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `host:port` as the `Host` header field wants it (RFC 9110 §7.2).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "http://{}{}", self.authority(), self.path)
+    }
+}
+
+/// `None` is written as `""`, so that `tme init` shows the key.
+fn http_url_or_empty_serialize<S: serde::Serializer>(
+    url: &Option<HttpUrl>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.collect_str(url),
+        None => serializer.serialize_str(""),
+    }
+}
+
+/// `""` (or only spaces) means none.
+fn http_url_or_empty_deserialize<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<HttpUrl>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    HttpUrl::parse(text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// A config that could not be read, with the place at fault.
@@ -333,6 +475,9 @@ impl Config {
         }
         if !self.filter.junk_score_min.is_finite() {
             return Err("filter.junk_score_min must be a number".to_owned());
+        }
+        if self.filter.rspamd_timeout_ms == 0 {
+            return Err("filter.rspamd_timeout_ms must be at least 1".to_owned());
         }
         if self.resolver.timeout_ms == 0 {
             return Err("resolver.timeout_ms must be at least 1".to_owned());
@@ -554,6 +699,63 @@ mod tests {
             .assert_eq(&smtp("", &[("TME_SMTP__CONNECTIONS_MAX", "0")]));
         expect!["error: /data/tme.toml: smtp.command_line_octets_max must be at least 512 (RFC 5321 §4.5.3.1.4)"]
             .assert_eq(&smtp("", &[("TME_SMTP__COMMAND_LINE_OCTETS_MAX", "100")]));
+    }
+
+    #[test]
+    fn rspamd_keys_are_validated() {
+        let filter = |text: &str, environment: &[(&str, &str)]| {
+            let environment = environment
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()));
+            match Config::from_toml_with_environment(text, Path::new("/data/tme.toml"), environment)
+            {
+                Ok(config) => format!(
+                    "{} {} {:?}",
+                    config
+                        .filter
+                        .rspamd_url
+                        .map_or("off".to_owned(), |url| url.to_string()),
+                    config.filter.rspamd_timeout_ms,
+                    config.filter.rspamd_reject_action
+                ),
+                Err(error) => format!("error: {error}"),
+            }
+        };
+        expect!["off 10000 Refuse"].assert_eq(&filter("", &[]));
+        expect!["off 10000 Refuse"].assert_eq(&filter("[filter]\nrspamd_url = \"\"\n", &[]));
+        expect!["http://127.0.0.1:11333 500 Junk"].assert_eq(&filter(
+            "[filter]\nrspamd_url = \"http://127.0.0.1:11333/\"\nrspamd_timeout_ms = 500\nrspamd_reject_action = \"junk\"\n",
+            &[],
+        ));
+        expect!["http://[::1]:80/rspamd 10000 Refuse"].assert_eq(&filter(
+            "",
+            &[("TME_FILTER__RSPAMD_URL", "HTTP://[::1]/rspamd")],
+        ));
+        expect!["http://rspamd.internal:11333 10000 Refuse"].assert_eq(&filter(
+            "",
+            &[("TME_FILTER__RSPAMD_URL", "http://rspamd.internal:11333")],
+        ));
+        expect!["error: /data/tme.toml: `https://127.0.0.1:11333` is not an http:// URL: only plain http is supported (the peer runs on this host or a trusted network) in `filter.rspamd_url`"]
+            .assert_eq(&filter("[filter]\nrspamd_url = \"https://127.0.0.1:11333\"\n", &[]));
+        expect!["error: environment variable TME_FILTER__RSPAMD_URL: `127.0.0.1:11333` is not an http:// URL: no scheme in `filter.rspamd_url`"]
+            .assert_eq(&filter("", &[("TME_FILTER__RSPAMD_URL", "127.0.0.1:11333")]));
+        expect!["error: environment variable TME_FILTER__RSPAMD_URL: `http://127.0.0.1:0` is not an http:// URL: a bad port in `filter.rspamd_url`"]
+            .assert_eq(&filter("", &[("TME_FILTER__RSPAMD_URL", "http://127.0.0.1:0")]));
+        expect!["error: environment variable TME_FILTER__RSPAMD_URL: `http://user@host` is not an http:// URL: a user name is not allowed in `filter.rspamd_url`"]
+            .assert_eq(&filter("", &[("TME_FILTER__RSPAMD_URL", "http://user@host")]));
+        expect!["error: /data/tme.toml: filter.rspamd_timeout_ms must be at least 1"]
+            .assert_eq(&filter("[filter]\nrspamd_timeout_ms = 0\n", &[]));
+        expect!["error: /data/tme.toml: unknown variant `drop`, expected `refuse` or `junk` in `filter.rspamd_reject_action`"]
+            .assert_eq(&filter("[filter]\nrspamd_reject_action = \"drop\"\n", &[]));
+        let mut config = Config::from_toml_with_environment("", Path::new("tme.toml"), Vec::new())
+            .expect("defaults");
+        config.filter.rspamd_url = HttpUrl::parse("http://[::1]:11333/checks").ok();
+        let read_back = Config::from_toml_with_environment(
+            &config.to_toml(),
+            Path::new("tme.toml"),
+            Vec::new(),
+        );
+        assert_eq!(read_back.ok(), Some(config));
     }
 
     #[test]

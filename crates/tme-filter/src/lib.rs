@@ -12,11 +12,16 @@
 //! reply code, in `tme-smtp`'s `reply`), or change the message's bytes (it only adds fields
 //! above them).
 
+pub mod rspamd;
 pub mod verdict;
 
 pub use verdict::{Disposition, Finding, InboundMessage, Refusal, Verdict};
 
+use std::time::Duration;
+
 use tme_core::config::FilterConfig;
+
+use crate::rspamd::RspamdClient;
 
 /// The checks an inbound message goes through, built once per node from its config.
 #[derive(Debug, Clone)]
@@ -24,21 +29,33 @@ pub struct Filter {
     config: FilterConfig,
     /// Names this node in `Authentication-Results` (the authserv-id, RFC 8601 §2.5).
     authserv_id: String,
+    /// Present when `filter.rspamd_url` is set.
+    rspamd: Option<RspamdClient>,
 }
 
 impl Filter {
     pub fn new(config: FilterConfig, authserv_id: String) -> Filter {
+        let rspamd = config.rspamd_url.clone().map(|url| {
+            RspamdClient::new(
+                url,
+                Duration::from_millis(config.rspamd_timeout_ms),
+                config.rspamd_reject_action,
+            )
+        });
         Filter {
             config,
             authserv_id,
+            rspamd,
         }
     }
 
     /// Runs every configured check on one message. Never fails: a check that cannot reach
     /// its peer records a temporary error as its finding and the others still count.
     pub async fn judge(&self, message: &InboundMessage<'_>) -> Verdict {
-        let _ = message;
-        let findings = Vec::new();
+        let mut findings = Vec::new();
+        if let Some(rspamd) = &self.rspamd {
+            findings.push(rspamd.check(message).await);
+        }
         Verdict::from_findings(&self.authserv_id, findings, self.config.junk_score_min)
     }
 }

@@ -11,6 +11,10 @@ pub struct InboundMessage<'a> {
     pub helo_name: &'a str,
     /// The reverse-path without brackets; "" for the null sender `<>`.
     pub mail_from: &'a str,
+    /// The forward-paths without brackets, as the client gave them at RCPT.
+    pub recipients: &'a [String],
+    /// Names this transaction in our logs and `Received` field, and in rspamd's log.
+    pub queue_id: &'a str,
     /// The session runs over TLS.
     pub tls: bool,
     /// The content exactly as received, before our trace headers.
@@ -42,7 +46,7 @@ pub enum Refusal {
     DmarcReject { domain: String },
     /// The client's address is listed on a blocklist that refuses.
     Blocklisted { zone: String },
-    /// The score reached the refusal threshold.
+    /// The score reached the refusal threshold, or rspamd answered `reject`.
     Spam,
 }
 

@@ -643,11 +643,33 @@ async fn inbox_target(
     }))
 }
 
+/// The account's Junk mailbox (special use `\Junk`, RFC 6154), or its Inbox when it has none
+/// (a user may delete Junk): mail is never lost for want of a folder.
+async fn junk_mailbox(store: &Store, target: &DeliveryTarget) -> tme_store::MailboxId {
+    match store.mail.mailbox_list(target.account).await {
+        Ok(mailboxes) => mailboxes
+            .iter()
+            .find(|mailbox| mailbox.special_use == Some(tme_store::SpecialUse::Junk))
+            .map_or(target.mailbox, |mailbox| mailbox.id),
+        Err(error) => {
+            tracing::warn!(%error, account = %target.address, "cannot list mailboxes; Junk goes to INBOX");
+            target.mailbox
+        }
+    }
+}
+
 /// Stores one copy per account, each with its trace headers, in one `Store::deliver` call.
 async fn deliver(
     context: &ServerContext,
     message: &MessageForDelivery,
 ) -> Result<String, DeliveryRefusal> {
+    let transaction_id = format!("{:016X}", rand::random::<u64>());
+    let recipients: Vec<String> = message
+        .envelope
+        .recipients
+        .iter()
+        .map(|recipient| recipient.address.to_string())
+        .collect();
     let verdict = context
         .config
         .filter
@@ -655,12 +677,14 @@ async fn deliver(
             client_ip: message.client_ip,
             helo_name: &message.helo_name,
             mail_from: &message.envelope.sender,
+            recipients: &recipients,
+            queue_id: &transaction_id,
             tls: message.mode.tls,
             message: &message.message,
         })
         .await;
-    // Only the header fields are used yet: refusing and filing in Junk come with the checks.
-    let transaction_id = format!("{:016X}", rand::random::<u64>());
+    // Junk is honoured; refusing comes with the checks that refuse.
+    let junk = verdict.disposition == tme_filter::Disposition::Junk;
     let now = time::OffsetDateTime::now_utc();
     let date = now
         .format(&time::format_description::well_known::Rfc2822)
@@ -689,7 +713,12 @@ async fn deliver(
             );
             raw.extend_from_slice(verdict.header_fields.as_bytes());
             raw.extend_from_slice(&message.message);
-            copies.push((target.account, target.mailbox, raw));
+            let mailbox = if junk {
+                junk_mailbox(&context.store, target).await
+            } else {
+                target.mailbox
+            };
+            copies.push((target.account, mailbox, raw));
         }
     }
     // Sorted by account, so each account commits once.

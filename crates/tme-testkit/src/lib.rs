@@ -3,7 +3,12 @@
 //! ends (even when it panics), and helpers to run CLI commands against the same data
 //! directory and to read the shared message corpus.
 //!
-//! It starts the real binary: tests talk to it only as clients and operators would.
+//! It starts the real binary: tests talk to it only as clients and operators would. Peers the
+//! node talks to are started the same way, as real programs: [`Rspamd`].
+
+mod rspamd;
+
+pub use rspamd::{GTUBE_ADD_HEADER, GTUBE_REJECT, GTUBE_REWRITE_SUBJECT, Rspamd};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
