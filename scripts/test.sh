@@ -5,9 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
-# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs. (Later protocol
-# tests add postfix, dovecot, nsd, chromium...)
-APT_PACKAGES=(util-linux procps swaks)
+# second run is quick. swaks and python3 (smtplib) are the SMTP peers of
+# crates/tme/tests/smtp.rs; postfix relays to tme in crates/tme/tests/postfix_relay.rs, which
+# runs its own private instance (the package's system instance stays unconfigured: "No
+# configuration" below, so nothing listens on port 25). (Later protocol tests add dovecot,
+# nsd, chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -15,6 +18,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   else
     echo "missing packages: ${missing[*]} (install them as root)" >&2
