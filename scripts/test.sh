@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
-# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs; rspamd the spam
-# filter of tests/rspamd.rs (tme-testkit runs a private one on a free loopback port, so a
-# system rspamd started by the package, on its fixed ports, is in no test's way). (Later
-# protocol tests add postfix, dovecot, nsd, chromium...)
-APT_PACKAGES=(util-linux procps swaks rspamd)
+# second run is quick. swaks and python3 (smtplib) are the SMTP peers of
+# crates/tme/tests/smtp.rs; postfix relays to tme in crates/tme/tests/postfix_relay.rs, which
+# runs its own private instance (the package's system instance stays unconfigured: "No
+# configuration" below, so nothing listens on port 25); rspamd is the spam filter of
+# tests/rspamd.rs (tme-testkit runs a private one on a free loopback port, so a system rspamd
+# started by the package, on its fixed ports, is in no test's way). (Later protocol tests add
+# dovecot, nsd, chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -17,6 +20,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   else
     echo "missing packages: ${missing[*]} (install them as root)" >&2

@@ -345,3 +345,25 @@ pub fn corpus_messages() -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// Every line end made CRLF (a lone CR or LF becomes CRLF), with a final CRLF: a message as an
+/// MTA sends it over SMTP.
+pub fn crlf_line_ends(message: &[u8]) -> Vec<u8> {
+    let mut converted = Vec::with_capacity(message.len() + message.len() / 20);
+    let mut index = 0;
+    while index < message.len() {
+        match message[index] {
+            b'\r' if message.get(index + 1) == Some(&b'\n') => {
+                converted.extend_from_slice(b"\r\n");
+                index += 1;
+            }
+            b'\r' | b'\n' => converted.extend_from_slice(b"\r\n"),
+            octet => converted.push(octet),
+        }
+        index += 1;
+    }
+    if !converted.ends_with(b"\r\n") {
+        converted.extend_from_slice(b"\r\n");
+    }
+    converted
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tme_testkit::{Node, corpus_messages};
+use tme_testkit::{Node, corpus_messages, crlf_line_ends};
 
 mod common;
 
@@ -648,27 +648,6 @@ async fn corpus_messages_arrive_byte_for_byte_over_data_and_bdat() {
         );
         assert!(rest == expected.as_slice(), "{} differs", path.display());
     }
-}
-
-/// Every line end made CRLF (a lone CR or LF becomes CRLF), with a final CRLF.
-fn crlf_line_ends(message: &[u8]) -> Vec<u8> {
-    let mut converted = Vec::with_capacity(message.len() + message.len() / 20);
-    let mut index = 0;
-    while index < message.len() {
-        match message[index] {
-            b'\r' if message.get(index + 1) == Some(&b'\n') => {
-                converted.extend_from_slice(b"\r\n");
-                index += 1;
-            }
-            b'\r' | b'\n' => converted.extend_from_slice(b"\r\n"),
-            octet => converted.push(octet),
-        }
-        index += 1;
-    }
-    if !converted.ends_with(b"\r\n") {
-        converted.extend_from_slice(b"\r\n");
-    }
-    converted
 }
 
 #[test]
