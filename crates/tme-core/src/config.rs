@@ -133,6 +133,17 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     /// How long expunged messages and deleted mailboxes stay restorable.
     pub retention_days: u32,
+    /// How long a write waits for the store while another process holds its write lock
+    /// before it fails as temporarily unavailable (SQLite's busy timeout). Inbound SMTP then
+    /// spools the message instead of answering 451.
+    #[serde(default = "StoreConfig::busy_timeout_ms_default")]
+    pub busy_timeout_ms: u64,
+}
+
+impl StoreConfig {
+    fn busy_timeout_ms_default() -> u64 {
+        30_000
+    }
 }
 
 impl Default for StoreConfig {
@@ -140,6 +151,7 @@ impl Default for StoreConfig {
         StoreConfig {
             backend: StoreBackend::Sqlite,
             retention_days: 30,
+            busy_timeout_ms: StoreConfig::busy_timeout_ms_default(),
         }
     }
 }
@@ -182,6 +194,10 @@ pub struct SmtpConfig {
     pub connections_max: usize,
     /// Concurrent connections from one client address; more get `421`.
     pub connections_per_ip_max: usize,
+    /// The most the inbound spool (`DATA_DIR/spool`) may hold, in octets: mail acknowledged
+    /// while the store was unavailable, waiting to be delivered. Past it, such mail gets
+    /// `451` instead of being spooled.
+    pub spool_bytes_max: u64,
 }
 
 impl Default for SmtpConfig {
@@ -191,6 +207,7 @@ impl Default for SmtpConfig {
             recipients_max: 100,
             connections_max: 1000,
             connections_per_ip_max: 20,
+            spool_bytes_max: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -285,6 +302,8 @@ impl Config {
                 "smtp.connections_per_ip_max",
                 self.smtp.connections_per_ip_max as u64,
             ),
+            ("smtp.spool_bytes_max", self.smtp.spool_bytes_max),
+            ("store.busy_timeout_ms", self.store.busy_timeout_ms),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
