@@ -402,8 +402,8 @@ mod tests {
             "",
             &[],
             expect![[r#"
-            []
-            StoreConfig { backend: Sqlite, retention_days: 30 }"#]],
+                []
+                StoreConfig { backend: Sqlite, retention_days: 30, busy_timeout_ms: 30000 }"#]],
         );
     }
 
@@ -475,20 +475,33 @@ mod tests {
                 Err(error) => format!("error: {error}"),
             }
         };
-        expect![[
-            "SmtpConfig { message_bytes_max: 52428800, recipients_max: 100, connections_max: 1000, connections_per_ip_max: 20 }"
-        ]]
+        expect!["SmtpConfig { message_bytes_max: 52428800, recipients_max: 100, connections_max: 1000, connections_per_ip_max: 20, spool_bytes_max: 10737418240 }"]
         .assert_eq(&smtp("", &[]));
-        expect![[
-            "SmtpConfig { message_bytes_max: 1000, recipients_max: 5, connections_max: 1000, connections_per_ip_max: 20 }"
-        ]]
+        expect!["SmtpConfig { message_bytes_max: 1000, recipients_max: 5, connections_max: 1000, connections_per_ip_max: 20, spool_bytes_max: 10737418240 }"]
         .assert_eq(&smtp(
             "[smtp]\nmessage_bytes_max = 1000\n",
             &[("TME_SMTP__RECIPIENTS_MAX", "5")],
         ));
-        expect!["error: /data/tme.toml: unknown field `recipient_max`, expected one of `message_bytes_max`, `recipients_max`, `connections_max`, `connections_per_ip_max` in `smtp`"].assert_eq(&smtp("[smtp]\nrecipient_max = 5\n", &[]));
+        expect!["error: /data/tme.toml: unknown field `recipient_max`, expected one of `message_bytes_max`, `recipients_max`, `connections_max`, `connections_per_ip_max`, `spool_bytes_max` in `smtp`"].assert_eq(&smtp("[smtp]\nrecipient_max = 5\n", &[]));
         expect!["error: /data/tme.toml: smtp.connections_max must be at least 1"]
             .assert_eq(&smtp("", &[("TME_SMTP__CONNECTIONS_MAX", "0")]));
+    }
+
+    #[test]
+    fn store_busy_timeout_defaults_for_files_written_before_it() {
+        let store = "[store]\nbackend = \"sqlite\"\nretention_days = 7\n";
+        check(
+            store,
+            &[],
+            expect![[r#"
+                []
+                StoreConfig { backend: Sqlite, retention_days: 7, busy_timeout_ms: 30000 }"#]],
+        );
+        check(
+            store,
+            &[("TME_STORE__BUSY_TIMEOUT_MS", "0")],
+            expect!["error: /data/tme.toml: store.busy_timeout_ms must be at least 1"],
+        );
     }
 
     #[test]
