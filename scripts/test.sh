@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
-# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs. (Later protocol
-# tests add postfix, dovecot, nsd, chromium...)
-APT_PACKAGES=(util-linux procps swaks)
+# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs; python3 runs
+# smtplib clients and, with its sqlite3 module, holds the store's lock in
+# crates/tme/tests/spool.rs. (Later protocol tests add postfix, dovecot, nsd, chromium...)
+APT_PACKAGES=(util-linux procps swaks python3)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

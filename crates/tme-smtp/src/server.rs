@@ -3,7 +3,8 @@
 //!
 //! It must not make protocol decisions: every reply comes from the `session` (and `reply`).
 //! What it decides is only what needs I/O: how a recipient resolves in the directory, and
-//! whether `Store::deliver` made a message durable (only then does the session answer 250).
+//! whether a message was made durable, by `Store::deliver` or, when the store is briefly
+//! unavailable, in the inbound spool (only then does the session answer 250).
 //!
 //! Shutdown: once the token fires, no connection is accepted; a session waiting for a
 //! command outside a transaction gets `421 4.3.2` and is closed; a session inside a
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tme_store::directory::resolve_recipient;
+use tme_store::spool::InboundSpool;
 use tme_store::{Account, AccountState, Delivery, Flags, Resolution, Store, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -66,6 +68,8 @@ pub struct Counters {
     pub messages_accepted: AtomicU64,
     pub messages_refused_size: AtomicU64,
     pub messages_failed_store: AtomicU64,
+    /// Acknowledged while the store was unavailable: kept in the inbound spool.
+    pub messages_spooled: AtomicU64,
     pub recipients_accepted: AtomicU64,
     pub recipients_refused_unknown: AtomicU64,
     pub recipients_refused_relay: AtomicU64,
@@ -73,10 +77,20 @@ pub struct Counters {
     pub recipients_refused_over_quota: AtomicU64,
     pub recipients_refused_forwarding: AtomicU64,
     pub recipients_failed_temporary: AtomicU64,
+    /// Spool entries delivered to the store (and removed from the spool).
+    pub spool_entries_delivered: AtomicU64,
+    /// Copies not delivered from the spool because their account was deleted meanwhile.
+    pub spool_copies_dropped_account_deleted: AtomicU64,
+    /// Spool entries moved to quarantine (unreadable, or undeliverable for good).
+    pub spool_entries_quarantined: AtomicU64,
+    /// Attempts to deliver a spool entry that failed because the store was unavailable.
+    pub spool_attempts_failed_store: AtomicU64,
+    /// A gauge, not a count: the entries waiting in the spool when last looked at.
+    pub spool_entries_waiting: AtomicU64,
 }
 
 impl Counters {
-    fn add(counter: &AtomicU64) {
+    pub(crate) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -88,6 +102,7 @@ impl Counters {
             ("messages_accepted", &self.messages_accepted),
             ("messages_refused_size", &self.messages_refused_size),
             ("messages_failed_store", &self.messages_failed_store),
+            ("messages_spooled", &self.messages_spooled),
             ("recipients_accepted", &self.recipients_accepted),
             (
                 "recipients_refused_unknown",
@@ -110,6 +125,17 @@ impl Counters {
                 "recipients_failed_temporary",
                 &self.recipients_failed_temporary,
             ),
+            ("spool_entries_delivered", &self.spool_entries_delivered),
+            (
+                "spool_copies_dropped_account_deleted",
+                &self.spool_copies_dropped_account_deleted,
+            ),
+            ("spool_entries_quarantined", &self.spool_entries_quarantined),
+            (
+                "spool_attempts_failed_store",
+                &self.spool_attempts_failed_store,
+            ),
+            ("spool_entries_waiting", &self.spool_entries_waiting),
         ]
         .into_iter()
         .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
@@ -167,15 +193,19 @@ pub fn load_tls(
 struct ServerContext {
     config: ServerConfig,
     store: Store,
+    /// Where a message goes when the store is briefly unavailable.
+    spool: InboundSpool,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 }
 
 /// Accepts connections on `listener` until `shutdown` fires, then waits for the sessions.
+/// A message the store cannot take for the moment goes to `spool` (see `store_or_spool`).
 pub async fn serve(
     listener: TcpListener,
     config: ServerConfig,
     store: Store,
+    spool: InboundSpool,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -184,6 +214,7 @@ pub async fn serve(
     let context = Arc::new(ServerContext {
         config,
         store,
+        spool,
         counters,
         shutdown: shutdown.clone(),
     });
@@ -725,11 +756,53 @@ async fn deliver(
             flags: &flags,
         })
         .collect();
-    match context.store.deliver(&deliveries).await {
-        Ok(_) => Ok(transaction_id),
-        Err(StoreError::QuotaExceeded { .. }) => Err(DeliveryRefusal::OverQuota),
-        Err(error) => {
-            tracing::warn!(%error, transient = error.is_transient(), "delivery failed");
+    store_or_spool(context, &transaction_id, &deliveries).await?;
+    Ok(transaction_id)
+}
+
+/// Makes the copies durable: in the store, or, when the store is only briefly unavailable
+/// (busy, locked, an I/O error that may pass), in the inbound spool, which the spool worker
+/// delivers once the store is back (`spool_delivery`). Either way they survive a crash when
+/// this returns Ok, and only then does the client get 250. A permanent refusal (quota) keeps
+/// its reply; when the spool fails too, nothing is kept and the client gets 451.
+async fn store_or_spool(
+    context: &ServerContext,
+    transaction_id: &str,
+    deliveries: &[Delivery<'_>],
+) -> Result<(), DeliveryRefusal> {
+    let store_error = match context.store.deliver(deliveries).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::QuotaExceeded { .. }) => return Err(DeliveryRefusal::OverQuota),
+        Err(error) => error,
+    };
+    if !store_error.is_transient() {
+        tracing::warn!(error = %store_error, transient = false, "delivery failed");
+        return Err(DeliveryRefusal::TemporaryFailure);
+    }
+    // A failed `Store::deliver` committed nothing (its transaction is all or none), so the
+    // spooled copies are the only ones.
+    match context.spool.put(transaction_id, deliveries).await {
+        Ok(entry) => {
+            Counters::add(&context.counters.messages_spooled);
+            context
+                .counters
+                .spool_entries_waiting
+                .store(context.spool.depth().entries_waiting, Ordering::Relaxed);
+            tracing::warn!(
+                transaction = %transaction_id,
+                entry = %entry,
+                copies = deliveries.len(),
+                error = %store_error,
+                "store unavailable: message spooled for delivery when it returns"
+            );
+            Ok(())
+        }
+        Err(spool_error) => {
+            tracing::warn!(
+                error = %store_error,
+                %spool_error,
+                "delivery failed and the message could not be spooled"
+            );
             Err(DeliveryRefusal::TemporaryFailure)
         }
     }

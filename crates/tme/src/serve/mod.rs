@@ -8,12 +8,13 @@ mod health;
 mod http;
 mod maintenance;
 mod smtp;
+mod spool;
 mod supervisor;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,18 +46,35 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             move |role| http::run(address, context.clone(), role),
         ));
     }
+    // Kept across restarts of the roles, so the counts cover the node's life.
+    let smtp_counters = Arc::new(tme_smtp::Counters::default());
+    let spool_path = data_dir.path.join(tme_store::SPOOL_DIRECTORY_NAME);
+    let spool = tme_store::spool::InboundSpool::open(&spool_path, config.smtp.spool_bytes_max)
+        .with_context(|| format!("cannot open the inbound spool {}", spool_path.display()))?;
     if let Some(address) = config.listen.smtp {
         let context = smtp::SmtpContext {
             store: store.clone(),
+            spool: spool.clone(),
             config: config.clone(),
             data_directory: data_dir.path.clone(),
-            counters: Arc::new(tme_smtp::Counters::default()),
+            counters: smtp_counters.clone(),
         };
         tracker.spawn(supervisor::supervise(
             "smtp",
             health.clone(),
             shutdown.clone(),
             move |role| smtp::run(address, context.clone(), role),
+        ));
+    }
+    {
+        // Runs whether or not this node listens for SMTP now: the spool may hold mail from
+        // an earlier run.
+        let store = store.clone();
+        tracker.spawn(supervisor::supervise(
+            "spool",
+            health.clone(),
+            shutdown.clone(),
+            move |role| spool::run(spool.clone(), store.clone(), smtp_counters.clone(), role),
         ));
     }
     {
