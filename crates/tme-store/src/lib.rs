@@ -6,6 +6,9 @@
 //! a blob is durable before a message refers to it; an account's mail store exists before the
 //! account receives mail; a blob referred to is never collected.
 //!
+//! Beside them, `spool` keeps the mail inbound SMTP acknowledged while the store could not
+//! take it, on this node's disk, until `Store::deliver_once` stores it exactly once.
+//!
 //! Backends: `sqlite` (the embedded default). A PostgreSQL backend implements the same traits
 //! and passes the same `conformance` suite. No SQL outside a backend module.
 

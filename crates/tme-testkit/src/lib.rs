@@ -1,7 +1,8 @@
 //! Starts a whole tme node for integration tests: a temporary data directory, every listener
 //! on a free loopback port, `tme serve` as a child process stopped by its PID when the test
 //! ends (even when it panics), and helpers to run CLI commands against the same data
-//! directory and to read the shared message corpus.
+//! directory, to read the shared message corpus, and to hold a store file's write lock from
+//! another process (`SqliteWriteLock`).
 //!
 //! It starts the real binary: tests talk to it only as clients and operators would.
 

@@ -34,24 +34,24 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let tracker = TaskTracker::new();
     let config = Arc::new(data_dir.config.clone());
 
-    if let Some(address) = config.listen.http {
-        let context = http::HttpContext {
-            health: health.clone(),
-            store: store.clone(),
-        };
-        tracker.spawn(supervisor::supervise(
-            "http",
-            health.clone(),
-            shutdown.clone(),
-            move |role| http::run(address, context.clone(), role),
-        ));
-    }
     // Kept across restarts of the roles, so the counts cover the node's life.
     let smtp_counters = Arc::new(tme_smtp::Counters::default());
     let spool_path = data_dir.path.join(tme_store::SPOOL_DIRECTORY_NAME);
     let spool = tme_store::spool::InboundSpool::open(&spool_path, config.smtp.spool_bytes_max)
         .with_context(|| format!("cannot open the inbound spool {}", spool_path.display()))?;
-    if let Some(address) = config.listen.smtp {
+
+    // Every role registers in `health` when its supervisor is made, and all are made before
+    // any is spawned: `/readyz` cannot report ready while some role has not even started.
+    let http_role = config.listen.http.map(|address| {
+        let context = http::HttpContext {
+            health: health.clone(),
+            store: store.clone(),
+        };
+        supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
+            http::run(address, context.clone(), role)
+        })
+    });
+    let smtp_role = config.listen.smtp.map(|address| {
         let context = smtp::SmtpContext {
             store: store.clone(),
             spool: spool.clone(),
@@ -59,33 +59,35 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             data_directory: data_dir.path.clone(),
             counters: smtp_counters.clone(),
         };
-        tracker.spawn(supervisor::supervise(
-            "smtp",
-            health.clone(),
-            shutdown.clone(),
-            move |role| smtp::run(address, context.clone(), role),
-        ));
-    }
-    {
-        // Runs whether or not this node listens for SMTP now: the spool may hold mail from
-        // an earlier run.
+        supervisor::supervise("smtp", health.clone(), shutdown.clone(), move |role| {
+            smtp::run(address, context.clone(), role)
+        })
+    });
+    // Runs whether or not this node listens for SMTP now: the spool may hold mail from an
+    // earlier run.
+    let spool_role = {
         let store = store.clone();
-        tracker.spawn(supervisor::supervise(
-            "spool",
-            health.clone(),
-            shutdown.clone(),
-            move |role| spool::run(spool.clone(), store.clone(), smtp_counters.clone(), role),
-        ));
-    }
-    {
+        supervisor::supervise("spool", health.clone(), shutdown.clone(), move |role| {
+            spool::run(spool.clone(), store.clone(), smtp_counters.clone(), role)
+        })
+    };
+    let maintenance_role = {
         let store = store.clone();
-        tracker.spawn(supervisor::supervise(
+        supervisor::supervise(
             "maintenance",
             health.clone(),
             shutdown.clone(),
             move |role| maintenance::run(store.clone(), role),
-        ));
+        )
+    };
+    if let Some(role) = http_role {
+        tracker.spawn(role);
     }
+    if let Some(role) = smtp_role {
+        tracker.spawn(role);
+    }
+    tracker.spawn(spool_role);
+    tracker.spawn(maintenance_role);
     tracker.close();
 
     let waiting: Vec<&str> = config
