@@ -102,7 +102,7 @@ pub async fn deliver_spool(
                 tracing::info!(
                     retry_in_ms = wait.as_millis() as u64,
                     waiting = worker.spool.depth().entries_waiting,
-                    "spool delivery paused: the store is unavailable"
+                    "spool delivery paused: the store (or the spool folder) is unavailable"
                 );
                 // An entry spooled now means the store failed again: it waits out the delay.
                 (wait, false)

@@ -197,14 +197,6 @@ impl SpoolEntry {
         raw.extend_from_slice(&self.shared_suffix);
         raw
     }
-
-    /// The total size of the copies' raw messages.
-    pub fn raw_bytes(&self) -> u64 {
-        self.copies
-            .iter()
-            .map(|copy| (copy.prefix.len() + self.shared_suffix.len()) as u64)
-            .sum()
-    }
 }
 
 /// Where an entry is.
@@ -301,7 +293,17 @@ impl InboundSpool {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let id = SpoolEntryId::new(spooled.as_millis() as i64, transaction_id);
-        let encoded = encode(&id, transaction_id, spooled.as_secs() as i64, deliveries)?;
+        // Encoding compares and copies up to every copy's bytes: off the async worker when
+        // the runtime can spare the thread (the deliveries are borrowed, so not on a
+        // blocking task).
+        let encode_now = || encode(&id, transaction_id, spooled.as_secs() as i64, deliveries);
+        let encoded =
+            match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(encode_now)
+                }
+                _ => encode_now(),
+            }?;
         let length = encoded.len() as u64;
         self.reserve(length)?;
         let inner = self.inner.clone();
@@ -598,14 +600,34 @@ fn shared_suffix_length(raws: &[&[u8]]) -> usize {
     };
     let mut length = first.len();
     for raw in rest {
-        let limit = length.min(raw.len());
-        let mut shared = 0;
-        while shared < limit && first[first.len() - 1 - shared] == raw[raw.len() - 1 - shared] {
-            shared += 1;
-        }
-        length = shared;
+        length = common_suffix_length(&first[first.len() - length..], raw);
     }
     length
+}
+
+/// How many final bytes `left` and `right` share, compared a block at a time (the copies of a
+/// large message share megabytes).
+fn common_suffix_length(left: &[u8], right: &[u8]) -> usize {
+    const BLOCK_BYTES: usize = 4096;
+    let limit = left.len().min(right.len());
+    let mut shared = 0;
+    while shared < limit {
+        let step = BLOCK_BYTES.min(limit - shared);
+        let left_block = &left[left.len() - shared - step..left.len() - shared];
+        let right_block = &right[right.len() - shared - step..right.len() - shared];
+        if left_block == right_block {
+            shared += step;
+            continue;
+        }
+        let matching = left_block
+            .iter()
+            .rev()
+            .zip(right_block.iter().rev())
+            .take_while(|(left, right)| left == right)
+            .count();
+        return shared + matching;
+    }
+    shared
 }
 
 fn encode(
@@ -927,6 +949,21 @@ mod tests {
         spool.remove(&id).await.expect("remove");
         assert_eq!(spool.depth(), SpoolDepth::default());
         assert!(spool.waiting().await.expect("waiting").is_empty());
+    }
+
+    #[test]
+    fn the_shared_suffix_is_found_across_blocks() {
+        let body = "x".repeat(10_000).into_bytes();
+        let first = [b"A: 1\r\n".as_slice(), &body].concat();
+        let second = [b"B: 22\r\n".as_slice(), &body].concat();
+        let third = [b"\n".as_slice(), &body].concat();
+        assert_eq!(
+            shared_suffix_length(&[&first, &second, &third]),
+            body.len() + 1
+        );
+        assert_eq!(shared_suffix_length(&[&first]), first.len());
+        assert_eq!(shared_suffix_length(&[&first, b"y"]), 0);
+        assert_eq!(shared_suffix_length(&[]), 0);
     }
 
     #[test]
