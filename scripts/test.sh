@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
-# second run is quick. swaks and python3 (smtplib) are the SMTP peers of
+# second run is quick. swaks and python3 (smtplib; its sqlite3 module holds the store's lock in
+# crates/tme/tests/spool.rs) are the SMTP peers of
 # crates/tme/tests/smtp.rs; postfix relays to tme in crates/tme/tests/postfix_relay.rs, which
 # runs its own private instance (the package's system instance stays unconfigured: "No
 # configuration" below, so nothing listens on port 25); rspamd is the spam filter of

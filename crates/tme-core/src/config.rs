@@ -137,6 +137,17 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     /// How long expunged messages and deleted mailboxes stay restorable.
     pub retention_days: u32,
+    /// How long a write waits for the store while another process holds its write lock
+    /// before it fails as temporarily unavailable (SQLite's busy timeout). Inbound SMTP then
+    /// spools the message instead of answering 451.
+    #[serde(default = "StoreConfig::busy_timeout_ms_default")]
+    pub busy_timeout_ms: u64,
+}
+
+impl StoreConfig {
+    fn busy_timeout_ms_default() -> u64 {
+        30_000
+    }
 }
 
 impl Default for StoreConfig {
@@ -144,6 +155,7 @@ impl Default for StoreConfig {
         StoreConfig {
             backend: StoreBackend::Sqlite,
             retention_days: 30,
+            busy_timeout_ms: StoreConfig::busy_timeout_ms_default(),
         }
     }
 }
@@ -198,6 +210,10 @@ pub struct SmtpConfig {
     pub message_timeout_seconds: u64,
     /// Negative replies a session may collect before we answer `421 4.7.0` and close.
     pub session_errors_max: u32,
+    /// The most the inbound spool (`DATA_DIR/spool`) may hold, in octets: mail acknowledged
+    /// while the store was unavailable, waiting to be delivered. Past it, such mail gets
+    /// `451` instead of being spooled.
+    pub spool_bytes_max: u64,
 }
 
 impl Default for SmtpConfig {
@@ -212,6 +228,7 @@ impl Default for SmtpConfig {
             data_block_timeout_seconds: 5 * 60,
             message_timeout_seconds: 30 * 60,
             session_errors_max: 10,
+            spool_bytes_max: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -509,6 +526,8 @@ impl Config {
                 "smtp.session_errors_max",
                 u64::from(self.smtp.session_errors_max),
             ),
+            ("smtp.spool_bytes_max", self.smtp.spool_bytes_max),
+            ("store.busy_timeout_ms", self.store.busy_timeout_ms),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -614,8 +633,8 @@ mod tests {
             "",
             &[],
             expect![[r#"
-            []
-            StoreConfig { backend: Sqlite, retention_days: 30 }"#]],
+                []
+                StoreConfig { backend: Sqlite, retention_days: 30, busy_timeout_ms: 30000 }"#]],
         );
     }
 
@@ -687,14 +706,14 @@ mod tests {
                 Err(error) => format!("error: {error}"),
             }
         };
-        expect!["SmtpConfig { message_bytes_max: 52428800, recipients_max: 100, connections_max: 1000, connections_per_ip_max: 20, command_line_octets_max: 2048, command_timeout_seconds: 300, data_block_timeout_seconds: 300, message_timeout_seconds: 1800, session_errors_max: 10 }"]
+        expect!["SmtpConfig { message_bytes_max: 52428800, recipients_max: 100, connections_max: 1000, connections_per_ip_max: 20, command_line_octets_max: 2048, command_timeout_seconds: 300, data_block_timeout_seconds: 300, message_timeout_seconds: 1800, session_errors_max: 10, spool_bytes_max: 10737418240 }"]
         .assert_eq(&smtp("", &[]));
-        expect!["SmtpConfig { message_bytes_max: 1000, recipients_max: 5, connections_max: 1000, connections_per_ip_max: 20, command_line_octets_max: 2048, command_timeout_seconds: 300, data_block_timeout_seconds: 300, message_timeout_seconds: 1800, session_errors_max: 10 }"]
+        expect!["SmtpConfig { message_bytes_max: 1000, recipients_max: 5, connections_max: 1000, connections_per_ip_max: 20, command_line_octets_max: 2048, command_timeout_seconds: 300, data_block_timeout_seconds: 300, message_timeout_seconds: 1800, session_errors_max: 10, spool_bytes_max: 10737418240 }"]
         .assert_eq(&smtp(
             "[smtp]\nmessage_bytes_max = 1000\n",
             &[("TME_SMTP__RECIPIENTS_MAX", "5")],
         ));
-        expect!["error: /data/tme.toml: unknown field `recipient_max`, expected one of `message_bytes_max`, `recipients_max`, `connections_max`, `connections_per_ip_max`, `command_line_octets_max`, `command_timeout_seconds`, `data_block_timeout_seconds`, `message_timeout_seconds`, `session_errors_max` in `smtp`"].assert_eq(&smtp("[smtp]\nrecipient_max = 5\n", &[]));
+        expect!["error: /data/tme.toml: unknown field `recipient_max`, expected one of `message_bytes_max`, `recipients_max`, `connections_max`, `connections_per_ip_max`, `command_line_octets_max`, `command_timeout_seconds`, `data_block_timeout_seconds`, `message_timeout_seconds`, `session_errors_max`, `spool_bytes_max` in `smtp`"].assert_eq(&smtp("[smtp]\nrecipient_max = 5\n", &[]));
         expect!["error: /data/tme.toml: smtp.connections_max must be at least 1"]
             .assert_eq(&smtp("", &[("TME_SMTP__CONNECTIONS_MAX", "0")]));
         expect!["error: /data/tme.toml: smtp.command_line_octets_max must be at least 512 (RFC 5321 §4.5.3.1.4)"]
@@ -756,6 +775,23 @@ mod tests {
             Vec::new(),
         );
         assert_eq!(read_back.ok(), Some(config));
+    }
+
+    #[test]
+    fn store_busy_timeout_defaults_for_files_written_before_it() {
+        let store = "[store]\nbackend = \"sqlite\"\nretention_days = 7\n";
+        check(
+            store,
+            &[],
+            expect![[r#"
+                []
+                StoreConfig { backend: Sqlite, retention_days: 7, busy_timeout_ms: 30000 }"#]],
+        );
+        check(
+            store,
+            &[("TME_STORE__BUSY_TIMEOUT_MS", "0")],
+            expect!["error: /data/tme.toml: store.busy_timeout_ms must be at least 1"],
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! Two halves, as every protocol of tme: a sans-I/O codec and session (`framing` cuts
 //! bounded command lines, `data` reads message content, `session` is the state machine,
 //! `reply` is the one place where outcomes become reply codes, `trace` writes the trace
-//! headers), and `server`, the thin tokio layer that owns sockets, TLS, timeouts, connection
-//! limits and the calls into the store. Nothing below `server` does I/O.
+//! headers), and the async half: `server`, the thin tokio layer that owns sockets, TLS,
+//! timeouts, connection limits and the calls into the store (or, while the store is
+//! unavailable, into the inbound spool), and `spool_delivery`, the worker that delivers the
+//! spool once the store is back. Nothing but these two does I/O.
 //!
 //! RFC status (what a reader can rely on):
 //!
@@ -24,7 +26,8 @@
 //! | 3848 | `with` keywords ESMTP, ESMTPS (ESMTPA/ESMTPSA when submission lands) |
 //!
 //! What this crate must not do: relay (mail for domains we do not host is refused), keep a
-//! message it has not acknowledged, or acknowledge one before the store made it durable.
+//! message it has not acknowledged, acknowledge one before the store or the spool made it
+//! durable, or deliver a spooled message twice.
 
 pub mod data;
 pub mod framing;
@@ -33,6 +36,7 @@ pub mod metrics;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod spool_delivery;
 pub mod trace;
 
 pub use metrics::Metrics;

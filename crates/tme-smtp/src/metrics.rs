@@ -32,11 +32,23 @@ pub struct Metrics {
     pub sessions_ended: Family<Outcome, Counter>,
     /// `recipients_total{outcome=...}`: accepted, or the refusal (see `recipient_outcome`).
     pub recipients: Family<Outcome, Counter>,
-    /// `messages_total{outcome=...}`: `accepted`, `refused_size`, `refused_policy` (5xx
+    /// `messages_total{outcome=...}`: `accepted` (stored), `spooled` (acknowledged into the
+    /// inbound spool while the store was unavailable), `refused_size`, `refused_policy` (5xx
     /// after the content), `deferred` (4xx after the content: the sender retries).
     pub messages: Family<Outcome, Counter>,
     /// `accept_duration_seconds`: end of content to final reply, for accepted messages.
     pub accept_duration_seconds: Histogram,
+    /// `spool_entries_total{outcome="delivered"|"quarantined"}`: what became of entries of
+    /// the inbound spool (messages acknowledged while the store was unavailable).
+    pub spool_entries: Family<Outcome, Counter>,
+    /// `spool_entries_waiting`: entries in the spool when last looked at.
+    pub spool_entries_waiting: Gauge,
+    /// `spool_copies_dropped_total`: copies not delivered from the spool because their
+    /// account was deleted meanwhile.
+    pub spool_copies_dropped: Counter,
+    /// `spool_delivery_failures_total`: attempts to deliver a spool entry that failed because
+    /// the store was still unavailable.
+    pub spool_delivery_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -49,6 +61,10 @@ impl Default for Metrics {
             messages: Family::default(),
             // 1 ms to about 16 s.
             accept_duration_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            spool_entries: Family::default(),
+            spool_entries_waiting: Gauge::default(),
+            spool_copies_dropped: Counter::default(),
+            spool_delivery_failures: Counter::default(),
         }
     }
 }
@@ -87,6 +103,26 @@ impl Metrics {
             "accept_duration_seconds",
             "Time from the end of a message's content to the 250 reply",
             metrics.accept_duration_seconds.clone(),
+        );
+        registry.register(
+            "spool_entries",
+            "Inbound spool entries by outcome: delivered to the store, or quarantined",
+            metrics.spool_entries.clone(),
+        );
+        registry.register(
+            "spool_entries_waiting",
+            "Inbound spool entries waiting for the store",
+            metrics.spool_entries_waiting.clone(),
+        );
+        registry.register(
+            "spool_copies_dropped",
+            "Spooled copies dropped because their account was deleted meanwhile",
+            metrics.spool_copies_dropped.clone(),
+        );
+        registry.register(
+            "spool_delivery_failures",
+            "Attempts to deliver a spool entry that failed because the store was unavailable",
+            metrics.spool_delivery_failures.clone(),
         );
         metrics
     }

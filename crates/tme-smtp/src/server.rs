@@ -3,7 +3,8 @@
 //!
 //! It must not make protocol decisions: every reply comes from the `session` (and `reply`).
 //! What it decides is only what needs I/O: how a recipient resolves in the directory, and
-//! whether `Store::deliver` made a message durable (only then does the session answer 250).
+//! whether a message was made durable, by `Store::deliver` or, when the store is briefly
+//! unavailable, in the inbound spool (only then does the session answer 250).
 //!
 //! Shutdown: once the token fires, no connection is accepted; a session waiting for a
 //! command outside a transaction gets `421 4.3.2` and is closed; a session inside a
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tme_store::directory::resolve_recipient;
+use tme_store::spool::InboundSpool;
 use tme_store::{Account, AccountState, Delivery, Flags, Resolution, Store, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -118,15 +120,19 @@ struct ServerContext {
     config: ServerConfig,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Where a message goes when the store is briefly unavailable.
+    spool: InboundSpool,
     shutdown: CancellationToken,
 }
 
 /// Accepts connections on `listener` until `shutdown` fires, then waits for the sessions.
+/// A message the store cannot take for the moment goes to `spool` (see `store_or_spool`).
 pub async fn serve(
     listener: TcpListener,
     config: ServerConfig,
     store: Store,
     metrics: Arc<Metrics>,
+    spool: InboundSpool,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let connections = Arc::new(Semaphore::new(config.connections_max));
@@ -135,6 +141,7 @@ pub async fn serve(
         config,
         store,
         metrics,
+        spool,
         shutdown: shutdown.clone(),
     });
     let tracker = TaskTracker::new();
@@ -734,12 +741,59 @@ async fn deliver(
             flags: &flags,
         })
         .collect();
-    match context.store.deliver(&deliveries).await {
-        Ok(_) => Ok(transaction_id),
-        Err(StoreError::QuotaExceeded { .. }) => Err(DeliveryRefusal::OverQuota),
-        Err(error) => {
-            tracing::warn!(%error, transient = error.is_transient(), "delivery failed");
+    store_or_spool(context, &transaction_id, &deliveries).await?;
+    Ok(transaction_id)
+}
+
+/// Makes the copies durable: in the store, or, when the store is only briefly unavailable
+/// (busy, locked, an I/O error that may pass), in the inbound spool, which the spool worker
+/// delivers once the store is back (`spool_delivery`). Either way they survive a crash when
+/// this returns Ok, and only then does the client get 250. A permanent refusal (quota) keeps
+/// its reply; when the spool fails too, nothing is kept and the client gets 451.
+async fn store_or_spool(
+    context: &ServerContext,
+    transaction_id: &str,
+    deliveries: &[Delivery<'_>],
+) -> Result<(), DeliveryRefusal> {
+    let store_error = match context.store.deliver(deliveries).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::QuotaExceeded { .. }) => return Err(DeliveryRefusal::OverQuota),
+        Err(error) => error,
+    };
+    if !store_error.is_transient() {
+        tracing::warn!(error = %store_error, transient = false, "delivery failed");
+        return Err(DeliveryRefusal::TemporaryFailure);
+    }
+    // A failed `Store::deliver` committed nothing (its transaction is all or none), so the
+    // spooled copies are the only ones.
+    match context.spool.put(transaction_id, deliveries).await {
+        Ok(entry) => {
+            Metrics::count(&context.metrics.messages, "spooled");
+            context
+                .metrics
+                .spool_entries_waiting
+                .set(gauge_value(context.spool.depth().entries_waiting));
+            tracing::warn!(
+                transaction = %transaction_id,
+                entry = %entry,
+                copies = deliveries.len(),
+                error = %store_error,
+                "store unavailable: message spooled for delivery when it returns"
+            );
+            Ok(())
+        }
+        Err(spool_error) => {
+            tracing::warn!(
+                error = %store_error,
+                %spool_error,
+                "delivery failed and the message could not be spooled"
+            );
             Err(DeliveryRefusal::TemporaryFailure)
         }
     }
+}
+
+/// A count as a gauge's value (gauges are signed).
+pub(crate) fn gauge_value(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

@@ -18,9 +18,10 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::durable::{sync_directory, write_and_rename};
 use crate::error::{StoreError, StoreResult};
 
 /// The largest blob accepted: a message larger than this is refused before it is written.
@@ -224,21 +225,14 @@ impl BlobStore {
             std::process::id(),
             rand::random::<u64>()
         ));
-        let written = File::create(&temporary_path).and_then(|mut file| {
-            file.write_all(&encode(raw)?)?;
-            file.sync_all()
-        });
-        if let Err(error) = written {
-            let _ = fs::remove_file(&temporary_path);
-            return Err(StoreError::io(format!("cannot write blob {id}"), error));
-        }
-        fs::rename(&temporary_path, &final_path).map_err(|error| {
-            let _ = fs::remove_file(&temporary_path);
-            StoreError::io(
-                format!("cannot rename into {}", final_path.display()),
-                error,
-            )
-        })
+        encode(raw)
+            .and_then(|encoded| write_and_rename(&temporary_path, &final_path, &encoded))
+            .map_err(|error| {
+                StoreError::io(
+                    format!("cannot write blob {id} to {}", final_path.display()),
+                    error,
+                )
+            })
     }
 
     /// Reads a blob back, checking its header, length and hash.
@@ -374,13 +368,6 @@ fn parallel<T: Sync>(items: &[T], work: impl Fn(&T) -> StoreResult<()> + Sync) -
                 .unwrap_or_else(|_| Err(StoreError::Corrupt("a sync thread panicked".to_owned())))
         })
     })
-}
-
-/// Makes a directory's entries (a rename into it) durable.
-fn sync_directory(directory: &Path) -> StoreResult<()> {
-    File::open(directory)
-        .and_then(|handle| handle.sync_all())
-        .map_err(|error| StoreError::io(format!("cannot fsync {}", directory.display()), error))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub const CHECKS: &[&str] = &[
     "retention_purge_and_garbage_collection",
     "directory_rules",
     "alias_resolution",
+    "delivery_keys_deliver_once_per_account",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -44,6 +45,9 @@ pub async fn run(name: &str, store: &Store) {
         }
         "directory_rules" => directory_rules(store).await,
         "alias_resolution" => alias_resolution(store).await,
+        "delivery_keys_deliver_once_per_account" => {
+            delivery_keys_deliver_once_per_account(store).await
+        }
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -754,4 +758,99 @@ pub async fn alias_resolution(store: &Store) {
         .await
         .unwrap();
     assert_eq!(resolve("loop-a@example.com").await, format!("[{alice}] []"));
+}
+
+/// A delivery under a key reaches each account at most once, also when retried after it
+/// committed (the spool after a crash); a failed delivery records no key; keys are purged.
+pub async fn delivery_keys_deliver_once_per_account(store: &Store) {
+    let first = account(store, "first@example.com", 1 << 30).await;
+    let second = account(store, "second@example.com", 1 << 30).await;
+    let small = account(store, "small@example.com", 1000).await;
+    let first_inbox = inbox_of(store, first).await.id;
+    let second_inbox = inbox_of(store, second).await.id;
+    let small_inbox = inbox_of(store, small).await.id;
+    let flags = Flags::default();
+    let raw = message(1);
+    let copy = |account, mailbox, raw: &'static [u8]| Delivery {
+        account,
+        mailbox,
+        raw,
+        internal_date_unix: Some(1_700_000_000),
+        flags: &flags,
+    };
+    let raw: &'static [u8] = raw.leak();
+    let both = [
+        copy(first, first_inbox, raw),
+        copy(second, second_inbox, raw),
+    ];
+    let delivered = store.deliver_once("entry-1", &both).await.unwrap();
+    assert_eq!(delivered.appended.len(), 2);
+    assert!(delivered.accounts_already_delivered.is_empty());
+    let again = store.deliver_once("entry-1", &both).await.unwrap();
+    assert!(again.appended.is_empty(), "a retried key appends nothing");
+    assert_eq!(again.accounts_already_delivered, vec![first, second]);
+    let alone = store
+        .deliver_once("entry-1", &[copy(first, first_inbox, raw)])
+        .await
+        .unwrap();
+    assert_eq!(alone.accounts_already_delivered, vec![first]);
+    let other_key = store
+        .deliver_once("entry-2", &[copy(first, first_inbox, raw)])
+        .await
+        .unwrap();
+    assert_eq!(other_key.appended.len(), 1, "another key delivers");
+    let count = |account, mailbox| async move {
+        store
+            .mail
+            .message_list(account, mailbox)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(first, first_inbox).await, 2);
+    assert_eq!(count(second, second_inbox).await, 1);
+
+    // All or none: the over-quota account fails the whole call, and no key stays behind.
+    let big: &'static [u8] = "x".repeat(2000).leak().as_bytes();
+    let failed = store
+        .deliver_once(
+            "entry-3",
+            &[
+                copy(second, second_inbox, raw),
+                copy(small, small_inbox, big),
+            ],
+        )
+        .await;
+    assert!(matches!(failed, Err(StoreError::QuotaExceeded { .. })));
+    let retried = store
+        .deliver_once("entry-3", &[copy(second, second_inbox, raw)])
+        .await
+        .unwrap();
+    assert_eq!(retried.appended.len(), 1, "the failed call recorded no key");
+
+    for bad_key in [
+        "",
+        "with space",
+        &"k".repeat(crate::mail::DELIVERY_KEY_OCTETS_MAX + 1),
+    ] {
+        assert!(
+            matches!(
+                store.deliver_once(bad_key, &both).await,
+                Err(StoreError::Refused(_))
+            ),
+            "the key {bad_key:?} is refused"
+        );
+    }
+
+    // Purged keys are forgotten: the same key delivers again.
+    let purged = store.mail.delivery_keys_purge(i64::MAX).await.unwrap();
+    assert_eq!(
+        purged, 4,
+        "entry-1 for two accounts, entry-2 and entry-3 for one"
+    );
+    let after_purge = store
+        .deliver_once("entry-1", &[copy(first, first_inbox, raw)])
+        .await
+        .unwrap();
+    assert_eq!(after_purge.appended.len(), 1);
 }

@@ -6,14 +6,19 @@
 //! a blob is durable before a message refers to it; an account's mail store exists before the
 //! account receives mail; a blob referred to is never collected.
 //!
+//! Beside them, `spool` keeps the mail inbound SMTP acknowledged while the store could not
+//! take it, on this node's disk, until `Store::deliver_once` stores it exactly once.
+//!
 //! Backends: `sqlite` (the embedded default). A PostgreSQL backend implements the same traits
 //! and passes the same `conformance` suite. No SQL outside a backend module.
 
 pub mod blob;
 pub mod conformance;
 pub mod directory;
+mod durable;
 pub mod error;
 pub mod mail;
+pub mod spool;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -26,8 +31,8 @@ pub use directory::{
 };
 pub use error::{StoreError, StoreResult};
 pub use mail::{
-    Appended, Change, ChangeKind, FlagChange, Flags, MailStore, Mailbox, MailboxCounts, MailboxId,
-    MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
+    Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MailStore, Mailbox,
+    MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
 };
 use tme_core::EmailAddress;
 use tme_core::config::{StoreBackend, StoreConfig};
@@ -36,6 +41,8 @@ use tme_core::config::{StoreBackend, StoreConfig};
 pub const DIRECTORY_FILE_NAME: &str = "directory.sqlite";
 pub const MAIL_SHARD_FILE_NAME: &str = "mail-shard-0.sqlite";
 pub const BLOBS_DIRECTORY_NAME: &str = "blobs";
+/// The inbound spool (`spool`): mail acknowledged while the store could not take it.
+pub const SPOOL_DIRECTORY_NAME: &str = "spool";
 
 /// The directory, the mail store and the blob store of one node.
 #[derive(Debug, Clone)]
@@ -66,12 +73,17 @@ impl Store {
                 std::fs::create_dir_all(data_directory).map_err(|error| {
                     StoreError::io(format!("cannot create {}", data_directory.display()), error)
                 })?;
-                let directory =
-                    sqlite::SqliteDirectory::open(&data_directory.join(DIRECTORY_FILE_NAME))
-                        .await?;
-                let mail =
-                    sqlite::SqliteMailStore::open(&data_directory.join(MAIL_SHARD_FILE_NAME))
-                        .await?;
+                let busy_timeout = std::time::Duration::from_millis(config.busy_timeout_ms);
+                let directory = sqlite::SqliteDirectory::open(
+                    &data_directory.join(DIRECTORY_FILE_NAME),
+                    busy_timeout,
+                )
+                .await?;
+                let mail = sqlite::SqliteMailStore::open(
+                    &data_directory.join(MAIL_SHARD_FILE_NAME),
+                    busy_timeout,
+                )
+                .await?;
                 let blobs = BlobStore::open(&data_directory.join(BLOBS_DIRECTORY_NAME))?;
                 let closers = vec![
                     sqlite::Closer::Directory(directory.clone()),
@@ -133,6 +145,28 @@ impl Store {
     /// the order each account first appears.
     /// Each message is parsed here, once.
     pub async fn deliver(&self, deliveries: &[Delivery<'_>]) -> StoreResult<Vec<Appended>> {
+        Ok(self.deliver_keyed(None, deliveries).await?.appended)
+    }
+
+    /// Like `deliver`, but at most once per account for `delivery_key`: the key commits with
+    /// each account's messages, and an account that took this key before gets nothing again
+    /// (`MailStore::messages_append_once`). The inbound spool delivers its entries with their
+    /// id as the key, so a crash between this commit and the entry's removal delivers nothing
+    /// twice.
+    pub async fn deliver_once(
+        &self,
+        delivery_key: &str,
+        deliveries: &[Delivery<'_>],
+    ) -> StoreResult<AppendedOnce> {
+        mail::validate_delivery_key(delivery_key)?;
+        self.deliver_keyed(Some(delivery_key), deliveries).await
+    }
+
+    async fn deliver_keyed(
+        &self,
+        delivery_key: Option<&str>,
+        deliveries: &[Delivery<'_>],
+    ) -> StoreResult<AppendedOnce> {
         let blobs = self.blobs.clone();
         let raws: Vec<Vec<u8>> = deliveries
             .iter()
@@ -173,9 +207,15 @@ impl Store {
             .iter()
             .map(|(account, messages)| (*account, messages.as_slice()))
             .collect();
-        let appended = self.mail.messages_append_for_accounts(&borrowed).await?;
+        let outcome = match delivery_key {
+            None => AppendedOnce {
+                appended: self.mail.messages_append_for_accounts(&borrowed).await?,
+                accounts_already_delivered: Vec::new(),
+            },
+            Some(key) => self.mail.messages_append_once(key, &borrowed).await?,
+        };
         drop(guard);
-        Ok(appended)
+        Ok(outcome)
     }
 
     /// Reads a message's raw bytes back.
@@ -202,7 +242,11 @@ impl Store {
         now_unix: i64,
     ) -> StoreResult<(mail::PurgeReport, blob::CollectReport)> {
         let cutoff_unix = now_unix - i64::from(self.retention_days) * 86_400;
-        let purged = self.mail.retention_purge(cutoff_unix).await?;
+        let mut purged = self.mail.retention_purge(cutoff_unix).await?;
+        purged.delivery_keys_purged = self
+            .mail
+            .delivery_keys_purge(now_unix - mail::DELIVERY_KEYS_KEPT_DAYS * 86_400)
+            .await?;
         let blobs = self.blobs.clone();
         let guard = tokio::task::spawn_blocking(move || blobs.lock_for_collect())
             .await
@@ -228,6 +272,7 @@ pub fn data_files(data_directory: &Path) -> Vec<PathBuf> {
         DIRECTORY_FILE_NAME,
         MAIL_SHARD_FILE_NAME,
         BLOBS_DIRECTORY_NAME,
+        SPOOL_DIRECTORY_NAME,
     ]
     .iter()
     .map(|name| data_directory.join(name))

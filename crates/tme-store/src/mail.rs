@@ -392,6 +392,39 @@ pub struct Change {
 pub struct PurgeReport {
     pub messages_purged: u64,
     pub mailboxes_purged: u64,
+    /// Delivery keys past `DELIVERY_KEYS_KEPT_DAYS`.
+    pub delivery_keys_purged: u64,
+}
+
+/// The longest delivery key, in octets.
+pub const DELIVERY_KEY_OCTETS_MAX: usize = 128;
+/// How long a delivery key is remembered. It only has to outlive the moment between a commit
+/// and the removal of the spool entry that caused it (a crash there is redelivered at the
+/// next start), so this is far more than needed.
+pub const DELIVERY_KEYS_KEPT_DAYS: i64 = 90;
+
+/// Checks a delivery key: 1 to `DELIVERY_KEY_OCTETS_MAX` printable ASCII octets.
+pub fn validate_delivery_key(key: &str) -> StoreResult<()> {
+    let valid = !key.is_empty()
+        && key.len() <= DELIVERY_KEY_OCTETS_MAX
+        && key.bytes().all(|byte| byte.is_ascii_graphic());
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Refused(format!(
+            "delivery key {key:?} is not 1 to {DELIVERY_KEY_OCTETS_MAX} printable ASCII characters"
+        )))
+    }
+}
+
+/// What `messages_append_once` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendedOnce {
+    /// The messages appended by this call, grouped by account in the order given.
+    pub appended: Vec<Appended>,
+    /// The accounts that had taken a delivery under this key before: nothing was appended
+    /// to them now.
+    pub accounts_already_delivered: Vec<AccountId>,
 }
 
 /// The mail store, as every backend provides it. Every call names the account first.
@@ -449,6 +482,17 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         &self,
         batches: &[(AccountId, &[NewMessage])],
     ) -> StoreResult<Vec<Appended>>;
+    /// Like `messages_append_for_accounts`, but at most once per account and `delivery_key`:
+    /// the key is recorded for each account in the same transaction as its messages, and an
+    /// account that has it already is skipped (and listed in the result). A retried delivery
+    /// (the inbound spool after a crash between commit and cleanup) so stores nothing twice.
+    async fn messages_append_once(
+        &self,
+        delivery_key: &str,
+        batches: &[(AccountId, &[NewMessage])],
+    ) -> StoreResult<AppendedOnce>;
+    /// Forgets the delivery keys recorded before `cutoff_unix`; returns how many.
+    async fn delivery_keys_purge(&self, cutoff_unix: i64) -> StoreResult<u64>;
     /// The live messages of a mailbox in UID order.
     async fn message_list(
         &self,

@@ -43,4 +43,5 @@ conformance_tests!(
     retention_purge_and_garbage_collection,
     directory_rules,
     alias_resolution,
+    delivery_keys_deliver_once_per_account,
 );

@@ -1,7 +1,8 @@
 //! Starts a whole tme node for integration tests: a temporary data directory, every listener
 //! on a free loopback port, `tme serve` as a child process stopped by its PID when the test
 //! ends (even when it panics), and helpers to run CLI commands against the same data
-//! directory and to read the shared message corpus.
+//! directory, to read the shared message corpus, and to hold a store file's write lock from
+//! another process (`SqliteWriteLock`).
 //!
 //! It starts the real binary: tests talk to it only as clients and operators would. Peers the
 //! node talks to are started the same way, as real programs: [`Rspamd`].
@@ -300,6 +301,82 @@ pub fn signal(pid: u32, name: &str) -> Result<()> {
         bail!("kill -{name} {pid} failed");
     }
     Ok(())
+}
+
+/// SQLite's write lock on a database file, held by another process (Python's `sqlite3`
+/// module in `BEGIN EXCLUSIVE`), as a second writer holding it for long would: the store is
+/// briefly unavailable to writes while readers go on (WAL). Released by `release` or when
+/// dropped (the process is killed by its PID).
+#[derive(Debug)]
+pub struct SqliteWriteLock {
+    child: Option<Child>,
+}
+
+impl SqliteWriteLock {
+    /// Takes the lock on `database` and returns once it is held.
+    pub fn hold(database: &Path) -> Result<SqliteWriteLock> {
+        const SCRIPT: &str = r#"
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
+connection.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+connection.execute("ROLLBACK")
+connection.close()
+print("released", flush=True)
+"#;
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(database)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot run python3 to hold the SQLite lock")?;
+        let mut lock = SqliteWriteLock { child: None };
+        let line = read_line(&mut child)?;
+        lock.child = Some(child);
+        if line.trim() != "locked" {
+            bail!("python3 did not take the SQLite lock: {line:?}");
+        }
+        Ok(lock)
+    }
+
+    /// Rolls back and ends the holding process.
+    pub fn release(mut self) -> Result<()> {
+        let mut child = self.child.take().context("released already")?;
+        child.stdin.take().context("no stdin")?.write_all(
+            b"release
+",
+        )?;
+        let line = read_line(&mut child)?;
+        child.wait()?;
+        if line.trim() != "released" {
+            bail!("python3 did not release the SQLite lock: {line:?}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteWriteLock {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One line of a child's standard output (read byte by byte, so nothing past it is taken).
+fn read_line(child: &mut Child) -> Result<String> {
+    let stdout = child.stdout.as_mut().context("no stdout")?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Distinct free loopback ports, all chosen before any is released.

@@ -80,6 +80,17 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// The inbound spool: mail accepted while the store was unavailable.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolCommand {
+    /// List the entries waiting for delivery and those in quarantine, with the reason.
+    List(ListArgs),
 }
 
 #[derive(Debug, Subcommand)]

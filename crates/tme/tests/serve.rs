@@ -15,6 +15,7 @@ fn serves_health_and_stops_gracefully_on_sigterm() {
     let health: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(health["roles"]["http"]["state"], "running");
     assert_eq!(health["roles"]["maintenance"]["state"], "running");
+    assert_eq!(health["roles"]["spool"]["state"], "running");
     let (status, body) = node.http_get("/readyz").expect("readyz");
     assert_eq!(status, 200, "{body}");
 

@@ -1,6 +1,7 @@
 //! The directory on SQLite (`directory.sqlite`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -25,9 +26,9 @@ pub struct SqliteDirectory {
 }
 
 impl SqliteDirectory {
-    pub async fn open(path: &Path) -> StoreResult<SqliteDirectory> {
+    pub async fn open(path: &Path, busy_timeout: Duration) -> StoreResult<SqliteDirectory> {
         Ok(SqliteDirectory {
-            database: Database::open(path, &schema::DIRECTORY).await?,
+            database: Database::open(path, &schema::DIRECTORY, busy_timeout).await?,
         })
     }
 

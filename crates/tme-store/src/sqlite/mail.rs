@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -17,9 +18,9 @@ use crate::blob::BlobId;
 use crate::directory::AccountId;
 use crate::error::{StoreError, StoreResult};
 use crate::mail::{
-    Appended, Change, ChangeKind, FlagChange, Flags, MAILBOXES_PER_ACCOUNT_MAX, MailStore, Mailbox,
-    MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage, PurgeReport,
-    SpecialUse, Uid, Usage, validate_mailbox_name,
+    Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MAILBOXES_PER_ACCOUNT_MAX,
+    MailStore, Mailbox, MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage,
+    PurgeReport, SpecialUse, Uid, Usage, validate_delivery_key, validate_mailbox_name,
 };
 
 /// zstd level for the stored summaries (postcard, a compact binary serde format).
@@ -33,9 +34,9 @@ pub struct SqliteMailStore {
 }
 
 impl SqliteMailStore {
-    pub async fn open(path: &Path) -> StoreResult<SqliteMailStore> {
+    pub async fn open(path: &Path, busy_timeout: Duration) -> StoreResult<SqliteMailStore> {
         Ok(SqliteMailStore {
-            database: Database::open(path, &schema::MAIL).await?,
+            database: Database::open(path, &schema::MAIL, busy_timeout).await?,
         })
     }
 
@@ -45,6 +46,63 @@ impl SqliteMailStore {
 }
 
 type WriteTransaction = Transaction<'static, Sqlite>;
+
+impl SqliteMailStore {
+    /// Appends every batch in one transaction (all of them or none); with a delivery key,
+    /// each account at most once per key.
+    async fn append_for_accounts(
+        &self,
+        delivery_key: Option<&str>,
+        batches: &[(AccountId, &[NewMessage])],
+    ) -> StoreResult<AppendedOnce> {
+        let mut encoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(batches.len());
+        for (_, messages) in batches {
+            encoded.push(
+                messages
+                    .iter()
+                    .map(|message| encode_summary(&message.summary))
+                    .collect::<StoreResult<_>>()?,
+            );
+        }
+        let mut outcome = AppendedOnce::default();
+        if batches.iter().all(|(_, messages)| messages.is_empty()) {
+            return Ok(outcome);
+        }
+        // One transaction for every account of this shard: all of them or none.
+        let mut transaction = self.database.begin_write().await?;
+        for ((account, messages), summaries) in batches.iter().zip(&encoded) {
+            if let Some(key) = delivery_key
+                && !record_delivery_key(&mut transaction, *account, key).await?
+            {
+                outcome.accounts_already_delivered.push(*account);
+                continue;
+            }
+            outcome
+                .appended
+                .extend(append_in(&mut transaction, *account, messages, summaries).await?);
+        }
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+}
+
+/// Records that `account` took the delivery `key`; false when it had already.
+async fn record_delivery_key(
+    transaction: &mut WriteTransaction,
+    account: AccountId,
+    key: &str,
+) -> StoreResult<bool> {
+    let result = sqlx::query(
+        "INSERT INTO delivery_keys (account_id, delivery_key, created_unix) VALUES (?, ?, ?)
+         ON CONFLICT (account_id, delivery_key) DO NOTHING",
+    )
+    .bind(account)
+    .bind(key)
+    .bind(now_unix())
+    .execute(&mut **transaction)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
 
 fn mailbox_from_row(row: &SqliteRow) -> StoreResult<Mailbox> {
     let special_use: Option<String> = row.try_get("special_use")?;
@@ -294,6 +352,7 @@ impl MailStore for SqliteMailStore {
     async fn account_delete(&self, account: AccountId) -> StoreResult<()> {
         let mut transaction = self.database.begin_write().await?;
         for statement in [
+            "DELETE FROM delivery_keys WHERE account_id = ?",
             "DELETE FROM changes WHERE account_id = ?",
             "DELETE FROM messages WHERE account_id = ?",
             "DELETE FROM mailboxes WHERE account_id = ?",
@@ -609,26 +668,26 @@ impl MailStore for SqliteMailStore {
         &self,
         batches: &[(AccountId, &[NewMessage])],
     ) -> StoreResult<Vec<Appended>> {
-        let mut encoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(batches.len());
-        for (_, messages) in batches {
-            encoded.push(
-                messages
-                    .iter()
-                    .map(|message| encode_summary(&message.summary))
-                    .collect::<StoreResult<_>>()?,
-            );
-        }
-        if batches.iter().all(|(_, messages)| messages.is_empty()) {
-            return Ok(Vec::new());
-        }
-        // One transaction for every account of this shard: all of them or none.
+        Ok(self.append_for_accounts(None, batches).await?.appended)
+    }
+
+    async fn messages_append_once(
+        &self,
+        delivery_key: &str,
+        batches: &[(AccountId, &[NewMessage])],
+    ) -> StoreResult<AppendedOnce> {
+        validate_delivery_key(delivery_key)?;
+        self.append_for_accounts(Some(delivery_key), batches).await
+    }
+
+    async fn delivery_keys_purge(&self, cutoff_unix: i64) -> StoreResult<u64> {
         let mut transaction = self.database.begin_write().await?;
-        let mut appended = Vec::new();
-        for ((account, messages), summaries) in batches.iter().zip(&encoded) {
-            appended.extend(append_in(&mut transaction, *account, messages, summaries).await?);
-        }
+        let result = sqlx::query("DELETE FROM delivery_keys WHERE created_unix < ?")
+            .bind(cutoff_unix)
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
-        Ok(appended)
+        Ok(result.rows_affected())
     }
 
     async fn message_list(

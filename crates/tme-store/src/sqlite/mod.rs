@@ -23,8 +23,6 @@ pub use mail::SqliteMailStore;
 
 use crate::error::{StoreError, StoreResult};
 
-/// How long a writer waits for another process's write transaction before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_CONNECTIONS_MAX: u32 = 8;
 
 /// One database file with a single writer connection and a pool of readers.
@@ -35,14 +33,20 @@ pub(crate) struct Database {
 }
 
 impl Database {
-    pub(crate) async fn open(path: &Path, schema: &schema::Schema) -> StoreResult<Database> {
+    /// Opens (creating and migrating) one file. `busy_timeout` is how long a write waits for
+    /// another process's write transaction before failing (`store.busy_timeout_ms`).
+    pub(crate) async fn open(
+        path: &Path,
+        schema: &schema::Schema,
+        busy_timeout: Duration,
+    ) -> StoreResult<Database> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(busy_timeout);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

@@ -117,7 +117,9 @@ CREATE TRIGGER aliases_delete AFTER DELETE ON aliases BEGIN UPDATE generation SE
 
 /// A mail shard file.
 pub(crate) const MAIL: Schema = Schema {
-    steps: &[r#"
+    steps: &[
+        // 1: accounts, mailboxes, messages, change log.
+        r#"
 CREATE TABLE mail_accounts (
     account_id INTEGER PRIMARY KEY,
     quota_bytes_max INTEGER NOT NULL,
@@ -166,5 +168,17 @@ CREATE TABLE changes (
     uid INTEGER
 );
 CREATE INDEX changes_account_modseq ON changes(account_id, modseq);
-"#],
+"#,
+        // 2: delivery keys, so the inbound spool delivers each entry once per account even when
+        // a crash comes between the commit and the removal of the entry.
+        r#"
+CREATE TABLE delivery_keys (
+    account_id INTEGER NOT NULL,
+    delivery_key TEXT NOT NULL,
+    created_unix INTEGER NOT NULL,
+    PRIMARY KEY (account_id, delivery_key)
+) WITHOUT ROWID;
+CREATE INDEX delivery_keys_created ON delivery_keys(created_unix);
+"#,
+    ],
 };

@@ -4,10 +4,11 @@
 mod admin;
 mod import;
 mod init;
+mod spool;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ConfigCommand, StoreCommand};
+use crate::cli::{Cli, Command, ConfigCommand, SpoolCommand, StoreCommand};
 use crate::data_dir::DataDir;
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -36,15 +37,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = data_dir.open_store().await?;
             let (purged, collected) = store.collect_garbage(now_unix()).await?;
             println!(
-                "purged {} message(s) and {} mailbox(es) past retention; deleted {} unreferenced blob(s) ({}), kept {}",
+                "purged {} message(s) and {} mailbox(es) past retention and {} old delivery key(s); deleted {} unreferenced blob(s) ({}), kept {}",
                 purged.messages_purged,
                 purged.mailboxes_purged,
+                purged.delivery_keys_purged,
                 collected.blobs_deleted,
                 crate::units::format_bytes(collected.bytes_deleted),
                 collected.blobs_kept
             );
             store.close().await;
             Ok(())
+        }
+        Command::Spool {
+            command: SpoolCommand::List(list),
+        } => {
+            let data_dir = DataDir::open(&cli.data_dir)?;
+            spool::list(&data_dir, list.json)
         }
         Command::Import {
             address,

@@ -23,6 +23,7 @@ pub async fn run(store: Store, role: RoleContext) -> Result<()> {
             Ok((purged, collected)) => tracing::info!(
                 messages_purged = purged.messages_purged,
                 mailboxes_purged = purged.mailboxes_purged,
+                delivery_keys_purged = purged.delivery_keys_purged,
                 blobs_deleted = collected.blobs_deleted,
                 bytes_deleted = collected.bytes_deleted,
                 "retention purge and blob collection done"

@@ -8,12 +8,13 @@ mod health;
 mod http;
 mod maintenance;
 mod smtp;
+mod spool;
 mod supervisor;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,42 +40,59 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     ));
     let registry = Arc::new(registry);
 
-    if let Some(address) = config.listen.http {
+    let spool_path = data_dir.path.join(tme_store::SPOOL_DIRECTORY_NAME);
+    let spool = tme_store::spool::InboundSpool::open(&spool_path, config.smtp.spool_bytes_max)
+        .with_context(|| format!("cannot open the inbound spool {}", spool_path.display()))?;
+
+    // Every role registers in `health` when its supervisor is made, and all are made before
+    // any is spawned: `/readyz` cannot report ready while some role has not even started.
+    let http_role = config.listen.http.map(|address| {
         let context = http::HttpContext {
             health: health.clone(),
             store: store.clone(),
             metrics: registry.clone(),
         };
-        tracker.spawn(supervisor::supervise(
-            "http",
-            health.clone(),
-            shutdown.clone(),
-            move |role| http::run(address, context.clone(), role),
-        ));
-    }
-    if let Some(address) = config.listen.smtp {
+        supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
+            http::run(address, context.clone(), role)
+        })
+    });
+    let smtp_role = config.listen.smtp.map(|address| {
         let context = smtp::SmtpContext {
             store: store.clone(),
+            spool: spool.clone(),
             config: config.clone(),
             data_directory: data_dir.path.clone(),
             metrics: smtp_metrics.clone(),
         };
-        tracker.spawn(supervisor::supervise(
-            "smtp",
-            health.clone(),
-            shutdown.clone(),
-            move |role| smtp::run(address, context.clone(), role),
-        ));
-    }
-    {
+        supervisor::supervise("smtp", health.clone(), shutdown.clone(), move |role| {
+            smtp::run(address, context.clone(), role)
+        })
+    });
+    // Runs whether or not this node listens for SMTP now: the spool may hold mail from an
+    // earlier run.
+    let spool_role = {
         let store = store.clone();
-        tracker.spawn(supervisor::supervise(
+        supervisor::supervise("spool", health.clone(), shutdown.clone(), move |role| {
+            spool::run(spool.clone(), store.clone(), smtp_metrics.clone(), role)
+        })
+    };
+    let maintenance_role = {
+        let store = store.clone();
+        supervisor::supervise(
             "maintenance",
             health.clone(),
             shutdown.clone(),
             move |role| maintenance::run(store.clone(), role),
-        ));
+        )
+    };
+    if let Some(role) = http_role {
+        tracker.spawn(role);
     }
+    if let Some(role) = smtp_role {
+        tracker.spawn(role);
+    }
+    tracker.spawn(spool_role);
+    tracker.spawn(maintenance_role);
     tracker.close();
 
     let waiting: Vec<&str> = config

@@ -1,5 +1,5 @@
 //! The `smtp` role: inbound mail (MX) on `listen.smtp`, wiring `tme_smtp::serve` to the
-//! node's config, certificate and store. The protocol lives in `tme-smtp`.
+//! node's config, certificate, store and inbound spool. The protocol lives in `tme-smtp`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,12 +10,15 @@ use anyhow::{Context, Result};
 use tme_core::config::Config;
 use tme_smtp::ServerConfig;
 use tme_store::Store;
+use tme_store::spool::InboundSpool;
 
 use super::supervisor::RoleContext;
 
 #[derive(Debug, Clone)]
 pub struct SmtpContext {
     pub store: Store,
+    /// Where a message goes while the store is unavailable (delivered by the `spool` role).
+    pub spool: InboundSpool,
     pub config: Arc<Config>,
     pub data_directory: PathBuf,
     /// Kept across restarts of the role, so the counts cover the node's life.
@@ -60,6 +63,7 @@ pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -
         server_config,
         context.store.clone(),
         context.metrics.clone(),
+        context.spool.clone(),
         role.shutdown.clone(),
     )
     .await

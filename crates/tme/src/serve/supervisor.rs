@@ -30,51 +30,56 @@ impl RoleContext {
     }
 }
 
-pub async fn supervise<F, Fut>(
+/// Registers the role in `health` (as starting) at once, and returns the supervising task.
+pub fn supervise<F, Fut>(
     name: &'static str,
     health: Arc<Health>,
     shutdown: CancellationToken,
     mut start: F,
-) where
+) -> impl Future<Output = ()> + use<F, Fut>
+where
     F: FnMut(RoleContext) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let mut backoff = BACKOFF_FIRST;
-    loop {
-        health.set(name, RoleState::Starting, None);
-        let context = RoleContext {
-            name,
-            shutdown: shutdown.clone(),
-            health: health.clone(),
-        };
-        let started = Instant::now();
-        // A task of its own, so a panic in the role is caught here as a JoinError.
-        let outcome = tokio::spawn(start(context)).await;
-        if shutdown.is_cancelled() {
-            if let Ok(Err(error)) = &outcome {
-                tracing::warn!(role = name, error = %format!("{error:#}"), "role failed while stopping");
-            }
-            health.set(name, RoleState::Stopped, None);
-            return;
-        }
-        let error = match outcome {
-            Ok(Ok(())) => "stopped unexpectedly".to_owned(),
-            Ok(Err(error)) => format!("{error:#}"),
-            Err(join_error) => format!("panicked: {join_error}"),
-        };
-        if started.elapsed() >= HEALTHY_RUN {
-            backoff = BACKOFF_FIRST;
-        }
-        tracing::error!(role = name, %error, retry_in_ms = backoff.as_millis() as u64, "role failed; restarting");
-        health.set(name, RoleState::Restarting, Some(error));
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => {
+    health.set(name, RoleState::Starting, None);
+    async move {
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            health.set(name, RoleState::Starting, None);
+            let context = RoleContext {
+                name,
+                shutdown: shutdown.clone(),
+                health: health.clone(),
+            };
+            let started = Instant::now();
+            // A task of its own, so a panic in the role is caught here as a JoinError.
+            let outcome = tokio::spawn(start(context)).await;
+            if shutdown.is_cancelled() {
+                if let Ok(Err(error)) = &outcome {
+                    tracing::warn!(role = name, error = %format!("{error:#}"), "role failed while stopping");
+                }
                 health.set(name, RoleState::Stopped, None);
                 return;
             }
+            let error = match outcome {
+                Ok(Ok(())) => "stopped unexpectedly".to_owned(),
+                Ok(Err(error)) => format!("{error:#}"),
+                Err(join_error) => format!("panicked: {join_error}"),
+            };
+            if started.elapsed() >= HEALTHY_RUN {
+                backoff = BACKOFF_FIRST;
+            }
+            tracing::error!(role = name, %error, retry_in_ms = backoff.as_millis() as u64, "role failed; restarting");
+            health.set(name, RoleState::Restarting, Some(error));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => {
+                    health.set(name, RoleState::Stopped, None);
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
