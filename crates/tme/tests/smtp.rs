@@ -765,3 +765,175 @@ print("quit", reply(reader)[-1])
     );
     assert!(stdout.contains("quit 221"), "{stdout}");
 }
+
+/// Peak resident memory of a process, from `/proc/PID/status` (`VmHWM`), in KiB.
+fn peak_resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// The bad input, against the live server: each gets its reply or a clean close,
+/// nothing partial is stored, the server goes on, and memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_reply_or_a_clean_close() {
+    let node = mail_node_with(&[
+        (
+            "data_block_timeout_seconds = 300",
+            "data_block_timeout_seconds = 1",
+        ),
+        ("session_errors_max = 10", "session_errors_max = 5"),
+    ]);
+    let pid = node.pid().expect("running");
+
+    // A 1 GiB message in DATA, without SIZE: read to its end, dropped, 552; memory stays
+    // near the 200 000-octet limit, not the message.
+    let mut client = Client::connect(&node);
+    client.command("EHLO client.test");
+    assert!(
+        client
+            .command("MAIL FROM:<a@sender.test>")
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command("RCPT TO:<user@example.com>")
+            .starts_with("250")
+    );
+    assert!(client.command("DATA").starts_with("354"));
+    let block = format!("{}\r\n", "x".repeat(1022)).repeat(1024);
+    for _ in 0..1024 {
+        client.send(block.as_bytes());
+    }
+    client.send(b".\r\n");
+    let reply = client.reply();
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    // And the same as one BDAT chunk of 1 GiB.
+    assert!(
+        client
+            .command("MAIL FROM:<a@sender.test>")
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command("RCPT TO:<user@example.com>")
+            .starts_with("250")
+    );
+    client.send(format!("BDAT {} LAST\r\n", 1024 * block.len()).as_bytes());
+    for _ in 0..1024 {
+        client.send(block.as_bytes());
+    }
+    let reply = client.reply();
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    assert!(client.command("QUIT").starts_with("221"));
+    let peak_kib = peak_resident_kib(pid);
+    assert!(
+        peak_kib < 256 * 1024,
+        "peak resident memory {peak_kib} KiB after two 1 GiB messages"
+    );
+
+    // 10 000 RCPTs in one pipelined burst: 3 accepted (recipients_max), then `452 4.5.3`
+    // for each of the rest (not counted as errors: RFC 5321 §4.5.3.1.10 expects the client
+    // to send the rest later), and the session goes on.
+    let mut client = Client::connect(&node);
+    client.command("EHLO client.test");
+    let mut burst = String::from("MAIL FROM:<a@sender.test>\r\n");
+    for index in 0..10_000 {
+        burst.push_str(&format!("RCPT TO:<user+{index}@example.com>\r\n"));
+    }
+    client.send(burst.as_bytes());
+    assert_eq!(client.reply(), "250 2.1.0 sender OK");
+    for index in 0..10_000 {
+        let reply = client.reply();
+        if index < 3 {
+            assert!(reply.starts_with("250 2.1.5"), "{index}: {reply}");
+        } else {
+            assert_eq!(reply, "452 4.5.3 too many recipients", "{index}");
+        }
+    }
+    assert!(client.command("RSET").starts_with("250"));
+    assert!(client.command("QUIT").starts_with("221"));
+
+    // A DATA that never ends: 421 after the block timeout, nothing stored.
+    let mut client = Client::connect(&node);
+    client.command("EHLO client.test");
+    client.command("MAIL FROM:<a@sender.test>");
+    client.command("RCPT TO:<user@example.com>");
+    assert!(client.command("DATA").starts_with("354"));
+    client.send(b"Subject: never ends\r\n\r\nand then silence");
+    assert_eq!(client.reply(), "421 4.4.2 timeout, closing connection");
+
+    // A connection dropped mid-DATA stores nothing.
+    let mut client = Client::connect(&node);
+    client.command("EHLO client.test");
+    client.command("MAIL FROM:<a@sender.test>");
+    client.command("RCPT TO:<user@example.com>");
+    assert!(client.command("DATA").starts_with("354"));
+    client.send(b"Subject: dropped\r\n\r\nhalf a mess");
+    drop(client);
+
+    // TLS handshake garbage after STARTTLS: the server closes; nothing else is affected.
+    let mut client = Client::connect(&node);
+    client.command("EHLO client.test");
+    assert!(client.command("STARTTLS").starts_with("220"));
+    client.send(&[
+        0x16, 0x03, 0x01, 0xff, 0xff, b'G', b'A', b'R', b'B', b'A', b'G', b'E',
+    ]);
+    client.send(&[0u8; 70_000]);
+    assert_eq!(client.reply(), "[closed]");
+
+    // Garbage in every state: NUL bytes, bare LF, 8-bit junk, binary noise. Each command
+    // gets a reply until the error limit closes the session.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for prefix in [
+        "",
+        "EHLO client.test\r\n",
+        "EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\n",
+        "EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<user@example.com>\r\n",
+    ] {
+        let mut client = Client::connect(&node);
+        client.send(prefix.as_bytes());
+        let mut noise = Vec::new();
+        for _ in 0..4096 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            noise.push(match seed % 8 {
+                0 => b'\n',
+                1 => 0,
+                _ => (seed >> 8) as u8,
+            });
+        }
+        noise.extend_from_slice(b"\r\nBAD\r\nBAD\r\nBAD\r\nBAD\r\nBAD\r\nBAD\r\n");
+        let _ = client.writer.write_all(&noise);
+        let mut last = String::new();
+        for _ in 0..10_000 {
+            let reply = client.reply();
+            if reply == "[closed]" {
+                break;
+            }
+            last = reply;
+        }
+        assert!(
+            last.starts_with("421") || last.starts_with("5") || last.starts_with("354"),
+            "garbage after {prefix:?} ends with {last:?}"
+        );
+    }
+
+    // The server is alive, and nothing of the above was stored.
+    let (status, _) = node.http_get("/healthz").expect("healthz");
+    assert_eq!(status, 200);
+    let mut client = Client::connect(&node);
+    client.command("EHLO client.test");
+    client.send_message(
+        "user@example.com",
+        b"Subject: after\r\n\r\nstill here\r\n",
+        Transfer::Data,
+    );
+    let stored = inbox(node.data_dir(), "user@example.com").await;
+    assert_eq!(stored.len(), 1, "only the last message is stored");
+    assert!(split_trace(&stored[0]).1.starts_with(b"Subject: after"));
+}
