@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
-# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs. (Later protocol
-# tests add postfix, dovecot, nsd, chromium...)
-APT_PACKAGES=(util-linux procps swaks)
+# second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs; nsd is the local
+# authoritative DNS every test node's resolver asks (tme-testkit starts a private one);
+# python3-dkim (dkimpy) and openssl sign the DKIM test messages. (Later protocol tests add
+# postfix, dovecot, chromium...)
+APT_PACKAGES=(util-linux procps swaks nsd python3-dkim openssl)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -16,6 +18,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    # Debian's nsd package enables and starts a system NSD on port 53 (unless policy-rc.d
+    # forbids it); the tests run their own, so the system one is stopped and disabled.
+    if [[ " ${missing[*]} " == *" nsd "* ]]; then
+      if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now nsd.service || true
+      elif [ -x /etc/init.d/nsd ]; then
+        /etc/init.d/nsd stop || true
+      fi
+    fi
   else
     echo "missing packages: ${missing[*]} (install them as root)" >&2
     exit 1

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tme_store::directory::resolve_recipient;
-use tme_store::{Account, AccountState, Delivery, Flags, Resolution, Store, StoreError};
+use tme_store::{
+    Account, AccountState, Delivery, Flags, Resolution, SpecialUse, Store, StoreError,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -67,6 +69,7 @@ pub struct Counters {
     pub connections_refused_limit: AtomicU64,
     pub messages_accepted: AtomicU64,
     pub messages_refused_size: AtomicU64,
+    pub messages_refused_filter: AtomicU64,
     pub messages_failed_store: AtomicU64,
     pub recipients_accepted: AtomicU64,
     pub recipients_refused_unknown: AtomicU64,
@@ -89,6 +92,7 @@ impl Counters {
             ("connections_refused_limit", &self.connections_refused_limit),
             ("messages_accepted", &self.messages_accepted),
             ("messages_refused_size", &self.messages_refused_size),
+            ("messages_refused_filter", &self.messages_refused_filter),
             ("messages_failed_store", &self.messages_failed_store),
             ("recipients_accepted", &self.recipients_accepted),
             (
@@ -529,6 +533,10 @@ async fn run_session(
                                 "message accepted"
                             );
                         }
+                        Err(DeliveryRefusal::Refused(refusal)) => {
+                            Counters::add(&context.counters.messages_refused_filter);
+                            tracing::info!(?refusal, sender = %message.envelope.sender, "message refused");
+                        }
                         Err(refusal) => {
                             Counters::add(&context.counters.messages_failed_store);
                             tracing::warn!(?refusal, "message not stored");
@@ -676,11 +684,36 @@ async fn inbox_target(
     }))
 }
 
-/// Stores one copy per account, each with its trace headers, in one `Store::deliver` call.
+/// The account's Junk mailbox, found by its special use (RFC 6154 `\Junk`), not its name.
+/// An account without one (its owner deleted it), or a store that cannot list it, gets the
+/// copy in the Inbox chosen at RCPT: the header fields still say it is spam, and filing is
+/// not worth losing the message over.
+async fn junk_mailbox(store: &Store, target: &DeliveryTarget) -> tme_store::MailboxId {
+    match store.mail.mailbox_list(target.account).await {
+        Ok(mailboxes) => {
+            if let Some(junk) = mailboxes
+                .iter()
+                .find(|mailbox| mailbox.special_use == Some(SpecialUse::Junk))
+            {
+                return junk.id;
+            }
+            tracing::warn!(account = %target.address, "account has no Junk mailbox; spam goes to the Inbox");
+        }
+        Err(error) => {
+            tracing::warn!(%error, account = %target.address, "cannot find the Junk mailbox; spam goes to the Inbox");
+        }
+    }
+    target.mailbox
+}
+
+/// Judges the message (`tme-filter`), then stores one copy per account, each with its trace
+/// headers and the verdict's header fields, in one `Store::deliver` call: in the Inbox, or
+/// in Junk when the verdict says so. A refusal stores nothing.
 async fn deliver(
     context: &ServerContext,
     message: &MessageForDelivery,
 ) -> Result<String, DeliveryRefusal> {
+    let transaction_id = format!("{:016X}", rand::random::<u64>());
     let verdict = context
         .config
         .filter
@@ -692,8 +725,20 @@ async fn deliver(
             message: &message.message,
         })
         .await;
-    // Only the header fields are used yet: refusing and filing in Junk come with the checks.
-    let transaction_id = format!("{:016X}", rand::random::<u64>());
+    tracing::info!(
+        transaction = %transaction_id,
+        score = verdict.score,
+        disposition = ?verdict.disposition,
+        rules = %verdict.rules(),
+        "message judged"
+    );
+    let to_junk = match &verdict.disposition {
+        tme_filter::Disposition::Refuse(refusal) => {
+            return Err(DeliveryRefusal::Refused(refusal.clone()));
+        }
+        tme_filter::Disposition::Junk => true,
+        tme_filter::Disposition::Inbox => false,
+    };
     let now = time::OffsetDateTime::now_utc();
     let date = now
         .format(&time::format_description::well_known::Rfc2822)
@@ -722,7 +767,12 @@ async fn deliver(
             );
             raw.extend_from_slice(verdict.header_fields.as_bytes());
             raw.extend_from_slice(&message.message);
-            copies.push((target.account, target.mailbox, raw));
+            let mailbox = if to_junk {
+                junk_mailbox(&context.store, target).await
+            } else {
+                target.mailbox
+            };
+            copies.push((target.account, mailbox, raw));
         }
     }
     // Sorted by account, so each account commits once.

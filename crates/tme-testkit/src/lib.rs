@@ -3,7 +3,13 @@
 //! ends (even when it panics), and helpers to run CLI commands against the same data
 //! directory and to read the shared message corpus.
 //!
-//! It starts the real binary: tests talk to it only as clients and operators would.
+//! It starts the real binary: tests talk to it only as clients and operators would. Its DNS
+//! resolver asks a private NSD (`dns`), never the machine's: by default one serving an empty
+//! root zone (every lookup answers NXDOMAIN at once), or one with the test's own zones
+//! (`Node::use_dns`). `dkim` makes keys and signatures with independent tools.
+
+pub mod dkim;
+pub mod dns;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -39,6 +45,10 @@ pub struct Node {
     ports: Vec<(&'static str, SocketAddr)>,
     child: Option<Child>,
     log_path: PathBuf,
+    /// Extra `TME_*` variables for every command (config overrides).
+    environment: Vec<(String, String)>,
+    /// The NSD the node's resolver asks, stopped after the node.
+    dns: Option<dns::Nsd>,
 }
 
 impl Node {
@@ -63,6 +73,8 @@ impl Node {
             ports,
             child: None,
             log_path,
+            environment: Vec::new(),
+            dns: None,
         };
         let output = node.tme(&["init", "--hostname", "mail.test"])?;
         if !output.status.success() {
@@ -79,10 +91,30 @@ impl Node {
         Ok(self)
     }
 
-    /// Starts `tme serve` and waits until `/readyz` answers 200.
+    /// Sets a `TME_*` variable for every later command and `serve` (a config override).
+    pub fn set_environment(&mut self, name: &str, value: &str) {
+        self.environment.retain(|(known, _)| known != name);
+        self.environment.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Points the node's resolver at `nsd`, which lives as long as the node.
+    pub fn use_dns(&mut self, nsd: dns::Nsd) {
+        self.set_environment("TME_RESOLVER__NAMESERVERS", &nsd.nameservers_setting());
+        self.dns = Some(nsd);
+    }
+
+    /// Starts `tme serve` and waits until `/readyz` answers 200. Without a resolver chosen
+    /// by the test, the node gets a private NSD serving an empty root zone.
     pub fn serve(&mut self) -> Result<()> {
         if self.child.is_some() {
             bail!("the node is already running");
+        }
+        let resolver_chosen = self
+            .environment
+            .iter()
+            .any(|(name, _)| name == "TME_RESOLVER__NAMESERVERS");
+        if !resolver_chosen {
+            self.use_dns(dns::Nsd::start(&[dns::Zone::root("")])?);
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -136,6 +168,7 @@ impl Node {
                 address.to_string(),
             );
         }
+        command.envs(self.environment.iter().map(|(name, value)| (name, value)));
         command
     }
 

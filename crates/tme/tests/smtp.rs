@@ -81,25 +81,10 @@ async fn inbox(data_dir: &Path, address: &str) -> Vec<Vec<u8>> {
     common::stored_messages(data_dir, address, "INBOX").await
 }
 
-/// Splits a stored message into its three trace headers and the rest.
+/// Splits a stored message into what the node prepended (the three trace headers, then the
+/// filter's `Authentication-Results`, `X-Spam-Score` and `X-Spam-Status`) and the rest.
 fn split_trace(stored: &[u8]) -> (String, &[u8]) {
-    let mut offset = 0;
-    let mut headers = 0;
-    // Return-Path and Delivered-To are one line each; Received has two continuation lines.
-    while headers < 5 {
-        let end = stored[offset..]
-            .windows(2)
-            .position(|pair| pair == b"\r\n")
-            .expect("a trace header line")
-            + offset
-            + 2;
-        offset = end;
-        headers += 1;
-    }
-    (
-        String::from_utf8_lossy(&stored[..offset]).into_owned(),
-        &stored[offset..],
-    )
+    common::split_fields(stored, 6)
 }
 
 fn swaks(node: &Node, arguments: &[&str]) -> String {

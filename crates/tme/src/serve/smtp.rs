@@ -42,7 +42,11 @@ pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -
         connections_per_ip_max: config.smtp.connections_per_ip_max,
         plus_separator: config.directory.plus_separator,
         tls,
-        filter: tme_filter::Filter::new(config.filter.clone(), config.node.hostname.clone()),
+        filter: tme_filter::Filter::new(
+            config.filter.clone(),
+            &config.resolver,
+            config.node.hostname.clone(),
+        )?,
     };
     let listener = tokio::net::TcpListener::bind(address)
         .await
