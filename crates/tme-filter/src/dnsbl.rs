@@ -3,9 +3,10 @@
 //! is the zone's configured action: refuse the message, or add points.
 //!
 //! Answers in 127.255.255.0/24 are the list's error codes (Spamhaus's convention: the query
-//! came through a public resolver, or too many queries), not listings; answers outside
-//! 127.0.0.0/8 are not listings either (a resolver that rewrites NXDOMAIN). Both only inform,
-//! like a lookup that fails: a blocklist's trouble never refuses a message.
+//! came through a public resolver, or too many queries), not listings; other answers outside
+//! 127.0.0.0/24 are not listings either (a resolver that rewrites NXDOMAIN, a list of another
+//! kind). Both only inform, like a lookup that fails: a blocklist's trouble never refuses a
+//! message.
 //!
 //! The zones are looked up together; the pure half (`query_name`, `classify`) is tested on
 //! its own.
@@ -53,7 +54,7 @@ pub(crate) enum Listing {
     Listed(Vec<Ipv4Addr>),
     /// The list answered with an error code (127.255.255.x) instead of a listing.
     ListError(Ipv4Addr),
-    /// Answers outside 127.0.0.0/8: not a blocklist answer.
+    /// Answers outside 127.0.0.0/24: not a listing we understand.
     Unexpected(Vec<Ipv4Addr>),
 }
 
@@ -142,7 +143,7 @@ pub(crate) async fn check(
                 findings.push(Finding::new(format!("DNSBL_ERROR_{}", zone.zone), 0.0));
             }
             Listing::Unexpected(answers) => {
-                tracing::warn!(zone = %zone.zone, ?answers, "blocklist answered outside 127.0.0.0/8; ignored");
+                tracing::warn!(zone = %zone.zone, ?answers, "blocklist answered outside 127.0.0.0/24; ignored");
                 findings.push(Finding::new(format!("DNSBL_ERROR_{}", zone.zone), 0.0));
             }
         }

@@ -1,7 +1,8 @@
 //! The DNS resolver every check asks, built from `[resolver]`: the listed servers over UDP
 //! and TCP (tests point it at a local authoritative server), or the system's
 //! (`/etc/resolv.conf`) when the list is empty; either way with the configured timeout. It
-//! caches answers by their TTL.
+//! caches answers by their TTL. An unreadable system config leaves the node with a resolver
+//! that answers nothing (every check a temporary error) rather than without an MX.
 
 use std::time::Duration;
 
@@ -19,7 +20,18 @@ pub(crate) fn authenticator(
     settings: &ResolverSettings,
 ) -> Result<MessageAuthenticator, FilterError> {
     let (config, mut options) = if settings.nameservers.is_empty() {
-        read_system_conf().map_err(|error| FilterError::Resolver(error.to_string()))?
+        match read_system_conf() {
+            Ok(system) => system,
+            Err(error) => {
+                // Refusing all mail for a missing /etc/resolv.conf would be worse than judging
+                // it without DNS: every lookup is then a temporary error, which never refuses.
+                tracing::error!(%error, "cannot read the system's resolver config; DNS checks will give temperror until resolver.nameservers is set");
+                (
+                    ResolverConfig::from_name_servers(Vec::new()),
+                    ResolverOpts::default(),
+                )
+            }
+        }
     } else {
         let name_servers = settings
             .nameservers
