@@ -33,6 +33,9 @@ use crate::verdict::{Finding, InboundMessage, Refusal};
 /// past this, whatever is unfinished is a temporary error and the message is judged
 /// without it.
 const AUTHENTICITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many DKIM signatures get their own result in `Authentication-Results`; all of them
+/// still count for DMARC. Real mail carries one to three; more only bloats the header.
+const DKIM_SIGNATURES_REPORTED_MAX: usize = 10;
 
 /// Runs every authenticity check on one message. Never fails and never waits past
 /// [`AUTHENTICITY_TIMEOUT`].
@@ -206,7 +209,8 @@ fn spf_finding(
     Finding::new(format!("{prefix}_{name}"), points).with_authentication_result(resinfo)
 }
 
-/// One finding per DKIM signature (RFC 6376 §6.1: each is verified on its own); the points
+/// One finding per DKIM signature (RFC 6376 §6.1: each is verified on its own; up to
+/// [`DKIM_SIGNATURES_REPORTED_MAX`]); the points
 /// of a failure count once, and only when no signature passes.
 fn dkim_findings(outputs: &[DkimOutput<'_>]) -> Vec<Finding> {
     if outputs.is_empty() {
@@ -217,7 +221,14 @@ fn dkim_findings(outputs: &[DkimOutput<'_>]) -> Vec<Finding> {
         .any(|output| output.result() == &DkimResult::Pass);
     let mut failure_counted = any_pass;
     let mut findings = Vec::new();
-    for output in outputs {
+    if outputs.len() > DKIM_SIGNATURES_REPORTED_MAX {
+        tracing::info!(
+            signatures = outputs.len(),
+            reported = DKIM_SIGNATURES_REPORTED_MAX,
+            "more DKIM signatures than are reported"
+        );
+    }
+    for output in outputs.iter().take(DKIM_SIGNATURES_REPORTED_MAX) {
         // RFC 6376 §6.1.3: a body hash that does not match is a PERMFAIL, which RFC 8601
         // §2.7.1 reports as `fail`; mail-auth calls it `neutral`.
         let reported = match (output.result(), output.signature()) {
@@ -460,6 +471,62 @@ mod tests {
         let parsed = AuthenticatedMessage::parse(message).expect("parses");
         assert_eq!(results_claiming(&parsed, "mx.test"), 1);
         assert_eq!(results_claiming(&parsed, "mail.test"), 0);
+    }
+
+    #[test]
+    fn dkim_results_always_name_the_domain_and_report_body_hash_failures_as_fail() {
+        let signature = mail_auth::dkim::Signature {
+            d: "example.com".to_owned(),
+            s: "sel".to_owned(),
+            i: "@example.com".to_owned(),
+            b: vec![0xfb, 0xff, 0x00, 0x01, 0x02, 0x03, 0x04],
+            ..Default::default()
+        };
+        let passing = DkimOutput::pass().with_signature(&signature);
+        let body_changed =
+            DkimOutput::neutral(mail_auth::Error::Dkim(DkimError::FailedBodyHashMatch))
+                .with_signature(&signature);
+        let findings = dkim_findings(&[passing, body_changed.clone(), body_changed]);
+        let reported: Vec<(&str, f64, &str)> = findings
+            .iter()
+            .map(|finding| {
+                (
+                    finding.rule.as_str(),
+                    finding.points,
+                    finding.authentication_result.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            reported,
+            [
+                (
+                    "DKIM_PASS",
+                    0.0,
+                    "dkim=pass header.d=example.com header.i=@example.com header.s=sel header.b=+/8AAQID"
+                ),
+                (
+                    "DKIM_FAIL",
+                    0.0,
+                    "dkim=fail (body hash did not verify) header.d=example.com header.i=@example.com header.s=sel header.b=+/8AAQID"
+                ),
+                (
+                    "DKIM_FAIL",
+                    0.0,
+                    "dkim=fail (body hash did not verify) header.d=example.com header.i=@example.com header.s=sel header.b=+/8AAQID"
+                ),
+            ],
+            "a failure costs nothing when another signature passes"
+        );
+        let failing_alone = dkim_findings(&[DkimOutput::neutral(mail_auth::Error::Dkim(
+            DkimError::FailedBodyHashMatch,
+        ))
+        .with_signature(&signature)]);
+        assert_eq!(failing_alone[0].points, points::DKIM_FAIL);
+        assert_eq!(
+            dkim_findings(&[])[0].authentication_result.as_deref(),
+            Some("dkim=none")
+        );
     }
 
     #[test]
