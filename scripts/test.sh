@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
 # second run is quick. swaks is the SMTP peer of crates/tme/tests/smtp.rs; nsd is the local
 # authoritative DNS every test node's resolver asks (tme-testkit starts a private one);
-# python3-dkim (dkimpy) and openssl sign the DKIM test messages. (Later protocol tests add
-# postfix, dovecot, chromium...)
-APT_PACKAGES=(util-linux procps swaks nsd python3-dkim openssl)
+# python3-dkim (dkimpy, with python3-authres for ARC) and openssl sign the DKIM and ARC test
+# messages. (Later protocol tests add postfix, dovecot, chromium...)
+APT_PACKAGES=(util-linux procps swaks nsd python3-dkim python3-authres openssl)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

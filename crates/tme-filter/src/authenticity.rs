@@ -62,6 +62,17 @@ pub(crate) async fn check(
             authenticator.verify_arc(parsed)
         );
         findings.extend(dkim_findings(&dkim_outputs));
+        // RFC 8617 §5.2: a chain that does not validate is `fail`; mail-auth reports a body
+        // that no longer matches the latest ARC-Message-Signature as `neutral`.
+        let arc_output = match arc_output.result() {
+            DkimResult::Neutral(
+                error @ mail_auth::Error::Arc(mail_auth::arc::ArcError::FailedBodyHashMatch),
+            ) => {
+                let error = error.clone();
+                arc_output.with_result(DkimResult::Fail(error))
+            }
+            _ => arc_output,
+        };
         let arc_rule = match arc_output.result() {
             DkimResult::Pass => ("ARC_PASS", 0.0),
             DkimResult::Fail(_) => ("ARC_FAIL", points::ARC_FAIL),

@@ -1,6 +1,7 @@
 //! DKIM from independent tools, for tests of our verifier: an RSA key made by the `openssl`
-//! command, and signatures made by dkimpy (Debian's `python3-dkim`, run with Debian's own
-//! `/usr/bin/python3`), so that what we verify was not signed by the library we verify with.
+//! command, and DKIM signatures and ARC seals made by dkimpy (Debian's `python3-dkim`, with
+//! `python3-authres` for ARC, run with Debian's own `/usr/bin/python3`), so that what we
+//! verify was not signed by the library we verify with.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -22,6 +23,20 @@ signature = dkim.sign(message, sys.argv[2].encode(), sys.argv[3].encode(), key,
     include_headers=[b'from', b'to', b'subject', b'date', b'message-id'],
     linesep=b'\r\n')
 sys.stdout.buffer.write(signature + message)
+"#;
+
+/// Seals standard input as an ARC intermediary with dkimpy (RFC 8617 §5.1): arguments are
+/// the key file, the selector, the domain and the sealer's authserv-id, whose
+/// `Authentication-Results` the message must carry; the output is the ARC set followed by
+/// the message.
+const ARC_SEAL_SCRIPT: &str = r#"
+import sys, dkim
+key = open(sys.argv[1], 'rb').read()
+message = sys.stdin.buffer.read()
+headers = dkim.arc_sign(message, sys.argv[2].encode(), sys.argv[3].encode(), key,
+    sys.argv[4].encode(),
+    include_headers=[b'from', b'to', b'subject', b'date', b'message-id'])
+sys.stdout.buffer.write(b''.join(headers) + message)
 "#;
 
 /// A 2048-bit RSA signing key in a temporary directory.
@@ -78,12 +93,29 @@ impl DkimKey {
     /// The message with a DKIM-Signature by dkimpy for `domain` and `selector` on top
     /// (relaxed/relaxed, covering From, To, Subject, Date and Message-ID).
     pub fn sign(&self, message: &[u8], domain: &str, selector: &str) -> Result<Vec<u8>> {
+        self.dkimpy(SIGN_SCRIPT, message, &[selector, domain])
+    }
+
+    /// The message with an ARC set (ARC-Seal, ARC-Message-Signature,
+    /// ARC-Authentication-Results) by dkimpy on top, sealed for `domain` and `selector` by
+    /// the intermediary `authserv_id`; the message must carry that intermediary's
+    /// `Authentication-Results`.
+    pub fn arc_seal(
+        &self,
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        authserv_id: &str,
+    ) -> Result<Vec<u8>> {
+        self.dkimpy(ARC_SEAL_SCRIPT, message, &[selector, domain, authserv_id])
+    }
+
+    fn dkimpy(&self, script: &str, message: &[u8], arguments: &[&str]) -> Result<Vec<u8>> {
         let mut signer = Command::new(PYTHON)
             .arg("-c")
-            .arg(SIGN_SCRIPT)
+            .arg(script)
             .arg(self.directory.path().join("private-key.pem"))
-            .arg(selector)
-            .arg(domain)
+            .args(arguments)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -95,7 +127,7 @@ impl DkimKey {
         let output = signer.wait_with_output()?;
         if !output.status.success() {
             bail!(
-                "dkimpy failed (scripts/test.sh installs python3-dkim): {}",
+                "dkimpy failed (scripts/test.sh installs python3-dkim and python3-authres): {}",
                 String::from_utf8_lossy(&output.stderr)
             );
         }

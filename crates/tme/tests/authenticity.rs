@@ -332,6 +332,65 @@ async fn spf_dkim_and_dmarc_decide_inbox_junk_or_refusal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_chains_are_verified() {
+    let dkim = DkimKey::generate().expect("dkim key");
+    let node = node_with_dns(&zones(&dkim), &[]);
+    // A mailing list (the intermediary lists.example, sealing with signed.test's key)
+    // passed the message on: ARC records what it saw (RFC 8617 §5.1).
+    let relayed = [
+        &b"Authentication-Results: lists.example; spf=pass smtp.mailfrom=author@nowhere.test\r\n"[..],
+        &message("author@nowhere.test", "arc"),
+    ]
+    .concat();
+    let sealed = dkim
+        .arc_seal(&relayed, "signed.test", "sel", "lists.example")
+        .expect("seal");
+    assert!(accepted(&send(
+        &node,
+        "127.0.0.1",
+        "list@nowhere.test",
+        &sealed
+    )));
+    // The same seal over a body changed after sealing: the chain fails.
+    let broken = String::from_utf8(sealed.clone())
+        .expect("ASCII")
+        .replace("Hello from", "Hello, changed, from")
+        .into_bytes();
+    assert!(accepted(&send(
+        &node,
+        "127.0.0.1",
+        "list@nowhere.test",
+        &broken
+    )));
+    let inbox = mailbox(&node, "INBOX").await;
+    assert_eq!(inbox.len(), 2, "{inbox:#?}");
+    assert_eq!(inbox[0].1, sealed);
+    assert_eq!(inbox[1].1, broken);
+    expect![[r#"
+        Authentication-Results: mail.test;
+        	spf=pass (mail.test: domain of postmaster@client.test designates 127.0.0.1 as permitted sender) smtp.helo=client.test;
+        	spf=none (mail.test: no SPF records found for list@nowhere.test) smtp.mailfrom=list@nowhere.test;
+        	dkim=none;
+        	arc=pass smtp.remote-ip=127.0.0.1;
+        	dmarc=none header.from=nowhere.test policy.dmarc=none
+        X-Spam-Score: 1.0
+        X-Spam-Status: No, score=1.0 required=5.0 tests=AUTHENTICATION_NONE
+    "#]]
+    .assert_eq(&inbox[0].0);
+    expect![[r#"
+        Authentication-Results: mail.test;
+        	spf=pass (mail.test: domain of postmaster@client.test designates 127.0.0.1 as permitted sender) smtp.helo=client.test;
+        	spf=none (mail.test: no SPF records found for list@nowhere.test) smtp.mailfrom=list@nowhere.test;
+        	dkim=none;
+        	arc=fail (body hash did not verify) smtp.remote-ip=127.0.0.1;
+        	dmarc=none header.from=nowhere.test policy.dmarc=none
+        X-Spam-Score: 2.0
+        X-Spam-Status: No, score=2.0 required=5.0 tests=ARC_FAIL,AUTHENTICATION_NONE
+    "#]]
+    .assert_eq(&inbox[1].0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocklisted_clients_are_refused_or_scored_per_zone() {
     let dkim = DkimKey::generate().expect("dkim key");
     let node = node_with_dns(
