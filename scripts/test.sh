@@ -6,14 +6,15 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real peers. Installed only when missing, so a developer's
 # second run is quick. swaks and python3 (smtplib; its sqlite3 module holds the store's lock in
-# crates/tme/tests/spool.rs) are the SMTP peers of
-# crates/tme/tests/smtp.rs; postfix relays to tme in crates/tme/tests/postfix_relay.rs, which
-# runs its own private instance (the package's system instance stays unconfigured: "No
-# configuration" below, so nothing listens on port 25); rspamd is the spam filter of
-# tests/rspamd.rs (tme-testkit runs a private one on a free loopback port, so a system rspamd
-# started by the package, on its fixed ports, is in no test's way). (Later protocol tests add
-# dovecot, nsd, chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd)
+# crates/tme/tests/spool.rs) are the SMTP peers of crates/tme/tests/smtp.rs; postfix relays to
+# tme in crates/tme/tests/postfix_relay.rs, which runs its own private instance (the package's
+# system instance stays unconfigured: "No configuration" below, so nothing listens on port 25);
+# rspamd is the spam filter of tests/rspamd.rs (tme-testkit runs a private one on a free
+# loopback port, so a system rspamd started by the package, on its fixed ports, is in no test's
+# way); nsd is the local authoritative DNS every test node's resolver asks (tme-testkit starts a
+# private one); python3-dkim (dkimpy, with python3-authres for ARC) and openssl sign the DKIM
+# and ARC test messages. (Later protocol tests add dovecot, chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres openssl)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -23,6 +24,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    # Debian's nsd package enables and starts a system NSD on port 53 (unless policy-rc.d
+    # forbids it); the tests run their own, so the system one is stopped and disabled.
+    if [[ " ${missing[*]} " == *" nsd "* ]]; then
+      if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now nsd.service || true
+      elif [ -x /etc/init.d/nsd ]; then
+        /etc/init.d/nsd stop || true
+      fi
+    fi
   else
     echo "missing packages: ${missing[*]} (install them as root)" >&2
     exit 1

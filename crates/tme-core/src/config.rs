@@ -237,10 +237,11 @@ impl Default for SmtpConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResolverConfig {
-    /// Recursive resolvers to ask, as `address:port`; empty means the system's
-    /// (`/etc/resolv.conf`). Tests point this at a local authoritative server.
+    /// Recursive resolvers to ask, as `address:port`, each over UDP and TCP; empty means the
+    /// system's (`/etc/resolv.conf`). Tests point this at a local authoritative server.
     pub nameservers: Vec<SocketAddr>,
-    /// How long one query may take before it counts as a temporary failure.
+    /// How long one attempt of a query may take (a query makes at most two attempts) before
+    /// it counts as a temporary failure.
     pub timeout_ms: u64,
 }
 
@@ -272,6 +273,8 @@ pub struct FilterConfig {
     pub rspamd_timeout_ms: u64,
     /// What rspamd's `reject` action does: refuse the message (5xx) or file it in Junk.
     pub rspamd_reject_action: RspamdRejectAction,
+    /// DNS blocklists the client's address is looked up in (RFC 5782); none by default.
+    pub dnsbl_zones: Vec<DnsblZone>,
 }
 
 impl Default for FilterConfig {
@@ -281,6 +284,7 @@ impl Default for FilterConfig {
             rspamd_url: None,
             rspamd_timeout_ms: 10_000,
             rspamd_reject_action: RspamdRejectAction::Refuse,
+            dnsbl_zones: Vec::new(),
         }
     }
 }
@@ -411,6 +415,37 @@ fn http_url_or_empty_deserialize<'de, D: serde::Deserializer<'de>>(
         .map_err(serde::de::Error::custom)
 }
 
+/// One DNS blocklist: `{ zone = "zen.spamhaus.org", action = "reject" }` or
+/// `{ zone = "bl.example", action = "score", points = 3.0 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsblZone {
+    /// The zone queried as `<reversed address>.<zone>`.
+    pub zone: String,
+    #[serde(default)]
+    pub action: DnsblAction,
+    /// Spam points a listing adds when the action is `score`.
+    #[serde(default = "DnsblZone::points_default")]
+    pub points: f64,
+}
+
+impl DnsblZone {
+    fn points_default() -> f64 {
+        3.0
+    }
+}
+
+/// What a listing on a blocklist does to the message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsblAction {
+    /// Refuse the message (`554 5.7.1`).
+    Reject,
+    /// Add the zone's points to the spam score.
+    #[default]
+    Score,
+}
+
 /// A config that could not be read, with the place at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -498,6 +533,20 @@ impl Config {
         }
         if self.resolver.timeout_ms == 0 {
             return Err("resolver.timeout_ms must be at least 1".to_owned());
+        }
+        for blocklist in &self.filter.dnsbl_zones {
+            if !is_dns_name(&blocklist.zone) {
+                return Err(format!(
+                    "filter.dnsbl_zones: `{}` is not a DNS zone name",
+                    blocklist.zone
+                ));
+            }
+            if !blocklist.points.is_finite() {
+                return Err(format!(
+                    "filter.dnsbl_zones: the points of `{}` must be a number",
+                    blocklist.zone
+                ));
+            }
         }
         if self.store.retention_days == 0 {
             return Err("store.retention_days must be at least 1".to_owned());
@@ -593,6 +642,18 @@ fn apply_override(table: &mut toml::Table, variable: &str, value: &str) -> Resul
     }
     current.insert(last.clone(), parsed_value);
     Ok(())
+}
+
+/// A DNS name in ASCII (letters, digits, `-`, `_`), labels of 1 to 63 octets, at most 253
+/// octets, without the root's final dot (RFC 1035 §2.3.4).
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|octet| octet.is_ascii_alphanumeric() || octet == b'-' || octet == b'_')
+        })
 }
 
 fn one_line(message: &str) -> String {
@@ -792,6 +853,47 @@ mod tests {
             &[("TME_STORE__BUSY_TIMEOUT_MS", "0")],
             expect!["error: /data/tme.toml: store.busy_timeout_ms must be at least 1"],
         );
+    }
+
+    #[test]
+    fn blocklists_are_validated_and_take_overrides() {
+        let filter = |text: &str, environment: &[(&str, &str)]| {
+            let environment = environment
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()));
+            match Config::from_toml_with_environment(text, Path::new("/data/tme.toml"), environment)
+            {
+                Ok(config) => format!("{:?}", config.filter.dnsbl_zones),
+                Err(error) => format!("error: {error}"),
+            }
+        };
+        expect!["[]"].assert_eq(&filter("", &[]));
+        expect![[
+            r#"[DnsblZone { zone: "zen.example", action: Reject, points: 3.0 }, DnsblZone { zone: "bl.example", action: Score, points: 1.5 }]"#
+        ]]
+        .assert_eq(&filter(
+            "[filter]\ndnsbl_zones = [{ zone = \"zen.example\", action = \"reject\" }, { zone = \"bl.example\", points = 1.5 }]\n",
+            &[],
+        ));
+        expect![[r#"[DnsblZone { zone: "bl.test", action: Reject, points: 3.0 }]"#]].assert_eq(
+            &filter(
+                "",
+                &[(
+                    "TME_FILTER__DNSBL_ZONES",
+                    r#"[{ zone = "bl.test", action = "reject" }]"#,
+                )],
+            ),
+        );
+        expect!["error: /data/tme.toml: filter.dnsbl_zones: `bl..example` is not a DNS zone name"]
+            .assert_eq(&filter(
+                "[filter]\ndnsbl_zones = [{ zone = \"bl..example\" }]\n",
+                &[],
+            ));
+        expect!["error: /data/tme.toml: unknown variant `drop`, expected `reject` or `score` in `filter.dnsbl_zones.action`"]
+            .assert_eq(&filter(
+                "[filter]\ndnsbl_zones = [{ zone = \"bl.example\", action = \"drop\" }]\n",
+                &[],
+            ));
     }
 
     #[test]

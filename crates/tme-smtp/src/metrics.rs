@@ -32,9 +32,10 @@ pub struct Metrics {
     pub sessions_ended: Family<Outcome, Counter>,
     /// `recipients_total{outcome=...}`: accepted, or the refusal (see `recipient_outcome`).
     pub recipients: Family<Outcome, Counter>,
-    /// `messages_total{outcome=...}`: `accepted` (stored), `spooled` (acknowledged into the
-    /// inbound spool while the store was unavailable), `refused_size`, `refused_policy` (5xx
-    /// after the content), `deferred` (4xx after the content: the sender retries).
+    /// `messages_total{outcome=...}`: `accepted` (250: stored, or spooled), `spooled` (the
+    /// accepted ones that went to the inbound spool while the store was unavailable),
+    /// `refused_size`, `refused_policy` (5xx after the content: DMARC, blocklists, spam),
+    /// `deferred` (4xx after the content: the sender retries).
     pub messages: Family<Outcome, Counter>,
     /// `accept_duration_seconds`: end of content to final reply, for accepted messages.
     pub accept_duration_seconds: Histogram,

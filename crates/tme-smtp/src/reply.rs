@@ -83,12 +83,15 @@ pub enum RecipientRefusal {
 }
 
 /// Why a message was refused at its end (after DATA or the last BDAT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryRefusal {
     /// The store failed in a way a retry may fix (I/O, a busy database); nothing was stored.
     TemporaryFailure,
     /// A recipient's account went over quota between RCPT and the end of the message.
     OverQuota,
+    /// The filter judged the message unacceptable (`tme-filter`'s verdict); nothing was
+    /// stored.
+    Refused(tme_filter::Refusal),
 }
 
 // The replies, by situation. RFC 5321 §4.2.2 codes; RFC 3463 enhanced codes.
@@ -249,7 +252,37 @@ pub fn delivery_refused(refusal: DeliveryRefusal) -> Reply {
             "temporary failure storing the message, try again later",
         ),
         DeliveryRefusal::OverQuota => Reply::new(452, "4.2.2", "mailbox full"),
+        DeliveryRefusal::Refused(refusal) => filter_refused(refusal),
     }
+}
+
+/// Refusals of the filter. All permanent (5xx): the same message from the same client
+/// would be judged the same way on a retry.
+fn filter_refused(refusal: tme_filter::Refusal) -> Reply {
+    match refusal {
+        // RFC 7489 §6.3 (`p=reject`) and §10.3: reject during the transaction, 550 5.7.1.
+        tme_filter::Refusal::DmarcReject { domain } => Reply::new(
+            550,
+            "5.7.1",
+            format!(
+                "message refused: it fails the DMARC policy of {} (p=reject)",
+                shown(&domain)
+            ),
+        ),
+        // RFC 5782 §2.1 leaves the reply to the receiver; 554 5.7.1 is the usual one.
+        tme_filter::Refusal::Blocklisted { zone } => Reply::new(
+            554,
+            "5.7.1",
+            format!("client address listed at {}", shown(&zone)),
+        ),
+        tme_filter::Refusal::Spam => Reply::new(550, "5.7.1", "message refused as spam"),
+    }
+}
+
+/// A name from outside (a domain from the message) as it may appear in a reply: bounded,
+/// so a reply line stays within RFC 5321 §4.5.3.1.5's 512 octets.
+fn shown(name: &str) -> String {
+    name.chars().take(253).collect()
 }
 
 /// A command line smtp-proto could not parse.
@@ -316,6 +349,26 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&recipient_refused(RecipientRefusal::UnknownAddress).to_wire()),
             "550 5.1.1 no such user here\r\n"
+        );
+    }
+
+    #[test]
+    fn filter_refusals_are_permanent_with_the_reason() {
+        let wire = |refusal| {
+            String::from_utf8_lossy(&delivery_refused(DeliveryRefusal::Refused(refusal)).to_wire())
+                .into_owned()
+        };
+        assert_eq!(
+            wire(tme_filter::Refusal::DmarcReject {
+                domain: "example.com".to_owned()
+            }),
+            "550 5.7.1 message refused: it fails the DMARC policy of example.com (p=reject)\r\n"
+        );
+        assert_eq!(
+            wire(tme_filter::Refusal::Blocklisted {
+                zone: "bl.example".to_owned()
+            }),
+            "554 5.7.1 client address listed at bl.example\r\n"
         );
     }
 

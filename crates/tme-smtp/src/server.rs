@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use tme_store::directory::resolve_recipient;
 use tme_store::spool::InboundSpool;
-use tme_store::{Account, AccountState, Delivery, Flags, Resolution, Store, StoreError};
+use tme_store::{
+    Account, AccountState, Delivery, Flags, Resolution, SpecialUse, Store, StoreError,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -508,6 +510,9 @@ async fn run_session(
                                 "message accepted"
                             );
                         }
+                        Err(DeliveryRefusal::Refused(refusal)) => {
+                            tracing::info!(?refusal, sender = %message.envelope.sender, "message refused");
+                        }
                         Err(refusal) => {
                             tracing::warn!(?refusal, "message not stored");
                         }
@@ -650,22 +655,31 @@ async fn inbox_target(
     }))
 }
 
-/// The account's Junk mailbox (special use `\Junk`, RFC 6154), or its Inbox when it has none
-/// (a user may delete Junk): mail is never lost for want of a folder.
+/// The account's Junk mailbox, found by its special use (RFC 6154 `\Junk`), not its name.
+/// An account without one (its owner deleted it), or a store that cannot list it, gets the
+/// copy in the Inbox chosen at RCPT: the header fields still say it is spam, and filing is
+/// not worth losing the message over.
 async fn junk_mailbox(store: &Store, target: &DeliveryTarget) -> tme_store::MailboxId {
     match store.mail.mailbox_list(target.account).await {
-        Ok(mailboxes) => mailboxes
-            .iter()
-            .find(|mailbox| mailbox.special_use == Some(tme_store::SpecialUse::Junk))
-            .map_or(target.mailbox, |mailbox| mailbox.id),
+        Ok(mailboxes) => {
+            if let Some(junk) = mailboxes
+                .iter()
+                .find(|mailbox| mailbox.special_use == Some(SpecialUse::Junk))
+            {
+                return junk.id;
+            }
+            tracing::warn!(account = %target.address, "account has no Junk mailbox; spam goes to the Inbox");
+        }
         Err(error) => {
-            tracing::warn!(%error, account = %target.address, "cannot list mailboxes; Junk goes to INBOX");
-            target.mailbox
+            tracing::warn!(%error, account = %target.address, "cannot find the Junk mailbox; spam goes to the Inbox");
         }
     }
+    target.mailbox
 }
 
-/// Stores one copy per account, each with its trace headers, in one `Store::deliver` call.
+/// Judges the message (`tme-filter`), then stores one copy per account, each with its trace
+/// headers and the verdict's header fields, in one `Store::deliver` call: in the Inbox, or
+/// in Junk when the verdict says so. A refusal stores nothing.
 async fn deliver(
     context: &ServerContext,
     message: &MessageForDelivery,
@@ -690,8 +704,20 @@ async fn deliver(
             message: &message.message,
         })
         .await;
-    // Junk is honoured; refusing comes with the checks that refuse.
-    let junk = verdict.disposition == tme_filter::Disposition::Junk;
+    tracing::info!(
+        transaction = %transaction_id,
+        score = verdict.score,
+        disposition = ?verdict.disposition,
+        rules = %verdict.rules(),
+        "message judged"
+    );
+    let to_junk = match &verdict.disposition {
+        tme_filter::Disposition::Refuse(refusal) => {
+            return Err(DeliveryRefusal::Refused(refusal.clone()));
+        }
+        tme_filter::Disposition::Junk => true,
+        tme_filter::Disposition::Inbox => false,
+    };
     let now = time::OffsetDateTime::now_utc();
     let date = now
         .format(&time::format_description::well_known::Rfc2822)
@@ -720,7 +746,7 @@ async fn deliver(
             );
             raw.extend_from_slice(verdict.header_fields.as_bytes());
             raw.extend_from_slice(&message.message);
-            let mailbox = if junk {
+            let mailbox = if to_junk {
                 junk_mailbox(&context.store, target).await
             } else {
                 target.mailbox

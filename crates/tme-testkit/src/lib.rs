@@ -5,8 +5,13 @@
 //! another process (`SqliteWriteLock`).
 //!
 //! It starts the real binary: tests talk to it only as clients and operators would. Peers the
-//! node talks to are started the same way, as real programs: [`Rspamd`].
+//! node talks to are started the same way, as real programs: its DNS resolver asks a private
+//! NSD (`dns`), never the machine's: by default one serving an empty root zone (every lookup
+//! answers NXDOMAIN at once), or one with the test's own zones (`Node::use_dns`); [`Rspamd`]
+//! is the spam filter. `dkim` makes keys and signatures with independent tools.
 
+pub mod dkim;
+pub mod dns;
 mod rspamd;
 
 pub use rspamd::{GTUBE_ADD_HEADER, GTUBE_REJECT, GTUBE_REWRITE_SUBJECT, Rspamd};
@@ -45,6 +50,10 @@ pub struct Node {
     ports: Vec<(&'static str, SocketAddr)>,
     child: Option<Child>,
     log_path: PathBuf,
+    /// Extra `TME_*` variables for every command (config overrides).
+    environment: Vec<(String, String)>,
+    /// The NSD the node's resolver asks, stopped after the node.
+    dns: Option<dns::Nsd>,
 }
 
 impl Node {
@@ -69,6 +78,8 @@ impl Node {
             ports,
             child: None,
             log_path,
+            environment: Vec::new(),
+            dns: None,
         };
         let output = node.tme(&["init", "--hostname", "mail.test"])?;
         if !output.status.success() {
@@ -85,10 +96,30 @@ impl Node {
         Ok(self)
     }
 
-    /// Starts `tme serve` and waits until `/readyz` answers 200.
+    /// Sets a `TME_*` variable for every later command and `serve` (a config override).
+    pub fn set_environment(&mut self, name: &str, value: &str) {
+        self.environment.retain(|(known, _)| known != name);
+        self.environment.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Points the node's resolver at `nsd`, which lives as long as the node.
+    pub fn use_dns(&mut self, nsd: dns::Nsd) {
+        self.set_environment("TME_RESOLVER__NAMESERVERS", &nsd.nameservers_setting());
+        self.dns = Some(nsd);
+    }
+
+    /// Starts `tme serve` and waits until `/readyz` answers 200. Without a resolver chosen
+    /// by the test, the node gets a private NSD serving an empty root zone.
     pub fn serve(&mut self) -> Result<()> {
         if self.child.is_some() {
             bail!("the node is already running");
+        }
+        let resolver_chosen = self
+            .environment
+            .iter()
+            .any(|(name, _)| name == "TME_RESOLVER__NAMESERVERS");
+        if !resolver_chosen {
+            self.use_dns(dns::Nsd::start(&[dns::Zone::root("")])?);
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -142,6 +173,7 @@ impl Node {
                 address.to_string(),
             );
         }
+        command.envs(self.environment.iter().map(|(name, value)| (name, value)));
         command
     }
 

@@ -465,13 +465,14 @@ fn header_section_is_well_formed(message: &[u8]) -> bool {
     true
 }
 
-/// The message after the four trace fields prepended on the way, each checked to be exactly
-/// what it must be: tme's `Return-Path`, `Delivered-To` and `Received` (from Postfix's
-/// client), then Postfix's `Received` (from smtplib).
+/// The message after the seven fields prepended on the way, each checked to be what it must
+/// be: tme's `Return-Path`, `Delivered-To` and `Received` (from Postfix's client), tme's
+/// verdict (`Authentication-Results`, `X-Spam-Score`, `X-Spam-Status`), then Postfix's
+/// `Received` (from smtplib).
 fn without_trace_fields<'a>(stored: &'a [u8], recipient: &str) -> &'a [u8] {
     let mut rest = stored;
     let mut fields = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..7 {
         let (field, after) = first_field(rest);
         fields.push(String::from_utf8_lossy(field).into_owned());
         rest = after;
@@ -483,9 +484,29 @@ fn without_trace_fields<'a>(stored: &'a [u8], recipient: &str) -> &'a [u8] {
     } else {
         ("ESMTPS", "ESMTP")
     };
-    let [return_path, delivered_to, tme_received, postfix_received] = &fields[..] else {
-        unreachable!("four fields were taken");
+    let [
+        return_path,
+        delivered_to,
+        tme_received,
+        authentication_results,
+        spam_score,
+        spam_status,
+        postfix_received,
+    ] = &fields[..]
+    else {
+        unreachable!("seven fields were taken");
     };
+    // No SPF, DKIM or DMARC records exist for these test domains: every method says none.
+    assert!(
+        authentication_results.starts_with("Authentication-Results: mail.test;\r\n\t")
+            && authentication_results.contains("dmarc=none"),
+        "{authentication_results:?}"
+    );
+    assert!(spam_score.starts_with("X-Spam-Score: "), "{spam_score:?}");
+    assert!(
+        spam_status.starts_with("X-Spam-Status: No,"),
+        "{spam_status:?}"
+    );
     assert_eq!(
         return_path,
         &format!("Return-Path: <{ENVELOPE_SENDER}>\r\n")

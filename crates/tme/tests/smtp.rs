@@ -89,25 +89,10 @@ async fn inbox(data_dir: &Path, address: &str) -> Vec<Vec<u8>> {
     common::stored_messages(data_dir, address, "INBOX").await
 }
 
-/// Splits a stored message into its three trace headers and the rest.
+/// Splits a stored message into what the node prepended (the three trace headers, then the
+/// filter's `Authentication-Results`, `X-Spam-Score` and `X-Spam-Status`) and the rest.
 fn split_trace(stored: &[u8]) -> (String, &[u8]) {
-    let mut offset = 0;
-    let mut headers = 0;
-    // Return-Path and Delivered-To are one line each; Received has two continuation lines.
-    while headers < 5 {
-        let end = stored[offset..]
-            .windows(2)
-            .position(|pair| pair == b"\r\n")
-            .expect("a trace header line")
-            + offset
-            + 2;
-        offset = end;
-        headers += 1;
-    }
-    (
-        String::from_utf8_lossy(&stored[..offset]).into_owned(),
-        &stored[offset..],
-    )
+    common::split_fields(stored, 6)
 }
 
 fn swaks(node: &Node, arguments: &[&str]) -> String {
@@ -882,8 +867,16 @@ async fn bad_input_gets_its_reply_or_a_clean_close() {
     client.send(&[
         0x16, 0x03, 0x01, 0xff, 0xff, b'G', b'A', b'R', b'B', b'A', b'G', b'E',
     ]);
-    client.send(&[0u8; 70_000]);
-    assert_eq!(client.reply(), "[closed]");
+    // The server may write into a closed socket; only what it says back matters.
+    let _ = client.writer.write_all(&[0u8; 70_000]);
+    // What comes back is at most a TLS alert record (content type 21, RFC 8446 §6), then the
+    // close.
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut client.reader, &mut answer);
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "after TLS garbage: {answer:?}"
+    );
 
     // Garbage in every state: NUL bytes, bare LF, 8-bit junk, binary noise. Each command
     // gets a reply until the error limit closes the session.

@@ -51,7 +51,11 @@ pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -
         session_errors_max: config.smtp.session_errors_max,
         plus_separator: config.directory.plus_separator,
         tls,
-        filter: tme_filter::Filter::new(config.filter.clone(), config.node.hostname.clone()),
+        filter: tme_filter::Filter::new(
+            config.filter.clone(),
+            &config.resolver,
+            config.node.hostname.clone(),
+        )?,
     };
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -40,3 +40,29 @@ pub async fn stored_messages(data_dir: &Path, address: &str, mailbox: &str) -> V
     store.close().await;
     messages
 }
+
+/// Splits a stored message after its first `count` header fields (a field runs on over
+/// continuation lines, which start with a space or a tab): what the node prepended, as text,
+/// and the rest as stored.
+#[allow(dead_code)] // not every test crate that shares this module reads trace headers
+pub fn split_fields(stored: &[u8], count: usize) -> (String, &[u8]) {
+    let mut offset = 0;
+    for _ in 0..count {
+        loop {
+            let end = stored[offset..]
+                .windows(2)
+                .position(|pair| pair == b"\r\n")
+                .expect("a header line")
+                + offset
+                + 2;
+            offset = end;
+            if !matches!(stored.get(offset), Some(b' ' | b'\t')) {
+                break;
+            }
+        }
+    }
+    (
+        String::from_utf8_lossy(&stored[..offset]).into_owned(),
+        &stored[offset..],
+    )
+}
