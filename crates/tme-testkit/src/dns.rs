@@ -126,34 +126,27 @@ impl Nsd {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
         let query = soa_query(origin);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten())
-            {
-                self.child = None;
-                bail!("nsd exited with {status}; log:\n{}", self.log());
-            }
-            socket.send_to(&query, self.address)?;
-            let mut response = [0u8; 512];
-            if let Ok((length, _)) = socket.recv_from(&mut response)
-                && length >= 4
-                && response[..2] == query[..2]
+        let mut child = self.child.take();
+        let ready = crate::ready::wait_until_ready(
+            "nsd",
+            &mut child,
+            READY_TIMEOUT,
+            Duration::from_millis(50),
+            || self.log(),
+            || {
+                if socket.send_to(&query, self.address).is_err() {
+                    return false;
+                }
+                let mut response = [0u8; 512];
                 // RCODE 0: the zone is loaded and answers.
-                && response[3] & 0x0f == 0
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "nsd did not answer within {READY_TIMEOUT:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                matches!(socket.recv_from(&mut response),
+                    Ok((length, _)) if length >= 4
+                        && response[..2] == query[..2]
+                        && response[3] & 0x0f == 0)
+            },
+        );
+        self.child = child;
+        ready
     }
 }
 

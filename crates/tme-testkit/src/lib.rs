@@ -12,6 +12,7 @@
 
 pub mod dkim;
 pub mod dns;
+mod ready;
 mod rspamd;
 
 pub use rspamd::{GTUBE_ADD_HEADER, GTUBE_REJECT, GTUBE_REWRITE_SUBJECT, Rspamd};
@@ -134,30 +135,17 @@ impl Node {
             .spawn()
             .context("cannot start tme serve")?;
         self.child = Some(child);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten())
-            {
-                self.child = None;
-                bail!(
-                    "tme serve exited with {status} before it was ready; log:\n{}",
-                    self.log()
-                );
-            }
-            if let Ok((200, _)) = self.http_get("/readyz") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "tme serve was not ready within {READY_TIMEOUT:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut child = self.child.take();
+        let ready = ready::wait_until_ready(
+            "tme serve",
+            &mut child,
+            READY_TIMEOUT,
+            Duration::from_millis(50),
+            || self.log(),
+            || matches!(self.http_get("/readyz"), Ok((200, _))),
+        );
+        self.child = child;
+        ready
     }
 
     /// A `tme` command with this node's data directory and ports.

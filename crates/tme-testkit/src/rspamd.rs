@@ -184,30 +184,17 @@ dns {{
             .spawn()
             .context("cannot start rspamd")?;
         self.child = Some(child);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten())
-            {
-                self.child = None;
-                bail!(
-                    "rspamd exited with {status} before it was ready; log:\n{}",
-                    self.log()
-                );
-            }
-            if self.ping() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "rspamd did not answer within {READY_TIMEOUT:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut child = self.child.take();
+        let ready = crate::ready::wait_until_ready(
+            "rspamd",
+            &mut child,
+            READY_TIMEOUT,
+            Duration::from_millis(100),
+            || self.log(),
+            || self.ping(),
+        );
+        self.child = child;
+        ready
     }
 
     /// The normal worker's `/ping` answers `pong`.

@@ -388,28 +388,18 @@ async fn recipients_are_refused_with_the_rfc_3463_codes() {
     );
 
     // Every verdict above is counted by outcome on /metrics.
-    let metrics = metrics(&node);
-    for line in [
-        "tme_smtp_recipients_total{outcome=\"unknown\"} 1",
-        "tme_smtp_recipients_total{outcome=\"relay_denied\"} 1",
-        "tme_smtp_recipients_total{outcome=\"suspended\"} 1",
-        "tme_smtp_recipients_total{outcome=\"over_quota\"} 1",
-        "tme_smtp_recipients_total{outcome=\"forwarding_unavailable\"} 1",
-        "tme_smtp_messages_total{outcome=\"accepted\"} 3",
-        "tme_smtp_accept_duration_seconds_count 3",
-    ] {
-        assert!(
-            metrics.lines().any(|got| got == line),
-            "{line} in:\n{metrics}"
-        );
-    }
-}
-
-/// The node's `/metrics` page.
-fn metrics(node: &Node) -> String {
-    let (status, body) = node.http_get("/metrics").expect("GET /metrics");
-    assert_eq!(status, 200, "{body}");
-    body
+    common::assert_metrics(
+        &node,
+        &[
+            "tme_smtp_recipients_total{outcome=\"unknown\"} 1",
+            "tme_smtp_recipients_total{outcome=\"relay_denied\"} 1",
+            "tme_smtp_recipients_total{outcome=\"suspended\"} 1",
+            "tme_smtp_recipients_total{outcome=\"over_quota\"} 1",
+            "tme_smtp_recipients_total{outcome=\"forwarding_unavailable\"} 1",
+            "tme_smtp_messages_total{outcome=\"accepted\"} 3",
+            "tme_smtp_accept_duration_seconds_count 3",
+        ],
+    );
 }
 
 #[test]
@@ -442,16 +432,13 @@ fn configured_session_limits_answer_with_their_codes() {
     let mut idle = Client::connect(&node);
     assert_eq!(idle.reply(), "421 4.4.2 timeout, closing connection");
     assert_eq!(idle.reply(), "[closed]");
-    let metrics = metrics(&node);
-    for line in [
-        "tme_smtp_sessions_ended_total{outcome=\"timeout\"} 1",
-        "tme_smtp_connections_total{outcome=\"accepted\"} 2",
-    ] {
-        assert!(
-            metrics.lines().any(|got| got == line),
-            "{line} in:\n{metrics}"
-        );
-    }
+    common::assert_metrics(
+        &node,
+        &[
+            "tme_smtp_sessions_ended_total{outcome=\"timeout\"} 1",
+            "tme_smtp_connections_total{outcome=\"accepted\"} 2",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

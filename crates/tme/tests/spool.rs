@@ -174,18 +174,14 @@ async fn a_locked_store_spools_the_message_and_delivers_it_once_released() {
     assert!(node.log().contains("spooled message delivered"));
 
     // Delivered from the spool, not by a retrying client: the metrics say so.
-    let (status, metrics) = node.http_get("/metrics").expect("GET /metrics");
-    assert_eq!(status, 200);
-    for line in [
-        "tme_smtp_messages_total{outcome=\"spooled\"} 2",
-        "tme_smtp_spool_entries_total{outcome=\"delivered\"} 2",
-        "tme_smtp_spool_entries_waiting 0",
-    ] {
-        assert!(
-            metrics.lines().any(|got| got == line),
-            "{line} in:\n{metrics}"
-        );
-    }
+    common::assert_metrics(
+        &node,
+        &[
+            "tme_smtp_messages_total{outcome=\"spooled\"} 2",
+            "tme_smtp_spool_entries_total{outcome=\"delivered\"} 2",
+            "tme_smtp_spool_entries_waiting 0",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,3 +66,16 @@ pub fn split_fields(stored: &[u8], count: usize) -> (String, &[u8]) {
         &stored[offset..],
     )
 }
+
+/// Asserts that the node's `/metrics` page has each of `lines`, exactly.
+#[allow(dead_code)] // not every test crate that shares this module reads metrics
+pub fn assert_metrics(node: &tme_testkit::Node, lines: &[&str]) {
+    let (status, metrics) = node.http_get("/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{metrics}");
+    for line in lines {
+        assert!(
+            metrics.lines().any(|got| got == *line),
+            "{line} in:\n{metrics}"
+        );
+    }
+}
