@@ -1,5 +1,5 @@
 //! Inbound SMTP, the MX role (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
-//! ENHANCEDSTATUSCODES, STARTTLS, CHUNKING and DSN parameters).
+//! ENHANCEDSTATUSCODES, STARTTLS, CHUNKING, DSN parameters and REQUIRETLS).
 //!
 //! Two halves, as every protocol of tme: a sans-I/O codec and session (`framing` cuts
 //! bounded command lines, `data` reads message content, `session` is the state machine,
@@ -23,6 +23,9 @@
 //! | 3030 CHUNKING | BDAT chunks, pipelined; BINARYMIME not offered |
 //! | 3461 DSN | RET, ENVID, NOTIFY, ORCPT parsed and kept in the envelope; no DSN is sent yet |
 //! | 8689 REQUIRETLS | offered after STARTTLS; MAIL REQUIRETLS in plain text gets 530 5.7.10; kept in the envelope |
+//! | 7208 SPF, 6376 DKIM, 8617 ARC, 7489 DMARC | verified by `tme-filter` (mail-auth) before storing; DMARC `p=reject` → 550 5.7.1, `p=quarantine` → Junk |
+//! | 8601 Authentication-Results | prepended below our trace fields; forged ones with our authserv-id are kept as sent and scored |
+//! | 5782 DNSBL | zones from `filter.dnsbl_zones`; `reject` → 554 5.7.1 at the end of DATA, `score` → points |
 //! | 3848 | `with` keywords ESMTP, ESMTPS (ESMTPA/ESMTPSA when submission lands) |
 //!
 //! What this crate must not do: relay (mail for domains we do not host is refused), keep a

@@ -13,9 +13,9 @@
 //! which it gives up on a client. It must not: touch sockets or clocks, read the store, or
 //! decide whether an address exists (the server asks the directory and passes a verdict).
 //!
-//! Later checks of message authenticity (SPF, DKIM, DMARC, ARC) and spam scoring belong
-//! between the end of the content and `Step::Deliver`: a new step there, whose verdict
-//! `delivery_finished` (or a refusal) answers.
+//! The checks of a message's authenticity and spam score (`tme-filter`) run in the server
+//! inside `Step::Deliver`, before anything is stored; a refusal comes back through
+//! `delivery_finished` like a store failure, and `reply` maps it to its code.
 
 use std::net::IpAddr;
 
