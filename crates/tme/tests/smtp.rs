@@ -523,7 +523,7 @@ async fn plus_addressing_aliases_and_catch_all_deliver() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_smtplib_sends_to_several_recipients_with_smtputf8() {
+async fn python_smtplib_sends_to_several_recipients_with_smtputf8_and_requiretls() {
     let node = mail_node();
     let script = r#"
 import smtplib, sys
@@ -536,6 +536,24 @@ with smtplib.SMTP("127.0.0.1", port, local_hostname="python.test") as smtp:
     smtp.sendmail("jörg@sender.test", ["user@example.com"], message,
                   mail_options=["SMTPUTF8", "BODY=8BITMIME"])
     print("utf8 sent")
+    # REQUIRETLS (RFC 8689): refused in plain text, not offered before STARTTLS ...
+    try:
+        smtp.sendmail("bob@sender.test", ["user@example.com"], b"Subject: plain\r\n\r\nx\r\n",
+                      mail_options=["REQUIRETLS"])
+    except smtplib.SMTPSenderRefused as error:
+        print("plain requiretls", error.smtp_code, error.smtp_error.decode())
+    print("offered in plain", smtp.has_extn("requiretls"))
+    # ... offered and taken after it.
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    smtp.starttls(context=context)
+    smtp.ehlo()
+    print("offered over tls", smtp.has_extn("requiretls"))
+    smtp.sendmail("bob@sender.test", ["user@example.com"], b"Subject: tls only\r\n\r\nsecret\r\n",
+                  mail_options=["REQUIRETLS"])
+    print("requiretls sent")
 "#;
     let output = Command::new("python3")
         .arg("-c")
@@ -553,8 +571,23 @@ with smtplib.SMTP("127.0.0.1", port, local_hostname="python.test") as smtp:
         stdout.contains("refused ['nobody@example.com']"),
         "{stdout}"
     );
+    for line in [
+        "plain requiretls 530 5.7.10 REQUIRETLS needs a TLS session: issue STARTTLS first",
+        "offered in plain False",
+        "offered over tls True",
+        "requiretls sent",
+    ] {
+        assert!(
+            stdout.lines().any(|got| got == line),
+            "{line} in:\n{stdout}"
+        );
+    }
     let user = inbox(node.data_dir(), "user@example.com").await;
-    assert_eq!(user.len(), 2);
+    assert_eq!(user.len(), 3);
+    assert_eq!(
+        split_trace(&user[2]).1,
+        b"Subject: tls only\r\n\r\nsecret\r\n"
+    );
     let (trace, body) = split_trace(&user[1]);
     assert!(
         trace.starts_with("Return-Path: <jörg@sender.test>\r\n"),
