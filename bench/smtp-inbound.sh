@@ -35,7 +35,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "run as root: Postfix's and Dovecot's master processes need it" >&2
   exit 1
 fi
-packages=(postfix dovecot-core dovecot-lmtpd python3)
+packages=(postfix dovecot-core dovecot-lmtpd python3 nsd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -75,9 +75,52 @@ EOF
 
 now() { date +%s.%N; }
 
+# tme's resolver asks a private NSD serving an empty root zone: every SPF, DKIM and DMARC
+# lookup gets a real DNS answer (NXDOMAIN) over loopback, as a node beside a local resolver
+# would, and the machine's own resolver (which may drop queries offline) is out of the way.
+# Sets nsd_port and nsd_pid.
+start_nsd() {
+  local directory="$work/nsd"
+  mkdir -p "$directory"
+  nsd_port=$(free_port)
+  cat >"$directory/root.zone" <<ZONE
+\$ORIGIN .
+\$TTL 3600
+@ IN SOA ns.bench.test. hostmaster.bench.test. 1 3600 600 86400 60
+@ IN NS ns.bench.test.
+ZONE
+  cat >"$directory/nsd.conf" <<CONFIG
+server:
+  ip-address: 127.0.0.1@$nsd_port
+  username: ""
+  chroot: ""
+  zonesdir: "$directory"
+  database: ""
+  zonelistfile: "$directory/zone.list"
+  xfrdfile: "$directory/xfrd.state"
+  pidfile: "$directory/nsd.pid"
+  logfile: "$directory/nsd.log"
+  server-count: 1
+remote-control:
+  control-enable: no
+zone:
+  name: "."
+  zonefile: "$directory/root.zone"
+CONFIG
+  nsd -d -c "$directory/nsd.conf" >>"$directory/nsd.log" 2>&1 &
+  nsd_pid=$!
+  sleep 1
+}
+
 work=""
 tme_pid=""
+nsd_pid=""
 cleanup() {
+  if [ -n "$nsd_pid" ]; then
+    kill "$nsd_pid" 2>/dev/null || true
+    wait "$nsd_pid" 2>/dev/null || true
+    nsd_pid=""
+  fi
   if [ -n "$tme_pid" ]; then
     kill "$tme_pid" 2>/dev/null || true
     wait "$tme_pid" 2>/dev/null || true
@@ -109,8 +152,9 @@ run_tme() {
   for role in submission submissions imap imaps pop3 pop3s http dns; do
     environment+=("TME_LISTEN__${role^^}=127.0.0.1:$(free_port)")
   done
+  [ -n "$nsd_pid" ] || start_nsd
   env "${environment[@]}" TME_LISTEN__SMTP="127.0.0.1:$port" TME_SMTP__CONNECTIONS_PER_IP_MAX=1000 \
-    TME_LOG=warn "$tme" --data-dir "$data" serve >"$work/tme.log" 2>&1 &
+    TME_RESOLVER__NAMESERVERS="[\"127.0.0.1:$nsd_port\"]" TME_LOG=warn "$tme" --data-dir "$data" serve >"$work/tme.log" 2>&1 &
   tme_pid=$!
   wait_for_greeting "$port"
 
