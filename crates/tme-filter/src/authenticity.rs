@@ -143,21 +143,25 @@ async fn spf(
         message.helo_name,
         authserv_id,
     ));
-    if message.mail_from.is_empty() {
-        let helo = helo_check.await;
-        findings.push(spf_finding(
-            "SPF",
-            true,
+    // The HELO identity's finding: under `prefix`, counting for DMARC or not.
+    let helo_finding = |prefix: &str, identity_for_dmarc: bool, helo: &SpfOutput| {
+        spf_finding(
+            prefix,
+            identity_for_dmarc,
             resinfo(
                 authserv_id,
                 AuthenticationResults::new(authserv_id).with_spf_ehlo_result(
-                    &helo,
+                    helo,
                     message.client_ip,
                     message.helo_name,
                 ),
             ),
             helo.result(),
-        ));
+        )
+    };
+    if message.mail_from.is_empty() {
+        let helo = helo_check.await;
+        findings.push(helo_finding("SPF", true, &helo));
         return helo;
     }
     let mail_from_check = authenticator.verify_spf(SpfParameters::verify_mail_from(
@@ -167,19 +171,7 @@ async fn spf(
         message.mail_from,
     ));
     let (helo, mail_from) = tokio::join!(helo_check, mail_from_check);
-    findings.push(spf_finding(
-        "SPF_HELO",
-        false,
-        resinfo(
-            authserv_id,
-            AuthenticationResults::new(authserv_id).with_spf_ehlo_result(
-                &helo,
-                message.client_ip,
-                message.helo_name,
-            ),
-        ),
-        helo.result(),
-    ));
+    findings.push(helo_finding("SPF_HELO", false, &helo));
     findings.push(spf_finding(
         "SPF",
         true,
