@@ -26,6 +26,7 @@ pub const CHECKS: &[&str] = &[
     "directory_rules",
     "alias_resolution",
     "delivery_keys_deliver_once_per_account",
+    "concurrent_deliveries_fail_alone",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -48,6 +49,7 @@ pub async fn run(name: &str, store: &Store) {
         "delivery_keys_deliver_once_per_account" => {
             delivery_keys_deliver_once_per_account(store).await
         }
+        "concurrent_deliveries_fail_alone" => concurrent_deliveries_fail_alone(store).await,
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -853,4 +855,90 @@ pub async fn delivery_keys_deliver_once_per_account(store: &Store) {
         .await
         .unwrap();
     assert_eq!(after_purge.appended.len(), 1);
+}
+
+/// Deliveries made at the same moment may share a transaction (group commit), but each
+/// succeeds or fails alone: one refused (over quota, into a deleted mailbox) leaves the
+/// others stored, and leaves nothing of itself, in any of its accounts.
+pub async fn concurrent_deliveries_fail_alone(store: &Store) {
+    let roomy = account(store, "roomy@example.com", 1 << 30).await;
+    let full = account(store, "full@example.com", 1).await;
+    let roomy_inbox = inbox_of(store, roomy).await.id;
+    let full_inbox = inbox_of(store, full).await.id;
+    let doomed = store
+        .mail
+        .mailbox_create(roomy, "Doomed", None)
+        .await
+        .unwrap()
+        .id;
+    store.mail.mailbox_delete(roomy, doomed).await.unwrap();
+    let rounds = 8;
+    let mut tasks = Vec::new();
+    for round in 0..rounds {
+        // Per round: one good delivery, one over quota, one into the deleted mailbox, and
+        // one for both accounts that fails as a whole because one of them is full.
+        let plans: [(&str, Vec<(AccountId, i64)>); 4] = [
+            ("good", vec![(roomy, roomy_inbox)]),
+            ("quota", vec![(full, full_inbox)]),
+            ("deleted", vec![(roomy, doomed)]),
+            ("both", vec![(roomy, roomy_inbox), (full, full_inbox)]),
+        ];
+        for (kind, targets) in plans {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let flags = Flags::default();
+                let raw = message(round);
+                let deliveries: Vec<Delivery> = targets
+                    .iter()
+                    .map(|(account, mailbox)| Delivery {
+                        account: *account,
+                        mailbox: *mailbox,
+                        raw: &raw,
+                        internal_date_unix: None,
+                        flags: &flags,
+                    })
+                    .collect();
+                (
+                    kind,
+                    store
+                        .deliver(&deliveries)
+                        .await
+                        .map(|appended| appended.len()),
+                )
+            }));
+        }
+    }
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ("good", Ok(count)) => {
+                assert_eq!(count, 1);
+                stored += 1;
+            }
+            ("quota" | "both", Err(StoreError::QuotaExceeded { .. })) => {}
+            ("deleted", Err(StoreError::NotFound { .. })) => {}
+            (kind, other) => panic!("delivery {kind}: unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(stored, rounds);
+    let listed = store.mail.message_list(roomy, roomy_inbox).await.unwrap();
+    assert_eq!(
+        listed.len(),
+        rounds,
+        "only the good deliveries are in the roomy INBOX"
+    );
+    let uids: HashSet<u32> = listed.iter().map(|record| record.uid).collect();
+    assert_eq!(uids.len(), rounds, "their UIDs are distinct");
+    let usage = store.mail.account_usage(roomy).await.unwrap();
+    assert_eq!(
+        usage.messages, rounds as u64,
+        "quota counts only what is stored"
+    );
+    assert_eq!(store.mail.account_usage(full).await.unwrap().messages, 0);
+    let mailbox = store.mail.mailbox_get(roomy, roomy_inbox).await.unwrap();
+    assert_eq!(
+        mailbox.uid_next,
+        rounds as u32 + 1,
+        "a failed delivery takes no UID"
+    );
 }

@@ -40,6 +40,10 @@ pub enum StoreError {
     /// The database failed or is busy. The environment's fault; a retry may help.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write shared with others (a group commit) could not begin or commit: the database
+    /// is busy, locked or failing. The environment's fault; a retry may help.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// A file could not be read or written (disk full, permissions). The environment's fault;
     /// a retry may help once the cause is fixed.
     #[error("{context}: {source}")]
@@ -63,7 +67,7 @@ impl StoreError {
                     | sqlx::Error::ColumnDecode { .. }
                     | sqlx::Error::Decode(_)
             ),
-            StoreError::Io { .. } => true,
+            StoreError::Io { .. } | StoreError::Unavailable(_) => true,
             _ => false,
         }
     }

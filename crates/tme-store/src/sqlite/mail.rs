@@ -13,6 +13,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 use tme_message::MessageSummary;
 
+use super::group_commit::{AppendRequest, GroupCommit};
 use super::{Database, already_exists_if_unique, now_unix, schema, to_i64, to_u64};
 use crate::blob::BlobId;
 use crate::directory::AccountId;
@@ -31,12 +32,14 @@ const UIDS_PER_STATEMENT_MAX: usize = 500;
 #[derive(Debug, Clone)]
 pub struct SqliteMailStore {
     database: Database,
+    group_commit: GroupCommit,
 }
 
 impl SqliteMailStore {
     pub async fn open(path: &Path, busy_timeout: Duration) -> StoreResult<SqliteMailStore> {
         Ok(SqliteMailStore {
             database: Database::open(path, &schema::MAIL, busy_timeout).await?,
+            group_commit: GroupCommit::default(),
         })
     }
 
@@ -45,49 +48,64 @@ impl SqliteMailStore {
     }
 }
 
-type WriteTransaction = Transaction<'static, Sqlite>;
+pub(crate) type WriteTransaction = Transaction<'static, Sqlite>;
+
+/// A message ready for its row: what `NewMessage` says, its summary already encoded.
+#[derive(Debug)]
+pub(crate) struct AppendRow {
+    mailbox_id: MailboxId,
+    blob_id: BlobId,
+    size_bytes: i64,
+    internal_date_unix: i64,
+    flags: Flags,
+    summary: Vec<u8>,
+}
+
+impl AppendRow {
+    fn new(message: &NewMessage) -> StoreResult<AppendRow> {
+        Ok(AppendRow {
+            mailbox_id: message.mailbox_id,
+            blob_id: message.blob_id,
+            size_bytes: to_i64(message.size_bytes)?,
+            internal_date_unix: message.internal_date_unix,
+            flags: message.flags.clone(),
+            summary: encode_summary(&message.summary)?,
+        })
+    }
+}
 
 impl SqliteMailStore {
-    /// Appends every batch in one transaction (all of them or none); with a delivery key,
-    /// each account at most once per key.
+    /// Appends every batch atomically (all of them or none); with a delivery key, each
+    /// account at most once per key. The transaction may be shared with other appends
+    /// waiting at the same time (`group_commit`).
     async fn append_for_accounts(
         &self,
         delivery_key: Option<&str>,
         batches: &[(AccountId, &[NewMessage])],
     ) -> StoreResult<AppendedOnce> {
-        let mut encoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(batches.len());
-        for (_, messages) in batches {
-            encoded.push(
+        if batches.iter().all(|(_, messages)| messages.is_empty()) {
+            return Ok(AppendedOnce::default());
+        }
+        let mut rows = Vec::with_capacity(batches.len());
+        for (account, messages) in batches {
+            rows.push((
+                *account,
                 messages
                     .iter()
-                    .map(|message| encode_summary(&message.summary))
-                    .collect::<StoreResult<_>>()?,
-            );
+                    .map(AppendRow::new)
+                    .collect::<StoreResult<Vec<_>>>()?,
+            ));
         }
-        let mut outcome = AppendedOnce::default();
-        if batches.iter().all(|(_, messages)| messages.is_empty()) {
-            return Ok(outcome);
-        }
-        // One transaction for every account of this shard: all of them or none.
-        let mut transaction = self.database.begin_write().await?;
-        for ((account, messages), summaries) in batches.iter().zip(&encoded) {
-            if let Some(key) = delivery_key
-                && !record_delivery_key(&mut transaction, *account, key).await?
-            {
-                outcome.accounts_already_delivered.push(*account);
-                continue;
-            }
-            outcome
-                .appended
-                .extend(append_in(&mut transaction, *account, messages, summaries).await?);
-        }
-        transaction.commit().await?;
-        Ok(outcome)
+        let request = AppendRequest {
+            delivery_key: delivery_key.map(str::to_owned),
+            batches: rows,
+        };
+        self.group_commit.append(&self.database, request).await
     }
 }
 
 /// Records that `account` took the delivery `key`; false when it had already.
-async fn record_delivery_key(
+pub(crate) async fn record_delivery_key(
     transaction: &mut WriteTransaction,
     account: AccountId,
     key: &str,
@@ -1051,41 +1069,41 @@ impl MailStore for SqliteMailStore {
 }
 
 /// Appends one account's messages inside `transaction`: UIDs, one MODSEQ, change log, quota.
-async fn append_in(
+/// Appends `rows` to `account` inside `transaction`: one MODSEQ for them all, a UID each,
+/// the change log, the quota charged and checked.
+pub(crate) async fn append_rows(
     transaction: &mut WriteTransaction,
     account: AccountId,
-    messages: &[NewMessage],
-    summaries: &[Vec<u8>],
+    rows: &[AppendRow],
 ) -> StoreResult<Vec<Appended>> {
-    if messages.is_empty() {
+    if rows.is_empty() {
         return Ok(Vec::new());
     }
     let modseq = next_modseq(transaction, account).await?;
     let mut checked_mailboxes: HashSet<MailboxId> = HashSet::new();
     let mut total_bytes: i64 = 0;
-    let mut appended = Vec::with_capacity(messages.len());
-    for (message, summary) in messages.iter().zip(summaries) {
-        if checked_mailboxes.insert(message.mailbox_id) {
-            live_mailbox(transaction, account, message.mailbox_id).await?;
+    let mut appended = Vec::with_capacity(rows.len());
+    for row in rows {
+        if checked_mailboxes.insert(row.mailbox_id) {
+            live_mailbox(transaction, account, row.mailbox_id).await?;
         }
-        let uid = take_uid(transaction, message.mailbox_id, modseq).await?;
-        let size_bytes = to_i64(message.size_bytes)?;
-        total_bytes += size_bytes;
+        let uid = take_uid(transaction, row.mailbox_id, modseq).await?;
+        total_bytes += row.size_bytes;
         let result = sqlx::query(
                 "INSERT INTO messages (account_id, mailbox_id, uid, blob_id, size_bytes, internal_date_unix,
                                        system_flags, keywords, modseq, summary)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(account)
-            .bind(message.mailbox_id)
+            .bind(row.mailbox_id)
             .bind(i64::from(uid))
-            .bind(message.blob_id.as_bytes().as_slice())
-            .bind(size_bytes)
-            .bind(message.internal_date_unix)
-            .bind(i64::from(message.flags.system.0))
-            .bind(message.flags.keywords_text())
+            .bind(row.blob_id.as_bytes().as_slice())
+            .bind(row.size_bytes)
+            .bind(row.internal_date_unix)
+            .bind(i64::from(row.flags.system.0))
+            .bind(row.flags.keywords_text())
             .bind(modseq)
-            .bind(summary.as_slice())
+            .bind(row.summary.as_slice())
             .execute(&mut **transaction)
             .await?;
         let message_id = result.last_insert_rowid();
@@ -1094,18 +1112,18 @@ async fn append_in(
             account,
             modseq,
             ChangeKind::MessageAdded,
-            message.mailbox_id,
+            row.mailbox_id,
             Some((message_id, uid)),
         )
         .await?;
         appended.push(Appended {
             message_id,
-            mailbox_id: message.mailbox_id,
+            mailbox_id: row.mailbox_id,
             uid,
             modseq,
         });
     }
-    charge_quota(transaction, account, total_bytes, messages.len() as i64).await?;
+    charge_quota(transaction, account, total_bytes, rows.len() as i64).await?;
     Ok(appended)
 }
 
