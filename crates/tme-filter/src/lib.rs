@@ -6,7 +6,7 @@
 //!
 //! Each check is a module that adds its findings (`authenticity`, `dnsbl`, `rspamd`); `points`
 //! holds our rules' points and `verdict` turns the findings into the disposition. The checks
-//! do DNS through the resolver built from `[resolver]` (`resolver`; tests point it at a local
+//! do DNS through the resolver built from `[resolver]` (`tme-resolver`; tests point it at a local
 //! authoritative server) and HTTP to rspamd; everything else here is pure.
 //!
 //! What this crate must not do: store anything, speak SMTP (the server maps a refusal to a
@@ -16,7 +16,6 @@
 mod authenticity;
 mod dnsbl;
 pub mod points;
-mod resolver;
 pub mod rspamd;
 pub mod verdict;
 
@@ -75,7 +74,8 @@ impl Filter {
             )
         });
         Ok(Filter {
-            authenticator: resolver::authenticator(resolver)?,
+            authenticator: tme_resolver::build(resolver)
+                .map_err(|error| FilterError::Resolver(error.to_string()))?,
             config,
             authserv_id,
             rspamd,

@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use tme_core::{Domain, EmailAddress};
 
 use crate::{
-    AccountId, Branding, ChangeKind, Delivery, FlagChange, Flags, NewAccount, Store, StoreError,
+    AccountId, AttemptRecord, Branding, ChangeKind, Delivery, FlagChange, Flags, NewAccount,
+    NewQueued, NewRecipient, Notify, RecipientOutcome, RecipientState, Store, StoreError,
 };
 
 /// Every check, by name, for a backend's test to run one by one.
@@ -27,6 +28,7 @@ pub const CHECKS: &[&str] = &[
     "alias_resolution",
     "delivery_keys_deliver_once_per_account",
     "concurrent_deliveries_fail_alone",
+    "queue_claims_leases_and_records",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -50,6 +52,7 @@ pub async fn run(name: &str, store: &Store) {
             delivery_keys_deliver_once_per_account(store).await
         }
         "concurrent_deliveries_fail_alone" => concurrent_deliveries_fail_alone(store).await,
+        "queue_claims_leases_and_records" => queue_claims_leases_and_records(store).await,
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -941,4 +944,171 @@ pub async fn concurrent_deliveries_fail_alone(store: &Store) {
         rounds as u32 + 1,
         "a failed delivery takes no UID"
     );
+}
+
+fn queued(recipients: &[&str], now: i64) -> NewQueued {
+    NewQueued {
+        blob_id: crate::BlobId::of(b""),
+        size_bytes: 0,
+        return_path: "sender@example.com".to_owned(),
+        sender_account: None,
+        envelope_id: Some("envelope-1".to_owned()),
+        dsn_return: Some(crate::DsnReturn::Headers),
+        requiretls: false,
+        smtputf8: false,
+        body_8bit: false,
+        created_unix: now,
+        expires_unix: now + 5 * 86_400,
+        recipients: recipients
+            .iter()
+            .map(|address| NewRecipient {
+                address: (*address).to_owned(),
+                domain: address.rsplit('@').next().unwrap().to_owned(),
+                original_recipient: None,
+                notify: Notify::default(),
+            })
+            .collect(),
+    }
+}
+
+/// The outbound queue: a queued message survives as written, is claimed by one owner at a
+/// time until its lease ends, records each recipient's outcome, is not claimed while held or
+/// before its next attempt, keeps its blob from the collector, and is gone once removed.
+pub async fn queue_claims_leases_and_records(store: &Store) {
+    let now = 1_800_000_000;
+    let raw = message(7);
+    let id = store
+        .enqueue(&raw, queued(&["a@remote.example", "b@other.example"], now))
+        .await
+        .unwrap();
+    let listed = store.queue.get(id).await.unwrap();
+    assert_eq!(listed.recipients.len(), 2);
+    assert_eq!(listed.recipients[1].domain, "other.example");
+    assert_eq!(listed.envelope_id.as_deref(), Some("envelope-1"));
+    assert_eq!(store.queued_raw(&listed).await.unwrap(), raw);
+    assert_eq!(store.queue.next_due_unix().await.unwrap(), Some(now));
+
+    // One owner at a time.
+    let claimed = store.queue.claim_due(now, "node-a", 600, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store
+            .queue
+            .claim_due(now, "node-b", 600, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased message is not claimed again"
+    );
+    let attempt = AttemptRecord {
+        attempted_unix: now,
+        outcomes: vec![
+            RecipientOutcome {
+                position: 0,
+                state: RecipientState::Delivered,
+                reply: "250 2.0.0 Ok".to_owned(),
+                remote_host: Some("mx.remote.example".to_owned()),
+            },
+            RecipientOutcome {
+                position: 1,
+                state: RecipientState::Pending,
+                reply: "451 4.3.0 try later".to_owned(),
+                remote_host: None,
+            },
+        ],
+        next_attempt_unix: now + 300,
+        delay_notified: false,
+    };
+    assert!(
+        matches!(
+            store.queue.record_attempt(id, "node-b", &attempt).await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "only the lease's owner records"
+    );
+    store
+        .queue
+        .record_attempt(id, "node-a", &attempt)
+        .await
+        .unwrap();
+    let after = store.queue.get(id).await.unwrap();
+    assert_eq!(after.attempts, 1);
+    assert_eq!(after.recipients[0].state, RecipientState::Delivered);
+    assert_eq!(after.recipients[1].state, RecipientState::Pending);
+    assert_eq!(
+        after.recipients[1].last_reply.as_deref(),
+        Some("451 4.3.0 try later")
+    );
+    assert_eq!(after.pending_recipients().count(), 1);
+
+    // Not before its next attempt; a lost lease expires.
+    assert!(
+        store
+            .queue
+            .claim_due(now + 10, "node-a", 600, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .queue
+            .claim_due(now + 300, "node-a", 60, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .queue
+            .claim_due(now + 361, "node-b", 60, 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the first owner's lease ran out"
+    );
+
+    // Held, released, retried now.
+    store.queue.set_held(id, true).await.unwrap();
+    store.queue.retry_now(id, now + 400).await.unwrap();
+    assert!(
+        store
+            .queue
+            .claim_due(now + 400, "node-a", 60, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.queue.next_due_unix().await.unwrap(), None);
+    store.queue.set_held(id, false).await.unwrap();
+    assert_eq!(
+        store
+            .queue
+            .claim_due(now + 400, "node-a", 60, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Its blob stays while it is queued, and goes after.
+    let (_, collected) = store.collect_garbage(now + 400).await.unwrap();
+    assert_eq!(
+        collected.blobs_deleted, 0,
+        "a queued message's blob is kept"
+    );
+    store.queue.remove(id).await.unwrap();
+    assert!(matches!(
+        store.queue.get(id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.queue.remove(id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let (_, collected) = store.collect_garbage(now + 400).await.unwrap();
+    assert_eq!(collected.blobs_deleted, 1);
+    assert!(store.queue.list().await.unwrap().is_empty());
 }

@@ -9,6 +9,8 @@
 //! Beside them, `spool` keeps the mail inbound SMTP acknowledged while the store could not
 //! take it, on this node's disk, until `Store::deliver_once` stores it exactly once.
 //!
+//! `queue` holds the outbound queue: messages waiting to leave, each recipient's state.
+//!
 //! Backends: `sqlite` (the embedded default). A PostgreSQL backend implements the same traits
 //! and passes the same `conformance` suite. No SQL outside a backend module.
 
@@ -18,6 +20,7 @@ pub mod directory;
 mod durable;
 pub mod error;
 pub mod mail;
+pub mod queue;
 pub mod spool;
 pub mod sqlite;
 
@@ -34,12 +37,17 @@ pub use mail::{
     Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MailStore, Mailbox,
     MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
 };
+pub use queue::{
+    AttemptRecord, DsnReturn, NewQueued, NewRecipient, Notify, QueueId, QueueStore, QueuedMessage,
+    QueuedRecipient, RecipientOutcome, RecipientState,
+};
 use tme_core::EmailAddress;
 use tme_core::config::{StoreBackend, StoreConfig};
 
 /// The file names inside a data directory.
 pub const DIRECTORY_FILE_NAME: &str = "directory.sqlite";
 pub const MAIL_SHARD_FILE_NAME: &str = "mail-shard-0.sqlite";
+pub const QUEUE_FILE_NAME: &str = "queue.sqlite";
 pub const BLOBS_DIRECTORY_NAME: &str = "blobs";
 /// The inbound spool (`spool`): mail acknowledged while the store could not take it.
 pub const SPOOL_DIRECTORY_NAME: &str = "spool";
@@ -49,6 +57,7 @@ pub const SPOOL_DIRECTORY_NAME: &str = "spool";
 pub struct Store {
     pub directory: Arc<dyn Directory>,
     pub mail: Arc<dyn MailStore>,
+    pub queue: Arc<dyn QueueStore>,
     pub blobs: BlobStore,
     retention_days: u32,
     closers: Arc<Vec<sqlite::Closer>>,
@@ -84,14 +93,21 @@ impl Store {
                     busy_timeout,
                 )
                 .await?;
+                let queue = sqlite::SqliteQueueStore::open(
+                    &data_directory.join(QUEUE_FILE_NAME),
+                    busy_timeout,
+                )
+                .await?;
                 let blobs = BlobStore::open(&data_directory.join(BLOBS_DIRECTORY_NAME))?;
                 let closers = vec![
                     sqlite::Closer::Directory(directory.clone()),
                     sqlite::Closer::Mail(mail.clone()),
+                    sqlite::Closer::Queue(queue.clone()),
                 ];
                 Ok(Store {
                     directory: Arc::new(directory),
                     mail: Arc::new(mail),
+                    queue: Arc::new(queue),
                     blobs,
                     retention_days: config.retention_days,
                     closers: Arc::new(closers),
@@ -218,6 +234,44 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Queues `raw` for delivery to the envelope of `message` (whose `blob_id` and
+    /// `size_bytes` are set here): the blob is durable first, then the queue record. When this
+    /// returns Ok, the message survives a crash and will be delivered or bounced.
+    pub async fn enqueue(&self, raw: &[u8], mut message: NewQueued) -> StoreResult<QueueId> {
+        let blobs = self.blobs.clone();
+        let owned = raw.to_vec();
+        let (guard, blob_id) = tokio::task::spawn_blocking(move || {
+            let guard = blobs.lock_for_write()?;
+            let id = blobs.put(&guard, &owned)?;
+            Ok::<_, StoreError>((guard, id))
+        })
+        .await
+        .map_err(|error| StoreError::Refused(format!("queue task failed: {error}")))??;
+        message.blob_id = blob_id;
+        message.size_bytes = raw.len() as u64;
+        let id = self.queue.enqueue(&message).await?;
+        drop(guard);
+        Ok(id)
+    }
+
+    /// Reads a queued message's raw bytes back.
+    pub async fn queued_raw(&self, message: &QueuedMessage) -> StoreResult<Vec<u8>> {
+        let blobs = self.blobs.clone();
+        let id = message.blob_id;
+        let raw = tokio::task::spawn_blocking(move || blobs.get(&id))
+            .await
+            .map_err(|error| StoreError::Refused(format!("read task failed: {error}")))??;
+        if raw.len() as u64 != message.size_bytes {
+            return Err(StoreError::Corrupt(format!(
+                "queued message {} is {} bytes, {} expected",
+                message.id,
+                raw.len(),
+                message.size_bytes
+            )));
+        }
+        Ok(raw)
+    }
+
     /// Reads a message's raw bytes back.
     pub async fn message_raw(&self, record: &MessageRecord) -> StoreResult<Vec<u8>> {
         let blobs = self.blobs.clone();
@@ -252,7 +306,8 @@ impl Store {
             .await
             .map_err(|error| StoreError::Refused(format!("collect task failed: {error}")))??;
         // Read the references only once no writer can be between blob and metadata.
-        let referenced = self.mail.blob_references().await?;
+        let mut referenced = self.mail.blob_references().await?;
+        referenced.extend(self.queue.blob_references().await?);
         let blobs = self.blobs.clone();
         let collected =
             tokio::task::spawn_blocking(move || blobs.collect_garbage(&guard, &referenced))
@@ -271,6 +326,7 @@ pub fn data_files(data_directory: &Path) -> Vec<PathBuf> {
     [
         DIRECTORY_FILE_NAME,
         MAIL_SHARD_FILE_NAME,
+        QUEUE_FILE_NAME,
         BLOBS_DIRECTORY_NAME,
         SPOOL_DIRECTORY_NAME,
     ]

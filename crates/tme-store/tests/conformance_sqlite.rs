@@ -45,4 +45,5 @@ conformance_tests!(
     alias_resolution,
     delivery_keys_deliver_once_per_account,
     concurrent_deliveries_fail_alone,
+    queue_claims_leases_and_records,
 );

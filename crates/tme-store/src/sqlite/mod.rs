@@ -1,8 +1,9 @@
 //! The SQLite backend: the embedded default, a data directory and nothing else to install.
 //!
-//! Two database files: `directory.sqlite` (partners, domains, accounts, aliases) and
+//! Three database files: `directory.sqlite` (partners, domains, accounts, aliases),
 //! `mail-shard-0.sqlite` (mailboxes, messages, change log), so that the directory stays one
-//! while mail can later be spread over shards. Both run in WAL mode with `synchronous=FULL`:
+//! while mail can later be spread over shards, and `queue.sqlite` (the outbound queue), so
+//! that queue work never waits for the mail file's writer. Both run in WAL mode with `synchronous=FULL`:
 //! a commit is on disk when it returns, which is what lets SMTP say 250.
 //!
 //! All SQL that only SQLite understands stays in this module.
@@ -10,6 +11,7 @@
 mod directory;
 mod group_commit;
 mod mail;
+mod queue;
 mod schema;
 
 use std::path::Path;
@@ -21,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use directory::SqliteDirectory;
 pub use mail::SqliteMailStore;
+pub use queue::SqliteQueueStore;
 
 use crate::error::{StoreError, StoreResult};
 
@@ -121,6 +124,7 @@ pub(crate) async fn row_exists(
 pub(crate) enum Closer {
     Directory(SqliteDirectory),
     Mail(SqliteMailStore),
+    Queue(SqliteQueueStore),
 }
 
 impl Closer {
@@ -128,6 +132,7 @@ impl Closer {
         match self {
             Closer::Directory(directory) => directory.close().await,
             Closer::Mail(mail) => mail.close().await,
+            Closer::Queue(queue) => queue.close().await,
         }
     }
 }

@@ -182,3 +182,47 @@ CREATE INDEX delivery_keys_created ON delivery_keys(created_unix);
 "#,
     ],
 };
+
+/// The outbound queue's file.
+pub(crate) const QUEUE: Schema = Schema {
+    steps: &[
+        // 1: queued messages and their recipients.
+        r#"
+CREATE TABLE queue_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    blob_id BLOB NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    return_path TEXT NOT NULL,
+    sender_account_id INTEGER,
+    envelope_id TEXT,
+    dsn_return INTEGER NOT NULL,
+    requiretls INTEGER NOT NULL,
+    smtputf8 INTEGER NOT NULL,
+    body_8bit INTEGER NOT NULL,
+    created_unix INTEGER NOT NULL,
+    expires_unix INTEGER NOT NULL,
+    next_attempt_unix INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    held INTEGER NOT NULL DEFAULT 0,
+    delay_notified INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until_unix INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_messages_due ON queue_messages(held, next_attempt_unix);
+CREATE TABLE queue_recipients (
+    message_id INTEGER NOT NULL REFERENCES queue_messages(id),
+    position INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    original_recipient TEXT,
+    notify INTEGER NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_reply TEXT,
+    remote_host TEXT,
+    last_attempt_unix INTEGER,
+    PRIMARY KEY (message_id, position)
+) WITHOUT ROWID;
+"#,
+    ],
+};

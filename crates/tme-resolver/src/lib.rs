@@ -1,4 +1,5 @@
-//! The DNS resolver every check asks, built from `[resolver]`: the listed servers over UDP
+//! The DNS resolver the node asks (authenticity checks, blocklists, MX lookups of the
+//! outbound queue), built from `[resolver]`: the listed servers over UDP
 //! and TCP (tests point it at a local authoritative server), or the system's
 //! (`/etc/resolv.conf`) when the list is empty; either way with the configured timeout. It
 //! caches answers by their TTL. An unreadable system config leaves the node with a resolver
@@ -6,19 +7,22 @@
 
 use std::time::Duration;
 
-use mail_auth::MessageAuthenticator;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::system_conf::read_system_conf;
 use tme_core::config::ResolverConfig as ResolverSettings;
 
-use crate::FilterError;
+pub use mail_auth::MessageAuthenticator;
+
+/// The resolver cannot be built from its settings.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the DNS resolver: {0}")]
+pub struct ResolverError(String);
 
 /// Attempts per query before it is a temporary error (one retry covers a lost datagram).
 const QUERY_ATTEMPTS: usize = 2;
 
-pub(crate) fn authenticator(
-    settings: &ResolverSettings,
-) -> Result<MessageAuthenticator, FilterError> {
+/// The resolver of `settings`; cloning it shares its cache.
+pub fn build(settings: &ResolverSettings) -> Result<MessageAuthenticator, ResolverError> {
     let (config, mut options) = if settings.nameservers.is_empty() {
         match read_system_conf() {
             Ok(system) => system,
@@ -51,6 +55,5 @@ pub(crate) fn authenticator(
     };
     options.timeout = Duration::from_millis(settings.timeout_ms);
     options.attempts = QUERY_ATTEMPTS;
-    MessageAuthenticator::new(config, options)
-        .map_err(|error| FilterError::Resolver(error.to_string()))
+    MessageAuthenticator::new(config, options).map_err(|error| ResolverError(error.to_string()))
 }
