@@ -39,6 +39,8 @@ pub struct Config {
     pub resolver: ResolverConfig,
     #[serde(default)]
     pub filter: FilterConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
 }
 
 /// Who this node is.
@@ -250,6 +252,67 @@ impl Default for ResolverConfig {
         ResolverConfig {
             nameservers: Vec::new(),
             timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The outbound queue (`tme-queue`): retries, lifetime, connections, an optional relay host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// How long a message is retried before its pending recipients bounce (RFC 5321
+    /// §4.5.4.1 suggests at least 4–5 days).
+    pub message_lifetime_seconds: u64,
+    /// The wait after the first failed attempt; each further failure doubles it.
+    pub retry_first_seconds: u64,
+    /// The longest wait between attempts.
+    pub retry_max_seconds: u64,
+    /// After this long undelivered, the sender gets one delay notice (a DSN, RFC 3464).
+    pub delay_notice_seconds: u64,
+    /// The port outbound connections go to: 25 on the Internet (tests use another).
+    pub remote_port: u16,
+    /// Deliver everything through this host (`host:port`) instead of by MX: a smart host.
+    pub relay_host: Option<String>,
+    /// The user name for AUTH PLAIN at the relay host (with `relay_password_file`).
+    pub relay_username: Option<String>,
+    /// A file holding the relay host's password (its first line), so that the secret is
+    /// neither in the config file nor in the environment.
+    pub relay_password_file: Option<std::path::PathBuf>,
+    /// At most this many outbound connections at once, in total.
+    pub connections_max: usize,
+    /// At most this many outbound connections at once to one destination domain.
+    pub connections_per_domain_max: usize,
+    /// How many messages one connection carries before it is closed (connection reuse).
+    pub messages_per_connection_max: usize,
+    /// How long connecting to a host may take.
+    pub connect_timeout_seconds: u64,
+    /// How long the remote server may take to answer a command (RFC 5321 §4.5.3.2 gives
+    /// 5 minutes for most; the end of the data gets `data_end_timeout_seconds`).
+    pub command_timeout_seconds: u64,
+    /// How long the remote server may take to answer the end of the data (10 minutes).
+    pub data_end_timeout_seconds: u64,
+    /// How long a node's claim on a message lasts before another node may take it over.
+    pub lease_seconds: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            message_lifetime_seconds: 5 * 86_400,
+            retry_first_seconds: 300,
+            retry_max_seconds: 3_600,
+            delay_notice_seconds: 4 * 3_600,
+            remote_port: 25,
+            relay_host: None,
+            relay_username: None,
+            relay_password_file: None,
+            connections_max: 64,
+            connections_per_domain_max: 4,
+            messages_per_connection_max: 100,
+            connect_timeout_seconds: 30,
+            command_timeout_seconds: 300,
+            data_end_timeout_seconds: 600,
+            lease_seconds: 900,
         }
     }
 }
@@ -547,6 +610,49 @@ impl Config {
                     blocklist.zone
                 ));
             }
+        }
+        for (key, value) in [
+            (
+                "queue.message_lifetime_seconds",
+                self.queue.message_lifetime_seconds,
+            ),
+            ("queue.retry_first_seconds", self.queue.retry_first_seconds),
+            ("queue.retry_max_seconds", self.queue.retry_max_seconds),
+            ("queue.remote_port", u64::from(self.queue.remote_port)),
+            ("queue.connections_max", self.queue.connections_max as u64),
+            (
+                "queue.connections_per_domain_max",
+                self.queue.connections_per_domain_max as u64,
+            ),
+            (
+                "queue.messages_per_connection_max",
+                self.queue.messages_per_connection_max as u64,
+            ),
+            (
+                "queue.connect_timeout_seconds",
+                self.queue.connect_timeout_seconds,
+            ),
+            (
+                "queue.command_timeout_seconds",
+                self.queue.command_timeout_seconds,
+            ),
+            (
+                "queue.data_end_timeout_seconds",
+                self.queue.data_end_timeout_seconds,
+            ),
+            ("queue.lease_seconds", self.queue.lease_seconds),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if self.queue.relay_username.is_some() != self.queue.relay_password_file.is_some() {
+            return Err(
+                "queue.relay_username and queue.relay_password_file go together".to_owned(),
+            );
+        }
+        if self.queue.relay_username.is_some() && self.queue.relay_host.is_none() {
+            return Err("queue.relay_username needs queue.relay_host".to_owned());
         }
         if self.store.retention_days == 0 {
             return Err("store.retention_days must be at least 1".to_owned());

@@ -987,6 +987,8 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert_eq!(listed.envelope_id.as_deref(), Some("envelope-1"));
     assert_eq!(store.queued_raw(&listed).await.unwrap(), raw);
     assert_eq!(store.queue.next_due_unix().await.unwrap(), Some(now));
+    let stats = store.queue.stats().await.unwrap();
+    assert_eq!((stats.messages, stats.oldest_created_unix), (1, Some(now)));
 
     // One owner at a time.
     let claimed = store.queue.claim_due(now, "node-a", 600, 10).await.unwrap();

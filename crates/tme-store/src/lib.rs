@@ -38,8 +38,8 @@ pub use mail::{
     MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
 };
 pub use queue::{
-    AttemptRecord, DsnReturn, NewQueued, NewRecipient, Notify, QueueId, QueueStore, QueuedMessage,
-    QueuedRecipient, RecipientOutcome, RecipientState,
+    AttemptRecord, DsnReturn, NewQueued, NewRecipient, Notify, QueueId, QueueStats, QueueStore,
+    QueuedMessage, QueuedRecipient, RecipientOutcome, RecipientState,
 };
 use tme_core::EmailAddress;
 use tme_core::config::{StoreBackend, StoreConfig};

@@ -207,6 +207,13 @@ pub struct AttemptRecord {
     pub delay_notified: bool,
 }
 
+/// The queue's size, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub messages: u64,
+    pub oldest_created_unix: Option<i64>,
+}
+
 /// The outbound queue, as every backend provides it.
 #[async_trait]
 pub trait QueueStore: Send + Sync + std::fmt::Debug {
@@ -239,6 +246,8 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
     async fn retry_now(&self, id: QueueId, now_unix: i64) -> StoreResult<()>;
     /// Removes a message (every recipient final, or an operator's order).
     async fn remove(&self, id: QueueId) -> StoreResult<()>;
+    /// How many messages wait, and when the oldest was queued (for metrics).
+    async fn stats(&self) -> StoreResult<QueueStats>;
     /// The blobs queued messages refer to, for the collector.
     async fn blob_references(&self) -> StoreResult<HashSet<BlobId>>;
 }

@@ -16,8 +16,9 @@ use super::{Database, schema, to_i64, to_u64};
 use crate::blob::BlobId;
 use crate::error::{StoreError, StoreResult};
 use crate::queue::{
-    AttemptRecord, DsnReturn, NewQueued, QueueId, QueueStore, QueuedMessage, QueuedRecipient,
-    bounded_reply, notify_bits, notify_from_bits, state_code, state_from_code, validate_new_queued,
+    AttemptRecord, DsnReturn, NewQueued, QueueId, QueueStats, QueueStore, QueuedMessage,
+    QueuedRecipient, bounded_reply, notify_bits, notify_from_bits, state_code, state_from_code,
+    validate_new_queued,
 };
 
 #[derive(Debug, Clone)]
@@ -294,6 +295,16 @@ impl QueueStore for SqliteQueueStore {
         }
         transaction.commit().await?;
         Ok(())
+    }
+
+    async fn stats(&self) -> StoreResult<QueueStats> {
+        let row = sqlx::query("SELECT COUNT(*), MIN(created_unix) FROM queue_messages")
+            .fetch_one(&self.database.reader)
+            .await?;
+        Ok(QueueStats {
+            messages: to_u64(row.try_get(0)?),
+            oldest_created_unix: row.try_get(1)?,
+        })
     }
 
     async fn blob_references(&self) -> StoreResult<HashSet<BlobId>> {

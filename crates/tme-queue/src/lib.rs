@@ -1,0 +1,23 @@
+//! The outbound queue: what makes a message queued by submission (or a report) leave.
+//!
+//! `runner` claims due messages from the store's queue (`tme_store::QueueStore`) and
+//! delivers them: `route` finds the destination's hosts (MX, implicit MX, null MX, or the
+//! relay host), `client` speaks SMTP to them (`reply` reads their replies, `tls` is the
+//! opportunistic TLS config), `schedule` says when to try again and when to give up, and
+//! `dsn` writes the reports senders get (RFC 3464). `metrics` counts it all.
+//!
+//! What this crate must not do: accept mail from clients (that is `tme-smtp`), or keep
+//! state anywhere but the store: any node can pick up any message.
+
+pub mod client;
+pub mod dsn;
+pub mod metrics;
+pub mod reply;
+pub mod route;
+pub mod runner;
+pub mod schedule;
+pub mod tls;
+
+pub use metrics::QueueMetrics;
+pub use runner::{Clock, PassReport, Runner, RunnerSettings, SystemClock};
+pub use schedule::Schedule;

@@ -1,0 +1,750 @@
+//! The queue runner: claims due messages, delivers them grouped by destination, records
+//! each recipient's outcome, tells senders (DSNs), and removes what is done.
+//!
+//! Crash safety (at least once, never lost): a message leaves the queue only after every
+//! recipient is final and its reports are stored. A node killed mid-attempt loses its
+//! lease after `queue.lease_seconds`; the message is then tried again, so a recipient whose
+//! server said 250 just before the crash gets the message twice: the documented worst case.
+//! Reports go into the sender's Inbox with a delivery key made of the queue id, the
+//! attempt number and the kind, before the attempt is recorded: a crash in between makes the
+//! next try produce the same key, and the report is stored once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{
+    ClientSettings, Connection, OutboundEnvelope, OutboundRecipient, RecipientResult, SessionError,
+};
+use crate::dsn::{Report, ReportKind, ReportedRecipient};
+use crate::metrics::QueueMetrics;
+use crate::route::{self, Host, RouteError};
+use crate::schedule::Schedule;
+use tme_resolver::MessageAuthenticator;
+use tme_store::{
+    AttemptRecord, Delivery, Flags, NewQueued, NewRecipient, Notify, QueuedMessage,
+    RecipientOutcome, RecipientState, Store, StoreError, StoreResult,
+};
+
+/// How many messages one pass claims at most.
+const MESSAGES_PER_PASS_MAX: usize = 500;
+/// The longest sleep between passes when nothing is due (a message queued by another
+/// process is noticed this late at worst).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
+/// What time it is. The runner asks this, never the system, so tests can move time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now_unix(&self) -> i64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// How the runner works.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub schedule: Schedule,
+    /// This node's name: Reporting-MTA and the reports' From.
+    pub hostname: String,
+    /// Who holds the leases this runner takes (unique per node).
+    pub owner: String,
+    pub lease_seconds: i64,
+    /// The port MX hosts are reached on.
+    pub remote_port: u16,
+    /// Everything goes through this `host:port` when set.
+    pub relay_host: Option<String>,
+    pub connections_max: usize,
+    pub connections_per_domain_max: usize,
+    pub messages_per_connection_max: usize,
+    pub client: ClientSettings,
+}
+
+/// What one pass did, for tests and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub messages: usize,
+    pub delivered: usize,
+    pub deferred: usize,
+    pub failed: usize,
+    pub removed: usize,
+}
+
+/// The queue runner of one node.
+#[derive(Clone)]
+pub struct Runner {
+    store: Store,
+    resolver: Arc<MessageAuthenticator>,
+    settings: Arc<RunnerSettings>,
+    clock: Arc<dyn Clock>,
+    metrics: QueueMetrics,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Runner")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One message in a lane: its index in the pass, itself, its bytes, the recipients to send.
+type LaneItem = (usize, QueuedMessage, Arc<Vec<u8>>, Vec<u32>);
+
+/// The recipients of one message bound for one destination.
+struct Leg {
+    message: usize,
+    positions: Vec<u32>,
+}
+
+impl Runner {
+    pub fn new(
+        store: Store,
+        resolver: Arc<MessageAuthenticator>,
+        settings: RunnerSettings,
+        clock: Arc<dyn Clock>,
+        metrics: QueueMetrics,
+    ) -> Runner {
+        Runner {
+            store,
+            resolver,
+            settings: Arc::new(settings),
+            clock,
+            metrics,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Wakes the runner now (a message was queued in this process).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs passes until `shutdown`: at once when woken, when the next message is due, or
+    /// every few seconds.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        loop {
+            match self.pass().await {
+                Ok(report) if report.messages > 0 => tracing::info!(?report, "queue pass"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "queue pass failed"),
+            }
+            let wait = match self.store.queue.next_due_unix().await {
+                Ok(Some(due)) => {
+                    let seconds = due.saturating_sub(self.clock.now_unix()).max(0);
+                    Duration::from_secs(seconds as u64).min(IDLE_WAIT)
+                }
+                _ => IDLE_WAIT,
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One pass: claim what is due, deliver it, record it.
+    pub async fn pass(&self) -> StoreResult<PassReport> {
+        let now = self.clock.now_unix();
+        let claimed = self
+            .store
+            .queue
+            .claim_due(
+                now,
+                &self.settings.owner,
+                self.settings.lease_seconds,
+                MESSAGES_PER_PASS_MAX,
+            )
+            .await?;
+        let mut report = PassReport {
+            messages: claimed.len(),
+            ..PassReport::default()
+        };
+        if claimed.is_empty() {
+            self.update_gauges().await;
+            return Ok(report);
+        }
+        let mut raws: Vec<Option<Arc<Vec<u8>>>> = Vec::with_capacity(claimed.len());
+        for message in &claimed {
+            match self.store.queued_raw(message).await {
+                Ok(raw) => raws.push(Some(Arc::new(raw))),
+                Err(error) => {
+                    tracing::error!(queue_id = message.id, %error, "cannot read a queued message");
+                    raws.push(None);
+                }
+            }
+        }
+        let outcomes = self.deliver_all(&claimed, &raws).await;
+        for (index, message) in claimed.iter().enumerate() {
+            let mut message_outcomes = outcomes.get(&index).cloned().unwrap_or_default();
+            if raws[index].is_none() {
+                message_outcomes = message
+                    .pending_recipients()
+                    .map(|recipient| RecipientOutcome {
+                        position: recipient.position,
+                        state: RecipientState::Pending,
+                        reply: "4.3.0 the queued message cannot be read".to_owned(),
+                        remote_host: None,
+                    })
+                    .collect();
+            }
+            match self
+                .finish_attempt(message, raws[index].as_deref(), message_outcomes, now)
+                .await
+            {
+                Ok(finished) => {
+                    report.delivered += finished.delivered;
+                    report.deferred += finished.deferred;
+                    report.failed += finished.failed;
+                    report.removed += finished.removed;
+                }
+                Err(error) => {
+                    tracing::warn!(queue_id = message.id, %error, "cannot record an attempt")
+                }
+            }
+        }
+        self.update_gauges().await;
+        Ok(report)
+    }
+
+    async fn update_gauges(&self) {
+        if let Ok(stats) = self.store.queue.stats().await {
+            self.metrics.set_depth(
+                stats.messages,
+                stats
+                    .oldest_created_unix
+                    .map(|oldest| self.clock.now_unix().saturating_sub(oldest)),
+            );
+        }
+    }
+
+    /// Delivers every pending recipient of `messages`, grouped by destination; returns the
+    /// outcomes by message index.
+    async fn deliver_all(
+        &self,
+        messages: &[QueuedMessage],
+        raws: &[Option<Arc<Vec<u8>>>],
+    ) -> BTreeMap<usize, Vec<RecipientOutcome>> {
+        // Destination → the legs bound there. With a relay host, one destination for all.
+        let mut destinations: BTreeMap<String, Vec<Leg>> = BTreeMap::new();
+        for (index, message) in messages.iter().enumerate() {
+            if raws[index].is_none() {
+                continue;
+            }
+            let mut by_domain: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for recipient in message.pending_recipients() {
+                let key = match &self.settings.relay_host {
+                    Some(_) => String::new(),
+                    None => recipient.domain.clone(),
+                };
+                by_domain.entry(key).or_default().push(recipient.position);
+            }
+            for (domain, positions) in by_domain {
+                destinations.entry(domain).or_default().push(Leg {
+                    message: index,
+                    positions,
+                });
+            }
+        }
+        let connections = Arc::new(Semaphore::new(self.settings.connections_max.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (domain, legs) in destinations {
+            // Up to connections_per_domain_max connections share a destination's legs.
+            let lanes = self
+                .settings
+                .connections_per_domain_max
+                .max(1)
+                .min(legs.len());
+            let mut lanes_legs: Vec<Vec<Leg>> = (0..lanes).map(|_| Vec::new()).collect();
+            for (number, leg) in legs.into_iter().enumerate() {
+                lanes_legs[number % lanes].push(leg);
+            }
+            let hosts = self.route(&domain).await;
+            for lane in lanes_legs {
+                let runner = self.clone();
+                let connections = connections.clone();
+                let hosts = hosts.clone();
+                let work: Vec<LaneItem> = lane
+                    .into_iter()
+                    .filter_map(|leg| {
+                        let raw = raws[leg.message].clone()?;
+                        Some((
+                            leg.message,
+                            messages[leg.message].clone(),
+                            raw,
+                            leg.positions,
+                        ))
+                    })
+                    .collect();
+                tasks.spawn(async move {
+                    let _permit = connections.acquire_owned().await.ok();
+                    runner.deliver_lane(hosts, work).await
+                });
+            }
+        }
+        let mut outcomes: BTreeMap<usize, Vec<RecipientOutcome>> = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(lane) => {
+                    for (index, outcome) in lane {
+                        outcomes.entry(index).or_default().push(outcome);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "a delivery task failed"),
+            }
+        }
+        outcomes
+    }
+
+    async fn route(&self, domain: &str) -> Result<Vec<Host>, RouteError> {
+        match &self.settings.relay_host {
+            Some(relay) => route::resolve_relay(&self.resolver, relay).await,
+            None => route::resolve_domain(&self.resolver, domain, self.settings.remote_port).await,
+        }
+    }
+
+    /// Sends a lane's messages over as few connections as it can.
+    async fn deliver_lane(
+        &self,
+        hosts: Result<Vec<Host>, RouteError>,
+        work: Vec<LaneItem>,
+    ) -> Vec<(usize, RecipientOutcome)> {
+        let mut outcomes = Vec::new();
+        let hosts = match hosts {
+            Ok(hosts) => hosts,
+            Err(error) => {
+                let (state, reply) = match &error {
+                    RouteError::Permanent { .. } => (RecipientState::Failed, error.text()),
+                    RouteError::Temporary(_) => (RecipientState::Pending, error.text()),
+                };
+                for (index, _, _, positions) in &work {
+                    for position in positions {
+                        outcomes.push((
+                            *index,
+                            RecipientOutcome {
+                                position: *position,
+                                state,
+                                reply: reply.clone(),
+                                remote_host: None,
+                            },
+                        ));
+                    }
+                }
+                return outcomes;
+            }
+        };
+        let mut connection: Option<Connection> = None;
+        let mut sent_on_connection = 0;
+        for (index, message, raw, positions) in work {
+            if sent_on_connection >= self.settings.messages_per_connection_max
+                && let Some(open) = connection.take()
+            {
+                open.quit().await;
+            }
+            if connection.is_none() {
+                sent_on_connection = 0;
+                match self.connect(&hosts, message.requiretls).await {
+                    Ok(open) => connection = Some(open),
+                    Err(error) => {
+                        let state = match error {
+                            SessionError::Permanent { .. } => RecipientState::Failed,
+                            _ => RecipientState::Pending,
+                        };
+                        for position in positions {
+                            outcomes.push((
+                                index,
+                                RecipientOutcome {
+                                    position,
+                                    state,
+                                    reply: error.to_string(),
+                                    remote_host: None,
+                                },
+                            ));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(open) = connection.as_mut() else {
+                continue;
+            };
+            let host = open.host().to_owned();
+            let envelope = envelope_of(&message, &positions);
+            sent_on_connection += 1;
+            match open.send(&envelope, &raw).await {
+                Ok(results) => {
+                    for (position, result) in positions.iter().zip(results) {
+                        let (state, reply) = match result {
+                            RecipientResult::Accepted(reply) => {
+                                (RecipientState::Delivered, reply.summary())
+                            }
+                            RecipientResult::Refused(reply) => {
+                                (RecipientState::Failed, reply.summary())
+                            }
+                            RecipientResult::Deferred(text) => (RecipientState::Pending, text),
+                        };
+                        outcomes.push((
+                            index,
+                            RecipientOutcome {
+                                position: *position,
+                                state,
+                                reply,
+                                remote_host: Some(host.clone()),
+                            },
+                        ));
+                    }
+                }
+                Err(error) => {
+                    let state = match error {
+                        SessionError::Permanent { .. } => RecipientState::Failed,
+                        _ => {
+                            // The connection is in an unknown state: drop it.
+                            connection = None;
+                            RecipientState::Pending
+                        }
+                    };
+                    for position in positions {
+                        outcomes.push((
+                            index,
+                            RecipientOutcome {
+                                position,
+                                state,
+                                reply: error.to_string(),
+                                remote_host: Some(host.clone()),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(open) = connection {
+            open.quit().await;
+        }
+        outcomes
+    }
+
+    /// Opens a connection to the first host that takes one (RFC 5321 §5.1: in order of
+    /// preference). A failed TLS handshake is retried in plain text unless TLS is required.
+    async fn connect(&self, hosts: &[Host], requiretls: bool) -> Result<Connection, SessionError> {
+        let mut last_error = SessionError::Temporary("no host to try".to_owned());
+        for host in hosts {
+            match Connection::open(host, &self.settings.client, true).await {
+                Ok(connection) => return Ok(connection),
+                Err(SessionError::TlsFailed(name)) if !requiretls => {
+                    tracing::info!(host = %name, "TLS failed; retrying in plain text");
+                    match Connection::open(host, &self.settings.client, false).await {
+                        Ok(connection) => return Ok(connection),
+                        Err(error) => last_error = error,
+                    }
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Turns one attempt's outcomes into the message's new state: expiry, reports, the
+    /// record, and removal when nothing is pending.
+    async fn finish_attempt(
+        &self,
+        message: &QueuedMessage,
+        raw: Option<&Vec<u8>>,
+        mut outcomes: Vec<RecipientOutcome>,
+        now: i64,
+    ) -> StoreResult<Finished> {
+        let schedule = self.settings.schedule;
+        let expired = now >= message.expires_unix;
+        // Past the lifetime, what is still pending fails (RFC 3463 4.4.7 → 5.4.7 on bounce).
+        for recipient in message.pending_recipients() {
+            if !outcomes
+                .iter()
+                .any(|outcome| outcome.position == recipient.position)
+            {
+                outcomes.push(RecipientOutcome {
+                    position: recipient.position,
+                    state: RecipientState::Pending,
+                    reply: "4.4.1 not attempted".to_owned(),
+                    remote_host: None,
+                });
+            }
+        }
+        if expired {
+            for outcome in &mut outcomes {
+                if outcome.state == RecipientState::Pending {
+                    outcome.state = RecipientState::Failed;
+                    outcome.reply =
+                        format!("5.4.7 delivery time expired; last error: {}", outcome.reply);
+                }
+            }
+        }
+        let mut finished = Finished::default();
+        for outcome in &outcomes {
+            match outcome.state {
+                RecipientState::Delivered => finished.delivered += 1,
+                RecipientState::Pending => finished.deferred += 1,
+                RecipientState::Failed => finished.failed += 1,
+            }
+            self.metrics.count(outcome.state);
+        }
+        let still_pending = outcomes
+            .iter()
+            .any(|outcome| outcome.state == RecipientState::Pending);
+        let mut delay_notified = false;
+        if let Some(raw) = raw
+            && !message.return_path.is_empty()
+        {
+            let failed = self.reported(message, &outcomes, RecipientState::Failed, now);
+            if !failed.is_empty() {
+                self.send_report(message, raw, ReportKind::Failed, &failed, now)
+                    .await?;
+            }
+            let delivered = self.reported(message, &outcomes, RecipientState::Delivered, now);
+            if !delivered.is_empty() {
+                self.send_report(message, raw, ReportKind::Delivered, &delivered, now)
+                    .await?;
+            }
+            if still_pending
+                && !message.delay_notified
+                && schedule.delay_notice_due(message.created_unix, now)
+            {
+                let delayed = self.reported(message, &outcomes, RecipientState::Pending, now);
+                if !delayed.is_empty() {
+                    self.send_report(message, raw, ReportKind::Delayed, &delayed, now)
+                        .await?;
+                }
+                delay_notified = true;
+            }
+        }
+        let record = AttemptRecord {
+            attempted_unix: now,
+            outcomes,
+            next_attempt_unix: schedule.next_attempt_unix(
+                message.attempts.saturating_add(1),
+                now,
+                message.expires_unix,
+            ),
+            delay_notified,
+        };
+        self.store
+            .queue
+            .record_attempt(message.id, &self.settings.owner, &record)
+            .await?;
+        if !still_pending {
+            self.store.queue.remove(message.id).await?;
+            finished.removed = 1;
+        }
+        Ok(finished)
+    }
+
+    /// The recipients that reach `state` in this attempt and asked to hear of it.
+    fn reported(
+        &self,
+        message: &QueuedMessage,
+        outcomes: &[RecipientOutcome],
+        state: RecipientState,
+        now: i64,
+    ) -> Vec<ReportedRecipient> {
+        outcomes
+            .iter()
+            .filter(|outcome| outcome.state == state)
+            .filter_map(|outcome| {
+                let recipient = message
+                    .recipients
+                    .iter()
+                    .find(|recipient| recipient.position == outcome.position)?;
+                let wanted = match state {
+                    RecipientState::Failed => recipient.notify.on_failure(),
+                    RecipientState::Delivered => recipient.notify.on_success(),
+                    RecipientState::Pending => recipient.notify.on_delay(),
+                };
+                wanted.then(|| ReportedRecipient {
+                    address: recipient.address.clone(),
+                    original_recipient: recipient.original_recipient.clone(),
+                    status: status_of(&outcome.reply, state),
+                    remote_host: outcome.remote_host.clone(),
+                    diagnostic: Some(outcome.reply.clone()),
+                    last_attempt_unix: Some(now),
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a report in the sender's Inbox (exactly once per attempt and kind), or queues
+    /// it to the return path when the sender is not a local account.
+    async fn send_report(
+        &self,
+        message: &QueuedMessage,
+        raw: &[u8],
+        kind: ReportKind,
+        recipients: &[ReportedRecipient],
+        now: i64,
+    ) -> StoreResult<()> {
+        let unique = format!("q{}-a{}-{}", message.id, message.attempts, kind_name(kind));
+        let report = crate::dsn::build(&Report {
+            kind,
+            reporting_host: &self.settings.hostname,
+            to: &message.return_path,
+            envelope_id: message.envelope_id.as_deref(),
+            arrival_unix: message.created_unix,
+            retry_until_unix: Some(message.expires_unix),
+            recipients,
+            original: raw,
+            return_full: message.dsn_return == Some(tme_store::DsnReturn::Full),
+            unique: &unique,
+            now_unix: now,
+        });
+        if let Some(account) = message.sender_account
+            && let Some(inbox) = self.store.mail.mailbox_find(account, "INBOX").await?
+        {
+            let flags = Flags::default();
+            let delivery = Delivery {
+                account,
+                mailbox: inbox.id,
+                raw: &report,
+                internal_date_unix: Some(now),
+                flags: &flags,
+            };
+            self.store
+                .deliver_once(&format!("queue-report-{unique}"), &[delivery])
+                .await?;
+            tracing::info!(
+                queue_id = message.id,
+                kind = kind_name(kind),
+                "report stored in the sender's Inbox"
+            );
+            return Ok(());
+        }
+        let Some((_, domain)) = message.return_path.rsplit_once('@') else {
+            return Ok(());
+        };
+        // RFC 3461 §6.2: a report goes out with the null sender, so it is never reported on.
+        let queued = NewQueued {
+            blob_id: tme_store::BlobId::of(b""),
+            size_bytes: 0,
+            return_path: String::new(),
+            sender_account: None,
+            envelope_id: None,
+            dsn_return: None,
+            requiretls: false,
+            smtputf8: !message.return_path.is_ascii(),
+            body_8bit: !report.is_ascii(),
+            created_unix: now,
+            expires_unix: now + self.settings.schedule.lifetime_seconds,
+            recipients: vec![NewRecipient {
+                address: message.return_path.clone(),
+                domain: domain.to_ascii_lowercase(),
+                original_recipient: None,
+                notify: Notify {
+                    never: true,
+                    ..Notify::default()
+                },
+            }],
+        };
+        self.store.enqueue(&report, queued).await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Finished {
+    delivered: usize,
+    deferred: usize,
+    failed: usize,
+    removed: usize,
+}
+
+fn kind_name(kind: ReportKind) -> &'static str {
+    match kind {
+        ReportKind::Failed => "failed",
+        ReportKind::Delayed => "delayed",
+        ReportKind::Delivered => "delivered",
+    }
+}
+
+/// The RFC 3463 status in a reply or reason (`550 5.1.1 ...`, `4.4.1 ...`), or one made
+/// from the state.
+fn status_of(reply: &str, state: RecipientState) -> String {
+    let found = reply.split_whitespace().take(3).find(|word| {
+        let parts: Vec<&str> = word.split('.').collect();
+        parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..].iter().all(|part| {
+                !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+            })
+    });
+    match (found, state) {
+        (Some(status), _) => status.to_owned(),
+        (None, RecipientState::Failed) => "5.0.0".to_owned(),
+        (None, RecipientState::Delivered) => "2.0.0".to_owned(),
+        (None, RecipientState::Pending) => "4.0.0".to_owned(),
+    }
+}
+
+/// The envelope for the recipients at `positions` of `message`.
+fn envelope_of(message: &QueuedMessage, positions: &[u32]) -> OutboundEnvelope {
+    OutboundEnvelope {
+        return_path: message.return_path.clone(),
+        recipients: positions
+            .iter()
+            .filter_map(|position| {
+                message
+                    .recipients
+                    .iter()
+                    .find(|recipient| recipient.position == *position)
+            })
+            .map(|recipient| OutboundRecipient {
+                address: recipient.address.clone(),
+                original_recipient: recipient.original_recipient.clone(),
+                notify: recipient.notify,
+            })
+            .collect(),
+        envelope_id: message.envelope_id.clone(),
+        dsn_return: message.dsn_return,
+        requiretls: message.requiretls,
+        smtputf8: message.smtputf8,
+        body_8bit: message.body_8bit,
+    }
+}
+
+impl From<StoreError> for SessionError {
+    fn from(error: StoreError) -> Self {
+        SessionError::Temporary(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_comes_from_the_reply_when_it_has_one() {
+        assert_eq!(
+            status_of("550 5.1.1 no such user", RecipientState::Failed),
+            "5.1.1"
+        );
+        assert_eq!(
+            status_of("5.4.7 delivery time expired", RecipientState::Failed),
+            "5.4.7"
+        );
+        assert_eq!(
+            status_of("connection refused", RecipientState::Pending),
+            "4.0.0"
+        );
+        assert_eq!(status_of("554 rejected", RecipientState::Failed), "5.0.0");
+    }
+}
