@@ -8,14 +8,16 @@
 //! node talks to are started the same way, as real programs: its DNS resolver asks a private
 //! NSD (`dns`), never the machine's: by default one serving an empty root zone (every lookup
 //! answers NXDOMAIN at once), or one with the test's own zones (`Node::use_dns`); [`Rspamd`]
-//! is the spam filter. `dkim` makes keys and signatures with independent tools.
+//! is the spam filter; [`SmtpSink`] is a remote server for outbound mail. `dkim` makes keys and signatures with independent tools.
 
 pub mod dkim;
 pub mod dns;
 mod ready;
 mod rspamd;
+mod smtp_sink;
 
 pub use rspamd::{GTUBE_ADD_HEADER, GTUBE_REJECT, GTUBE_REWRITE_SUBJECT, Rspamd};
+pub use smtp_sink::{SinkBehaviour, SmtpSink};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

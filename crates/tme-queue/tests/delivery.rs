@@ -1,0 +1,343 @@
+//! The queue runner against real peers: a private NSD serves the MX records of "remote"
+//! domains, whose hosts are Postfix's smtp-sink on other loopback addresses, accepting,
+//! deferring (4xx) or refusing (5xx). Time is a test clock moved by hand, so the retry
+//! schedule and the queue lifetime are checked without waiting.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tme_core::EmailAddress;
+use tme_core::config::{QueueConfig, ResolverConfig, StoreConfig};
+use tme_queue::client::ClientSettings;
+use tme_queue::{Clock, QueueMetrics, Runner, RunnerSettings, Schedule};
+use tme_store::{
+    AccountId, Branding, NewAccount, NewQueued, NewRecipient, Notify, QueueId, RecipientState,
+    Store,
+};
+use tme_testkit::dns::{Nsd, Zone};
+use tme_testkit::{SinkBehaviour, SmtpSink};
+
+const START: i64 = 1_900_000_000;
+const MESSAGE: &[u8] = b"From: sender@home.test\r\nTo: someone@remote.test\r\nSubject: queued\r\n\
+Message-ID: <queued-1@home.test>\r\n\r\nHello from the queue.\r\n.leading dot line\r\n";
+
+#[derive(Debug)]
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now_unix(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct World {
+    store: Store,
+    runner: Runner,
+    clock: Arc<TestClock>,
+    sender: AccountId,
+    port: u16,
+    _nsd: Nsd,
+    _directory: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let port = tme_testkit::free_ports(1).unwrap()[0].port();
+        let nsd = Nsd::start(&[Zone::root(
+            "good.test. MX 10 mx.good.test.\n\
+             mx.good.test. A 127.0.0.2\n\
+             implicit.test. A 127.0.0.2\n\
+             defer.test. MX 10 mx.defer.test.\n\
+             mx.defer.test. A 127.0.0.3\n\
+             refuse.test. MX 10 mx.refuse.test.\n\
+             mx.refuse.test. A 127.0.0.4\n\
+             dead.test. MX 10 mx.dead.test.\n\
+             mx.dead.test. A 127.0.0.5\n\
+             nullmx.test. MX 0 .\n",
+        )])
+        .unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(directory.path(), &StoreConfig::default())
+            .await
+            .unwrap();
+        store
+            .directory
+            .partner_add("home", Branding::default())
+            .await
+            .unwrap();
+        let address = EmailAddress::parse("sender@home.test").unwrap();
+        store
+            .directory
+            .domain_add(address.domain(), "home")
+            .await
+            .unwrap();
+        let sender = store
+            .account_create(NewAccount {
+                address,
+                display_name: None,
+                password_hash: "not-a-real-hash".to_owned(),
+                quota_bytes_max: 1 << 30,
+            })
+            .await
+            .unwrap()
+            .id;
+        let resolver = tme_resolver::build(&ResolverConfig {
+            nameservers: vec![nsd.address()],
+            timeout_ms: 2_000,
+        })
+        .unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(START)));
+        let settings = RunnerSettings {
+            schedule: Schedule::from_config(&QueueConfig::default()),
+            hostname: "mx.home.test".to_owned(),
+            owner: "test-node".to_owned(),
+            lease_seconds: 900,
+            remote_port: port,
+            relay_host: None,
+            connections_max: 8,
+            connections_per_domain_max: 2,
+            messages_per_connection_max: 10,
+            client: ClientSettings {
+                helo_name: "mx.home.test".to_owned(),
+                connect_timeout: Duration::from_secs(5),
+                command_timeout: Duration::from_secs(10),
+                data_end_timeout: Duration::from_secs(10),
+                credentials: None,
+                tls: tme_queue::tls::opportunistic().unwrap(),
+            },
+        };
+        let runner = Runner::new(
+            store.clone(),
+            Arc::new(resolver),
+            settings,
+            clock.clone(),
+            QueueMetrics::default(),
+        );
+        World {
+            store,
+            runner,
+            clock,
+            sender,
+            port,
+            _nsd: nsd,
+            _directory: directory,
+        }
+    }
+
+    fn sink(&self, ip: &str, behaviour: SinkBehaviour) -> SmtpSink {
+        let address: SocketAddr = format!("{ip}:{}", self.port).parse().unwrap();
+        SmtpSink::start(address, behaviour).unwrap()
+    }
+
+    async fn enqueue(&self, recipients: &[&str]) -> QueueId {
+        let now = self.clock.now_unix();
+        let message = NewQueued {
+            blob_id: tme_store::BlobId::of(b""),
+            size_bytes: 0,
+            return_path: "sender@home.test".to_owned(),
+            sender_account: Some(self.sender),
+            envelope_id: Some("test-envelope".to_owned()),
+            dsn_return: None,
+            requiretls: false,
+            smtputf8: false,
+            body_8bit: false,
+            created_unix: now,
+            expires_unix: now + 5 * 86_400,
+            recipients: recipients
+                .iter()
+                .map(|address| NewRecipient {
+                    address: (*address).to_owned(),
+                    domain: address.rsplit('@').next().unwrap().to_owned(),
+                    original_recipient: Some(format!("rfc822;{address}")),
+                    notify: Notify::default(),
+                })
+                .collect(),
+        };
+        self.store.enqueue(MESSAGE, message).await.unwrap()
+    }
+
+    fn advance_to(&self, unix: i64) {
+        self.clock.0.store(unix, Ordering::SeqCst);
+    }
+
+    /// The reports in the sender's Inbox, as text.
+    async fn reports(&self) -> Vec<String> {
+        let inbox = self
+            .store
+            .mail
+            .mailbox_find(self.sender, "INBOX")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut texts = Vec::new();
+        for record in self
+            .store
+            .mail
+            .message_list(self.sender, inbox.id)
+            .await
+            .unwrap()
+        {
+            let raw = self.store.message_raw(&record).await.unwrap();
+            texts.push(String::from_utf8(raw).unwrap());
+        }
+        texts
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_by_mx_and_implicit_mx_and_bounces_a_null_mx_domain() {
+    let world = World::new().await;
+    let sink = world.sink("127.0.0.2", SinkBehaviour::Accept);
+    world
+        .enqueue(&["one@good.test", "two@implicit.test", "three@nullmx.test"])
+        .await;
+    let report = world.runner.pass().await.unwrap();
+    assert_eq!(
+        (
+            report.messages,
+            report.delivered,
+            report.failed,
+            report.removed
+        ),
+        (1, 2, 1, 1),
+        "{report:?}"
+    );
+    let received = sink.received().unwrap();
+    assert_eq!(received.len(), 2, "one transaction per destination domain");
+    for transaction in &received {
+        let text = String::from_utf8_lossy(transaction);
+        assert!(text.contains("X-Mail-Args: <sender@home.test>"), "{text}");
+        // smtp-sink writes lines with LF and a blank line after the message.
+        assert!(
+            text.ends_with("\n\nHello from the queue.\n.leading dot line\n\n"),
+            "the body arrives whole, the dot unstuffed: {text}"
+        );
+        assert!(text.contains("X-Rcpt-Args: <"), "{text}");
+    }
+    assert!(world.store.queue.list().await.unwrap().is_empty());
+    let reports = world.reports().await;
+    assert_eq!(reports.len(), 1, "one failure report");
+    let report = &reports[0];
+    assert!(report.contains("report-type=delivery-status"));
+    assert!(report.contains("Final-Recipient: rfc822; three@nullmx.test\r\n"));
+    assert!(report.contains("Original-Recipient: rfc822;three@nullmx.test\r\n"));
+    assert!(
+        report.contains("Action: failed\r\nStatus: 5.1.10\r\n"),
+        "{report}"
+    );
+    assert!(report.contains("Original-Envelope-Id: test-envelope\r\n"));
+    assert!(
+        !report.contains("one@good.test>:"),
+        "delivered recipients are not reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_errors_are_retried_on_schedule_until_the_server_takes_the_message() {
+    let world = World::new().await;
+    let deferring = world.sink("127.0.0.3", SinkBehaviour::DeferRecipients);
+    let id = world.enqueue(&["later@defer.test"]).await;
+    let report = world.runner.pass().await.unwrap();
+    assert_eq!((report.deferred, report.removed), (1, 0));
+    let queued = world.store.queue.get(id).await.unwrap();
+    assert_eq!(
+        queued.next_attempt_unix,
+        START + 300,
+        "first retry after 5 minutes"
+    );
+    assert_eq!(queued.recipients[0].state, RecipientState::Pending);
+    assert!(
+        queued.recipients[0]
+            .last_reply
+            .as_deref()
+            .unwrap()
+            .starts_with("4"),
+        "{:?}",
+        queued.recipients[0].last_reply
+    );
+    // Not before its time.
+    world.advance_to(START + 299);
+    assert_eq!(world.runner.pass().await.unwrap().messages, 0);
+    world.advance_to(START + 300);
+    assert_eq!(world.runner.pass().await.unwrap().deferred, 1);
+    let queued = world.store.queue.get(id).await.unwrap();
+    assert_eq!(
+        queued.next_attempt_unix,
+        START + 300 + 600,
+        "the wait doubles"
+    );
+    assert_eq!(queued.attempts, 2);
+    // The server recovers.
+    drop(deferring);
+    let accepting = world.sink("127.0.0.3", SinkBehaviour::Accept);
+    world.advance_to(START + 900);
+    let report = world.runner.pass().await.unwrap();
+    assert_eq!((report.delivered, report.removed), (1, 1));
+    assert_eq!(accepting.received().unwrap().len(), 1);
+    assert!(
+        world.reports().await.is_empty(),
+        "a delivery after retries reports nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_errors_bounce_at_once_with_the_servers_words() {
+    let world = World::new().await;
+    let _refusing = world.sink("127.0.0.4", SinkBehaviour::RefuseRecipients);
+    world.enqueue(&["nobody@refuse.test"]).await;
+    let report = world.runner.pass().await.unwrap();
+    assert_eq!((report.failed, report.removed), (1, 1));
+    let reports = world.reports().await;
+    assert_eq!(reports.len(), 1);
+    assert!(
+        reports[0].contains("Action: failed\r\nStatus: 5."),
+        "{}",
+        reports[0]
+    );
+    assert!(reports[0].contains("Remote-MTA: dns; mx.refuse.test\r\n"));
+    assert!(reports[0].contains("Diagnostic-Code: smtp; 5"));
+    assert!(
+        reports[0].contains("Content-Type: text/rfc822-headers\r\n\r\nFrom: sender@home.test"),
+        "the original's header comes back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_host_is_retried_the_sender_warned_once_and_bounced_at_expiry() {
+    let world = World::new().await;
+    let id = world.enqueue(&["lost@dead.test"]).await;
+    let mut now = START;
+    let mut attempts = 0;
+    // Retry on schedule until the lifetime ends.
+    loop {
+        world.advance_to(now);
+        let report = world.runner.pass().await.unwrap();
+        attempts += report.messages;
+        if report.removed == 1 {
+            assert_eq!(report.failed, 1);
+            break;
+        }
+        assert!(attempts < 200, "the message never expired");
+        now = world.store.queue.get(id).await.unwrap().next_attempt_unix;
+    }
+    assert_eq!(now, START + 5 * 86_400, "the last attempt is at expiry");
+    // 5 min, 10, 20, 40, then hourly: about 124 attempts in 5 days.
+    assert!((100..140).contains(&attempts), "{attempts} attempts");
+    let reports = world.reports().await;
+    assert_eq!(reports.len(), 2, "one delay notice, then the bounce");
+    let delay = reports
+        .iter()
+        .find(|text| text.contains("Action: delayed"))
+        .unwrap();
+    assert!(delay.contains("Will-Retry-Until: "));
+    let bounce = reports
+        .iter()
+        .find(|text| text.contains("Action: failed"))
+        .unwrap();
+    assert!(bounce.contains("Status: 5.4.7\r\n"), "{bounce}");
+    assert!(bounce.contains("delivery time expired"));
+}
