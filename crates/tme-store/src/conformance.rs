@@ -1000,7 +1000,17 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
             .await
             .unwrap()
             .is_empty(),
-        "a leased message is not claimed again"
+        "a message leased to another node is not claimed"
+    );
+    assert_eq!(
+        store
+            .queue
+            .claim_due(now, "node-a", 600, 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a node restarted takes back its own lease"
     );
     let attempt = AttemptRecord {
         attempted_unix: now,

@@ -220,7 +220,8 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
     /// Adds a message; durable when this returns.
     async fn enqueue(&self, message: &NewQueued) -> StoreResult<QueueId>;
     /// Claims up to `limit` messages that are due (not held, next attempt reached, no live
-    /// lease), leasing them to `owner` until `now_unix + lease_seconds`.
+    /// lease of another owner), leasing them to `owner` until `now_unix + lease_seconds`.
+    /// An owner is one node: after a restart it takes back its own leases at once.
     async fn claim_due(
         &self,
         now_unix: i64,

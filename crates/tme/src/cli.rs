@@ -85,6 +85,32 @@ pub enum Command {
         #[command(subcommand)]
         command: SpoolCommand,
     },
+    /// The outbound queue: mail waiting to leave.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List the queued messages: sender, recipients waiting, attempts, next attempt.
+    List(ListArgs),
+    /// Show one message: its envelope and each recipient's state and last reply.
+    Show {
+        id: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try a message again now (a running node picks it up within seconds).
+    Retry { id: i64 },
+    /// Hold a message: no attempts until it is released.
+    Hold { id: i64 },
+    /// Release a held message.
+    Release { id: i64 },
+    /// Remove a message without delivering it or telling its sender.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -176,7 +176,8 @@ impl QueueStore for SqliteQueueStore {
         let rows = sqlx::query(
             "UPDATE queue_messages SET lease_owner = ?, lease_until_unix = ?
              WHERE id IN (SELECT id FROM queue_messages
-                          WHERE held = 0 AND next_attempt_unix <= ? AND lease_until_unix <= ?
+                          WHERE held = 0 AND next_attempt_unix <= ?
+                            AND (lease_until_unix <= ? OR lease_owner = ?)
                           ORDER BY next_attempt_unix, id LIMIT ?)
              RETURNING *",
         )
@@ -184,6 +185,7 @@ impl QueueStore for SqliteQueueStore {
         .bind(now_unix.saturating_add(lease_seconds))
         .bind(now_unix)
         .bind(now_unix)
+        .bind(owner)
         .bind(to_i64(limit as u64)?)
         .fetch_all(&mut *transaction)
         .await?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use tme_core::config::{
-    CONFIG_FILE_NAME, Config, DirectoryConfig, FilterConfig, ListenConfig, NodeConfig,
+    CONFIG_FILE_NAME, Config, DirectoryConfig, FilterConfig, ListenConfig, NodeConfig, QueueConfig,
     ResolverConfig, SmtpConfig, StoreConfig, TlsConfig,
 };
 use tme_core::{Domain, EmailAddress};
@@ -42,6 +42,7 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         smtp: SmtpConfig::default(),
         resolver: ResolverConfig::default(),
         filter: FilterConfig::default(),
+        queue: QueueConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)

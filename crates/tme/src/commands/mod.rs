@@ -4,6 +4,7 @@
 mod admin;
 mod import;
 mod init;
+mod queue;
 mod spool;
 
 use anyhow::Result;
@@ -53,6 +54,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let data_dir = DataDir::open(&cli.data_dir)?;
             spool::list(&data_dir, list.json)
+        }
+        Command::Queue { command } => {
+            with_store(&cli.data_dir, |store, _| {
+                Box::pin(queue::run(store, command))
+            })
+            .await
         }
         Command::Import {
             address,

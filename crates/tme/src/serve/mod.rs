@@ -7,6 +7,7 @@
 mod health;
 mod http;
 mod maintenance;
+mod queue;
 mod smtp;
 mod spool;
 mod supervisor;
@@ -38,7 +39,10 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let smtp_metrics = Arc::new(tme_smtp::Metrics::register(
         registry.sub_registry_with_prefix("smtp"),
     ));
+    let queue_metrics =
+        tme_queue::QueueMetrics::register(registry.sub_registry_with_prefix("queue"));
     let registry = Arc::new(registry);
+    let queue_runner = queue::runner(&config, store.clone(), queue_metrics)?;
 
     let spool_path = data_dir.path.join(tme_store::SPOOL_DIRECTORY_NAME);
     let spool = tme_store::spool::InboundSpool::open(&spool_path, config.smtp.spool_bytes_max)
@@ -76,6 +80,10 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             spool::run(spool.clone(), store.clone(), smtp_metrics.clone(), role)
         })
     };
+    let queue_role =
+        supervisor::supervise("queue", health.clone(), shutdown.clone(), move |role| {
+            queue::run(queue_runner.clone(), role)
+        });
     let maintenance_role = {
         let store = store.clone();
         supervisor::supervise(
@@ -92,6 +100,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         tracker.spawn(role);
     }
     tracker.spawn(spool_role);
+    tracker.spawn(queue_role);
     tracker.spawn(maintenance_role);
     tracker.close();
 
