@@ -44,4 +44,5 @@ conformance_tests!(
     directory_rules,
     alias_resolution,
     delivery_keys_deliver_once_per_account,
+    dns_keys_and_records,
 );

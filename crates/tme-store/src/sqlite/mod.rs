@@ -8,6 +8,7 @@
 //! All SQL that only SQLite understands stays in this module.
 
 mod directory;
+mod dns;
 mod mail;
 mod schema;
 
