@@ -880,7 +880,9 @@ pub async fn dns_keys_and_records(store: &Store) {
         .unwrap();
     directory.domain_add(&domain, "Dns").await.unwrap();
     assert!(matches!(
-        directory.dkim_keys_ensure(&domain, vec![key("bad.selector", 1)]).await,
+        directory
+            .dkim_keys_ensure(&domain, vec![key("bad.selector", 1)])
+            .await,
         Err(StoreError::Refused(_))
     ));
     let before = directory.generation().await.unwrap();
@@ -954,7 +956,10 @@ pub async fn dns_keys_and_records(store: &Store) {
         directory.dns_record_remove(&other, added.id).await,
         Err(StoreError::NotFound { .. })
     ));
-    directory.dns_record_remove(&domain, added.id).await.unwrap();
+    directory
+        .dns_record_remove(&domain, added.id)
+        .await
+        .unwrap();
     assert_eq!(directory.dns_record_list(None).await.unwrap().len(), 1);
 
     directory.domain_remove(&domain).await.unwrap();

@@ -42,6 +42,7 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         smtp: SmtpConfig::default(),
         resolver: ResolverConfig::default(),
         filter: FilterConfig::default(),
+        dns: tme_core::config::DnsConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)
