@@ -194,7 +194,7 @@ fn check_conflicts(
     let shown = record.name.to_ascii();
     let record_type = record.record_type();
     // RFC 1034 §3.6.2 / RFC 2181 §10.1: a CNAME is alone at its name, and never at the apex.
-    if record_type == RecordType::CNAME && record.name.eq_ignore_root_case(origin) {
+    if record_type == RecordType::CNAME && LowerName::new(&record.name) == LowerName::new(origin) {
         return Err(CustomRecordError::Conflict(
             "a CNAME cannot be at the domain itself (it holds SOA, NS and MX)".to_owned(),
         ));
