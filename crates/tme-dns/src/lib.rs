@@ -13,6 +13,7 @@ pub mod check;
 pub mod client_setup;
 pub mod custom;
 pub mod dkim;
+pub mod lookup;
 pub mod notify;
 pub mod rate_limit;
 pub mod server;

@@ -4,6 +4,7 @@
 //! finishes what is in flight, and returns; the store closes last. A second signal, or a role
 //! that does not finish within `SHUTDOWN_GRACE`, ends the process at once.
 
+mod dns;
 mod health;
 mod http;
 mod maintenance;
@@ -25,7 +26,7 @@ pub use health::Health;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The listener roles this build serves; the rest of `[listen]` waits for later releases.
-const ROLES_SERVED: &[&str] = &["http", "smtp"];
+const ROLES_SERVED: &[&str] = &["http", "smtp", "dns"];
 
 pub async fn serve(data_dir: DataDir) -> Result<()> {
     let store = data_dir.open_store().await?;
@@ -68,6 +69,15 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             smtp::run(address, context.clone(), role)
         })
     });
+    let dns_role = config.listen.dns.map(|address| {
+        let context = dns::DnsContext {
+            store: store.clone(),
+            config: config.clone(),
+        };
+        supervisor::supervise("dns", health.clone(), shutdown.clone(), move |role| {
+            dns::run(address, context.clone(), role)
+        })
+    });
     // Runs whether or not this node listens for SMTP now: the spool may hold mail from an
     // earlier run.
     let spool_role = {
@@ -89,6 +99,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         tracker.spawn(role);
     }
     if let Some(role) = smtp_role {
+        tracker.spawn(role);
+    }
+    if let Some(role) = dns_role {
         tracker.spawn(role);
     }
     tracker.spawn(spool_role);
