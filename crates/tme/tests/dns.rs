@@ -472,3 +472,161 @@ fn garbage_and_a_flood_over_udp_get_no_panic_and_are_limited() {
     );
     node.stop().expect("stop");
 }
+
+/// One HTTP request with Python's http.client (a real client), returning status and body.
+fn http(address: SocketAddr, method: &str, path: &str, host: &str, body: &str) -> (u16, String) {
+    let script = r#"
+import http.client, sys
+connection = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)
+connection.request(sys.argv[3], sys.argv[4], body=sys.argv[6].encode() or None, headers={"Host": sys.argv[5]})
+response = connection.getresponse()
+sys.stdout.write(str(response.status) + "\n" + response.read().decode())
+"#;
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &address.ip().to_string(),
+            &address.port().to_string(),
+            method,
+            path,
+            host,
+            body,
+        ])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (status, body) = text.split_once('\n').unwrap_or(("0", ""));
+    (status.parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn mta_sts_autoconfig_autodiscover_and_mobileconfig_over_http() {
+    let mut node = Node::init(Path::new(TME)).expect("init");
+    node.set_environment("TME_DNS__MTA_STS_MODE", "enforce");
+    node.tme_ok(&["partner", "add", "Acme", "--product-name", "Acme Mail"])
+        .expect("partner");
+    node.tme_ok(&["domain", "add", "example.com", "--partner", "Acme"])
+        .expect("domain");
+    node.serve().expect("serve");
+    let web = node.address("http");
+    let (status, policy) = http(
+        web,
+        "GET",
+        "/.well-known/mta-sts.txt",
+        "mta-sts.example.com",
+        "",
+    );
+    assert_eq!(
+        (status, policy.as_str()),
+        (
+            200,
+            "version: STSv1\r\nmode: enforce\r\nmx: mail.test\r\nmax_age: 604800\r\n"
+        )
+    );
+    // The policy id in DNS changes with the policy; here it is the one served.
+    let id = client(
+        "dig",
+        node.address("dns"),
+        &["_mta-sts.example.com", "TXT", "+short"],
+    );
+    assert!(id.contains("v=STSv1; id="), "{id}");
+    assert_eq!(
+        http(
+            web,
+            "GET",
+            "/.well-known/mta-sts.txt",
+            "mta-sts.example.org",
+            ""
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        http(web, "GET", "/.well-known/mta-sts.txt", "example.com", "").0,
+        404
+    );
+
+    let (status, config) = http(
+        web,
+        "GET",
+        "/mail/config-v1.1.xml?emailaddress=ann%40example.com",
+        "autoconfig.example.com",
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        config.contains("<displayName>Acme Mail</displayName>"),
+        "{config}"
+    );
+    assert!(
+        config.contains("<hostname>mail.test</hostname>\n      <port>993</port>"),
+        "{config}"
+    );
+    let (status, config) = http(
+        web,
+        "GET",
+        "/.well-known/autoconfig/mail/config-v1.1.xml",
+        "autoconfig.example.com",
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(config.contains("<domain>example.com</domain>"), "{config}");
+    assert_eq!(
+        http(
+            web,
+            "GET",
+            "/mail/config-v1.1.xml?emailaddress=ann%40example.org",
+            "x",
+            ""
+        )
+        .0,
+        404
+    );
+
+    let request = r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>ann@example.com</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>"#;
+    let (status, answer) = http(
+        web,
+        "POST",
+        "/autodiscover/autodiscover.xml",
+        "autodiscover.example.com",
+        request,
+    );
+    assert_eq!(status, 200);
+    assert!(answer.contains("<Type>IMAP</Type>\n        <Server>mail.test</Server>\n        <Port>993</Port>\n        <LoginName>ann@example.com</LoginName>"), "{answer}");
+    assert_eq!(
+        http(
+            web,
+            "POST",
+            "/autodiscover/autodiscover.xml",
+            "autodiscover.example.com",
+            "<nothing/>"
+        )
+        .0,
+        400
+    );
+
+    let (status, profile) = http(
+        web,
+        "GET",
+        "/apple/mail.mobileconfig?emailaddress=ann%40example.com",
+        "example.com",
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        profile.contains("<key>EmailAddress</key><string>ann@example.com</string>"),
+        "{profile}"
+    );
+    assert!(
+        profile.contains("<key>PayloadIdentifier</key><string>com.example.mail</string>"),
+        "{profile}"
+    );
+    // A plist that Python's plistlib reads.
+    let parsed = Command::new("python3")
+        .args(["-c", "import plistlib,sys; p=plistlib.loads(sys.argv[1].encode()); print(p['PayloadContent'][0]['IncomingMailServerHostName'])", &profile])
+        .output()
+        .expect("python3");
+    assert_eq!(String::from_utf8_lossy(&parsed.stdout).trim(), "mail.test");
+    node.stop().expect("stop");
+}

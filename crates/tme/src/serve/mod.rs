@@ -4,6 +4,7 @@
 //! finishes what is in flight, and returns; the store closes last. A second signal, or a role
 //! that does not finish within `SHUTDOWN_GRACE`, ends the process at once.
 
+mod client_setup;
 mod dns;
 mod health;
 mod http;
@@ -47,11 +48,13 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
 
     // Every role registers in `health` when its supervisor is made, and all are made before
     // any is spawned: `/readyz` cannot report ready while some role has not even started.
+    let zone_settings = tme_dns::ZoneSettings::from_config(&config).context("the [dns] config")?;
     let http_role = config.listen.http.map(|address| {
         let context = http::HttpContext {
             health: health.clone(),
             store: store.clone(),
             metrics: registry.clone(),
+            zone_settings: zone_settings.clone(),
         };
         supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
             http::run(address, context.clone(), role)
