@@ -99,6 +99,7 @@ pub fn compare(expected: &[Record], found: Result<Vec<Record>, String>) -> Check
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use hickory_proto::rr::rdata::{A, MX};

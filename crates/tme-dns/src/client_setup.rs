@@ -162,6 +162,7 @@ pub fn apple_mobileconfig(settings: &ZoneSettings, address: &str, display_name: 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -103,6 +103,16 @@ pub fn to_record(origin: &Name, stored: &DnsRecord) -> Result<Record, CustomReco
     ))
 }
 
+/// A record as an operator writes it: name relative to the domain (`@` for the domain), type,
+/// value in zone-file syntax, TTL (default `CUSTOM_TTL_SECONDS_DEFAULT`).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRequest<'a> {
+    pub name: &'a str,
+    pub record_type: &'a str,
+    pub value: &'a str,
+    pub ttl_seconds: Option<u32>,
+}
+
 /// Checks a record an operator asks for against the zone's generated records and its other
 /// custom ones, and returns it in the form to store (name in lower case, type upper case, the
 /// value as hickory-proto writes it back).
@@ -111,11 +121,14 @@ pub fn prepare(
     domain: &tme_core::Domain,
     dkim_keys: &[tme_store::DkimKey],
     existing: &[DnsRecord],
-    name: &str,
-    record_type: &str,
-    value: &str,
-    ttl_seconds: Option<u32>,
+    request: RecordRequest<'_>,
 ) -> Result<NewDnsRecord, CustomRecordError> {
+    let RecordRequest {
+        name,
+        record_type,
+        value,
+        ttl_seconds,
+    } = request;
     let mut origin =
         Name::from_ascii(domain.as_str()).map_err(|_| CustomRecordError::Name(name.to_owned()))?;
     origin.set_fqdn(true);
@@ -244,6 +257,7 @@ fn check_conflicts(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use expect_test::{Expect, expect};
@@ -279,10 +293,12 @@ mod tests {
             &domain,
             &[],
             &existing,
-            name,
-            record_type,
-            value,
-            None,
+            RecordRequest {
+                name,
+                record_type,
+                value,
+                ttl_seconds: None,
+            },
         ) {
             Ok(record) => format!(
                 "{} {} {} {}",

@@ -69,6 +69,7 @@ pub fn generate_domain_keys(now_unix: i64) -> Result<Vec<NewDkimKey>, DnsError> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -96,7 +96,7 @@ impl RateLimiter {
             return RateVerdict::Send;
         }
         bucket.over = bucket.over.wrapping_add(1);
-        if bucket.over % SLIP == 0 {
+        if bucket.over.is_multiple_of(SLIP) {
             RateVerdict::Slip
         } else {
             RateVerdict::Drop
@@ -105,6 +105,7 @@ impl RateLimiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::time::Duration;

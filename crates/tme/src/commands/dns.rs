@@ -80,10 +80,12 @@ pub async fn record(store: &Store, data_dir: &DataDir, command: DomainRecordComm
                 &domain,
                 &keys,
                 &existing,
-                &name,
-                &record_type,
-                &value,
-                ttl,
+                tme_dns::custom::RecordRequest {
+                    name: &name,
+                    record_type: &record_type,
+                    value: &value,
+                    ttl_seconds: ttl,
+                },
             )
             .map_err(|error| anyhow!("record refused: {error}"))?;
             let added = directory.dns_record_add(new).await?;
