@@ -373,6 +373,35 @@ fn dig_and_kdig_over_udp_and_tcp_with_edns_and_dnssec_ok() {
         any.contains("ANSWER: 1"),
         "RFC 8482: one RRset for ANY: {any}"
     );
+
+    // `tme domain check` through a resolver that is tme itself: every record set as served.
+    node.set_environment("TME_RESOLVER__NAMESERVERS", &format!("[\"{server}\"]"));
+    let checked = node
+        .tme_ok(&["domain", "check", "example.com"])
+        .expect("check");
+    assert!(
+        checked.contains("every record set of example.com is as tme serves it"),
+        "{checked}"
+    );
+    assert!(
+        checked.contains("ok        _dmarc.example.com. TXT"),
+        "{checked}"
+    );
+    // Through an NSD with an empty root, nothing is there: each record set is missing, with
+    // the record to set, and the command fails.
+    let nsd = Nsd::start(&[tme_testkit::dns::Zone::root("")]).expect("nsd");
+    node.set_environment("TME_RESOLVER__NAMESERVERS", &nsd.nameservers_setting());
+    let output = node
+        .tme(&["domain", "check", "example.com"])
+        .expect("check");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        printed.contains(
+            "missing   example.com. MX; set:\n            example.com. 3600 IN MX 10 mail.test."
+        ),
+        "{printed}"
+    );
     node.stop().expect("stop");
 }
 
