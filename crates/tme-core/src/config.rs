@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,8 @@ pub struct Config {
     pub filter: FilterConfig,
     #[serde(default)]
     pub queue: QueueConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
 }
 
 /// Who this node is.
@@ -509,6 +511,187 @@ pub enum DnsblAction {
     Score,
 }
 
+/// The authoritative DNS server (the `dns` role, `tme-dns`): what goes into the zone made for
+/// every hosted domain, who may transfer it, and the server's limits. Every key has a default;
+/// an empty name means `node.hostname`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// The name servers of every zone (NS records); the first is the SOA's primary (MNAME).
+    /// Empty: `node.hostname`.
+    pub name_servers: Vec<String>,
+    /// The SOA's responsible mailbox, as an address. Empty: `hostmaster@` + `node.hostname`.
+    pub hostmaster: String,
+    /// The MX targets, one per site with the site's priority (lower is preferred, RFC 5321
+    /// §5.1), and each host's addresses (A/AAAA records, made when the host's name lies
+    /// inside a hosted domain). Empty: `node.hostname` at priority 10.
+    pub mail_hosts: Vec<DnsMailHost>,
+    /// The host mail clients reach (the SRV targets of RFC 6186 / RFC 8314, and the name
+    /// `autoconfig.`, `autodiscover.` and `mta-sts.` of each domain point to). Empty:
+    /// `node.hostname`.
+    pub client_host: String,
+    /// The TTL of every record made, in seconds.
+    pub ttl_seconds: u32,
+    /// The TTL of negative answers (the SOA's MINIMUM, RFC 2308 §4).
+    pub negative_ttl_seconds: u32,
+    /// The domain's SPF record (RFC 7208).
+    pub spf: String,
+    /// The `_dmarc` record (RFC 9989); `{domain}` is replaced by the domain.
+    pub dmarc: String,
+    /// The `_smtp._tls` TLS-RPT record (RFC 8460); `{domain}` is replaced by the domain.
+    pub tls_rpt: String,
+    /// The MTA-STS policy mode (RFC 8461 §3.2): `enforce`, `testing` or `none`.
+    pub mta_sts_mode: MtaStsMode,
+    /// The MTA-STS policy's `max_age`, in seconds.
+    pub mta_sts_max_age_seconds: u32,
+    /// Addresses allowed to transfer every zone (AXFR over TCP); none by default.
+    pub transfer_allow: Vec<IpAddr>,
+    /// Secondaries sent a NOTIFY (RFC 1996, over UDP) whenever a zone changes.
+    pub notify: Vec<SocketAddr>,
+    /// UDP responses per second to one client network (an IPv4 /24, an IPv6 /56); past it
+    /// answers are dropped, every other one sent truncated so a real client retries over
+    /// TCP. A guard against reflection attacks; 0 turns it off.
+    pub responses_per_second_max: u32,
+    /// The largest UDP response, whatever the client offers with EDNS (RFC 6891 §6.2.5);
+    /// larger answers are truncated (TC) so the client asks again over TCP.
+    pub udp_payload_octets_max: u16,
+    /// Concurrent TCP connections; more wait.
+    pub tcp_connections_max: usize,
+    /// How often the directory's change counter is read; a change is served within it.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            name_servers: Vec::new(),
+            hostmaster: String::new(),
+            mail_hosts: Vec::new(),
+            client_host: String::new(),
+            ttl_seconds: 3600,
+            negative_ttl_seconds: 300,
+            spf: "v=spf1 mx ~all".to_owned(),
+            dmarc: "v=DMARC1; p=none".to_owned(),
+            tls_rpt: "v=TLSRPTv1; rua=mailto:postmaster@{domain}".to_owned(),
+            mta_sts_mode: MtaStsMode::Testing,
+            mta_sts_max_age_seconds: 604_800,
+            transfer_allow: Vec::new(),
+            notify: Vec::new(),
+            responses_per_second_max: 100,
+            udp_payload_octets_max: 1232,
+            tcp_connections_max: 256,
+            poll_interval_ms: 250,
+        }
+    }
+}
+
+impl DnsConfig {
+    fn validate(&self) -> Result<(), String> {
+        for name in &self.name_servers {
+            if !is_dns_name(name) {
+                return Err(format!("dns.name_servers: `{name}` is not a host name"));
+            }
+        }
+        for host in &self.mail_hosts {
+            if !is_dns_name(&host.host) {
+                return Err(format!(
+                    "dns.mail_hosts: `{}` is not a host name",
+                    host.host
+                ));
+            }
+        }
+        if !self.client_host.is_empty() && !is_dns_name(&self.client_host) {
+            return Err(format!(
+                "dns.client_host: `{}` is not a host name",
+                self.client_host
+            ));
+        }
+        if !self.hostmaster.is_empty()
+            && !self
+                .hostmaster
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && is_dns_name(domain))
+        {
+            return Err(format!(
+                "dns.hostmaster: `{}` is not an address",
+                self.hostmaster
+            ));
+        }
+        for (key, text) in [
+            ("dns.spf", &self.spf),
+            ("dns.dmarc", &self.dmarc),
+            ("dns.tls_rpt", &self.tls_rpt),
+        ] {
+            if text.is_empty()
+                || text.len() > 1000
+                || !text.bytes().all(|octet| (0x20..0x7f).contains(&octet))
+            {
+                return Err(format!(
+                    "{key} must be 1 to 1000 printable ASCII characters"
+                ));
+            }
+        }
+        // RFC 6891 §6.2.5: below 512 is treated as 512.
+        if self.udp_payload_octets_max < 512 {
+            return Err("dns.udp_payload_octets_max must be at least 512".to_owned());
+        }
+        for (key, value) in [
+            ("dns.ttl_seconds", u64::from(self.ttl_seconds)),
+            ("dns.tcp_connections_max", self.tcp_connections_max as u64),
+            ("dns.poll_interval_ms", self.poll_interval_ms),
+            (
+                "dns.mta_sts_max_age_seconds",
+                u64::from(self.mta_sts_max_age_seconds),
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One MX target: `{ host = "mx1.example.net", site = "paris", priority = 10, addresses =
+/// ["192.0.2.25"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsMailHost {
+    pub host: String,
+    #[serde(default)]
+    pub site: String,
+    #[serde(default = "DnsMailHost::priority_default")]
+    pub priority: u16,
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+}
+
+impl DnsMailHost {
+    fn priority_default() -> u16 {
+        10
+    }
+}
+
+/// How senders treat the MTA-STS policy (RFC 8461 §5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtaStsMode {
+    Enforce,
+    #[default]
+    Testing,
+    None,
+}
+
+impl MtaStsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MtaStsMode::Enforce => "enforce",
+            MtaStsMode::Testing => "testing",
+            MtaStsMode::None => "none",
+        }
+    }
+}
+
 /// A config that could not be read, with the place at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -654,6 +837,7 @@ impl Config {
         if self.queue.relay_username.is_some() && self.queue.relay_host.is_none() {
             return Err("queue.relay_username needs queue.relay_host".to_owned());
         }
+        self.dns.validate()?;
         if self.store.retention_days == 0 {
             return Err("store.retention_days must be at least 1".to_owned());
         }
@@ -1022,6 +1206,8 @@ mod tests {
             smtp: SmtpConfig::default(),
             resolver: ResolverConfig::default(),
             filter: FilterConfig::default(),
+            queue: QueueConfig::default(),
+            dns: DnsConfig::default(),
         };
         let text = config.to_toml();
         let read_back =

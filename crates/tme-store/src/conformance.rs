@@ -29,6 +29,7 @@ pub const CHECKS: &[&str] = &[
     "delivery_keys_deliver_once_per_account",
     "concurrent_deliveries_fail_alone",
     "queue_claims_leases_and_records",
+    "dns_keys_and_records",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -53,6 +54,7 @@ pub async fn run(name: &str, store: &Store) {
         }
         "concurrent_deliveries_fail_alone" => concurrent_deliveries_fail_alone(store).await,
         "queue_claims_leases_and_records" => queue_claims_leases_and_records(store).await,
+        "dns_keys_and_records" => dns_keys_and_records(store).await,
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -1123,4 +1125,114 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     let (_, collected) = store.collect_garbage(now + 400).await.unwrap();
     assert_eq!(collected.blobs_deleted, 1);
     assert!(store.queue.list().await.unwrap().is_empty());
+}
+
+/// A domain's DKIM keys are stored once (two racing `dkim_keys_ensure` keep one set), read
+/// back whole with their private key, and go with the domain; custom records are added,
+/// listed, refused twice or for an unhosted domain, removed; every change bumps `generation`.
+pub async fn dns_keys_and_records(store: &Store) {
+    use crate::{DkimAlgorithm, NewDkimKey, NewDnsRecord};
+    let directory = &store.directory;
+    let domain = Domain::parse("dns.example").unwrap();
+    let key = |selector: &str, byte: u8| NewDkimKey {
+        selector: selector.to_owned(),
+        algorithm: DkimAlgorithm::Ed25519Sha256,
+        public_key: vec![byte; 32],
+        private_key_pkcs8: tme_core::Secret::new(vec![byte; 48]),
+    };
+    assert!(matches!(
+        directory.dkim_keys_ensure(&domain, vec![key("a", 1)]).await,
+        Err(StoreError::NotFound { kind: "domain", .. })
+    ));
+    directory
+        .partner_add("Dns", Branding::default())
+        .await
+        .unwrap();
+    directory.domain_add(&domain, "Dns").await.unwrap();
+    assert!(matches!(
+        directory
+            .dkim_keys_ensure(&domain, vec![key("bad.selector", 1)])
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    let before = directory.generation().await.unwrap();
+    let (first, second) = tokio::join!(
+        directory.dkim_keys_ensure(&domain, vec![key("one", 1), key("two", 2)]),
+        directory.dkim_keys_ensure(&domain, vec![key("three", 3)]),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.len(), second.len(), "one set of keys wins");
+    let selectors: Vec<&str> = first.iter().map(|key| key.selector.as_str()).collect();
+    assert!(
+        selectors == ["one", "two"] || selectors == ["three"],
+        "{selectors:?}"
+    );
+    assert!(directory.generation().await.unwrap() > before);
+    let listed = directory.dkim_key_list(None).await.unwrap();
+    assert_eq!(listed.len(), first.len());
+    let byte = listed[0].public_key[0];
+    assert_eq!(listed[0].private_key_pkcs8.expose(), &vec![byte; 48]);
+    assert_eq!(listed[0].algorithm, DkimAlgorithm::Ed25519Sha256);
+    assert!(
+        serde_json::to_string(&listed[0])
+            .unwrap()
+            .contains("\"private_key_pkcs8\":\"[redacted]\""),
+        "the private key is never shown"
+    );
+
+    let record = |name: &str, value: &str| NewDnsRecord {
+        domain: domain.clone(),
+        name: name.to_owned(),
+        record_type: "TXT".to_owned(),
+        ttl_seconds: 300,
+        value: value.to_owned(),
+    };
+    let before = directory.generation().await.unwrap();
+    let added = directory
+        .dns_record_add(record("@", "\"site-verification=1\""))
+        .await
+        .unwrap();
+    assert!(directory.generation().await.unwrap() > before);
+    assert!(matches!(
+        directory
+            .dns_record_add(record("@", "\"site-verification=1\""))
+            .await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let other = Domain::parse("other.example").unwrap();
+    assert!(matches!(
+        directory
+            .dns_record_add(NewDnsRecord {
+                domain: other.clone(),
+                ..record("@", "x")
+            })
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    directory
+        .dns_record_add(record("www", "\"hello\""))
+        .await
+        .unwrap();
+    let listed = directory.dns_record_list(Some(&domain)).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|record| record.name.as_str())
+            .collect::<Vec<_>>(),
+        ["@", "www"]
+    );
+    assert_eq!(listed[0], added);
+    assert!(matches!(
+        directory.dns_record_remove(&other, added.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    directory
+        .dns_record_remove(&domain, added.id)
+        .await
+        .unwrap();
+    assert_eq!(directory.dns_record_list(None).await.unwrap().len(), 1);
+
+    directory.domain_remove(&domain).await.unwrap();
+    assert!(directory.dkim_key_list(None).await.unwrap().is_empty());
+    assert!(directory.dns_record_list(None).await.unwrap().is_empty());
 }

@@ -230,6 +230,29 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     /// A number that grows with every change to the directory, so a running node notices a
     /// change made by another process (`tme account add` beside `tme serve`).
     async fn generation(&self) -> StoreResult<i64>;
+
+    /// Stores `keys` for `domain` when it has no DKIM key yet, in one transaction, and
+    /// returns the domain's keys either way (so two processes racing store one set).
+    async fn dkim_keys_ensure(
+        &self,
+        domain: &Domain,
+        keys: Vec<crate::dns::NewDkimKey>,
+    ) -> StoreResult<Vec<crate::dns::DkimKey>>;
+    /// The DKIM keys of one domain, or of every domain; by domain, then selector.
+    async fn dkim_key_list(&self, domain: Option<&Domain>)
+    -> StoreResult<Vec<crate::dns::DkimKey>>;
+    /// Refused when the domain is not hosted or has `DNS_RECORDS_PER_DOMAIN_MAX` records;
+    /// the same name, type and value twice is `AlreadyExists`.
+    async fn dns_record_add(
+        &self,
+        record: crate::dns::NewDnsRecord,
+    ) -> StoreResult<crate::dns::DnsRecord>;
+    /// The custom records of one domain, or of every domain; by domain, name, type, id.
+    async fn dns_record_list(
+        &self,
+        domain: Option<&Domain>,
+    ) -> StoreResult<Vec<crate::dns::DnsRecord>>;
+    async fn dns_record_remove(&self, domain: &Domain, id: i64) -> StoreResult<()>;
 }
 
 /// Resolves a recipient address: the account with that address; else an alias with that

@@ -17,6 +17,7 @@
 pub mod blob;
 pub mod conformance;
 pub mod directory;
+pub mod dns;
 mod durable;
 pub mod error;
 pub mod mail;
@@ -32,6 +33,7 @@ pub use directory::{
     Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
     DomainRecord, NewAccount, Partner, Resolution,
 };
+pub use dns::{DkimAlgorithm, DkimKey, DnsRecord, NewDkimKey, NewDnsRecord};
 pub use error::{StoreError, StoreResult};
 pub use mail::{
     Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MailStore, Mailbox,

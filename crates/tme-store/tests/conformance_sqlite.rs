@@ -46,4 +46,5 @@ conformance_tests!(
     delivery_keys_deliver_once_per_account,
     concurrent_deliveries_fail_alone,
     queue_claims_leases_and_records,
+    dns_keys_and_records,
 );

@@ -38,6 +38,13 @@ impl Zone {
     }
 }
 
+/// A zone NSD transfers from a primary.
+#[derive(Debug, Clone)]
+struct Secondary {
+    origin: String,
+    primary: SocketAddr,
+}
+
 /// A running NSD.
 #[derive(Debug)]
 pub struct Nsd {
@@ -49,11 +56,33 @@ pub struct Nsd {
 impl Nsd {
     /// Writes the config and zone files and starts NSD; returns once it answers.
     pub fn start(zones: &[Zone]) -> Result<Nsd> {
+        Nsd::start_with(free_udp_and_tcp_port()?, zones, &[])
+    }
+
+    /// Starts NSD on `address` as a secondary of `primary` for `origins` (`"example.com."`):
+    /// it transfers each zone by AXFR, takes NOTIFY from 127.0.0.1, and answers once the
+    /// first zone is loaded. Choose `address` with `free_udp_and_tcp_port` before the
+    /// primary starts, so the primary can be told where to send NOTIFY.
+    pub fn start_secondary(
+        address: SocketAddr,
+        primary: SocketAddr,
+        origins: &[&str],
+    ) -> Result<Nsd> {
+        let secondaries: Vec<Secondary> = origins
+            .iter()
+            .map(|origin| Secondary {
+                origin: (*origin).to_owned(),
+                primary,
+            })
+            .collect();
+        Nsd::start_with(address, &[], &secondaries)
+    }
+
+    fn start_with(address: SocketAddr, zones: &[Zone], secondaries: &[Secondary]) -> Result<Nsd> {
         if !Path::new(NSD).exists() {
             bail!("{NSD} is missing (scripts/test.sh installs it: apt-get install nsd)");
         }
         let directory = tempfile::Builder::new().prefix("tme-nsd-").tempdir()?;
-        let address = free_udp_and_tcp_port()?;
         let root = directory.path();
         let mut config = format!(
             "server:\n\
@@ -70,7 +99,7 @@ impl Nsd {
              \x20   logfile: \"{root}/nsd.log\"\n\
              \x20   server-count: 1\n\
              \x20   hide-version: yes\n\
-             \x20   verbosity: 1\n\
+             \x20   verbosity: 2\n\
              remote-control:\n\
              \x20   control-enable: no\n",
             ip = address.ip(),
@@ -84,6 +113,18 @@ impl Nsd {
                 config,
                 "zone:\n    name: \"{}\"\n    zonefile: \"{file}\"\n",
                 zone.origin
+            );
+        }
+        for (index, secondary) in secondaries.iter().enumerate() {
+            // NOKEY: no TSIG (a deployment across providers would add one).
+            let _ = write!(
+                config,
+                "zone:\n    name: \"{origin}\"\n    zonefile: \"secondary-{index}.zone\"\n\
+                 \x20   request-xfr: AXFR {ip}@{port} NOKEY\n\
+                 \x20   allow-notify: {ip} NOKEY\n",
+                origin = secondary.origin,
+                ip = secondary.primary.ip(),
+                port = secondary.primary.port(),
             );
         }
         let config_path = root.join("nsd.conf");
@@ -103,7 +144,16 @@ impl Nsd {
             address,
             directory,
         };
-        nsd.wait_until_ready(zones.first().map_or(".", |zone| zone.origin.as_str()))?;
+        let first = zones
+            .first()
+            .map(|zone| zone.origin.as_str())
+            .or_else(|| {
+                secondaries
+                    .first()
+                    .map(|secondary| secondary.origin.as_str())
+            })
+            .unwrap_or(".");
+        nsd.wait_until_ready(first)?;
         Ok(nsd)
     }
 
@@ -194,7 +244,7 @@ fn soa_query(origin: &str) -> Vec<u8> {
 }
 
 /// A loopback port free for both UDP and TCP (a DNS server takes both).
-fn free_udp_and_tcp_port() -> Result<SocketAddr> {
+pub fn free_udp_and_tcp_port() -> Result<SocketAddr> {
     for _ in 0..50 {
         let tcp = TcpListener::bind("127.0.0.1:0")?;
         let address = tcp.local_addr()?;

@@ -201,6 +201,40 @@ pub enum DomainCommand {
     Remove {
         domain: String,
     },
+    /// Custom DNS records served beside the generated ones.
+    Record {
+        #[command(subcommand)]
+        command: DomainRecordCommand,
+    },
+    /// Ask the public DNS (through [resolver]) whether it says what tme serves.
+    Check {
+        domain: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainRecordCommand {
+    /// Add a record: NAME relative to the domain (@ for the domain itself), TYPE one of A,
+    /// AAAA, CNAME, TXT, MX, SRV, CAA, VALUE in zone-file syntax.
+    Add {
+        domain: String,
+        name: String,
+        #[arg(value_name = "TYPE")]
+        record_type: String,
+        value: String,
+        /// Seconds (default 3600).
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+    List {
+        domain: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// Remove a record by the ID `list` shows.
+    Remove { domain: String, id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

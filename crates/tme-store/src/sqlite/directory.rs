@@ -584,6 +584,39 @@ impl Directory for SqliteDirectory {
             .await?
             .try_get(0)?)
     }
+
+    async fn dkim_keys_ensure(
+        &self,
+        domain: &Domain,
+        keys: Vec<crate::dns::NewDkimKey>,
+    ) -> StoreResult<Vec<crate::dns::DkimKey>> {
+        super::dns::dkim_keys_ensure(&self.database, domain, keys).await
+    }
+
+    async fn dkim_key_list(
+        &self,
+        domain: Option<&Domain>,
+    ) -> StoreResult<Vec<crate::dns::DkimKey>> {
+        super::dns::dkim_key_list(&self.database, domain).await
+    }
+
+    async fn dns_record_add(
+        &self,
+        record: crate::dns::NewDnsRecord,
+    ) -> StoreResult<crate::dns::DnsRecord> {
+        super::dns::dns_record_add(&self.database, record).await
+    }
+
+    async fn dns_record_list(
+        &self,
+        domain: Option<&Domain>,
+    ) -> StoreResult<Vec<crate::dns::DnsRecord>> {
+        super::dns::dns_record_list(&self.database, domain).await
+    }
+
+    async fn dns_record_remove(&self, domain: &Domain, id: i64) -> StoreResult<()> {
+        super::dns::dns_record_remove(&self.database, domain, id).await
+    }
 }
 
 impl SqliteDirectory {

@@ -9,6 +9,7 @@
 //! All SQL that only SQLite understands stays in this module.
 
 mod directory;
+mod dns;
 mod group_commit;
 mod mail;
 mod queue;

@@ -50,7 +50,9 @@ pub(crate) async fn migrate(pool: &SqlitePool, path: &Path, schema: &Schema) -> 
 
 /// The directory file.
 pub(crate) const DIRECTORY: Schema = Schema {
-    steps: &[r#"
+    steps: &[
+        // 1: partners, domains, accounts, app passwords, aliases, the change counter.
+        r#"
 CREATE TABLE partners (
     name TEXT PRIMARY KEY,
     product_name TEXT,
@@ -112,7 +114,38 @@ CREATE TRIGGER accounts_delete AFTER DELETE ON accounts BEGIN UPDATE generation 
 CREATE TRIGGER aliases_insert AFTER INSERT ON aliases BEGIN UPDATE generation SET value = value + 1; END;
 CREATE TRIGGER aliases_update AFTER UPDATE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
 CREATE TRIGGER aliases_delete AFTER DELETE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
-"#],
+"#,
+        // DNS: each domain's DKIM keys (the private key for signing, the public one for its
+        // TXT record) and the custom records an operator adds. Both go with their domain, and
+        // both bump `generation`, which is how the `dns` role sees a change made by the CLI.
+        r#"
+CREATE TABLE dkim_keys (
+    domain TEXT NOT NULL REFERENCES domains(domain) ON DELETE CASCADE,
+    selector TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    private_key_pkcs8 BLOB NOT NULL,
+    created_unix INTEGER NOT NULL,
+    PRIMARY KEY (domain, selector)
+);
+CREATE TABLE dns_records (
+    dns_record_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    domain TEXT NOT NULL REFERENCES domains(domain) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    record_type TEXT NOT NULL,
+    ttl_seconds INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    created_unix INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX dns_records_unique ON dns_records(domain, name, record_type, value);
+CREATE TRIGGER dkim_keys_insert AFTER INSERT ON dkim_keys BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER dkim_keys_update AFTER UPDATE ON dkim_keys BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER dkim_keys_delete AFTER DELETE ON dkim_keys BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER dns_records_insert AFTER INSERT ON dns_records BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER dns_records_update AFTER UPDATE ON dns_records BEGIN UPDATE generation SET value = value + 1; END;
+CREATE TRIGGER dns_records_delete AFTER DELETE ON dns_records BEGIN UPDATE generation SET value = value + 1; END;
+"#,
+    ],
 };
 
 /// A mail shard file.

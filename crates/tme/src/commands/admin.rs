@@ -57,7 +57,7 @@ fn read_password_from_stdin() -> Result<String> {
     Ok(password)
 }
 
-fn parse_domain(text: &str) -> Result<Domain> {
+pub(crate) fn parse_domain(text: &str) -> Result<Domain> {
     Domain::parse(text).map_err(|error| anyhow!("{text:?} is not a valid domain: {error}"))
 }
 
@@ -178,12 +178,13 @@ pub async fn partner(store: &Store, _data_dir: &DataDir, command: PartnerCommand
     Ok(())
 }
 
-pub async fn domain(store: &Store, _data_dir: &DataDir, command: DomainCommand) -> Result<()> {
+pub async fn domain(store: &Store, data_dir: &DataDir, command: DomainCommand) -> Result<()> {
     let directory = &store.directory;
     match command {
         DomainCommand::Add { domain, partner } => {
             let domain = parse_domain(&domain)?;
             directory.domain_add(&domain, &partner).await?;
+            super::dns::make_dkim_keys(store, &domain).await?;
             println!("added domain {domain}");
         }
         DomainCommand::List { partner, list } => {
@@ -232,6 +233,7 @@ pub async fn domain(store: &Store, _data_dir: &DataDir, command: DomainCommand) 
             println!("partner   {}", record.partner);
             println!("accounts  {accounts}");
             println!("aliases   {aliases}");
+            super::dns::print_records(store, data_dir, &domain).await?;
         }
         DomainCommand::Set { domain, partner } => {
             let domain = parse_domain(&domain)?;
@@ -242,6 +244,10 @@ pub async fn domain(store: &Store, _data_dir: &DataDir, command: DomainCommand) 
             let domain = parse_domain(&domain)?;
             directory.domain_remove(&domain).await?;
             println!("removed domain {domain}");
+        }
+        DomainCommand::Record { command } => super::dns::record(store, data_dir, command).await?,
+        DomainCommand::Check { domain, list } => {
+            super::dns::check(store, data_dir, &parse_domain(&domain)?, list.json).await?
         }
     }
     Ok(())

@@ -43,6 +43,7 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         resolver: ResolverConfig::default(),
         filter: FilterConfig::default(),
         queue: QueueConfig::default(),
+        dns: tme_core::config::DnsConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)
@@ -110,6 +111,7 @@ pub async fn quickstart(path: &Path, hostname: &str) -> Result<()> {
     let domain = Domain::parse(DEMO_DOMAIN)?;
     if directory.domain_get(&domain).await?.is_none() {
         directory.domain_add(&domain, DEMO_PARTNER).await?;
+        super::dns::make_dkim_keys(&store, &domain).await?;
     }
     let address = EmailAddress::parse(DEMO_ADDRESS)?;
     let password_file = path.join("demo-password.txt");

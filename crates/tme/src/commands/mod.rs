@@ -2,6 +2,7 @@
 //! with context that tells the user what to fix.
 
 mod admin;
+mod dns;
 mod import;
 mod init;
 mod queue;

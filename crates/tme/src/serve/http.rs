@@ -25,6 +25,8 @@ pub struct HttpContext {
     pub store: Store,
     /// Every role's metrics.
     pub metrics: Arc<Registry>,
+    /// What the client set-up documents (MTA-STS, autoconfig) say; see `client_setup`.
+    pub zone_settings: tme_dns::ZoneSettings,
 }
 
 pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -> Result<()> {
@@ -35,7 +37,11 @@ pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(context);
+        .with_state(context.clone())
+        .merge(super::client_setup::router(
+            context.store.clone(),
+            context.zone_settings.clone(),
+        ));
     role.running();
     tracing::info!(%address, "http listening");
     let shutdown = role.shutdown.clone();

@@ -4,6 +4,8 @@
 //! finishes what is in flight, and returns; the store closes last. A second signal, or a role
 //! that does not finish within `SHUTDOWN_GRACE`, ends the process at once.
 
+mod client_setup;
+mod dns;
 mod health;
 mod http;
 mod maintenance;
@@ -26,7 +28,7 @@ pub use health::Health;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The listener roles this build serves; the rest of `[listen]` waits for later releases.
-const ROLES_SERVED: &[&str] = &["http", "smtp"];
+const ROLES_SERVED: &[&str] = &["http", "smtp", "dns"];
 
 pub async fn serve(data_dir: DataDir) -> Result<()> {
     let store = data_dir.open_store().await?;
@@ -50,11 +52,13 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
 
     // Every role registers in `health` when its supervisor is made, and all are made before
     // any is spawned: `/readyz` cannot report ready while some role has not even started.
+    let zone_settings = tme_dns::ZoneSettings::from_config(&config).context("the [dns] config")?;
     let http_role = config.listen.http.map(|address| {
         let context = http::HttpContext {
             health: health.clone(),
             store: store.clone(),
             metrics: registry.clone(),
+            zone_settings: zone_settings.clone(),
         };
         supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
             http::run(address, context.clone(), role)
@@ -70,6 +74,15 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         };
         supervisor::supervise("smtp", health.clone(), shutdown.clone(), move |role| {
             smtp::run(address, context.clone(), role)
+        })
+    });
+    let dns_role = config.listen.dns.map(|address| {
+        let context = dns::DnsContext {
+            store: store.clone(),
+            config: config.clone(),
+        };
+        supervisor::supervise("dns", health.clone(), shutdown.clone(), move |role| {
+            dns::run(address, context.clone(), role)
         })
     });
     // Runs whether or not this node listens for SMTP now: the spool may hold mail from an
@@ -97,6 +110,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         tracker.spawn(role);
     }
     if let Some(role) = smtp_role {
+        tracker.spawn(role);
+    }
+    if let Some(role) = dns_role {
         tracker.spawn(role);
     }
     tracker.spawn(spool_role);

@@ -1,0 +1,497 @@
+//! The async half: UDP and TCP sockets, the directory poll that rebuilds the zones, and the
+//! NOTIFYs to secondaries.
+//!
+//! This module owns I/O and time only; every answer comes from `answer`. The zones live in
+//! one `Catalog` behind an `Arc`, swapped whole when the directory changes: a query reads the
+//! catalog of the moment, never a half-built one. A change made by another process (the CLI)
+//! is noticed through the directory's `generation` counter, one cheap read per
+//! `poll_interval`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::Name;
+use tme_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use crate::answer::{Answer, AnswerLimits, QUERY_OCTETS_MAX, Transport, answer};
+use crate::rate_limit::{RateLimiter, RateVerdict};
+use crate::zone::{Catalog, DomainInput, ZoneSettings, assign_serials, build_zone};
+use crate::{DnsError, notify};
+
+/// How long a TCP connection may stay idle between queries (RFC 7766 §6.2.3 suggests
+/// seconds, not minutes).
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Queries answered on one TCP connection before it is closed.
+const TCP_QUERIES_PER_CONNECTION_MAX: usize = 1_000;
+/// How long a NOTIFY waits for its acknowledgement, and how often it is sent (RFC 1996 §3.6
+/// lets the interval and count be chosen).
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
+const NOTIFY_ATTEMPTS_MAX: usize = 5;
+/// NOTIFYs in flight at once (a change to every zone must not open thousands of sockets).
+const NOTIFY_IN_FLIGHT_MAX: usize = 32;
+/// UDP tasks reading the one socket: the answer is quick, two keep both cores busy.
+const UDP_WORKERS: usize = 2;
+
+/// What the `dns` role is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub address: SocketAddr,
+    pub settings: ZoneSettings,
+    pub limits: AnswerLimits,
+    pub notify: Vec<SocketAddr>,
+    pub responses_per_second_max: u32,
+    pub tcp_connections_max: usize,
+    pub poll_interval: Duration,
+}
+
+/// The zones being served, swapped whole on change.
+#[derive(Debug, Default)]
+pub struct Zones {
+    catalog: RwLock<Arc<Catalog>>,
+}
+
+impl Zones {
+    pub fn current(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(catalog) => catalog.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, catalog: Catalog) {
+        let catalog = Arc::new(catalog);
+        match self.catalog.write() {
+            Ok(mut current) => *current = catalog,
+            Err(poisoned) => *poisoned.into_inner() = catalog,
+        }
+    }
+}
+
+/// Makes the DKIM keys of every domain that has none (a domain added before keys existed,
+/// or by a path that did not make them). RSA generation runs off the async threads.
+pub async fn ensure_dkim_keys(store: &Store) -> Result<usize, DnsError> {
+    let domains = store.directory.domain_list(None).await?;
+    let keys = store.directory.dkim_key_list(None).await?;
+    let mut made = 0;
+    for record in domains {
+        if keys.iter().any(|key| key.domain == record.domain) {
+            continue;
+        }
+        let now_unix = now_unix();
+        let new_keys =
+            tokio::task::spawn_blocking(move || crate::dkim::generate_domain_keys(now_unix))
+                .await
+                .map_err(|error| DnsError::KeyGeneration(error.to_string()))??;
+        match store
+            .directory
+            .dkim_keys_ensure(&record.domain, new_keys)
+            .await
+        {
+            Ok(_) => made += 1,
+            // Removed meanwhile: nothing to sign for.
+            Err(tme_store::StoreError::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        tracing::info!(domain = %record.domain, "DKIM keys made");
+    }
+    Ok(made)
+}
+
+/// Reads the directory and builds every zone (serials not yet assigned).
+pub async fn build_all(
+    store: &Store,
+    settings: &ZoneSettings,
+) -> Result<Vec<crate::Zone>, DnsError> {
+    let domains = store.directory.domain_list(None).await?;
+    let keys = store.directory.dkim_key_list(None).await?;
+    let records = store.directory.dns_record_list(None).await?;
+    let mut zones = Vec::with_capacity(domains.len());
+    for record in &domains {
+        // Both lists are sorted by domain; a domain's slice is found by a binary search.
+        let key_range = slice_of(&keys, |key| key.domain.as_str(), record.domain.as_str());
+        let record_range = slice_of(
+            &records,
+            |custom| custom.domain.as_str(),
+            record.domain.as_str(),
+        );
+        let (zone, problems) = build_zone(
+            settings,
+            DomainInput {
+                domain: &record.domain,
+                dkim_keys: &keys[key_range],
+                custom_records: &records[record_range],
+            },
+            0,
+        )?;
+        for problem in problems {
+            tracing::warn!(%problem, "custom record left out of the zone");
+        }
+        zones.push(zone);
+    }
+    Ok(zones)
+}
+
+fn slice_of<T>(items: &[T], key: impl Fn(&T) -> &str, wanted: &str) -> std::ops::Range<usize> {
+    let start = items.partition_point(|item| key(item) < wanted);
+    let end = items.partition_point(|item| key(item) <= wanted);
+    start..end
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |duration| duration.as_secs() as i64)
+}
+
+/// Rebuilds the catalog; returns the origins whose content changed.
+async fn reload(
+    store: &Store,
+    settings: &ZoneSettings,
+    zones: &Zones,
+) -> Result<Vec<Name>, DnsError> {
+    ensure_dkim_keys(store).await?;
+    let built = build_all(store, settings).await?;
+    let previous = zones.current();
+    let (catalog, changed) = assign_serials(&previous, built, settings, now_unix() as u32);
+    zones.replace(catalog);
+    Ok(changed)
+}
+
+/// Runs the server until `shutdown`. `listening` is called once both sockets are bound and
+/// the zones are loaded.
+pub async fn run(
+    config: ServerConfig,
+    store: Store,
+    shutdown: CancellationToken,
+    listening: impl FnOnce(),
+) -> Result<(), DnsError> {
+    let io_error = |context: String| move |source| DnsError::Io { context, source };
+    let udp = Arc::new(
+        UdpSocket::bind(config.address)
+            .await
+            .map_err(io_error(format!("cannot listen on UDP {}", config.address)))?,
+    );
+    let tcp = TcpListener::bind(config.address)
+        .await
+        .map_err(io_error(format!("cannot listen on TCP {}", config.address)))?;
+    let zones = Arc::new(Zones::default());
+    let mut generation = store.directory.generation().await?;
+    let changed = reload(&store, &config.settings, &zones).await?;
+    tracing::info!(
+        address = %config.address,
+        zones = zones.current().len(),
+        "dns listening"
+    );
+    listening();
+    let notify_slots = Arc::new(tokio::sync::Semaphore::new(NOTIFY_IN_FLIGHT_MAX));
+    send_notifies(&config, &zones, changed, &notify_slots, &shutdown);
+
+    let limiter = Arc::new(Mutex::new(RateLimiter::new(
+        config.responses_per_second_max,
+        Instant::now(),
+    )));
+    let limits = Arc::new(config.limits.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..UDP_WORKERS {
+        tasks.spawn(udp_worker(
+            udp.clone(),
+            zones.clone(),
+            limits.clone(),
+            limiter.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tasks.spawn(tcp_acceptor(
+        tcp,
+        zones.clone(),
+        limits.clone(),
+        config.tcp_connections_max,
+        shutdown.clone(),
+    ));
+
+    let mut poll = tokio::time::interval(config.poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = poll.tick() => {}
+        }
+        let now = match store.directory.generation().await {
+            Ok(now) => now,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the directory; serving the zones as they were");
+                continue;
+            }
+        };
+        if now == generation {
+            continue;
+        }
+        match reload(&store, &config.settings, &zones).await {
+            Ok(changed) => {
+                generation = now;
+                if !changed.is_empty() {
+                    tracing::info!(zones = changed.len(), "zones changed");
+                }
+                send_notifies(&config, &zones, changed, &notify_slots, &shutdown);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot rebuild the zones; serving them as they were");
+            }
+        }
+    }
+    tasks.shutdown().await;
+    Ok(())
+}
+
+async fn udp_worker(
+    socket: Arc<UdpSocket>,
+    zones: Arc<Zones>,
+    limits: Arc<AnswerLimits>,
+    limiter: Arc<Mutex<RateLimiter>>,
+    shutdown: CancellationToken,
+) {
+    // One octet more than any query we take, to see an oversized datagram and drop it.
+    let mut buffer = vec![0u8; QUERY_OCTETS_MAX + 1];
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = socket.recv_from(&mut buffer) => received,
+        };
+        let (length, source) = match received {
+            Ok(received) => received,
+            Err(error) => {
+                // ICMP errors surface here on some systems; the socket stays usable.
+                tracing::debug!(%error, "udp receive failed");
+                continue;
+            }
+        };
+        if length > QUERY_OCTETS_MAX {
+            continue;
+        }
+        let catalog = zones.current();
+        let Answer::Message(response) = answer(
+            &catalog,
+            &limits,
+            &buffer[..length],
+            source.ip(),
+            Transport::Udp,
+        ) else {
+            continue;
+        };
+        let verdict = match limiter.lock() {
+            Ok(mut limiter) => limiter.check(source.ip(), Instant::now()),
+            Err(poisoned) => poisoned.into_inner().check(source.ip(), Instant::now()),
+        };
+        let response = match verdict {
+            RateVerdict::Send => response,
+            RateVerdict::Slip => match truncated(&response) {
+                Some(response) => response,
+                None => continue,
+            },
+            RateVerdict::Drop => continue,
+        };
+        if let Err(error) = socket.send_to(&response, source).await {
+            tracing::debug!(%error, %source, "udp send failed");
+        }
+    }
+}
+
+/// The response with TC set and every section after the question emptied.
+fn truncated(response: &[u8]) -> Option<Vec<u8>> {
+    let mut message = hickory_proto::op::Message::from_vec(response).ok()?;
+    message.answers.clear();
+    message.authorities.clear();
+    message.additionals.clear();
+    message.metadata.truncation = true;
+    message.to_vec().ok()
+}
+
+async fn tcp_acceptor(
+    listener: TcpListener,
+    zones: Arc<Zones>,
+    limits: Arc<AnswerLimits>,
+    connections_max: usize,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(connections_max));
+    loop {
+        // Waiting for a slot before accepting leaves further clients in the kernel's backlog.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::debug!(%error, "tcp accept failed");
+                continue;
+            }
+        };
+        let zones = zones.clone();
+        let limits = limits.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                result = tcp_connection(stream, peer.ip(), &zones, &limits) => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, %peer, "dns tcp connection ended");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Queries on one TCP connection, each with its two-octet length (RFC 1035 §4.2.2).
+async fn tcp_connection(
+    mut stream: TcpStream,
+    peer: IpAddr,
+    zones: &Zones,
+    limits: &AnswerLimits,
+) -> std::io::Result<()> {
+    let mut buffer = vec![0u8; QUERY_OCTETS_MAX];
+    for _ in 0..TCP_QUERIES_PER_CONNECTION_MAX {
+        let mut length = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut length)).await {
+            Ok(Ok(_)) => {}
+            // Closed by the client or idle too long: both end the connection quietly.
+            Ok(Err(_)) | Err(_) => return Ok(()),
+        }
+        let length = usize::from(u16::from_be_bytes(length));
+        if length > QUERY_OCTETS_MAX {
+            // Not a query we take; reading it would only waste time. Close.
+            return Ok(());
+        }
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut buffer[..length])).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => return Ok(()),
+        }
+        let catalog = zones.current();
+        let messages = match answer(&catalog, limits, &buffer[..length], peer, Transport::Tcp) {
+            Answer::Drop => continue,
+            Answer::Message(message) => vec![message],
+            Answer::Transfer(messages) => messages,
+        };
+        for message in messages {
+            let Ok(length) = u16::try_from(message.len()) else {
+                continue;
+            };
+            let mut framed = Vec::with_capacity(message.len() + 2);
+            framed.extend_from_slice(&length.to_be_bytes());
+            framed.extend_from_slice(&message);
+            stream.write_all(&framed).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends a NOTIFY for each changed zone to each secondary, in the background.
+fn send_notifies(
+    config: &ServerConfig,
+    zones: &Zones,
+    changed: Vec<Name>,
+    slots: &Arc<tokio::sync::Semaphore>,
+    shutdown: &CancellationToken,
+) {
+    if config.notify.is_empty() || changed.is_empty() {
+        return;
+    }
+    let catalog = zones.current();
+    for origin in changed {
+        let Some(zone) = catalog
+            .get(&hickory_proto::rr::LowerName::new(&origin))
+            .cloned()
+        else {
+            continue;
+        };
+        for &secondary in &config.notify {
+            let zone = zone.clone();
+            let slots = slots.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let Ok(_permit) = slots.acquire_owned().await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = notify_one(&zone, secondary) => {}
+                }
+            });
+        }
+    }
+}
+
+/// One NOTIFY, retried until acknowledged or `NOTIFY_ATTEMPTS_MAX` attempts.
+async fn notify_one(zone: &crate::Zone, secondary: SocketAddr) {
+    let local: SocketAddr = match secondary {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = match UdpSocket::bind(local).await {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::warn!(%error, "cannot open a socket for NOTIFY");
+            return;
+        }
+    };
+    let id: u16 = rand::random();
+    let Some(message) = notify::notify_message(zone, id) else {
+        return;
+    };
+    let mut buffer = vec![0u8; 4096];
+    for attempt in 1..=NOTIFY_ATTEMPTS_MAX {
+        if socket.send_to(&message, secondary).await.is_err() {
+            tokio::time::sleep(NOTIFY_TIMEOUT).await;
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + NOTIFY_TIMEOUT;
+        while let Ok(Ok((length, from))) =
+            tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer)).await
+        {
+            if from != secondary {
+                continue;
+            }
+            if let Some(code) = notify::is_acknowledgement(&buffer[..length], id, zone.origin()) {
+                tracing::info!(zone = %zone.origin(), serial = zone.serial(), %secondary, %code, attempt, "NOTIFY acknowledged");
+                return;
+            }
+        }
+    }
+    tracing::warn!(zone = %zone.origin(), %secondary, "NOTIFY not acknowledged");
+}
+
+impl ServerConfig {
+    /// The server's config from the node's, listening on `address`.
+    pub fn from_config(
+        config: &tme_core::config::Config,
+        address: SocketAddr,
+    ) -> Result<ServerConfig, DnsError> {
+        let dns = &config.dns;
+        Ok(ServerConfig {
+            address,
+            settings: ZoneSettings::from_config(config)?,
+            limits: AnswerLimits {
+                udp_payload_octets_max: dns.udp_payload_octets_max,
+                transfer_allow: dns.transfer_allow.clone(),
+            },
+            notify: dns.notify.clone(),
+            responses_per_second_max: dns.responses_per_second_max,
+            tcp_connections_max: dns.tcp_connections_max,
+            poll_interval: Duration::from_millis(dns.poll_interval_ms),
+        })
+    }
+}
