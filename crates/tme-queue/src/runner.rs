@@ -388,6 +388,7 @@ impl Runner {
             sent_on_connection += 1;
             match open.send(&envelope, &raw).await {
                 Ok(results) => {
+                    let first = outcomes.len();
                     for (position, result) in positions.iter().zip(results) {
                         let (state, reply) = match result {
                             RecipientResult::Accepted(reply) => {
@@ -408,6 +409,8 @@ impl Runner {
                             },
                         ));
                     }
+                    self.record_delivered_now(&message, &outcomes[first..])
+                        .await;
                 }
                 Err(error) => {
                     let state = match error {
@@ -436,6 +439,47 @@ impl Runner {
             open.quit().await;
         }
         outcomes
+    }
+
+    /// Writes at once which recipients the remote server took, so that a crash before the
+    /// attempt ends sends only the message in flight again. Recipients that asked for a
+    /// success report wait for the end of the attempt, where the report is written first.
+    async fn record_delivered_now(
+        &self,
+        message: &QueuedMessage,
+        outcomes: &[(usize, RecipientOutcome)],
+    ) {
+        let delivered: Vec<RecipientOutcome> = outcomes
+            .iter()
+            .map(|(_, outcome)| outcome)
+            .filter(|outcome| outcome.state == RecipientState::Delivered)
+            .filter(|outcome| {
+                message
+                    .recipients
+                    .iter()
+                    .find(|recipient| recipient.position == outcome.position)
+                    .is_some_and(|recipient| {
+                        message.return_path.is_empty() || !recipient.notify.on_success()
+                    })
+            })
+            .cloned()
+            .collect();
+        if delivered.is_empty() {
+            return;
+        }
+        if let Err(error) = self
+            .store
+            .queue
+            .record_delivered(
+                message.id,
+                &self.settings.owner,
+                self.clock.now_unix(),
+                &delivered,
+            )
+            .await
+        {
+            tracing::warn!(queue_id = message.id, %error, "cannot record deliveries yet");
+        }
     }
 
     /// Opens a connection to the first host that takes one (RFC 5321 §5.1: in order of

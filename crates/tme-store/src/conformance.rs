@@ -1040,6 +1040,29 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
         ),
         "only the lease's owner records"
     );
+    assert!(
+        matches!(
+            store
+                .queue
+                .record_delivered(id, "node-b", now, &attempt.outcomes)
+                .await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "only the lease's owner records progress"
+    );
+    store
+        .queue
+        .record_delivered(id, "node-a", now, &attempt.outcomes)
+        .await
+        .unwrap();
+    let progress = store.queue.get(id).await.unwrap();
+    assert_eq!(progress.recipients[0].state, RecipientState::Delivered);
+    assert_eq!(
+        progress.recipients[1].state,
+        RecipientState::Pending,
+        "only deliveries are recorded early"
+    );
+    assert_eq!(progress.attempts, 0, "the attempt is not over");
     store
         .queue
         .record_attempt(id, "node-a", &attempt)

@@ -237,6 +237,16 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
         owner: &str,
         attempt: &AttemptRecord,
     ) -> StoreResult<()>;
+    /// Records, during an attempt, that some recipients were delivered (only `Delivered`
+    /// outcomes are taken), so that a crash before the attempt ends does not send them again.
+    /// Refused (`NotFound`) when the message is gone or leased to another owner.
+    async fn record_delivered(
+        &self,
+        id: QueueId,
+        owner: &str,
+        attempted_unix: i64,
+        outcomes: &[RecipientOutcome],
+    ) -> StoreResult<()>;
     /// The earliest next attempt of a message that is not held, if any: when to wake.
     async fn next_due_unix(&self) -> StoreResult<Option<i64>>;
     async fn list(&self) -> StoreResult<Vec<QueuedMessage>>;

@@ -25,6 +25,9 @@ pub enum SinkBehaviour {
     DeferRecipients,
     /// Answers RCPT with a hard error (5xx).
     RefuseRecipients,
+    /// Accepts everything, waiting a second before answering each DATA command: a slow
+    /// server, so that a test can crash the sender mid-run.
+    SlowAccept,
 }
 
 /// A running smtp-sink.
@@ -60,6 +63,9 @@ impl SmtpSink {
             }
             SinkBehaviour::RefuseRecipients => {
                 command.arg("-f").arg("RCPT");
+            }
+            SinkBehaviour::SlowAccept => {
+                command.arg("-w").arg("1");
             }
         }
         let child = command

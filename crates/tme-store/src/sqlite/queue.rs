@@ -17,8 +17,8 @@ use crate::blob::BlobId;
 use crate::error::{StoreError, StoreResult};
 use crate::queue::{
     AttemptRecord, DsnReturn, NewQueued, QueueId, QueueStats, QueueStore, QueuedMessage,
-    QueuedRecipient, bounded_reply, notify_bits, notify_from_bits, state_code, state_from_code,
-    validate_new_queued,
+    QueuedRecipient, RecipientOutcome, RecipientState, bounded_reply, notify_bits,
+    notify_from_bits, state_code, state_from_code, validate_new_queued,
 };
 
 #[derive(Debug, Clone)]
@@ -228,6 +228,45 @@ impl QueueStore for SqliteQueueStore {
             .bind(bounded_reply(&outcome.reply))
             .bind(&outcome.remote_host)
             .bind(attempt.attempted_unix)
+            .bind(id)
+            .bind(i64::from(outcome.position))
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn record_delivered(
+        &self,
+        id: QueueId,
+        owner: &str,
+        attempted_unix: i64,
+        outcomes: &[RecipientOutcome],
+    ) -> StoreResult<()> {
+        let mut transaction = self.database.begin_write().await?;
+        let leased = sqlx::query("SELECT 1 FROM queue_messages WHERE id = ? AND lease_owner = ?")
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&mut *transaction)
+            .await?;
+        if leased.is_none() {
+            return Err(not_found(id));
+        }
+        for outcome in outcomes
+            .iter()
+            .filter(|outcome| outcome.state == RecipientState::Delivered)
+        {
+            sqlx::query(
+                "UPDATE queue_recipients
+                 SET state = ?, attempts = attempts + 1, last_reply = ?, remote_host = ?,
+                     last_attempt_unix = ?
+                 WHERE message_id = ? AND position = ? AND state = 0",
+            )
+            .bind(state_code(outcome.state))
+            .bind(bounded_reply(&outcome.reply))
+            .bind(&outcome.remote_host)
+            .bind(attempted_unix)
             .bind(id)
             .bind(i64::from(outcome.position))
             .execute(&mut *transaction)
