@@ -4,7 +4,8 @@
 //! delivers them: `route` finds the destination's hosts (MX, implicit MX, null MX, or the
 //! relay host), `client` speaks SMTP to them (`reply` reads their replies, `tls` is the
 //! opportunistic TLS config), `schedule` says when to try again and when to give up, and
-//! `dsn` writes the reports senders get (RFC 3464). `metrics` counts it all.
+//! `dsn` writes the reports senders get (RFC 3464). `sign` adds the sending domain's
+//! DKIM signatures. `metrics` counts it all.
 //!
 //! What this crate must not do: accept mail from clients (that is `tme-smtp`), or keep
 //! state anywhere but the store: any node can pick up any message.
@@ -16,6 +17,7 @@ pub mod reply;
 pub mod route;
 pub mod runner;
 pub mod schedule;
+pub mod sign;
 pub mod tls;
 
 pub use metrics::QueueMetrics;
