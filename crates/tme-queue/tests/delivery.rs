@@ -57,7 +57,11 @@ impl World {
              mx.refuse.test. A 127.0.0.4\n\
              dead.test. MX 10 mx.dead.test.\n\
              mx.dead.test. A 127.0.0.5\n\
-             nullmx.test. MX 0 .\n",
+             nullmx.test. MX 0 .\n\
+             garbage.test. A 127.0.0.7\n\
+             stall.test. A 127.0.0.8\n\
+             drop.test. A 127.0.0.9\n\
+             endless.test. A 127.0.0.10\n",
         )])
         .unwrap();
         let directory = tempfile::tempdir().unwrap();
@@ -104,8 +108,8 @@ impl World {
             client: ClientSettings {
                 helo_name: "mx.home.test".to_owned(),
                 connect_timeout: Duration::from_secs(5),
-                command_timeout: Duration::from_secs(10),
-                data_end_timeout: Duration::from_secs(10),
+                command_timeout: Duration::from_secs(5),
+                data_end_timeout: Duration::from_secs(5),
                 credentials: None,
                 tls: tme_queue::tls::opportunistic().unwrap(),
             },
@@ -340,4 +344,126 @@ async fn a_dead_host_is_retried_the_sender_warned_once_and_bounced_at_expiry() {
         .unwrap();
     assert!(bounce.contains("Status: 5.4.7\r\n"), "{bounce}");
     assert!(bounce.contains("delivery time expired"));
+}
+
+/// A broken remote server: greets, then follows `script` (what to do after each command).
+#[derive(Debug, Clone, Copy)]
+enum Misbehaviour {
+    /// Answers EHLO with something that is not SMTP.
+    Garbage,
+    /// Takes the envelope and DATA, then never answers the end of the data.
+    StallAfterData,
+    /// Closes the connection after the recipient.
+    DropAfterRcpt,
+    /// Answers EHLO with a reply that never ends.
+    EndlessReply,
+}
+
+async fn broken_server(
+    address: SocketAddr,
+    behaviour: Misbehaviour,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 broken.test ESMTP\r\n").await;
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if in_data {
+                        continue; // Swallows the message and never answers.
+                    }
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    let reply: Vec<u8> = match (behaviour, verb.as_str()) {
+                        (Misbehaviour::Garbage, "EHLO") => b"HTTP/1.1 400 Bad Request\r\n".to_vec(),
+                        (Misbehaviour::EndlessReply, "EHLO") => loop {
+                            if write.write_all(b"250-and more\r\n").await.is_err() {
+                                return;
+                            }
+                        },
+                        (_, "EHLO") => b"250-broken.test\r\n250 8BITMIME\r\n".to_vec(),
+                        (Misbehaviour::DropAfterRcpt, "RCPT") => return,
+                        (_, "DATA") => {
+                            in_data = true;
+                            b"354 go on\r\n".to_vec()
+                        }
+                        (_, "QUIT") => return,
+                        _ => b"250 ok\r\n".to_vec(),
+                    };
+                    if write.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_servers_end_in_a_retry_with_the_reason_never_a_stuck_message() {
+    let world = World::new().await;
+    let cases = [
+        (
+            "garbage.test",
+            "127.0.0.7",
+            Misbehaviour::Garbage,
+            "answered badly",
+        ),
+        (
+            "stall.test",
+            "127.0.0.8",
+            Misbehaviour::StallAfterData,
+            "did not answer in time",
+        ),
+        (
+            "drop.test",
+            "127.0.0.9",
+            Misbehaviour::DropAfterRcpt,
+            "closed the connection",
+        ),
+        (
+            "endless.test",
+            "127.0.0.10",
+            Misbehaviour::EndlessReply,
+            "longer than",
+        ),
+    ];
+    let mut servers = Vec::new();
+    let mut ids = Vec::new();
+    for (domain, ip, behaviour, _) in cases {
+        let address: SocketAddr = format!("{ip}:{}", world.port).parse().unwrap();
+        servers.push(broken_server(address, behaviour).await);
+        ids.push(world.enqueue(&[&format!("someone@{domain}")]).await);
+    }
+    let report = world.runner.pass().await.unwrap();
+    assert_eq!((report.messages, report.deferred), (4, 4), "{report:?}");
+    for ((domain, _, _, reason), id) in cases.iter().zip(&ids) {
+        let queued = world.store.queue.get(*id).await.unwrap();
+        let recipient = &queued.recipients[0];
+        assert_eq!(recipient.state, RecipientState::Pending, "{domain}");
+        let reply = recipient.last_reply.clone().unwrap_or_default();
+        assert!(reply.contains(reason), "{domain}: {reply}");
+        assert_eq!(queued.attempts, 1, "{domain}: the attempt is recorded");
+        assert_eq!(
+            queued.next_attempt_unix,
+            START + 300,
+            "{domain}: retried on schedule"
+        );
+    }
+    // The leases were released with the attempt: the next pass may claim them again.
+    world.advance_to(START + 300);
+    assert_eq!(world.runner.pass().await.unwrap().messages, 4);
+    for server in servers {
+        server.abort();
+    }
 }
