@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 # and ARC test messages; dnsutils (dig) and knot-dnsutils (kdig) query the `dns` role in
 # crates/tme/tests/dns.rs, where nsd also runs as its secondary. (Later protocol tests add
 # dovecot, chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres openssl dnsutils knot-dnsutils)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl dnsutils knot-dnsutils)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

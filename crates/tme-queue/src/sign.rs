@@ -86,9 +86,22 @@ pub fn signature_fields(message: &[u8], keys: &[DkimKey]) -> Result<Vec<u8>, Sig
                     .map_err(|error| sign_error(error.to_string()))?
             }
         };
-        fields.extend_from_slice(signature.to_header().as_bytes());
+        fields.extend_from_slice(without_fold_before_end(&signature.to_header()).as_bytes());
     }
     Ok(fields)
+}
+
+/// The field with no folding whitespace between the end of `b=` and the closing `;`.
+/// mail-auth may fold there when the signature fills a line; RFC 6376 §3.7 deletes the b=
+/// value with its surrounding whitespace before hashing, but verifiers that keep the
+/// whitespace (dkimpy does) then see another header. Removing it changes nothing for
+/// verifiers that follow the RFC.
+fn without_fold_before_end(field: &str) -> String {
+    let body = field.trim_end_matches(['\r', '\n']);
+    match body.strip_suffix(';') {
+        Some(before) => format!("{};\r\n", before.trim_end_matches([' ', '\t', '\r', '\n'])),
+        None => field.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +132,17 @@ mod tests {
         assert!(fields.contains("c=relaxed/relaxed"));
         assert!(fields.contains("d=example.com"));
         assert!(fields.ends_with("\r\n"));
+    }
+
+    #[test]
+    fn no_fold_is_left_before_the_closing_semicolon() {
+        assert_eq!(
+            without_fold_before_end("DKIM-Signature: a=1; b=abc==\r\n\t;\r\n"),
+            "DKIM-Signature: a=1; b=abc==;\r\n"
+        );
+        assert_eq!(
+            without_fold_before_end("DKIM-Signature: a=1; b=abc==;\r\n"),
+            "DKIM-Signature: a=1; b=abc==;\r\n"
+        );
     }
 }

@@ -12,6 +12,34 @@ use anyhow::{Context, Result, bail};
 /// may not).
 const PYTHON: &str = "/usr/bin/python3";
 
+/// Verifies every DKIM signature of standard input with dkimpy, asking the DNS server at
+/// argv[1] (address) and argv[2] (port) for the keys; prints `selector pass|fail` per line.
+const VERIFY_SCRIPT: &str = r#"
+import re, sys, dkim, dns.flags, dns.message, dns.query
+server, port = sys.argv[1], int(sys.argv[2])
+def lookup(name, timeout=5):
+    query = dns.message.make_query(name.decode().rstrip('.') + '.', 'TXT')
+    answer = dns.query.udp(query, server, port=port, timeout=timeout)
+    if answer.flags & dns.flags.TC:
+        answer = dns.query.tcp(query, server, port=port, timeout=timeout)
+    for rrset in answer.answer:
+        for record in rrset:
+            if record.rdtype == dns.rdatatype.TXT:
+                return b''.join(record.strings)
+    return None
+message = sys.stdin.buffer.read()
+verifier = dkim.DKIM(message)
+header = message.split(b'\r\n\r\n')[0].replace(b'\r\n\t', b' ').replace(b'\r\n ', b'  ')
+signatures = [line for line in header.split(b'\r\n') if line.lower().startswith(b'dkim-signature:')]
+for index, field in enumerate(signatures):
+    selector = re.search(rb'\bs=\s*([^;\s]+)', field).group(1).decode()
+    try:
+        ok = verifier.verify(idx=index, dnsfunc=lookup)
+    except dkim.ValidationError:
+        ok = False
+    print(selector, 'pass' if ok else 'fail')
+"#;
+
 /// Signs standard input with dkimpy: arguments are the key file, the selector and the
 /// domain; the output is the DKIM-Signature field followed by the message.
 const SIGN_SCRIPT: &str = r#"
@@ -147,4 +175,39 @@ fn run(command: &mut Command) -> Result<Vec<u8>> {
         );
     }
     Ok(output.stdout)
+}
+
+/// Verifies every DKIM signature of `message` with dkimpy, the keys read from the DNS
+/// server at `nameserver`: one `(selector, passed)` per signature, in order.
+pub fn verify_with_dns(
+    message: &[u8],
+    nameserver: std::net::SocketAddr,
+) -> Result<Vec<(String, bool)>> {
+    let mut verifier = Command::new(PYTHON)
+        .arg("-c")
+        .arg(VERIFY_SCRIPT)
+        .arg(nameserver.ip().to_string())
+        .arg(nameserver.port().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run /usr/bin/python3 (scripts/test.sh installs python3-dkim)")?;
+    if let Some(mut input) = verifier.stdin.take() {
+        input.write_all(message)?;
+    }
+    let output = verifier.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "dkimpy failed to verify: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (selector, verdict) = line.split_once(' ')?;
+            Some((selector.to_owned(), verdict == "pass"))
+        })
+        .collect())
 }
