@@ -18,6 +18,7 @@ pub mod directory;
 mod durable;
 pub mod error;
 pub mod mail;
+pub mod notify;
 pub mod spool;
 pub mod sqlite;
 
@@ -27,7 +28,7 @@ use std::sync::Arc;
 pub use blob::{BlobId, BlobStore};
 pub use directory::{
     Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
-    DomainRecord, NewAccount, Partner, Resolution,
+    DomainRecord, LoginLock, NewAccount, Partner, Resolution,
 };
 pub use error::{StoreError, StoreResult};
 pub use mail::{
@@ -50,6 +51,9 @@ pub struct Store {
     pub directory: Arc<dyn Directory>,
     pub mail: Arc<dyn MailStore>,
     pub blobs: BlobStore,
+    /// Wakes this process's readers of an account after a change made through this `Store`
+    /// (`deliver`) or by a caller that says so (IMAP after its own writes).
+    pub changes: notify::ChangeNotifier,
     retention_days: u32,
     closers: Arc<Vec<sqlite::Closer>>,
 }
@@ -93,6 +97,7 @@ impl Store {
                     directory: Arc::new(directory),
                     mail: Arc::new(mail),
                     blobs,
+                    changes: notify::ChangeNotifier::default(),
                     retention_days: config.retention_days,
                     closers: Arc::new(closers),
                 })
@@ -215,6 +220,9 @@ impl Store {
             Some(key) => self.mail.messages_append_once(key, &borrowed).await?,
         };
         drop(guard);
+        for (account, _) in &borrowed {
+            self.changes.notify(*account);
+        }
         Ok(outcome)
     }
 

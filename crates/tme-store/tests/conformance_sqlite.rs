@@ -44,4 +44,5 @@ conformance_tests!(
     directory_rules,
     alias_resolution,
     delivery_keys_deliver_once_per_account,
+    login_locks_are_kept_listed_and_lifted,
 );

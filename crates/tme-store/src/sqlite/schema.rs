@@ -50,7 +50,9 @@ pub(crate) async fn migrate(pool: &SqlitePool, path: &Path, schema: &Schema) -> 
 
 /// The directory file.
 pub(crate) const DIRECTORY: Schema = Schema {
-    steps: &[r#"
+    steps: &[
+        // 1: partners, domains, accounts, app passwords, aliases, the generation counter.
+        r#"
 CREATE TABLE partners (
     name TEXT PRIMARY KEY,
     product_name TEXT,
@@ -112,7 +114,18 @@ CREATE TRIGGER accounts_delete AFTER DELETE ON accounts BEGIN UPDATE generation 
 CREATE TRIGGER aliases_insert AFTER INSERT ON aliases BEGIN UPDATE generation SET value = value + 1; END;
 CREATE TRIGGER aliases_update AFTER UPDATE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
 CREATE TRIGGER aliases_delete AFTER DELETE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
-"#],
+"#,
+        // 2: login locks (tme-auth's throttle), so operators see and lift them with the CLI.
+        // No generation trigger: a lock is not a directory change a cache must notice.
+        r#"
+CREATE TABLE login_locks (
+    lock_key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    locked_unix INTEGER NOT NULL,
+    locked_until_unix INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    ],
 };
 
 /// A mail shard file.
