@@ -895,7 +895,10 @@ pub async fn login_locks_are_kept_listed_and_lifted(store: &Store) {
         directory.login_lock_get("ip:192.0.2.1").await.unwrap(),
         Some(lock("ip:192.0.2.1", 25, far))
     );
-    assert_eq!(directory.login_lock_get("ip:192.0.2.9").await.unwrap(), None);
+    assert_eq!(
+        directory.login_lock_get("ip:192.0.2.9").await.unwrap(),
+        None
+    );
     assert!(!directory.login_lock_remove("ip:192.0.2.9").await.unwrap());
     assert_eq!(
         directory.login_lock_list().await.unwrap(),

@@ -42,6 +42,8 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         smtp: SmtpConfig::default(),
         resolver: ResolverConfig::default(),
         filter: FilterConfig::default(),
+        login: tme_core::config::LoginConfig::default(),
+        imap: tme_core::config::ImapConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)
