@@ -85,6 +85,22 @@ pub enum Command {
         #[command(subcommand)]
         command: SpoolCommand,
     },
+    /// Login throttling: the client addresses and accounts locked after failed logins.
+    Login {
+        #[command(subcommand)]
+        command: LoginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoginCommand {
+    /// List the locks in force: key (`ip:ADDRESS` or `account:ADDRESS`), failures, end.
+    Locks(ListArgs),
+    /// Lift a lock at once (a running node sees it at the next login).
+    Unlock {
+        /// The key as `tme login locks` shows it.
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

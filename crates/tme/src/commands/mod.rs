@@ -4,6 +4,7 @@
 mod admin;
 mod import;
 mod init;
+mod login;
 mod spool;
 
 use anyhow::Result;
@@ -53,6 +54,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let data_dir = DataDir::open(&cli.data_dir)?;
             spool::list(&data_dir, list.json)
+        }
+        Command::Login { command } => {
+            with_store(&cli.data_dir, |store, _| Box::pin(login::run(store, command))).await
         }
         Command::Import {
             address,
