@@ -226,6 +226,37 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Copies messages of an account into `target` (IMAP COPY and MOVE): the same blobs and
+    /// summaries, new UIDs, flags as given, in one transaction. Nothing is parsed again. The
+    /// blob write lock is held from reading the references to the commit, so the collector
+    /// cannot delete a blob in between (an expunged source past retention, say).
+    pub async fn messages_copy(
+        &self,
+        account: AccountId,
+        copies: &[(MessageRecord, Flags)],
+        target: MailboxId,
+    ) -> StoreResult<Vec<Appended>> {
+        let blobs = self.blobs.clone();
+        let guard = tokio::task::spawn_blocking(move || blobs.lock_for_write())
+            .await
+            .map_err(|error| StoreError::Refused(format!("copy task failed: {error}")))??;
+        let mut messages = Vec::with_capacity(copies.len());
+        for (record, flags) in copies {
+            messages.push(NewMessage {
+                mailbox_id: target,
+                blob_id: record.blob_id,
+                size_bytes: record.size_bytes,
+                internal_date_unix: record.internal_date_unix,
+                flags: flags.clone(),
+                summary: self.mail.message_summary(account, record.id).await?,
+            });
+        }
+        let appended = self.mail.messages_append(account, &messages).await?;
+        drop(guard);
+        self.changes.notify(account);
+        Ok(appended)
+    }
+
     /// Reads a message's raw bytes back.
     pub async fn message_raw(&self, record: &MessageRecord) -> StoreResult<Vec<u8>> {
         let blobs = self.blobs.clone();
