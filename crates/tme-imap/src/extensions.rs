@@ -61,7 +61,10 @@ fn atom_list(bytes: &[u8], open: usize) -> Option<(Vec<String>, Option<Vec<Strin
                     .position(|&byte| byte == b' ' || byte == b')' || byte == b'(')
                     .map(|offset| position + offset)?;
                 let word = std::str::from_utf8(&bytes[position..end]).ok()?;
-                if word.bytes().any(|byte| !byte.is_ascii_graphic() || byte == b'"') {
+                if word
+                    .bytes()
+                    .any(|byte| !byte.is_ascii_graphic() || byte == b'"')
+                {
                     return None;
                 }
                 words.push(word.to_owned());
@@ -81,7 +84,10 @@ pub fn extract(command: &[u8]) -> (Vec<u8>, Extracted) {
     let second = words.next().unwrap_or_default();
     let (name, name_end) = if second.eq_ignore_ascii_case(b"UID") {
         let third = words.next().unwrap_or_default();
-        (third.to_vec(), tag_length + 1 + second.len() + 1 + third.len())
+        (
+            third.to_vec(),
+            tag_length + 1 + second.len() + 1 + third.len(),
+        )
     } else {
         (second.to_vec(), tag_length + 1 + second.len())
     };
@@ -99,7 +105,11 @@ pub fn extract(command: &[u8]) -> (Vec<u8>, Extracted) {
                     .map(|option| option.to_ascii_uppercase())
                     .collect(),
             );
-            let end = if bytes.get(end) == Some(&b' ') { end + 1 } else { end };
+            let end = if bytes.get(end) == Some(&b' ') {
+                end + 1
+            } else {
+                end
+            };
             bytes.drain(after_name..end);
         }
     } else if name == b"LIST" {
@@ -110,7 +120,11 @@ pub fn extract(command: &[u8]) -> (Vec<u8>, Extracted) {
                 .into_iter()
                 .map(|option| option.to_ascii_uppercase())
                 .collect();
-            let end = if bytes.get(end) == Some(&b' ') { end + 1 } else { end };
+            let end = if bytes.get(end) == Some(&b' ') {
+                end + 1
+            } else {
+                end
+            };
             bytes.drain(after_name..end);
         }
         let last_line_start = bytes[..bytes.len().saturating_sub(1)]
@@ -174,8 +188,9 @@ mod tests {
 
     #[test]
     fn list_options() {
-        let (rest, extracted) =
-            check("a LIST (SUBSCRIBED) \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))\r\n");
+        let (rest, extracted) = check(
+            "a LIST (SUBSCRIBED) \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))\r\n",
+        );
         assert_eq!(rest, "a LIST \"\" \"*\"\r\n");
         assert_eq!(extracted.list_selection, vec!["SUBSCRIBED".to_owned()]);
         assert_eq!(extracted.list_return, vec!["SPECIAL-USE".to_owned()]);

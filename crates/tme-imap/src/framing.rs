@@ -94,9 +94,7 @@ impl CommandFramer {
     pub fn next_line(&mut self) -> Option<Result<Vec<u8>, ()>> {
         let position = self.input.iter().position(|&byte| byte == b'\n');
         match position {
-            Some(end) if end < self.line_octets_max => {
-                Some(Ok(self.input.drain(..=end).collect()))
-            }
+            Some(end) if end < self.line_octets_max => Some(Ok(self.input.drain(..=end).collect())),
             Some(end) => {
                 self.input.drain(..=end);
                 Some(Err(()))
@@ -366,7 +364,10 @@ mod tests {
             }]
         );
         assert_eq!(frames(&mut framer, &[b'y'; 1000]), vec![]);
-        assert!(framer.input.is_empty() && framer.command.is_empty(), "nothing is kept");
+        assert!(
+            framer.input.is_empty() && framer.command.is_empty(),
+            "nothing is kept"
+        );
         assert_eq!(
             frames(&mut framer, b"yy\r\nb NOOP\r\n"),
             vec![command(b"b NOOP\r\n")]

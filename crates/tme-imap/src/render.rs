@@ -45,7 +45,10 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) {
         envelope.in_reply_to.as_ref().map(|value| value.as_bytes()),
     );
     out.push(b' ');
-    push_nstring(out, envelope.message_id.as_ref().map(|value| value.as_bytes()));
+    push_nstring(
+        out,
+        envelope.message_id.as_ref().map(|value| value.as_bytes()),
+    );
     out.push(b')');
 }
 
@@ -136,7 +139,9 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool) {
     }
     if part.is_multipart() {
         // IMAP cannot express a multipart without parts: an empty text/plain, as Dovecot.
-        out.extend_from_slice(b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
+        out.extend_from_slice(
+            b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
+        );
         if extended {
             out.extend_from_slice(b" NIL NIL NIL NIL");
         }
@@ -154,7 +159,9 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool) {
     out.push(b' ');
     push_nstring(
         out,
-        part.content_description.as_ref().map(|value| value.as_bytes()),
+        part.content_description
+            .as_ref()
+            .map(|value| value.as_bytes()),
     );
     out.push(b' ');
     push_string(out, part.content_transfer_encoding.as_bytes());
@@ -235,7 +242,9 @@ pub fn header_fields(header: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
         if line == b"\r\n" || line == b"\n" {
             break;
         }
-        let continuation = line.first().is_some_and(|&byte| byte == b' ' || byte == b'\t');
+        let continuation = line
+            .first()
+            .is_some_and(|&byte| byte == b' ' || byte == b'\t');
         if !continuation {
             let name_end = line.iter().position(|&byte| byte == b':');
             keep = match name_end {
@@ -280,8 +289,8 @@ pub fn internal_date(unix: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let moment = time::OffsetDateTime::from_unix_timestamp(unix)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let moment =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
         "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
         moment.day(),
@@ -311,8 +320,10 @@ mod tests {
 
     #[test]
     fn body_structures() {
-        expect_test::expect![[r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 2 NIL NIL NIL NIL)"#]]
-            .assert_eq(&structure("Subject: x\r\n\r\nab\r\ncd"));
+        expect_test::expect![[
+            r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 2 NIL NIL NIL NIL)"#
+        ]]
+        .assert_eq(&structure("Subject: x\r\n\r\nab\r\ncd"));
         expect_test::expect![[r#"(("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 3 1 NIL NIL NIL NIL)("application" "pdf" ("name" "a.pdf") NIL NIL "base64" 4 NIL ("attachment" ("filename" "a.pdf")) NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)"#]]
         .assert_eq(&structure(
             "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nhi!\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\nAAAA\r\n--b--\r\n",
@@ -326,12 +337,20 @@ mod tests {
         let fields = |names: &[&str], not: bool| {
             let names = names.iter().map(|name| name.as_bytes().to_vec()).collect();
             String::from_utf8_lossy(
-                &section_bytes(raw, &summary, &[], &SectionText::HeaderFields { names, not })
-                    .unwrap_or_default(),
+                &section_bytes(
+                    raw,
+                    &summary,
+                    &[],
+                    &SectionText::HeaderFields { names, not },
+                )
+                .unwrap_or_default(),
             )
             .into_owned()
         };
-        assert_eq!(fields(&["subject", "TO"], false), "Subject: s\r\n t\r\nTo: c@d\r\n\r\n");
+        assert_eq!(
+            fields(&["subject", "TO"], false),
+            "Subject: s\r\n t\r\nTo: c@d\r\n\r\n"
+        );
         assert_eq!(fields(&["subject"], true), "From: a@b\r\nTo: c@d\r\n\r\n");
         assert_eq!(
             section_bytes(raw, &summary, &[], &SectionText::Text),
@@ -341,7 +360,10 @@ mod tests {
             section_bytes(raw, &summary, &[1], &SectionText::Whole),
             Some(b"body\r\n".to_vec())
         );
-        assert_eq!(section_bytes(raw, &summary, &[2], &SectionText::Whole), None);
+        assert_eq!(
+            section_bytes(raw, &summary, &[2], &SectionText::Whole),
+            None
+        );
         assert_eq!(internal_date(0), "\"01-Jan-1970 00:00:00 +0000\"");
     }
 }

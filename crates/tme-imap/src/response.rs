@@ -43,9 +43,9 @@ pub fn push_nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
 /// else a string.
 pub fn push_astring(out: &mut Vec<u8>, value: &[u8]) {
     let atom = !value.is_empty()
-        && value.iter().all(|&byte| {
-            byte.is_ascii_graphic() && !b"(){%*\"\\]".contains(&byte)
-        });
+        && value
+            .iter()
+            .all(|&byte| byte.is_ascii_graphic() && !b"(){%*\"\\]".contains(&byte));
     if atom {
         out.extend_from_slice(value);
     } else {

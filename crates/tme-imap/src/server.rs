@@ -99,7 +99,10 @@ impl Stream {
         };
         match timeout(WRITE_TIMEOUT, write).await {
             Ok(result) => result,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client does not read")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client does not read",
+            )),
         }
     }
 }
@@ -190,7 +193,12 @@ async fn accept_loop(
     }
 }
 
-async fn handle_connection(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: &Shared) {
+async fn handle_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: &Shared,
+) {
     let _ = stream.set_nodelay(true);
     let permit = shared.connections.clone().try_acquire_owned().ok();
     let admitted = {
@@ -291,7 +299,9 @@ async fn run_session(
             };
             match read {
                 Err(_) => {
-                    let _ = stream.write_all(b"* BYE Autologout; idle for too long\r\n").await;
+                    let _ = stream
+                        .write_all(b"* BYE Autologout; idle for too long\r\n")
+                        .await;
                     return "timeout";
                 }
                 Ok(Ok(0)) => return "client_closed",
@@ -303,12 +313,18 @@ async fn run_session(
         let mut out = Vec::new();
         let next = match frame {
             Frame::ContinueLiteral => {
-                if stream.write_all(b"+ Ready for literal data\r\n").await.is_err() {
+                if stream
+                    .write_all(b"+ Ready for literal data\r\n")
+                    .await
+                    .is_err()
+                {
                     return "io_error";
                 }
                 continue;
             }
-            Frame::LiteralTooLarge { tag, length } => session.literal_too_large(&mut out, &tag, length),
+            Frame::LiteralTooLarge { tag, length } => {
+                session.literal_too_large(&mut out, &tag, length)
+            }
             Frame::LineTooLong { tag } => session.line_too_long(&mut out, &tag),
             Frame::Command(command) => {
                 Metrics::count(&shared.metrics.commands, "received");
@@ -343,7 +359,9 @@ async fn run_session(
                 if stream.write_all(b"+ \r\n").await.is_err() {
                     return "io_error";
                 }
-                let Some(line) = read_line(stream, &mut framer, &mut buffer, config.login_timeout).await else {
+                let Some(line) =
+                    read_line(stream, &mut framer, &mut buffer, config.login_timeout).await
+                else {
                     return "client_closed";
                 };
                 let mut out = Vec::new();
@@ -416,7 +434,11 @@ async fn idle(
             if stream.write_all(&out).await.is_err() {
                 return Err("io_error");
             }
-            return if next == Next::Close { Err("errors") } else { Ok(true) };
+            return if next == Next::Close {
+                Err("errors")
+            } else {
+                Ok(true)
+            };
         }
         let mut out = Vec::new();
         tokio::select! {

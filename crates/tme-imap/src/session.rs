@@ -60,10 +60,14 @@ pub enum Next {
     /// Write the responses, then the TLS handshake; bytes read before it are thrown away.
     StartTls,
     /// Write `+ `, read one line, give it to `authenticate_line`.
-    AuthenticateLine { tag: String },
+    AuthenticateLine {
+        tag: String,
+    },
     /// Write `+ idling`, then report changes (`idle_refresh`) until the client sends DONE
     /// (`idle_done`).
-    Idle { tag: String },
+    Idle {
+        tag: String,
+    },
     /// Write the responses and close.
     Close,
 }
@@ -106,7 +110,10 @@ fn store_refusal(error: &StoreError) -> (&'static str, String) {
         StoreError::Refused(text) => ("CANNOT", text.clone()),
         _ => {
             tracing::warn!(%error, "imap: store error");
-            ("UNAVAILABLE", "the store is unavailable; try again".to_owned())
+            (
+                "UNAVAILABLE",
+                "the store is unavailable; try again".to_owned(),
+            )
         }
     }
 }
@@ -285,7 +292,9 @@ impl Session {
         if !allowed {
             let text = match self.state {
                 State::NotAuthenticated => format!("{name} needs a login first"),
-                State::Authenticated => format!("{name} is not valid in this state (no mailbox selected)"),
+                State::Authenticated => {
+                    format!("{name} is not valid in this state (no mailbox selected)")
+                }
                 State::Selected => format!("{name} is not valid in this state"),
             };
             return self.bad(out, &tag, &text);
@@ -400,24 +409,38 @@ impl Session {
                         _ => {}
                     }
                 }
-                untagged(out, &format!("ENABLED {}", enabled.join(" ")).trim_end().to_owned());
+                untagged(
+                    out,
+                    &format!("ENABLED {}", enabled.join(" "))
+                        .trim_end()
+                        .to_owned(),
+                );
                 status(out, tag, "OK", None, "ENABLE completed");
             }
             CommandBody::Id { .. } => {
-                untagged(out, "ID (\"name\" \"tme\" \"vendor\" \"The Messaging Engine\")");
+                untagged(
+                    out,
+                    "ID (\"name\" \"tme\" \"vendor\" \"The Messaging Engine\")",
+                );
                 status(out, tag, "OK", None, "ID completed");
             }
             CommandBody::Namespace => {
                 untagged(out, "NAMESPACE ((\"\" \"/\")) NIL NIL");
                 status(out, tag, "OK", None, "NAMESPACE completed");
             }
-            CommandBody::Select { mailbox, parameters } => {
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => {
                 let condstore = parameters
                     .iter()
                     .any(|parameter| matches!(parameter, SelectParameter::CondStore));
                 self.select(tag, &mailbox, false, condstore, out).await;
             }
-            CommandBody::Examine { mailbox, parameters } => {
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => {
                 let condstore = parameters
                     .iter()
                     .any(|parameter| matches!(parameter, SelectParameter::CondStore));
@@ -429,9 +452,7 @@ impl Session {
             CommandBody::Delete { mailbox } => self.delete(tag, &mailbox, out).await,
             CommandBody::Rename { from, to } => self.rename(tag, &from, &to, out).await,
             CommandBody::Subscribe { mailbox } => self.subscribe(tag, &mailbox, true, out).await,
-            CommandBody::Unsubscribe { mailbox } => {
-                self.subscribe(tag, &mailbox, false, out).await
-            }
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(tag, &mailbox, false, out).await,
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
@@ -465,7 +486,8 @@ impl Session {
                     ) => literal.data.as_ref().to_vec(),
                 };
                 let date_unix = date.map(|date| date.as_ref().timestamp());
-                self.append(tag, &mailbox, &flags, date_unix, &raw, out).await;
+                self.append(tag, &mailbox, &flags, date_unix, &raw, out)
+                    .await;
             }
             CommandBody::Close => {
                 if let Some(selected) = self.selected.take()
@@ -528,7 +550,8 @@ impl Session {
                         Err(_) => SearchKey::All,
                     }
                 };
-                self.search(tag, &key, uid, extracted.search_return, out).await;
+                self.search(tag, &key, uid, extracted.search_return, out)
+                    .await;
             }
             CommandBody::Fetch {
                 sequence_set,
@@ -584,12 +607,18 @@ impl Session {
                 sequence_set,
                 mailbox,
                 uid,
-            } => self.copy(tag, &sequence_set, &mailbox, uid, false, out).await,
+            } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, false, out)
+                    .await
+            }
             CommandBody::Move {
                 sequence_set,
                 mailbox,
                 uid,
-            } => self.copy(tag, &sequence_set, &mailbox, uid, true, out).await,
+            } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, true, out)
+                    .await
+            }
             CommandBody::Idle => {
                 return Next::Idle {
                     tag: tag.to_owned(),
@@ -610,7 +639,13 @@ impl Session {
 
     // ---- login ----
 
-    async fn login(&mut self, tag: &str, username: &str, password: &Secret<String>, out: &mut Vec<u8>) {
+    async fn login(
+        &mut self,
+        tag: &str,
+        username: &str,
+        password: &Secret<String>,
+        out: &mut Vec<u8>,
+    ) {
         match self
             .authenticator
             .login(self.client_ip, username, password)
@@ -670,7 +705,13 @@ impl Session {
         let (Some(authzid), Some(authcid), Some(password), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
-            status(out, tag, "NO", Some("AUTHENTICATIONFAILED"), "Malformed PLAIN response");
+            status(
+                out,
+                tag,
+                "NO",
+                Some("AUTHENTICATIONFAILED"),
+                "Malformed PLAIN response",
+            );
             return;
         };
         if !authzid.is_empty() && authzid != authcid {
@@ -736,7 +777,10 @@ impl Session {
         }
     }
 
-    async fn find_mailbox(&self, mailbox: &WireMailbox<'_>) -> Result<Mailbox, (&'static str, String)> {
+    async fn find_mailbox(
+        &self,
+        mailbox: &WireMailbox<'_>,
+    ) -> Result<Mailbox, (&'static str, String)> {
         let account = self.account().ok_or(("CANNOT", "no login".to_owned()))?;
         let name = self
             .mailbox_name(mailbox)
@@ -808,18 +852,21 @@ impl Session {
             untagged(out, "0 RECENT");
         }
         let permanent = if read_only { "()" } else { PERMANENT_FLAGS };
-        untagged(out, &format!("OK [PERMANENTFLAGS {permanent}] Flags permitted"));
-        untagged(out, &format!("OK [UIDVALIDITY {}] UIDs valid", view.uid_validity));
+        untagged(
+            out,
+            &format!("OK [PERMANENTFLAGS {permanent}] Flags permitted"),
+        );
+        untagged(
+            out,
+            &format!("OK [UIDVALIDITY {}] UIDs valid", view.uid_validity),
+        );
         untagged(
             out,
             &format!("OK [UIDNEXT {}] Predicted next UID", found.uid_next),
         );
         untagged(
             out,
-            &format!(
-                "OK [HIGHESTMODSEQ {}] Highest",
-                found.highest_modseq.max(1)
-            ),
+            &format!("OK [HIGHESTMODSEQ {}] Highest", found.highest_modseq.max(1)),
         );
         if self.rev2 {
             let mut line = b"* LIST () \"/\" ".to_vec();
@@ -848,7 +895,13 @@ impl Session {
             return;
         };
         let Some(name) = self.mailbox_name(mailbox) else {
-            status(out, tag, "NO", Some("CANNOT"), "the mailbox name is not valid");
+            status(
+                out,
+                tag,
+                "NO",
+                Some("CANNOT"),
+                "the mailbox name is not valid",
+            );
             return;
         };
         if name == "INBOX" {
@@ -865,7 +918,13 @@ impl Session {
                 }
             },
             Some(_) => {
-                status(out, tag, "NO", Some("USEATTR"), "one special use per mailbox");
+                status(
+                    out,
+                    tag,
+                    "NO",
+                    Some("USEATTR"),
+                    "one special use per mailbox",
+                );
                 return;
             }
         };
@@ -906,7 +965,12 @@ impl Session {
             self.selected = None;
             self.state = State::Authenticated;
         }
-        match self.store.mail.mailbox_delete(found.account_id, found.id).await {
+        match self
+            .store
+            .mail
+            .mailbox_delete(found.account_id, found.id)
+            .await
+        {
             Ok(()) => {
                 self.store.changes.notify(found.account_id);
                 status(out, tag, "OK", None, "DELETE completed");
@@ -937,7 +1001,13 @@ impl Session {
             return;
         };
         if found.name == "INBOX" {
-            status(out, tag, "NO", Some("CANNOT"), "renaming INBOX is not supported");
+            status(
+                out,
+                tag,
+                "NO",
+                Some("CANNOT"),
+                "renaming INBOX is not supported",
+            );
             return;
         }
         match self
@@ -957,7 +1027,13 @@ impl Session {
         }
     }
 
-    async fn subscribe(&mut self, tag: &str, mailbox: &WireMailbox<'_>, on: bool, out: &mut Vec<u8>) {
+    async fn subscribe(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        on: bool,
+        out: &mut Vec<u8>,
+    ) {
         let found = match self.find_mailbox(mailbox).await {
             Ok(found) => found,
             Err((code, text)) => {
@@ -1029,8 +1105,11 @@ impl Session {
                 return;
             }
         };
-        let subscribed_only =
-            lsub || extracted.list_selection.iter().any(|option| option == "SUBSCRIBED");
+        let subscribed_only = lsub
+            || extracted
+                .list_selection
+                .iter()
+                .any(|option| option == "SUBSCRIBED");
         let special_use_only = extracted
             .list_selection
             .iter()
@@ -1040,7 +1119,10 @@ impl Session {
             .iter()
             .chain(extracted.list_selection.iter())
             .any(|option| option == "SUBSCRIBED");
-        let names: Vec<&str> = mailboxes.iter().map(|mailbox| mailbox.name.as_str()).collect();
+        let names: Vec<&str> = mailboxes
+            .iter()
+            .map(|mailbox| mailbox.name.as_str())
+            .collect();
         // Names to report: matching mailboxes, plus (for `%`) parents that exist only as a
         // level of a deeper name (\Noselect).
         let mut listed: Vec<(String, Option<&Mailbox>)> = Vec::new();
@@ -1053,7 +1135,8 @@ impl Session {
             }
             if pattern_matches(&full_pattern, &mailbox.name) {
                 listed.push((mailbox.name.clone(), Some(mailbox)));
-            } else if !lsub && !subscribed_only && !special_use_only {
+            }
+            if !lsub && !subscribed_only && !special_use_only {
                 let levels: Vec<&str> = mailbox.name.split(MAILBOX_DELIMITER).collect();
                 for depth in 1..levels.len() {
                     let parent = levels[..depth].join("/");
@@ -1066,6 +1149,7 @@ impl Session {
                 }
             }
         }
+        listed.sort_by(|(left, _), (right, _)| left.cmp(right));
         for (name, mailbox) in &listed {
             let has_children = names
                 .iter()
@@ -1108,7 +1192,12 @@ impl Session {
         status(out, tag, "OK", None, &format!("{verb} completed"));
     }
 
-    async fn status_line(&self, mailbox: &Mailbox, items: &[String], out: &mut Vec<u8>) -> Result<(), StoreError> {
+    async fn status_line(
+        &self,
+        mailbox: &Mailbox,
+        items: &[String],
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         let counts = self
             .store
             .mail
@@ -1321,7 +1410,13 @@ impl Session {
             return;
         };
         if selected.read_only {
-            status(out, tag, "NO", Some("READ-ONLY"), "The mailbox is read-only");
+            status(
+                out,
+                tag,
+                "NO",
+                Some("READ-ONLY"),
+                "The mailbox is read-only",
+            );
             return;
         }
         let mailbox_id = selected.mailbox_id;
@@ -1380,7 +1475,12 @@ impl Session {
         let need_raw = search::needs_raw(key);
         let mut found: Vec<(u32, u32, i64)> = Vec::new();
         let empty_summary = tme_message::summarize(b"");
-        for (index, message) in selected.messages.iter().enumerate().take(MESSAGES_PER_COMMAND_MAX) {
+        for (index, message) in selected
+            .messages
+            .iter()
+            .enumerate()
+            .take(MESSAGES_PER_COMMAND_MAX)
+        {
             let summary = if need_summary {
                 match self
                     .store
@@ -1494,7 +1594,13 @@ impl Session {
             return;
         };
         if selected.read_only {
-            status(out, tag, "NO", Some("READ-ONLY"), "The mailbox is read-only");
+            status(
+                out,
+                tag,
+                "NO",
+                Some("READ-ONLY"),
+                "The mailbox is read-only",
+            );
             return;
         }
         let indexes = match selected.resolve(&numbers, by_uid) {
@@ -1568,7 +1674,11 @@ impl Session {
             message.record = now.clone();
             if !silent || (condstore && was_changed) {
                 let line = if silent {
-                    format!("* {} FETCH (UID {uid} MODSEQ ({}))\r\n", index + 1, now.modseq)
+                    format!(
+                        "* {} FETCH (UID {uid} MODSEQ ({}))\r\n",
+                        index + 1,
+                        now.modseq
+                    )
                 } else {
                     flag_fetch_line(index + 1, &now.flags, uid, condstore.then_some(now.modseq))
                 };
@@ -1618,7 +1728,13 @@ impl Session {
             return;
         };
         if is_move && selected.read_only {
-            status(out, tag, "NO", Some("READ-ONLY"), "The mailbox is read-only");
+            status(
+                out,
+                tag,
+                "NO",
+                Some("READ-ONLY"),
+                "The mailbox is read-only",
+            );
             return;
         }
         let indexes = match selected.resolve(&numbers, by_uid) {
@@ -1854,22 +1970,25 @@ impl Session {
                             render::body_structure(&mut part, &summary.body, false);
                         }
                     }
-                    MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Header | MessageDataItemName::Rfc822Text => {
+                    MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Header
+                    | MessageDataItemName::Rfc822Text => {
                         if let (Some(summary), Some(raw)) = (&summary, &raw) {
                             let (name, text) = match item {
                                 MessageDataItemName::Rfc822 => ("RFC822", SectionText::Whole),
-                                MessageDataItemName::Rfc822Header => ("RFC822.HEADER", SectionText::Header),
+                                MessageDataItemName::Rfc822Header => {
+                                    ("RFC822.HEADER", SectionText::Header)
+                                }
                                 _ => ("RFC822.TEXT", SectionText::Text),
                             };
                             part.extend(format!("{name} ").bytes());
-                            let bytes = render::section_bytes(raw, summary, &[], &text).unwrap_or_default();
+                            let bytes =
+                                render::section_bytes(raw, summary, &[], &text).unwrap_or_default();
                             push_literal(&mut part, &bytes);
                         }
                     }
                     MessageDataItemName::BodyExt {
-                        section,
-                        partial,
-                        ..
+                        section, partial, ..
                     } => {
                         if let (Some(summary), Some(raw)) = (&summary, &raw) {
                             let (numbers, text, label) = section_parts(section.as_ref());
@@ -1879,16 +1998,25 @@ impl Session {
                         }
                     }
                     MessageDataItemName::Binary {
-                        section,
-                        partial,
-                        ..
+                        section, partial, ..
                     } => {
                         if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let numbers: Vec<u32> = section.iter().map(|number| number.get()).collect();
-                            let label = numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+                            let numbers: Vec<u32> =
+                                section.iter().map(|number| number.get()).collect();
+                            let label = numbers
+                                .iter()
+                                .map(u32::to_string)
+                                .collect::<Vec<_>>()
+                                .join(".");
                             match render::binary_bytes(raw, summary, &numbers) {
                                 Some(Err(())) => {
-                                    status(out, tag, "NO", Some("UNKNOWN-CTE"), "Unknown Content-Transfer-Encoding");
+                                    status(
+                                        out,
+                                        tag,
+                                        "NO",
+                                        Some("UNKNOWN-CTE"),
+                                        "Unknown Content-Transfer-Encoding",
+                                    );
                                     return;
                                 }
                                 Some(Ok(bytes)) => {
@@ -1903,14 +2031,27 @@ impl Session {
                     }
                     MessageDataItemName::BinarySize { section } => {
                         if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let numbers: Vec<u32> = section.iter().map(|number| number.get()).collect();
-                            let label = numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+                            let numbers: Vec<u32> =
+                                section.iter().map(|number| number.get()).collect();
+                            let label = numbers
+                                .iter()
+                                .map(u32::to_string)
+                                .collect::<Vec<_>>()
+                                .join(".");
                             match render::binary_bytes(raw, summary, &numbers) {
                                 Some(Err(())) => {
-                                    status(out, tag, "NO", Some("UNKNOWN-CTE"), "Unknown Content-Transfer-Encoding");
+                                    status(
+                                        out,
+                                        tag,
+                                        "NO",
+                                        Some("UNKNOWN-CTE"),
+                                        "Unknown Content-Transfer-Encoding",
+                                    );
                                     return;
                                 }
-                                Some(Ok(bytes)) => part.extend(format!("BINARY.SIZE[{label}] {}", bytes.len()).bytes()),
+                                Some(Ok(bytes)) => part.extend(
+                                    format!("BINARY.SIZE[{label}] {}", bytes.len()).bytes(),
+                                ),
                                 None => part.extend(format!("BINARY.SIZE[{label}] 0").bytes()),
                             }
                         }
@@ -1955,7 +2096,11 @@ fn section_parts(section: Option<&Section<'_>>) -> (Vec<u32>, SectionText, Strin
         } else {
             format!(
                 "{}.",
-                numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+                numbers
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".")
             )
         }
     };
@@ -1973,7 +2118,11 @@ fn section_parts(section: Option<&Section<'_>>) -> (Vec<u32>, SectionText, Strin
         None => (Vec::new(), SectionText::Whole, String::new()),
         Some(Section::Part(part)) => {
             let numbers = numbers(Some(part));
-            let label = numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            let label = numbers
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(".");
             (numbers, SectionText::Whole, label)
         }
         Some(Section::Header(part)) => {
@@ -2001,14 +2150,21 @@ fn section_parts(section: Option<&Section<'_>>) -> (Vec<u32>, SectionText, Strin
                 if not { ".NOT" } else { "" },
                 names_label(names_list)
             );
-            let names = names_list.iter().map(|name| name.as_ref().to_vec()).collect();
+            let names = names_list
+                .iter()
+                .map(|name| name.as_ref().to_vec())
+                .collect();
             (numbers, SectionText::HeaderFields { names, not }, label)
         }
     }
 }
 
 /// ` <origin>` and the (partial) bytes as a literal, or ` NIL`.
-fn push_partial(out: &mut Vec<u8>, bytes: Option<&[u8]>, partial: Option<(u32, std::num::NonZeroU32)>) {
+fn push_partial(
+    out: &mut Vec<u8>,
+    bytes: Option<&[u8]>,
+    partial: Option<(u32, std::num::NonZeroU32)>,
+) {
     let Some(bytes) = bytes else {
         out.extend_from_slice(b" NIL");
         return;
@@ -2028,7 +2184,11 @@ fn push_partial(out: &mut Vec<u8>, bytes: Option<&[u8]>, partial: Option<(u32, s
 }
 
 /// Like `push_partial`, as `~{N}` (literal8, RFC 3516) when the bytes hold NUL.
-fn push_partial_binary(out: &mut Vec<u8>, bytes: &[u8], partial: Option<(u32, std::num::NonZeroU32)>) {
+fn push_partial_binary(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    partial: Option<(u32, std::num::NonZeroU32)>,
+) {
     let slice = match partial {
         Some((origin, length)) => {
             let start = (origin as usize).min(bytes.len());
@@ -2090,21 +2250,33 @@ fn now_unix() -> i64 {
 /// LIST pattern matching (RFC 9051 §6.3.9): `*` matches anything, `%` anything but the
 /// hierarchy delimiter. Case-sensitive, except that INBOX matches in any case.
 pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    // Dynamic programming over (pattern position, name position): linear in their product,
+    // whatever the wildcards (a backtracking match is exponential on `*a*a*a...`).
     fn walk(pattern: &[char], name: &[char]) -> bool {
-        match pattern.split_first() {
-            None => name.is_empty(),
-            Some(('*', rest)) => (0..=name.len()).any(|skip| walk(rest, &name[skip..])),
-            Some(('%', rest)) => {
-                let limit = name
-                    .iter()
-                    .position(|&character| character == MAILBOX_DELIMITER)
-                    .unwrap_or(name.len());
-                (0..=limit).any(|skip| walk(rest, &name[skip..]))
+        let mut reachable = vec![false; name.len() + 1];
+        reachable[0] = true;
+        for &token in pattern {
+            let mut next = vec![false; name.len() + 1];
+            match token {
+                '*' | '%' => {
+                    let mut open = false;
+                    for position in 0..=name.len() {
+                        open |= reachable[position];
+                        next[position] = open;
+                        if token == '%' && name.get(position) == Some(&MAILBOX_DELIMITER) {
+                            open = false;
+                        }
+                    }
+                }
+                literal => {
+                    for position in 0..name.len() {
+                        next[position + 1] = reachable[position] && name[position] == literal;
+                    }
+                }
             }
-            Some((&first, rest)) => name
-                .split_first()
-                .is_some_and(|(&head, tail)| head == first && walk(rest, tail)),
+            reachable = next;
         }
+        reachable[name.len()]
     }
     let pattern: Vec<char> = if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
         let mut fixed: Vec<char> = "INBOX".chars().collect();
@@ -2130,6 +2302,10 @@ mod tests {
         assert!(pattern_matches("a/%", "a/b"));
         assert!(pattern_matches("inbox", "INBOX"));
         assert!(!pattern_matches("Sent", "sent"));
+        assert!(pattern_matches("a%c", "abc"));
+        assert!(!pattern_matches("a%c", "a/c"));
+        assert!(pattern_matches("a*c", "a/b/c"));
+        assert!(!pattern_matches(&"*a".repeat(200), &"a".repeat(100)));
     }
 
     #[test]

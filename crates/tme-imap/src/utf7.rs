@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::alphabet::Alphabet;
-use base64::engine::{GeneralPurpose, GeneralPurposeConfig, DecodePaddingMode};
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 fn engine() -> Option<GeneralPurpose> {
     let alphabet =
@@ -87,8 +87,14 @@ mod tests {
     #[test]
     fn round_trips() {
         // RFC 3501 §5.1.3's example.
-        assert_eq!(encode("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
-        assert_eq!(decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").as_deref(), Some("~peter/mail/台北/日本語"));
+        assert_eq!(
+            encode("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+        assert_eq!(
+            decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").as_deref(),
+            Some("~peter/mail/台北/日本語")
+        );
         assert_eq!(encode("A&B"), "A&-B");
         assert_eq!(decode("A&-B").as_deref(), Some("A&B"));
         assert_eq!(encode("Entwürfe"), "Entw&APw-rfe");

@@ -59,9 +59,7 @@ impl SelectedView {
     }
 
     pub fn last_uid(&self) -> Uid {
-        self.messages
-            .last()
-            .map_or(0, |message| message.record.uid)
+        self.messages.last().map_or(0, |message| message.record.uid)
     }
 
     /// The 0-based indexes of the messages a set names: by sequence number, or by UID.
@@ -120,8 +118,7 @@ impl SelectedView {
             match current.peek() {
                 Some(next) if next.uid == message.record.uid => {
                     let Some(next) = current.next() else { break };
-                    if next.flags != message.record.flags || next.modseq != message.record.modseq
-                    {
+                    if next.flags != message.record.flags || next.modseq != message.record.modseq {
                         let changed_flags = next.flags != message.record.flags;
                         let new_index = kept.len();
                         kept.push(ViewMessage {
@@ -167,8 +164,13 @@ impl SelectedView {
         }
         for (index, record) in flag_updates {
             out.extend_from_slice(
-                flag_fetch_line(index + 1, &record.flags, record.uid, condstore.then_some(record.modseq))
-                    .as_bytes(),
+                flag_fetch_line(
+                    index + 1,
+                    &record.flags,
+                    record.uid,
+                    condstore.then_some(record.modseq),
+                )
+                .as_bytes(),
             );
         }
     }
@@ -250,9 +252,18 @@ mod tests {
     #[test]
     fn sequence_sets() {
         let selected = view(&[10, 20, 30]);
-        assert_eq!(selected.resolve(&NumberSet(vec![(2, 3)]), false), Ok(vec![1, 2]));
+        assert_eq!(
+            selected.resolve(&NumberSet(vec![(2, 3)]), false),
+            Ok(vec![1, 2])
+        );
         assert!(selected.resolve(&NumberSet(vec![(4, 4)]), false).is_err());
-        assert_eq!(selected.resolve(&NumberSet(vec![(15, 30)]), true), Ok(vec![1, 2]));
-        assert_eq!(selected.resolve(&NumberSet(vec![(40, 50)]), true), Ok(vec![]));
+        assert_eq!(
+            selected.resolve(&NumberSet(vec![(15, 30)]), true),
+            Ok(vec![1, 2])
+        );
+        assert_eq!(
+            selected.resolve(&NumberSet(vec![(40, 50)]), true),
+            Ok(vec![])
+        );
     }
 }

