@@ -159,7 +159,7 @@ impl SelectedView {
             }
         }
         self.messages = kept;
-        if self.messages.len() != before || !expunged_sequences.is_empty() {
+        if self.messages.len() != before {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
         }
         for (index, record) in flag_updates {
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(selected.exists(), 5, "expunged messages keep their numbers");
         assert_eq!(
             refresh(&mut selected, current, true),
-            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 3 EXISTS\r\n"
+            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n"
         );
         assert_eq!(selected.uid_of(3), Some(5));
     }

@@ -18,7 +18,14 @@ fn script(name: &str) -> PathBuf {
 
 /// A node with one account (`alice@example.org`, password and app password).
 fn node_with_account() -> (Node, String) {
+    node_with_account_and(&[])
+}
+
+fn node_with_account_and(environment: &[(&str, &str)]) -> (Node, String) {
     let mut node = Node::init(Path::new(env!("CARGO_BIN_EXE_tme"))).expect("init");
+    for (name, value) in environment {
+        node.set_environment(name, value);
+    }
     node.set_environment("TME_IMAP__LITERAL_OCTETS_MAX", LITERAL_LIMIT);
     // Many bad logins and commands in one run: keep the throttle and error limit out of the way.
     node.set_environment("TME_LOGIN__FAILURES_BEFORE_DELAY", "100");
@@ -82,7 +89,9 @@ fn two_clients_on_one_mailbox_see_each_other_as_the_rfc_says() {
 
 #[test]
 fn idle_sees_a_delivery_made_by_swaks() {
-    let (mut node, app_password) = node_with_account();
+    // An hour between polls: what IDLE reports must come from the change notification.
+    let (mut node, app_password) =
+        node_with_account_and(&[("TME_IMAP__IDLE_POLL_SECONDS", "3600")]);
     run_python(&node, "idle.py", &app_password);
     node.stop().expect("stop");
 }
