@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 # loopback port, so a system rspamd started by the package, on its fixed ports, is in no test's
 # way); nsd is the local authoritative DNS every test node's resolver asks (tme-testkit starts a
 # private one); python3-dkim (dkimpy, with python3-authres for ARC) and openssl sign the DKIM
-# and ARC test messages. (Later protocol tests add dovecot, chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres openssl)
+# and ARC test messages; isync (mbsync) syncs a mailbox with the IMAP server in
+# crates/tme/tests/imap.rs. (Later protocol tests add dovecot, chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres openssl isync)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

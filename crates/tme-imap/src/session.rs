@@ -306,9 +306,12 @@ impl Session {
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
         );
-        let next = self.dispatch(command.body, &tag, extracted, out).await;
-        let _ = expunge_allowed;
-        next
+        // What changed since the last command is reported first, so the command works on
+        // (and the client sees) the mailbox as it is now.
+        if self.state == State::Selected {
+            self.refresh(expunge_allowed, out).await;
+        }
+        self.dispatch(command.body, &tag, extracted, out).await
     }
 
     async fn dispatch(

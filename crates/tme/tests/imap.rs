@@ -52,8 +52,11 @@ fn node_with_account_and(environment: &[(&str, &str)]) -> (Node, String) {
 }
 
 fn run_python(node: &Node, name: &str, app_password: &str) {
+    let work = tempfile::tempdir().expect("work directory");
     let output = Command::new("python3")
         .arg(script(name))
+        .env("WORK_DIR", work.path())
+        .env("CERTIFICATE", node.data_dir().join("tls/certificate.pem"))
         .env("IMAP_PORT", node.address("imap").port().to_string())
         .env("IMAPS_PORT", node.address("imaps").port().to_string())
         .env("SMTP_PORT", node.address("smtp").port().to_string())
@@ -93,5 +96,12 @@ fn idle_sees_a_delivery_made_by_swaks() {
     let (mut node, app_password) =
         node_with_account_and(&[("TME_IMAP__IDLE_POLL_SECONDS", "3600")]);
     run_python(&node, "idle.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn mbsync_syncs_a_mailbox_both_ways() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "mbsync.py", &app_password);
     node.stop().expect("stop");
 }
