@@ -71,7 +71,7 @@ impl CommandFramer {
         }
     }
 
-    /// Adds bytes read from the client. The caller reads only when `next` returns None, so
+    /// Adds bytes read from the client. The caller reads only when `next_frame` returns None, so
     /// this holds at most one read's worth beyond what the framer keeps.
     pub fn push(&mut self, bytes: &[u8]) {
         self.input.extend(bytes);
@@ -112,7 +112,7 @@ impl CommandFramer {
     }
 
     /// The next frame, or None when more input is needed.
-    pub fn next(&mut self) -> Option<Frame> {
+    pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
             match self.state {
                 State::Literal { remaining, discard } => {
@@ -146,9 +146,7 @@ impl CommandFramer {
                         .len()
                         .saturating_sub(DISCARDED_TAIL_OCTETS);
                     self.discarded_tail.drain(..keep_from);
-                    if position.is_none() {
-                        return None;
-                    }
+                    position?;
                     let tail = std::mem::take(&mut self.discarded_tail);
                     match literal_announcement(&tail) {
                         // The client may go on sending a non-synchronising literal.
@@ -295,7 +293,7 @@ mod tests {
     fn frames(framer: &mut CommandFramer, input: &[u8]) -> Vec<Frame> {
         framer.push(input);
         let mut found = Vec::new();
-        while let Some(frame) = framer.next() {
+        while let Some(frame) = framer.next_frame() {
             found.push(frame);
         }
         found

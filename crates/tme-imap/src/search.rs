@@ -92,11 +92,8 @@ fn day_of(unix: i64) -> i64 {
 }
 
 fn day_of_date(date: &imap_codec::imap_types::datetime::NaiveDate) -> i64 {
-    let naive = date.as_ref();
-    use imap_codec::imap_types::datetime::NaiveDate as _Unused;
-    let _ = std::marker::PhantomData::<_Unused>;
-    let epoch = chrono_epoch_days(naive.to_string());
-    epoch
+    // chrono's date prints as `YYYY-MM-DD`; going through text avoids depending on chrono.
+    chrono_epoch_days(date.as_ref().to_string())
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date.

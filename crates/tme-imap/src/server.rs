@@ -283,7 +283,7 @@ async fn run_session(
     let mut buffer = vec![0u8; READ_CHUNK_OCTETS];
     loop {
         // Frame everything already read before reading more.
-        let frame = framer.next();
+        let frame = framer.next_frame();
         let Some(frame) = frame else {
             let wait = if session.account_id().is_some() {
                 config.idle_timeout

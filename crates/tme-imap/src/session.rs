@@ -249,7 +249,7 @@ impl Session {
         let (base, extracted) = extensions::extract(bytes);
         let codec = CommandCodec::default();
         let command = match codec.decode(&base) {
-            Ok((remainder, command)) if remainder.is_empty() => command,
+            Ok((b"", command)) => command,
             _ => {
                 if tag == "*" {
                     return self.bad(out, "*", "Not a command (no valid tag)");
@@ -412,12 +412,7 @@ impl Session {
                         _ => {}
                     }
                 }
-                untagged(
-                    out,
-                    &format!("ENABLED {}", enabled.join(" "))
-                        .trim_end()
-                        .to_owned(),
-                );
+                untagged(out, format!("ENABLED {}", enabled.join(" ")).trim_end());
                 status(out, tag, "OK", None, "ENABLE completed");
             }
             CommandBody::Id { .. } => {
@@ -591,9 +586,10 @@ impl Session {
                 uid,
                 modifiers,
             } => {
-                let unchanged_since = modifiers.iter().find_map(|modifier| match modifier {
-                    StoreModifier::UnchangedSince(value) => Some(*value),
-                });
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(value)| *value)
+                    .next();
                 self.store_flags(
                     tag,
                     &sequence_set,
