@@ -7,6 +7,8 @@ use std::process::Command;
 
 use tme_testkit::Node;
 
+mod common;
+
 /// The literal limit the tests set, small enough to send more than it quickly.
 const LITERAL_LIMIT: &str = "100000";
 
@@ -52,9 +54,14 @@ fn node_with_account_and(environment: &[(&str, &str)]) -> (Node, String) {
 }
 
 fn run_python(node: &Node, name: &str, app_password: &str) {
+    run_python_with(node, name, app_password, &[]);
+}
+
+fn run_python_with(node: &Node, name: &str, app_password: &str, arguments: &[&str]) {
     let work = tempfile::tempdir().expect("work directory");
     let output = Command::new("python3")
         .arg(script(name))
+        .args(arguments)
         .env("WORK_DIR", work.path())
         .env("CERTIFICATE", node.data_dir().join("tls/certificate.pem"))
         .env("IMAP_PORT", node.address("imap").port().to_string())
@@ -103,5 +110,46 @@ fn idle_sees_a_delivery_made_by_swaks() {
 fn mbsync_syncs_a_mailbox_both_ways() {
     let (mut node, app_password) = node_with_account();
     run_python(&node, "mbsync.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn failed_logins_lock_the_account_and_the_cli_lifts_the_lock() {
+    // (`node_with_account_and` turns the delays off: the lock is what is tested here.)
+    let (mut node, app_password) =
+        node_with_account_and(&[("TME_LOGIN__FAILURES_PER_ACCOUNT_MAX", "3")]);
+    run_python_with(&node, "login_locks.py", &app_password, &["fail", "3"]);
+    run_python_with(&node, "login_locks.py", &app_password, &["expect-locked"]);
+    let locks = node.tme_ok(&["login", "locks"]).expect("tme login locks");
+    assert!(
+        locks.contains("account:alice@example.org") && locks.contains(" 3 "),
+        "{locks}"
+    );
+    let json = node
+        .tme_ok(&["login", "locks", "--json"])
+        .expect("tme login locks --json");
+    assert!(
+        json.contains("\"key\": \"account:alice@example.org\""),
+        "{json}"
+    );
+    common::assert_metrics(
+        &node,
+        &[
+            "tme_login_locks_total{kind=\"account\"} 1",
+            "tme_login_attempts_total{outcome=\"bad_credentials\"} 3",
+            "tme_login_attempts_total{outcome=\"locked\"} 1",
+            "tme_login_locks_active 1",
+        ],
+    );
+    let unlocked = node
+        .tme_ok(&["login", "unlock", "account:alice@example.org"])
+        .expect("tme login unlock");
+    assert_eq!(unlocked.trim(), "unlocked account:alice@example.org");
+    run_python_with(&node, "login_locks.py", &app_password, &["expect-ok"]);
+    assert_eq!(
+        node.tme_ok(&["login", "locks"]).expect("locks").trim(),
+        "no login locks"
+    );
+    assert!(!node.log().contains("secret pw"), "a password was logged");
     node.stop().expect("stop");
 }
