@@ -14,8 +14,10 @@ cd "$(dirname "$0")/.."
 # way); nsd is the local authoritative DNS every test node's resolver asks (tme-testkit starts a
 # private one); python3-dkim (dkimpy, with python3-authres for ARC) and openssl sign the DKIM
 # and ARC test messages; isync (mbsync) syncs a mailbox with the IMAP server in
-# crates/tme/tests/imap.rs. (Later protocol tests add dovecot, chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres openssl isync)
+# crates/tme/tests/imap.rs, where Dovecot (dovecot-imapd: its `imap` binary, run by the test
+# over a pipe, no daemon) answers the same FETCH commands for the differential test.
+# (Later protocol tests add chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres openssl isync dovecot-imapd)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -32,6 +34,15 @@ if [ ${#missing[@]} -gt 0 ]; then
         systemctl disable --now nsd.service || true
       elif [ -x /etc/init.d/nsd ]; then
         /etc/init.d/nsd stop || true
+      fi
+    fi
+    # Debian's dovecot package starts a system Dovecot on 143 and 993 in the same way; the
+    # tests run Dovecot's imap binary themselves, so the system one is stopped and disabled.
+    if [[ " ${missing[*]} " == *" dovecot-imapd "* ]]; then
+      if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now dovecot.service || true
+      elif [ -x /etc/init.d/dovecot ]; then
+        /etc/init.d/dovecot stop || true
       fi
     fi
   else

@@ -89,6 +89,29 @@ fn parameters(out: &mut Vec<u8>, list: &[Parameter]) {
     out.push(b')');
 }
 
+/// A text part's parameters as IMAP servers report them (Dovecot, and RFC 2045 §5.2's
+/// default): a charset is always there, `us-ascii` when the header names none, and a
+/// US-ASCII charset is written in lower case.
+fn text_parameters(list: &[Parameter]) -> Vec<Parameter> {
+    let mut list = list.to_vec();
+    let mut has_charset = false;
+    for parameter in &mut list {
+        if parameter.name.eq_ignore_ascii_case("charset") {
+            has_charset = true;
+            if parameter.value.as_bytes().eq_ignore_ascii_case(b"us-ascii") {
+                parameter.value = tme_message::RawBytes(b"us-ascii".to_vec());
+            }
+        }
+    }
+    if !has_charset {
+        list.push(Parameter {
+            name: "charset".to_owned(),
+            value: tme_message::RawBytes(b"us-ascii".to_vec()),
+        });
+    }
+    list
+}
+
 fn extension_tail(out: &mut Vec<u8>, part: &BodyPart) {
     out.push(b' ');
     match &part.disposition {
@@ -153,7 +176,11 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool) {
     out.push(b' ');
     push_string(out, part.content_subtype.as_bytes());
     out.push(b' ');
-    parameters(out, &part.content_type_parameters);
+    if part.content_type.eq_ignore_ascii_case("text") {
+        parameters(out, &text_parameters(&part.content_type_parameters));
+    } else {
+        parameters(out, &part.content_type_parameters);
+    }
     out.push(b' ');
     push_nstring(out, part.content_id.as_ref().map(|value| value.as_bytes()));
     out.push(b' ');

@@ -25,13 +25,13 @@ fn node_with_account() -> (Node, String) {
 
 fn node_with_account_and(environment: &[(&str, &str)]) -> (Node, String) {
     let mut node = Node::init(Path::new(env!("CARGO_BIN_EXE_tme"))).expect("init");
-    for (name, value) in environment {
-        node.set_environment(name, value);
-    }
     node.set_environment("TME_IMAP__LITERAL_OCTETS_MAX", LITERAL_LIMIT);
     // Many bad logins and commands in one run: keep the throttle and error limit out of the way.
     node.set_environment("TME_LOGIN__FAILURES_BEFORE_DELAY", "100");
     node.set_environment("TME_IMAP__SESSION_ERRORS_MAX", "100");
+    for (name, value) in environment {
+        node.set_environment(name, value);
+    }
     node.serve().expect("serve");
     node.add_account("alice@example.org", "secret pw")
         .expect("account");
@@ -58,10 +58,21 @@ fn run_python(node: &Node, name: &str, app_password: &str) {
 }
 
 fn run_python_with(node: &Node, name: &str, app_password: &str, arguments: &[&str]) {
+    run_python_in(node, name, app_password, arguments, &[]);
+}
+
+fn run_python_in(
+    node: &Node,
+    name: &str,
+    app_password: &str,
+    arguments: &[&str],
+    environment: &[(&str, &Path)],
+) {
     let work = tempfile::tempdir().expect("work directory");
     let output = Command::new("python3")
         .arg(script(name))
         .args(arguments)
+        .envs(environment.iter().map(|(name, value)| (*name, *value)))
         .env("WORK_DIR", work.path())
         .env("CERTIFICATE", node.data_dir().join("tls/certificate.pem"))
         .env("IMAP_PORT", node.address("imap").port().to_string())
@@ -151,5 +162,35 @@ fn failed_logins_lock_the_account_and_the_cli_lifts_the_lock() {
         "no login locks"
     );
     assert!(!node.log().contains("secret pw"), "a password was logged");
+    node.stop().expect("stop");
+}
+
+/// How many corpus messages the differential test takes: every Nth, so one run stays short
+/// on a debug build while covering every folder of the corpus.
+const CORPUS_STRIDE: usize = 8;
+
+#[test]
+fn fetch_answers_match_dovecot_on_the_corpus() {
+    let corpus = tme_testkit::corpus_messages();
+    if corpus.is_empty() {
+        eprintln!("the shared corpus is absent: the differential test has nothing to compare");
+        return;
+    }
+    let (mut node, app_password) =
+        node_with_account_and(&[("TME_IMAP__LITERAL_OCTETS_MAX", "100000000")]);
+    let list = tempfile::NamedTempFile::new().expect("list file");
+    let chosen: Vec<String> = corpus
+        .iter()
+        .step_by(CORPUS_STRIDE)
+        .map(|path| path.display().to_string())
+        .collect();
+    std::fs::write(list.path(), chosen.join("\n")).expect("write list");
+    run_python_in(
+        &node,
+        "differential.py",
+        &app_password,
+        &[],
+        &[("CORPUS_FILES", list.path())],
+    );
     node.stop().expect("stop");
 }
