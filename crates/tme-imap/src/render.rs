@@ -89,20 +89,24 @@ fn parameters(out: &mut Vec<u8>, list: &[Parameter]) {
     out.push(b')');
 }
 
+/// Whether a part is text/plain with no parameter but a US-ASCII charset: RFC 2045 §5.2's
+/// default, however it is spelled.
+fn is_default_text(part: &BodyPart) -> bool {
+    part.is_media_type("text", "plain")
+        && part.content_type_parameters.iter().all(|parameter| {
+            parameter.name.eq_ignore_ascii_case("charset")
+                && parameter.value.as_bytes().eq_ignore_ascii_case(b"us-ascii")
+        })
+        && part.content_type_parameters.len() <= 1
+}
+
 /// A text part's parameters as IMAP servers report them (Dovecot, and RFC 2045 §5.2's
-/// default): a charset is always there, `us-ascii` when the header names none, and a
-/// US-ASCII charset is written in lower case.
+/// default): a charset is always there, `us-ascii` when the header names none.
 fn text_parameters(list: &[Parameter]) -> Vec<Parameter> {
     let mut list = list.to_vec();
-    let mut has_charset = false;
-    for parameter in &mut list {
-        if parameter.name.eq_ignore_ascii_case("charset") {
-            has_charset = true;
-            if parameter.value.as_bytes().eq_ignore_ascii_case(b"us-ascii") {
-                parameter.value = tme_message::RawBytes(b"us-ascii".to_vec());
-            }
-        }
-    }
+    let has_charset = list
+        .iter()
+        .any(|parameter| parameter.name.eq_ignore_ascii_case("charset"));
     if !has_charset {
         list.push(Parameter {
             name: "charset".to_owned(),
@@ -125,9 +129,9 @@ fn extension_tail(out: &mut Vec<u8>, part: &BodyPart) {
         None => out.extend_from_slice(b"NIL"),
     }
     out.push(b' ');
+    // Always a list, even of one (both forms are valid, RFC 9051 body-fld-lang; Dovecot).
     match part.language.as_slice() {
         [] => out.extend_from_slice(b"NIL"),
-        [one] => push_string(out, one.as_bytes()),
         many => {
             out.push(b'(');
             for (index, language) in many.iter().enumerate() {
@@ -161,25 +165,38 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool) {
         return;
     }
     if part.is_multipart() {
-        // IMAP cannot express a multipart without parts: an empty text/plain, as Dovecot.
-        out.extend_from_slice(
-            b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
-        );
+        // IMAP cannot express a multipart without parts: it gets one empty text/plain part,
+        // as Dovecot describes it.
+        out.extend_from_slice(b"((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
         if extended {
             out.extend_from_slice(b" NIL NIL NIL NIL");
+        }
+        out.extend_from_slice(b") ");
+        push_string(out, part.content_subtype.as_bytes());
+        if extended {
+            out.push(b' ');
+            parameters(out, &part.content_type_parameters);
+            extension_tail(out, part);
         }
         out.push(b')');
         return;
     }
+    // Type, subtype and parameters as written, except the RFC 2045 §5.2 default in any
+    // spelling (text/plain, at most a US-ASCII charset), which is written in its canonical
+    // form, as Dovecot does.
     out.push(b'(');
-    push_string(out, part.content_type.as_bytes());
-    out.push(b' ');
-    push_string(out, part.content_subtype.as_bytes());
-    out.push(b' ');
-    if part.content_type.eq_ignore_ascii_case("text") {
-        parameters(out, &text_parameters(&part.content_type_parameters));
+    if is_default_text(part) {
+        out.extend_from_slice(b"\"text\" \"plain\" (\"charset\" \"us-ascii\")");
     } else {
-        parameters(out, &part.content_type_parameters);
+        push_string(out, part.content_type.as_bytes());
+        out.push(b' ');
+        push_string(out, part.content_subtype.as_bytes());
+        out.push(b' ');
+        if part.content_type.eq_ignore_ascii_case("text") {
+            parameters(out, &text_parameters(&part.content_type_parameters));
+        } else {
+            parameters(out, &part.content_type_parameters);
+        }
     }
     out.push(b' ');
     push_nstring(out, part.content_id.as_ref().map(|value| value.as_bytes()));
@@ -347,11 +364,9 @@ mod tests {
 
     #[test]
     fn body_structures() {
-        expect_test::expect![[
-            r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 2 NIL NIL NIL NIL)"#
-        ]]
+        expect_test::expect![[r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1 NIL NIL NIL NIL)"#]]
         .assert_eq(&structure("Subject: x\r\n\r\nab\r\ncd"));
-        expect_test::expect![[r#"(("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 3 1 NIL NIL NIL NIL)("application" "pdf" ("name" "a.pdf") NIL NIL "base64" 4 NIL ("attachment" ("filename" "a.pdf")) NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)"#]]
+        expect_test::expect![[r#"(("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 3 0 NIL NIL NIL NIL)("application" "pdf" ("name" "a.pdf") NIL NIL "base64" 4 NIL ("attachment" ("filename" "a.pdf")) NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)"#]]
         .assert_eq(&structure(
             "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nhi!\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\nAAAA\r\n--b--\r\n",
         ));

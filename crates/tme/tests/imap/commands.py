@@ -212,11 +212,11 @@ check(b'ENVELOPE ("Mon, 1 Jan 2024 10:00:00 +0000" "Quarterly report" (("Bob Sen
 check(b'(("Alice" NIL "alice" "example.org")) ((NIL NIL "carol" "example.net")) NIL NIL "<report@example.com>")' in line, f"FETCH ENVELOPE addresses: {line}")
 check(b"MODSEQ (" in line and b"UID 1" in line, f"FETCH UID MODSEQ: {line}")
 typ, data = client.fetch("1", "(BODYSTRUCTURE)")
-check(b'BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 38 1 NIL NIL NIL NIL)'
+check(b'BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 38 0 NIL NIL NIL NIL)'
       b'("application" "octet-stream" ("name" "data.bin") NIL NIL "base64" 8 NIL ("attachment" ("filename" "data.bin")) NIL NIL)'
       b' "mixed" ("boundary" "b1") NIL NIL NIL)' in data[0], f"FETCH BODYSTRUCTURE: {data}")
 typ, data = client.fetch("1", "(BODY)")
-check(b'BODY (("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 38 1)' in data[0], f"FETCH BODY: {data}")
+check(b'BODY (("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 38 0)' in data[0], f"FETCH BODY: {data}")
 typ, data = client.fetch("1", "(BODY.PEEK[] BODY.PEEK[HEADER.FIELDS (Subject From)] BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[TEXT]<4.6>)")
 parts = {item[0].split(b" ")[-2] if False else item[0]: item[1] for item in data if isinstance(item, tuple)}
 values = [item[1] for item in data if isinstance(item, tuple)]

@@ -17,6 +17,10 @@ Documented harmless differences, normalised before comparing (ARCHITECTURE.md):
   inner multipart's (empty) epilogue, tme's stops before it (tme-message's offsets); trailing
   line breaks are not compared.
 
+Malformed messages where the two servers guess differently are listed, with the reason, in
+`differential_known.txt` beside this script (corpus file name, FETCH item, reason): a
+difference there is reported, not failed; one that is not there fails the test.
+
 Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD, WORK_DIR,
 CORPUS_FILES (a file listing the messages, one path a line).
 """
@@ -209,40 +213,52 @@ def first_difference(mine, dove):
 ITEMS = "(ENVELOPE BODYSTRUCTURE BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[1.MIME] RFC822.SIZE)"
 
 paths = [line.strip() for line in open(os.environ["CORPUS_FILES"]) if line.strip()]
-ours, theirs = tme(), dovecot()
-ours.select("INBOX")
-theirs.select("INBOX")
+tme_session, dovecot_session = tme(), dovecot()
+tme_session.select("INBOX")
+dovecot_session.select("INBOX")
 appended = 0
 for path in paths:
     message = crlf(open(path, "rb").read())
-    typ_ours, _ = ours.append("INBOX", None, None, message)
-    typ_theirs, _ = theirs.append("INBOX", None, None, message)
+    typ_ours, _ = tme_session.append("INBOX", None, None, message)
+    typ_theirs, _ = dovecot_session.append("INBOX", None, None, message)
     if typ_ours != "OK" or typ_theirs != "OK":
         fail(f"APPEND {path}: tme {typ_ours}, Dovecot {typ_theirs}")
     appended += 1
-ours.noop()
-theirs.noop()
+tme_session.noop()
+dovecot_session.noop()
+
+known = {}
+for line in open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "differential_known.txt")):
+    line = line.strip()
+    if line and not line.startswith("#"):
+        name, item, reason = line.split(None, 2)
+        known[(name, item)] = reason
 
 differences = {}
 examples = {}
+known_seen = 0
 for number, path in enumerate(paths, start=1):
-    mine = fetch_items(ours, number, ITEMS)
-    dove = fetch_items(theirs, number, ITEMS)
+    mine = fetch_items(tme_session, number, ITEMS)
+    dove = fetch_items(dovecot_session, number, ITEMS)
     for key in sorted(set(mine) | set(dove), key=str):
         ours, theirs = normalise(key, mine.get(key)), normalise(key, dove.get(key))
         if key == b"ENVELOPE":
             theirs = repeated_fields(ours, theirs)
         if ours != theirs:
             name = key.decode() if isinstance(key, bytes) else str(key)
+            if (os.path.basename(path), name) in known:
+                known_seen += 1
+                continue
             differences[name] = differences.get(name, 0) + 1
-            examples.setdefault(name, []).append((path, mine.get(key), dove.get(key)))
+            examples.setdefault(name, []).append((path, ours, theirs))
 
-print(f"{appended} corpus messages compared")
+print(f"{appended} corpus messages compared; {known_seen} known differences (differential_known.txt)")
 for name, count in sorted(differences.items()):
     print(f"{name}: {count} differ")
-    for path, mine, dove in examples[name][:3]:
-        print("  ", path)
-        print("     ", first_difference(mine, dove))
+    for index, (path, mine, dove) in enumerate(examples[name]):
+        print(f"   unknown: {os.path.basename(path)} {name}")
+        if index < 3 or os.environ.get("DIFFERENCES_ALL") == "1":
+            print("     ", first_difference(mine, dove))
 if os.environ.get("DIFFERENCES_ALLOWED") != "1" and differences:
     fail(f"answers differ: {differences}")
 print("tme and Dovecot answer alike")
