@@ -167,7 +167,9 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool) {
     if part.is_multipart() {
         // IMAP cannot express a multipart without parts: it gets one empty text/plain part,
         // as Dovecot describes it.
-        out.extend_from_slice(b"((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
+        out.extend_from_slice(
+            b"((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
+        );
         if extended {
             out.extend_from_slice(b" NIL NIL NIL NIL");
         }
@@ -364,7 +366,9 @@ mod tests {
 
     #[test]
     fn body_structures() {
-        expect_test::expect![[r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1 NIL NIL NIL NIL)"#]]
+        expect_test::expect![[
+            r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1 NIL NIL NIL NIL)"#
+        ]]
         .assert_eq(&structure("Subject: x\r\n\r\nab\r\ncd"));
         expect_test::expect![[r#"(("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 3 0 NIL NIL NIL NIL)("application" "pdf" ("name" "a.pdf") NIL NIL "base64" 4 NIL ("attachment" ("filename" "a.pdf")) NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)"#]]
         .assert_eq(&structure(
