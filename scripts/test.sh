@@ -13,10 +13,13 @@ cd "$(dirname "$0")/.."
 # loopback port, so a system rspamd started by the package, on its fixed ports, is in no test's
 # way); nsd is the local authoritative DNS every test node's resolver asks (tme-testkit starts a
 # private one); python3-dkim (dkimpy, with python3-authres for ARC) and openssl sign the DKIM
-# and ARC test messages; dnsutils (dig) and knot-dnsutils (kdig) query the `dns` role in
-# crates/tme/tests/dns.rs, where nsd also runs as its secondary. (Later protocol tests add
-# dovecot, chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl dnsutils knot-dnsutils)
+# and ARC test messages; python3-nacl and python3-dnspython let dkimpy verify our Ed25519 and
+# RSA signatures against our own DNS; dnsutils (dig) and knot-dnsutils (kdig) query the `dns`
+# role in crates/tme/tests/dns.rs, where nsd also runs as its secondary; isync (mbsync) syncs a
+# mailbox with the IMAP server in crates/tme/tests/imap.rs, where Dovecot (dovecot-imapd: its
+# `imap` binary, run by the test over a pipe, no daemon) answers the same FETCH commands for
+# the differential test. (Later protocol tests add chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl dnsutils knot-dnsutils isync dovecot-imapd)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -33,6 +36,15 @@ if [ ${#missing[@]} -gt 0 ]; then
         systemctl disable --now nsd.service || true
       elif [ -x /etc/init.d/nsd ]; then
         /etc/init.d/nsd stop || true
+      fi
+    fi
+    # Debian's dovecot package starts a system Dovecot on 143 and 993 in the same way; the
+    # tests run Dovecot's imap binary themselves, so the system one is stopped and disabled.
+    if [[ " ${missing[*]} " == *" dovecot-imapd "* ]]; then
+      if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now dovecot.service || true
+      elif [ -x /etc/init.d/dovecot ]; then
+        /etc/init.d/dovecot stop || true
       fi
     fi
   else

@@ -43,6 +43,10 @@ pub struct Config {
     pub queue: QueueConfig,
     #[serde(default)]
     pub dns: DnsConfig,
+    #[serde(default)]
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub imap: ImapConfig,
 }
 
 /// Who this node is.
@@ -233,6 +237,81 @@ impl Default for SmtpConfig {
             message_timeout_seconds: 30 * 60,
             session_errors_max: 10,
             spool_bytes_max: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Login throttling, shared by every role that takes a password (IMAP, POP3, submission,
+/// webmail): failures from one client address or for one account address are slowed down,
+/// then locked out for a while (`tme login locks` lists the locks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failures (per address and per account) answered at once; each one past this waits
+    /// `delay_ms_per_failure` more before the answer.
+    pub failures_before_delay: u32,
+    pub delay_ms_per_failure: u64,
+    /// The longest wait before a failed login is answered.
+    pub delay_ms_max: u64,
+    /// Failures for one account address before it is locked (for everyone).
+    pub failures_per_account_max: u32,
+    /// Failures from one client IP address before it is locked (for every account).
+    pub failures_per_ip_max: u32,
+    /// A failure is forgotten this long after it happened.
+    pub failure_window_seconds: u64,
+    /// How long a lock lasts.
+    pub lock_seconds: u64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            failures_before_delay: 3,
+            delay_ms_per_failure: 500,
+            delay_ms_max: 5_000,
+            failures_per_account_max: 10,
+            failures_per_ip_max: 30,
+            failure_window_seconds: 15 * 60,
+            lock_seconds: 15 * 60,
+        }
+    }
+}
+
+/// The IMAP server's limits (`imap` and `imaps` listeners).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    /// The largest literal, and so the largest message APPEND takes (announced as
+    /// APPENDLIMIT, RFC 7889); a larger one gets `NO [TOOBIG]`.
+    pub literal_octets_max: u32,
+    /// The longest command line (without its literals); a longer one gets `BAD`.
+    pub command_line_octets_max: u32,
+    /// Concurrent connections; more get `BYE`.
+    pub connections_max: usize,
+    /// Concurrent connections from one client address; more get `BYE`.
+    pub connections_per_ip_max: usize,
+    /// Silence before an authenticated session is closed (RFC 9051 §5.4: at least 30 min).
+    pub idle_timeout_seconds: u64,
+    /// Silence before a session that has not logged in is closed.
+    pub login_timeout_seconds: u64,
+    /// How often IDLE asks the store for changes made by another process (changes made by
+    /// this node wake it at once).
+    pub idle_poll_seconds: u64,
+    /// Commands answered `BAD` before the session is closed with `BYE`.
+    pub session_errors_max: u32,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            literal_octets_max: 50 * 1024 * 1024,
+            command_line_octets_max: 64 * 1024,
+            connections_max: 10_000,
+            connections_per_ip_max: 50,
+            idle_timeout_seconds: 30 * 60,
+            login_timeout_seconds: 60,
+            idle_poll_seconds: 5,
+            session_errors_max: 20,
         }
     }
 }
@@ -867,6 +946,38 @@ impl Config {
             ),
             ("smtp.spool_bytes_max", self.smtp.spool_bytes_max),
             ("store.busy_timeout_ms", self.store.busy_timeout_ms),
+            (
+                "login.failures_per_account_max",
+                u64::from(self.login.failures_per_account_max),
+            ),
+            (
+                "login.failures_per_ip_max",
+                u64::from(self.login.failures_per_ip_max),
+            ),
+            (
+                "login.failure_window_seconds",
+                self.login.failure_window_seconds,
+            ),
+            ("login.lock_seconds", self.login.lock_seconds),
+            (
+                "imap.literal_octets_max",
+                u64::from(self.imap.literal_octets_max),
+            ),
+            ("imap.connections_max", self.imap.connections_max as u64),
+            (
+                "imap.connections_per_ip_max",
+                self.imap.connections_per_ip_max as u64,
+            ),
+            ("imap.idle_timeout_seconds", self.imap.idle_timeout_seconds),
+            (
+                "imap.login_timeout_seconds",
+                self.imap.login_timeout_seconds,
+            ),
+            ("imap.idle_poll_seconds", self.imap.idle_poll_seconds),
+            (
+                "imap.session_errors_max",
+                u64::from(self.imap.session_errors_max),
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -878,6 +989,10 @@ impl Config {
                 "smtp.command_line_octets_max must be at least 512 (RFC 5321 §4.5.3.1.4)"
                     .to_owned(),
             );
+        }
+        // RFC 9051 §4.3: lines may be long (a UID set); 1000 octets is the least we take.
+        if self.imap.command_line_octets_max < 1000 {
+            return Err("imap.command_line_octets_max must be at least 1000".to_owned());
         }
         let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
         for (role, address) in self.listen.listeners() {
@@ -1208,6 +1323,8 @@ mod tests {
             filter: FilterConfig::default(),
             queue: QueueConfig::default(),
             dns: DnsConfig::default(),
+            login: LoginConfig::default(),
+            imap: ImapConfig::default(),
         };
         let text = config.to_toml();
         let read_back =

@@ -68,8 +68,9 @@ pub struct BodyPart {
     pub body_end: u64,
     /// `body_end - body_start`: the body size IMAP reports, in its transfer encoding.
     pub body_size_octets: u64,
-    /// Lines in the body (LF count, plus one for a last line without line break). Counted
-    /// for every part that is not a multipart; IMAP sends it for text/* and message/rfc822.
+    /// Lines in the body: its line feeds (a last line without one is not counted, as Dovecot
+    /// counts; RFC 3501 leaves it open). Counted for every part that is not a multipart;
+    /// IMAP sends it for text/* and message/rfc822.
     pub body_lines: u64,
     /// For a multipart, its parts in order. Empty for other parts, and also for a
     /// multipart without a usable boundary or delimiter, or one cut by `NESTING_DEPTH_MAX`:
@@ -481,12 +482,11 @@ fn without_preceding_line_break(raw: &[u8], line_start: usize, floor: usize) -> 
 }
 
 /// Lines in `body`: each LF ends one, and a last line without LF counts too.
+/// Line feeds in the body: a last line without a line break is not counted, as Dovecot
+/// counts (inside a multipart every part's last line is such a line: the CRLF before the
+/// delimiter belongs to the delimiter, RFC 2046 §5.1.1).
 fn count_lines(body: &[u8]) -> u64 {
-    let line_feeds = body.iter().filter(|&&byte| byte == b'\n').count() as u64;
-    match body.last() {
-        Some(b'\n') | None => line_feeds,
-        Some(_) => line_feeds + 1,
-    }
+    body.iter().filter(|&&byte| byte == b'\n').count() as u64
 }
 
 #[cfg(test)]
@@ -508,8 +508,8 @@ mod tests {
     #[test]
     fn line_counts() {
         assert_eq!(count_lines(b""), 0);
-        assert_eq!(count_lines(b"a"), 1);
+        assert_eq!(count_lines(b"a"), 0);
         assert_eq!(count_lines(b"a\r\n"), 1);
-        assert_eq!(count_lines(b"a\r\nb"), 2);
+        assert_eq!(count_lines(b"a\r\nb"), 1);
     }
 }

@@ -285,7 +285,7 @@ fn multipart_alternative() {
             TEXT multipart/alternative;boundary="XYZ" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=260
               MIME 0..104 "From: a@example.com\nSubject: alt\nMIME-Ve"..."/alternative; boundary=\"XYZ\"\n\n" (104 bytes)
               BODY 104..364 "This is the preamble.\n--XYZ\nContent-Type"..."--XYZ--\nThis is the epilogue.\n" (260 bytes)
-              1 text/plain;charset="utf-8" cte=quoted-printable id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=2 size=42
+              1 text/plain;charset="utf-8" cte=quoted-printable id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=42
                 MIME 132..217 "Content-Type: text/plain; charset=utf-8\n"..."r-Encoding: quoted-printable\n\n" (85 bytes)
                 BODY 217..259 "Caf=C3=A9 au lait, =\ns\'il vous pla=C3=AEt."
               2 text/html;charset="utf-8" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=27
@@ -331,10 +331,10 @@ fn multipart_mixed_with_attachment() {
             TEXT multipart/mixed;boundary="=_outer" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=450
               MIME 0..112 "From: a@example.com\r\nTo: b@example.com\r\n"..."ixed;\r\n boundary=\"=_outer\"\r\n\r\n" (112 bytes)
               BODY 112..562 "--=_outer\r\nContent-Type: text/plain; cha"..."ort.pdf\r\n\r\nJVBE\r\n--=_outer--\r\n" (450 bytes)
-              1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=["en", "fr"] loc=NIL lines=1 size=13
+              1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=["en", "fr"] loc=NIL lines=0 size=13
                 MIME 123..195 "Content-Type: text/plain; charset=us-asc"..."\r\nContent-Language: en, fr\r\n\r\n" (72 bytes)
                 BODY 195..208 "See attached."
-              2 application/pdf;name="report.pdf" cte=base64 id="<part2@example.com>" desc="The =?utf-8?q?r=C3=A9port?=" md5="Q2hlY2sgSW50ZWdyaXR5IQ==" disp=attachment;filename="report.pdf";size="3" lang=[] loc="http://example.com/report.pdf" lines=1 size=4
+              2 application/pdf;name="report.pdf" cte=base64 id="<part2@example.com>" desc="The =?utf-8?q?r=C3=A9port?=" md5="Q2hlY2sgSW50ZWdyaXR5IQ==" disp=attachment;filename="report.pdf";size="3" lang=[] loc="http://example.com/report.pdf" lines=0 size=4
                 MIME 221..543 "Content-Type: application/pdf; name=\"rep"..."p://example.com/report.pdf\r\n\r\n" (322 bytes)
                 BODY 543..547 "JVBE"
         "#]],
@@ -387,7 +387,7 @@ fn nested_message_rfc822() {
             TEXT multipart/mixed;boundary="outer" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=346
               MIME 0..87 "From: a@example.com\nSubject: Fwd: hello\n"..."tipart/mixed; boundary=outer\n\n" (87 bytes)
               BODY 87..433 "--outer\n\nForwarded below.\n--outer\nConten"..."t: single\n\none part\n--outer--\n" (346 bytes)
-              1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=16
+              1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=16
                 MIME 95..96 "\n"
                 BODY 96..112 "Forwarded below."
               2 message/rfc822 cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=13 size=207
@@ -397,17 +397,17 @@ fn nested_message_rfc822() {
                 2.TEXT multipart/alternative;boundary="inner" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=102
                   MIME 151..256 "From: \"Carol C.\" <carol@example.net>\nSub"..."/alternative; boundary=inner\n\n" (105 bytes)
                   BODY 256..358 "--inner\nContent-Type: text/plain\n\nhi the"..."ml\n\n<b>hi</b> there\n--inner--\n" (102 bytes)
-                  2.1 text/plain cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=8
+                  2.1 text/plain cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=8
                     MIME 264..290 "Content-Type: text/plain\n\n"
                     BODY 290..298 "hi there"
-                  2.2 text/html cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=15
+                  2.2 text/html cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=15
                     MIME 307..332 "Content-Type: text/html\n\n"
                     BODY 332..347 "<b>hi</b> there"
-              3 message/rfc822 cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=3 size=25
+              3 message/rfc822 cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=2 size=25
                 MIME 367..397 "Content-Type: message/rfc822\n\n"
                 BODY 397..422 "Subject: single\n\none part"
                 3.HEADER "Subject: single\n\n" envelope subject "single" from NIL
-                3.1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=8
+                3.1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=8
                   MIME 397..414 "Subject: single\n\n"
                   BODY 414..422 "one part"
         "#]],
@@ -558,14 +558,14 @@ fn digest_parts_default_to_message_rfc822() {
             TEXT multipart/digest;boundary="d" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=75
               MIME 0..44 "Content-Type: multipart/digest; boundary=d\n\n"
               BODY 44..119 "--d\n\nSubject: first\n\none\n--d\nContent-Typ"..."xt/plain\n\nnot a message\n--d--\n" (75 bytes)
-              1 message/rfc822 cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=3 size=19
+              1 message/rfc822 cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=2 size=19
                 MIME 48..49 "\n"
                 BODY 49..68 "Subject: first\n\none"
                 1.HEADER "Subject: first\n\n" envelope subject "first" from NIL
-                1.1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=3
+                1.1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=3
                   MIME 49..65 "Subject: first\n\n"
                   BODY 65..68 "one"
-              2 text/plain cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=13
+              2 text/plain cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=13
                 MIME 73..99 "Content-Type: text/plain\n\n"
                 BODY 99..112 "not a message"
         "#]],
@@ -599,7 +599,7 @@ fn html_only_preview_and_empty_part_bodies() {
             TEXT multipart/related;boundary="r" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=214
               MIME 0..45 "Content-Type: multipart/related; boundary=r\n\n"
               BODY 45..259 "--r\nContent-Type: text/html; charset=utf"..."Content-ID: <img1>\n\n--r\n--r--\n" (214 bytes)
-              1 text/html;charset="utf-8" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=111
+              1 text/html;charset="utf-8" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=111
                 MIME 49..89 "Content-Type: text/html; charset=utf-8\n\n"
                 BODY 89..200 "<html><head><style>p {color: red}</style"..."/p><p>second</p></body></html>" (111 bytes)
               2 image/png cte=7bit id="<img1>" desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=0
@@ -647,10 +647,10 @@ fn truncated_multipart_and_prefix_boundaries() {
               1 multipart/alternative;boundary="b" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=15
                 MIME 49..98 "Content-Type: multipart/alternative; boundary=b\n\n"
                 BODY 98..113 "--b\n\ninner text"
-                1.1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=10
+                1.1 text/plain;charset="us-ascii" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=10
                   MIME 102..103 "\n"
                   BODY 103..113 "inner text"
-              2 application/octet-stream cte=base64 id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=2 size=9
+              2 application/octet-stream cte=base64 id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=9
                 MIME 119..193 "Content-Type: application/octet-stream\nC"..."nt-Transfer-Encoding: base64\n\n" (74 bytes)
                 BODY 193..202 "AAEC\nAwQF"
         "#]],
@@ -680,7 +680,7 @@ fn encoded_message_rfc822_is_opaque() {
             TEXT multipart/mixed;boundary="m" cte=7bit id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=99
               MIME 0..43 "Content-Type: multipart/mixed; boundary=m\n\n"
               BODY 43..142 "--m\nContent-Type: message/rfc822\nContent"..."3ViamVjdDogeA0KDQpoaQ0K\n--m--\n" (99 bytes)
-              1 message/rfc822 cte=base64 id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=1 size=24
+              1 message/rfc822 cte=base64 id=NIL desc=NIL md5=NIL disp=NIL lang=[] loc=NIL lines=0 size=24
                 MIME 47..111 "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"
                 BODY 111..135 "U3ViamVjdDogeA0KDQpoaQ0K"
         "#]],

@@ -30,6 +30,7 @@ pub const CHECKS: &[&str] = &[
     "concurrent_deliveries_fail_alone",
     "queue_claims_leases_and_records",
     "dns_keys_and_records",
+    "login_locks_are_kept_listed_and_lifted",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -55,6 +56,9 @@ pub async fn run(name: &str, store: &Store) {
         "concurrent_deliveries_fail_alone" => concurrent_deliveries_fail_alone(store).await,
         "queue_claims_leases_and_records" => queue_claims_leases_and_records(store).await,
         "dns_keys_and_records" => dns_keys_and_records(store).await,
+        "login_locks_are_kept_listed_and_lifted" => {
+            login_locks_are_kept_listed_and_lifted(store).await
+        }
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -1258,4 +1262,54 @@ pub async fn dns_keys_and_records(store: &Store) {
     directory.domain_remove(&domain).await.unwrap();
     assert!(directory.dkim_key_list(None).await.unwrap().is_empty());
     assert!(directory.dns_record_list(None).await.unwrap().is_empty());
+}
+
+/// A login lock is kept until lifted, replaced by a later one on the same key, listed by
+/// key; lifting one also forgets the locks that have expired.
+pub async fn login_locks_are_kept_listed_and_lifted(store: &Store) {
+    let lock = |key: &str, failures: u32, until: i64| crate::LoginLock {
+        key: key.to_owned(),
+        failures,
+        locked_unix: 1_000,
+        locked_until_unix: until,
+    };
+    let far = i64::MAX / 2;
+    let directory = &store.directory;
+    directory
+        .login_lock_put(&lock("ip:192.0.2.1", 20, far))
+        .await
+        .unwrap();
+    directory
+        .login_lock_put(&lock("account:a@example.org", 10, 2_000))
+        .await
+        .unwrap();
+    directory
+        .login_lock_put(&lock("ip:192.0.2.1", 25, far))
+        .await
+        .unwrap();
+    let listed = directory.login_lock_list().await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            lock("account:a@example.org", 10, 2_000),
+            lock("ip:192.0.2.1", 25, far)
+        ],
+        "locks are listed by key, a later lock replacing an earlier one"
+    );
+    assert_eq!(
+        directory.login_lock_get("ip:192.0.2.1").await.unwrap(),
+        Some(lock("ip:192.0.2.1", 25, far))
+    );
+    assert_eq!(
+        directory.login_lock_get("ip:192.0.2.9").await.unwrap(),
+        None
+    );
+    assert!(!directory.login_lock_remove("ip:192.0.2.9").await.unwrap());
+    assert_eq!(
+        directory.login_lock_list().await.unwrap(),
+        vec![lock("ip:192.0.2.1", 25, far)],
+        "lifting a lock forgets expired ones"
+    );
+    assert!(directory.login_lock_remove("ip:192.0.2.1").await.unwrap());
+    assert!(directory.login_lock_list().await.unwrap().is_empty());
 }

@@ -162,6 +162,19 @@ pub struct Alias {
     pub created_unix: i64,
 }
 
+/// A login lock: repeated failed logins from one client address or for one account address
+/// (`tme-auth`'s throttle) keep `key` from logging in until `locked_until_unix`. Kept in the
+/// directory so operators see and lift locks with the CLI while the node runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginLock {
+    /// `ip:ADDRESS` or `account:CANONICAL-ADDRESS`.
+    pub key: String,
+    /// Failed logins counted when the lock was set.
+    pub failures: u32,
+    pub locked_unix: i64,
+    pub locked_until_unix: i64,
+}
+
 /// Where mail for an address goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -226,6 +239,15 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
         targets: &[EmailAddress],
     ) -> StoreResult<()>;
     async fn alias_remove(&self, source: &AliasSource) -> StoreResult<()>;
+
+    /// Records (or replaces) a login lock.
+    async fn login_lock_put(&self, lock: &LoginLock) -> StoreResult<()>;
+    /// Every login lock recorded, expired or not, by key.
+    async fn login_lock_list(&self) -> StoreResult<Vec<LoginLock>>;
+    /// The lock on `key`, if one is recorded.
+    async fn login_lock_get(&self, key: &str) -> StoreResult<Option<LoginLock>>;
+    /// Lifts a lock; false when there was none. Also forgets expired locks.
+    async fn login_lock_remove(&self, key: &str) -> StoreResult<bool>;
 
     /// A number that grows with every change to the directory, so a running node notices a
     /// change made by another process (`tme account add` beside `tme serve`).

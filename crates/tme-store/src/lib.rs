@@ -21,6 +21,7 @@ pub mod dns;
 mod durable;
 pub mod error;
 pub mod mail;
+pub mod notify;
 pub mod queue;
 pub mod spool;
 pub mod sqlite;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 pub use blob::{BlobId, BlobStore};
 pub use directory::{
     Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
-    DomainRecord, NewAccount, Partner, Resolution,
+    DomainRecord, LoginLock, NewAccount, Partner, Resolution,
 };
 pub use dns::{DkimAlgorithm, DkimKey, DnsRecord, NewDkimKey, NewDnsRecord};
 pub use error::{StoreError, StoreResult};
@@ -61,6 +62,9 @@ pub struct Store {
     pub mail: Arc<dyn MailStore>,
     pub queue: Arc<dyn QueueStore>,
     pub blobs: BlobStore,
+    /// Wakes this process's readers of an account after a change made through this `Store`
+    /// (`deliver`) or by a caller that says so (IMAP after its own writes).
+    pub changes: notify::ChangeNotifier,
     retention_days: u32,
     closers: Arc<Vec<sqlite::Closer>>,
 }
@@ -111,6 +115,7 @@ impl Store {
                     mail: Arc::new(mail),
                     queue: Arc::new(queue),
                     blobs,
+                    changes: notify::ChangeNotifier::default(),
                     retention_days: config.retention_days,
                     closers: Arc::new(closers),
                 })
@@ -233,6 +238,9 @@ impl Store {
             Some(key) => self.mail.messages_append_once(key, &borrowed).await?,
         };
         drop(guard);
+        for (account, _) in &borrowed {
+            self.changes.notify(*account);
+        }
         Ok(outcome)
     }
 
@@ -272,6 +280,37 @@ impl Store {
             )));
         }
         Ok(raw)
+    }
+
+    /// Copies messages of an account into `target` (IMAP COPY and MOVE): the same blobs and
+    /// summaries, new UIDs, flags as given, in one transaction. Nothing is parsed again. The
+    /// blob write lock is held from reading the references to the commit, so the collector
+    /// cannot delete a blob in between (an expunged source past retention, say).
+    pub async fn messages_copy(
+        &self,
+        account: AccountId,
+        copies: &[(MessageRecord, Flags)],
+        target: MailboxId,
+    ) -> StoreResult<Vec<Appended>> {
+        let blobs = self.blobs.clone();
+        let guard = tokio::task::spawn_blocking(move || blobs.lock_for_write())
+            .await
+            .map_err(|error| StoreError::Refused(format!("copy task failed: {error}")))??;
+        let mut messages = Vec::with_capacity(copies.len());
+        for (record, flags) in copies {
+            messages.push(NewMessage {
+                mailbox_id: target,
+                blob_id: record.blob_id,
+                size_bytes: record.size_bytes,
+                internal_date_unix: record.internal_date_unix,
+                flags: flags.clone(),
+                summary: self.mail.message_summary(account, record.id).await?,
+            });
+        }
+        let appended = self.mail.messages_append(account, &messages).await?;
+        drop(guard);
+        self.changes.notify(account);
+        Ok(appended)
     }
 
     /// Reads a message's raw bytes back.

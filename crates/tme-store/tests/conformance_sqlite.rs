@@ -47,4 +47,5 @@ conformance_tests!(
     concurrent_deliveries_fail_alone,
     queue_claims_leases_and_records,
     dns_keys_and_records,
+    login_locks_are_kept_listed_and_lifted,
 );

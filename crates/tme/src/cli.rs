@@ -90,6 +90,11 @@ pub enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Login throttling: the client addresses and accounts locked after failed logins.
+    Login {
+        #[command(subcommand)]
+        command: LoginCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +116,17 @@ pub enum QueueCommand {
     Release { id: i64 },
     /// Remove a message without delivering it or telling its sender.
     Remove { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoginCommand {
+    /// List the locks in force: key (`ip:ADDRESS` or `account:ADDRESS`), failures, end.
+    Locks(ListArgs),
+    /// Lift a lock at once (a running node sees it at the next login).
+    Unlock {
+        /// The key as `tme login locks` shows it.
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

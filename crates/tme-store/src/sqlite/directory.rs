@@ -11,7 +11,7 @@ use tme_core::{Domain, EmailAddress};
 use super::{Database, already_exists_if_unique, now_unix, row_exists, schema, to_i64, to_u64};
 use crate::directory::{
     Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
-    DomainRecord, NewAccount, Partner,
+    DomainRecord, LoginLock, NewAccount, Partner,
 };
 use crate::error::{StoreError, StoreResult};
 
@@ -86,6 +86,15 @@ fn app_password_from_row(row: &SqliteRow) -> StoreResult<AppPassword> {
         password_hash: row.try_get("password_hash")?,
         created_unix: row.try_get("created_unix")?,
         last_used_unix: row.try_get("last_used_unix")?,
+    })
+}
+
+fn login_lock_from_row(row: &SqliteRow) -> StoreResult<LoginLock> {
+    Ok(LoginLock {
+        key: row.try_get("lock_key")?,
+        failures: u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+        locked_unix: row.try_get("locked_unix")?,
+        locked_until_unix: row.try_get("locked_until_unix")?,
     })
 }
 
@@ -576,6 +585,49 @@ impl Directory for SqliteDirectory {
             .await?;
         found_if_affected(result.rows_affected(), "alias", || source.to_string())?;
         Ok(())
+    }
+
+    async fn login_lock_put(&self, lock: &LoginLock) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO login_locks (lock_key, failures, locked_unix, locked_until_unix) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&lock.key)
+        .bind(i64::from(lock.failures))
+        .bind(lock.locked_unix)
+        .bind(lock.locked_until_unix)
+        .execute(&self.database.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn login_lock_list(&self) -> StoreResult<Vec<LoginLock>> {
+        let rows = sqlx::query("SELECT * FROM login_locks ORDER BY lock_key")
+            .fetch_all(&self.database.reader)
+            .await?;
+        rows.iter().map(login_lock_from_row).collect()
+    }
+
+    async fn login_lock_get(&self, key: &str) -> StoreResult<Option<LoginLock>> {
+        let row = sqlx::query("SELECT * FROM login_locks WHERE lock_key = ?")
+            .bind(key)
+            .fetch_optional(&self.database.reader)
+            .await?;
+        row.as_ref().map(login_lock_from_row).transpose()
+    }
+
+    async fn login_lock_remove(&self, key: &str) -> StoreResult<bool> {
+        let mut transaction = self.database.begin_write().await?;
+        let removed = sqlx::query("DELETE FROM login_locks WHERE lock_key = ?")
+            .bind(key)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM login_locks WHERE locked_until_unix < ?")
+            .bind(now_unix())
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(removed > 0)
     }
 
     async fn generation(&self) -> StoreResult<i64> {

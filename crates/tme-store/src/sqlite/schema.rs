@@ -51,7 +51,7 @@ pub(crate) async fn migrate(pool: &SqlitePool, path: &Path, schema: &Schema) -> 
 /// The directory file.
 pub(crate) const DIRECTORY: Schema = Schema {
     steps: &[
-        // 1: partners, domains, accounts, app passwords, aliases, the change counter.
+        // 1: partners, domains, accounts, app passwords, aliases, the generation counter.
         r#"
 CREATE TABLE partners (
     name TEXT PRIMARY KEY,
@@ -115,7 +115,7 @@ CREATE TRIGGER aliases_insert AFTER INSERT ON aliases BEGIN UPDATE generation SE
 CREATE TRIGGER aliases_update AFTER UPDATE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
 CREATE TRIGGER aliases_delete AFTER DELETE ON aliases BEGIN UPDATE generation SET value = value + 1; END;
 "#,
-        // DNS: each domain's DKIM keys (the private key for signing, the public one for its
+        // 2: DNS: each domain's DKIM keys (the private key for signing, the public one for its
         // TXT record) and the custom records an operator adds. Both go with their domain, and
         // both bump `generation`, which is how the `dns` role sees a change made by the CLI.
         r#"
@@ -144,6 +144,16 @@ CREATE TRIGGER dkim_keys_delete AFTER DELETE ON dkim_keys BEGIN UPDATE generatio
 CREATE TRIGGER dns_records_insert AFTER INSERT ON dns_records BEGIN UPDATE generation SET value = value + 1; END;
 CREATE TRIGGER dns_records_update AFTER UPDATE ON dns_records BEGIN UPDATE generation SET value = value + 1; END;
 CREATE TRIGGER dns_records_delete AFTER DELETE ON dns_records BEGIN UPDATE generation SET value = value + 1; END;
+"#,
+        // 3: login locks (tme-auth's throttle), so operators see and lift them with the CLI.
+        // No generation trigger: a lock is not a directory change a cache must notice.
+        r#"
+CREATE TABLE login_locks (
+    lock_key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    locked_unix INTEGER NOT NULL,
+    locked_until_unix INTEGER NOT NULL
+) WITHOUT ROWID;
 "#,
     ],
 };

@@ -44,6 +44,8 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         filter: FilterConfig::default(),
         queue: QueueConfig::default(),
         dns: tme_core::config::DnsConfig::default(),
+        login: tme_core::config::LoginConfig::default(),
+        imap: tme_core::config::ImapConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)

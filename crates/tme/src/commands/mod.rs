@@ -5,6 +5,7 @@ mod admin;
 mod dns;
 mod import;
 mod init;
+mod login;
 mod queue;
 mod spool;
 
@@ -59,6 +60,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Queue { command } => {
             with_store(&cli.data_dir, |store, _| {
                 Box::pin(queue::run(store, command))
+            })
+            .await
+        }
+        Command::Login { command } => {
+            with_store(&cli.data_dir, |store, _| {
+                Box::pin(login::run(store, command))
             })
             .await
         }

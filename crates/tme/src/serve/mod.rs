@@ -8,6 +8,7 @@ mod client_setup;
 mod dns;
 mod health;
 mod http;
+mod imap;
 mod maintenance;
 mod queue;
 mod smtp;
@@ -28,7 +29,7 @@ pub use health::Health;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The listener roles this build serves; the rest of `[listen]` waits for later releases.
-const ROLES_SERVED: &[&str] = &["http", "smtp", "dns"];
+const ROLES_SERVED: &[&str] = &["http", "smtp", "dns", "imap", "imaps"];
 
 pub async fn serve(data_dir: DataDir) -> Result<()> {
     let store = data_dir.open_store().await?;
@@ -43,6 +44,17 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     ));
     let queue_metrics =
         tme_queue::QueueMetrics::register(registry.sub_registry_with_prefix("queue"));
+    let imap_metrics = Arc::new(tme_imap::Metrics::register(
+        registry.sub_registry_with_prefix("imap"),
+    ));
+    // One authenticator for every role that takes a password: one throttle sees them all.
+    let authenticator = Arc::new(tme_auth::Authenticator::new(
+        store.directory.clone(),
+        config.login.clone(),
+        Arc::new(tme_auth::Metrics::register(
+            registry.sub_registry_with_prefix("login"),
+        )),
+    ));
     let registry = Arc::new(registry);
     let queue_runner = queue::runner(&config, store.clone(), queue_metrics)?;
 
@@ -85,6 +97,18 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             dns::run(address, context.clone(), role)
         })
     });
+    let imap_role = (config.listen.imap.is_some() || config.listen.imaps.is_some()).then(|| {
+        let context = imap::ImapContext {
+            store: store.clone(),
+            config: config.clone(),
+            data_directory: data_dir.path.clone(),
+            authenticator: authenticator.clone(),
+            metrics: imap_metrics.clone(),
+        };
+        supervisor::supervise("imap", health.clone(), shutdown.clone(), move |role| {
+            imap::run(context.clone(), role)
+        })
+    });
     // Runs whether or not this node listens for SMTP now: the spool may hold mail from an
     // earlier run.
     let spool_role = {
@@ -113,6 +137,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         tracker.spawn(role);
     }
     if let Some(role) = dns_role {
+        tracker.spawn(role);
+    }
+    if let Some(role) = imap_role {
         tracker.spawn(role);
     }
     tracker.spawn(spool_role);

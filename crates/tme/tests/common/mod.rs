@@ -7,6 +7,7 @@ use tme_core::config::StoreConfig;
 use tme_store::Store;
 
 /// Reads every message of `mailbox` back through the store, in UID order.
+#[allow(dead_code)] // not every test crate that shares this module reads the store
 pub async fn stored_messages(data_dir: &Path, address: &str, mailbox: &str) -> Vec<Vec<u8>> {
     let store = Store::open(data_dir, &StoreConfig::default())
         .await

@@ -1,0 +1,30 @@
+//! IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501) for tme: the `imap` (STARTTLS) and `imaps`
+//! (implicit TLS) listeners.
+//!
+//! Sans-I/O half: `framing` cuts the byte stream into whole commands with every length
+//! bounded (lines, literals; LITERAL+); `extensions` takes out the extension syntax that
+//! imap-codec does not parse, and imap-codec parses the rest; `view` is the selected
+//! mailbox as one session sees it (sequence numbers, and when another session's changes
+//! may be reported); `render` writes FETCH data from the stored `MessageSummary` and slices
+//! of the raw message; `search` evaluates SEARCH keys; `response` writes values on the wire;
+//! `utf7` converts mailbox names for IMAP4rev1 clients. `session` is the state machine: it
+//! takes a whole command and appends responses, calling the store (async) but never a
+//! socket. Async half: `server` (accept loops, TLS, timeouts, connection limits, IDLE).
+//!
+//! Invariants: nothing outside `server` touches a socket; no input is buffered past its
+//! limit; an EXPUNGE response is never sent during FETCH, STORE or SEARCH (RFC 9051
+//! §7.5.1); FETCH never parses a message; a login goes through `tme_auth` only.
+
+pub mod extensions;
+pub mod framing;
+pub mod metrics;
+pub mod render;
+pub mod response;
+pub mod search;
+pub mod server;
+pub mod session;
+pub mod utf7;
+pub mod view;
+
+pub use metrics::Metrics;
+pub use server::{ListenerKind, ServerConfig, serve};

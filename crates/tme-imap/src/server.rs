@@ -1,0 +1,469 @@
+//! The thin async layer: accepts connections on `imap` (STARTTLS) and `imaps` (implicit
+//! TLS), owns sockets, TLS, timeouts and the connection limits, reads bytes into the framer
+//! and writes what the session answers. IDLE waits here: on the account's change
+//! notification (a delivery through this process wakes it at once) or, for changes by
+//! another process, on a poll every `idle_poll`.
+//!
+//! It makes no protocol decision: every response comes from the `session`.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tme_auth::Authenticator;
+use tme_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::framing::{CommandFramer, Frame};
+use crate::metrics::Metrics;
+use crate::session::{Next, Session, SessionConfig};
+
+/// Octets read from the socket at a time.
+const READ_CHUNK_OCTETS: usize = 16 * 1024;
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to read a response before it is dropped (a client that
+/// never reads its responses must not hold memory).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait before accepting again after `accept` failed.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// How the listeners run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub hostname: String,
+    pub literal_octets_max: u32,
+    pub command_line_octets_max: u32,
+    pub connections_max: usize,
+    pub connections_per_ip_max: usize,
+    pub idle_timeout: Duration,
+    pub login_timeout: Duration,
+    pub idle_poll: Duration,
+    pub session_errors_max: u32,
+    /// The certificate; None offers no STARTTLS (and so no login on `imap`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Whether a listener starts in TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// `imap`: plain text, STARTTLS offered.
+    StartTls,
+    /// `imaps`: TLS from the first byte.
+    ImplicitTls,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ServerConfig,
+    store: Store,
+    authenticator: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
+    connections: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    shutdown: CancellationToken,
+}
+
+/// One client's stream, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Only between STARTTLS taking the plain stream and the handshake giving it back.
+    Closed,
+}
+
+impl Stream {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buffer).await,
+            Stream::Tls(stream) => stream.read(buffer).await,
+            Stream::Closed => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let write = async {
+            match self {
+                Stream::Plain(stream) => write_flush(stream, bytes).await,
+                Stream::Tls(stream) => write_flush(stream.as_mut(), bytes).await,
+                Stream::Closed => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
+            }
+        };
+        match timeout(WRITE_TIMEOUT, write).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client does not read",
+            )),
+        }
+    }
+}
+
+async fn write_flush<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+/// A connection counted against the per-IP limit until dropped.
+struct PerIpGuard<'a> {
+    shared: &'a Shared,
+    ip: IpAddr,
+}
+
+impl Drop for PerIpGuard<'_> {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves IMAP on every listener until `shutdown` fires; returns when every session ended.
+pub async fn serve(
+    listeners: Vec<(TcpListener, ListenerKind)>,
+    config: ServerConfig,
+    store: Store,
+    authenticator: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        connections: Arc::new(Semaphore::new(config.connections_max)),
+        config,
+        store,
+        authenticator,
+        metrics,
+        per_ip: Mutex::new(HashMap::new()),
+        shutdown: shutdown.clone(),
+    });
+    let tracker = TaskTracker::new();
+    for (listener, kind) in listeners {
+        let shared = shared.clone();
+        let sessions = tracker.clone();
+        tracker.spawn(accept_loop(listener, kind, shared, sessions));
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: ListenerKind,
+    shared: Arc<Shared>,
+    sessions: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "imap: accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let connection_id = format!("{:016x}", rand::random::<u64>());
+        let span = tracing::info_span!("imap", connection = %connection_id, client = %peer);
+        sessions.spawn(
+            async move {
+                handle_connection(stream, peer, kind, &shared).await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn handle_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: &Shared,
+) {
+    let _ = stream.set_nodelay(true);
+    let permit = shared.connections.clone().try_acquire_owned().ok();
+    let admitted = {
+        let mut per_ip = shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = per_ip.entry(peer.ip()).or_insert(0);
+        if *count >= shared.config.connections_per_ip_max {
+            false
+        } else {
+            *count += 1;
+            true
+        }
+    };
+    let guard = admitted.then(|| PerIpGuard {
+        shared,
+        ip: peer.ip(),
+    });
+    let mut stream = match kind {
+        ListenerKind::StartTls => Stream::Plain(stream),
+        ListenerKind::ImplicitTls => {
+            let Some(tls) = &shared.config.tls else {
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+            match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => Stream::Tls(Box::new(stream)),
+                _ => {
+                    Metrics::count(&shared.metrics.sessions_ended, "tls_failed");
+                    return;
+                }
+            }
+        }
+    };
+    if permit.is_none() || guard.is_none() {
+        Metrics::count(&shared.metrics.connections, "refused_limit");
+        let _ = stream
+            .write_all(b"* BYE Too many connections, try again later\r\n")
+            .await;
+        return;
+    }
+    Metrics::count(&shared.metrics.connections, "accepted");
+    shared.metrics.connections_open.inc();
+    let outcome = run_session(&mut stream, peer, kind, shared).await;
+    shared.metrics.connections_open.dec();
+    Metrics::count(&shared.metrics.sessions_ended, outcome);
+    tracing::debug!(outcome, "imap: session ended");
+    drop(guard);
+}
+
+/// Runs a session to its end; returns how it ended (a metrics label).
+async fn run_session(
+    stream: &mut Stream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: &Shared,
+) -> &'static str {
+    let config = &shared.config;
+    let session_config = Arc::new(SessionConfig {
+        hostname: config.hostname.clone(),
+        literal_octets_max: config.literal_octets_max,
+        starttls_available: config.tls.is_some() && kind == ListenerKind::StartTls,
+        session_errors_max: config.session_errors_max,
+    });
+    let mut session = Session::new(
+        session_config,
+        shared.store.clone(),
+        shared.authenticator.clone(),
+        peer.ip(),
+        kind == ListenerKind::ImplicitTls,
+    );
+    let mut framer = CommandFramer::new(
+        config.command_line_octets_max as usize,
+        u64::from(config.literal_octets_max),
+    );
+    let mut out = Vec::new();
+    session.greeting(&mut out);
+    if stream.write_all(&out).await.is_err() {
+        return "io_error";
+    }
+    let mut buffer = vec![0u8; READ_CHUNK_OCTETS];
+    loop {
+        // Frame everything already read before reading more.
+        let frame = framer.next_frame();
+        let Some(frame) = frame else {
+            let wait = if session.account_id().is_some() {
+                config.idle_timeout
+            } else {
+                config.login_timeout
+            };
+            let read = tokio::select! {
+                _ = shared.shutdown.cancelled() => {
+                    let _ = stream.write_all(b"* BYE Server shutting down\r\n").await;
+                    return "shutdown";
+                }
+                read = timeout(wait, stream.read(&mut buffer)) => read,
+            };
+            match read {
+                Err(_) => {
+                    let _ = stream
+                        .write_all(b"* BYE Autologout; idle for too long\r\n")
+                        .await;
+                    return "timeout";
+                }
+                Ok(Ok(0)) => return "client_closed",
+                Ok(Ok(count)) => framer.push(&buffer[..count]),
+                Ok(Err(_)) => return "io_error",
+            }
+            continue;
+        };
+        let mut out = Vec::new();
+        let next = match frame {
+            Frame::ContinueLiteral => {
+                if stream
+                    .write_all(b"+ Ready for literal data\r\n")
+                    .await
+                    .is_err()
+                {
+                    return "io_error";
+                }
+                continue;
+            }
+            Frame::LiteralTooLarge { tag, length } => {
+                session.literal_too_large(&mut out, &tag, length)
+            }
+            Frame::LineTooLong { tag } => session.line_too_long(&mut out, &tag),
+            Frame::Command(command) => {
+                Metrics::count(&shared.metrics.commands, "received");
+                session.command(&command, &mut out).await
+            }
+        };
+        if stream.write_all(&out).await.is_err() {
+            return "io_error";
+        }
+        match next {
+            Next::Continue => {}
+            Next::Close => return "logout",
+            Next::StartTls => {
+                // RFC 9051 §6.2.1: nothing the client sent before the handshake counts.
+                framer.take_input();
+                let Stream::Plain(plain) = std::mem::replace(stream, Stream::Closed) else {
+                    return "tls_failed";
+                };
+                let Some(tls) = &config.tls else {
+                    return "tls_failed";
+                };
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+                match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(plain)).await {
+                    Ok(Ok(tls_stream)) => {
+                        *stream = Stream::Tls(Box::new(tls_stream));
+                        session.tls_started();
+                    }
+                    _ => return "tls_failed",
+                }
+            }
+            Next::AuthenticateLine { tag } => {
+                if stream.write_all(b"+ \r\n").await.is_err() {
+                    return "io_error";
+                }
+                let Some(line) =
+                    read_line(stream, &mut framer, &mut buffer, config.login_timeout).await
+                else {
+                    return "client_closed";
+                };
+                let mut out = Vec::new();
+                let next = match line {
+                    Ok(line) => session.authenticate_line(&tag, &line, &mut out).await,
+                    Err(()) => session.line_too_long(&mut out, &tag),
+                };
+                if stream.write_all(&out).await.is_err() {
+                    return "io_error";
+                }
+                if next == Next::Close {
+                    return "errors";
+                }
+            }
+            Next::Idle { tag } => {
+                match idle(stream, &mut session, &mut framer, &mut buffer, &tag, shared).await {
+                    Ok(true) => {}
+                    Ok(false) => return "client_closed",
+                    Err(ending) => return ending,
+                }
+            }
+        }
+    }
+}
+
+/// Reads one line (for AUTHENTICATE and IDLE). None when the client closed or timed out.
+async fn read_line(
+    stream: &mut Stream,
+    framer: &mut CommandFramer,
+    buffer: &mut [u8],
+    wait: Duration,
+) -> Option<Result<Vec<u8>, ()>> {
+    loop {
+        if let Some(line) = framer.next_line() {
+            return Some(line);
+        }
+        match timeout(wait, stream.read(buffer)).await {
+            Ok(Ok(count)) if count > 0 => framer.push(&buffer[..count]),
+            _ => return None,
+        }
+    }
+}
+
+/// IDLE (RFC 2177): report changes until DONE. Ok(false) when the client went away.
+async fn idle(
+    stream: &mut Stream,
+    session: &mut Session,
+    framer: &mut CommandFramer,
+    buffer: &mut [u8],
+    tag: &str,
+    shared: &Shared,
+) -> Result<bool, &'static str> {
+    let Some(account) = session.account_id() else {
+        return Ok(true);
+    };
+    let mut changes = shared.store.changes.subscribe(account);
+    if stream.write_all(b"+ idling\r\n").await.is_err() {
+        return Err("io_error");
+    }
+    let deadline = tokio::time::Instant::now() + shared.config.idle_timeout;
+    let mut poll = tokio::time::interval(shared.config.idle_poll);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Some(line) = framer.next_line() {
+            let mut out = Vec::new();
+            let next = match line {
+                Ok(line) => session.idle_done(tag, &line, &mut out).await,
+                Err(()) => session.line_too_long(&mut out, tag),
+            };
+            if stream.write_all(&out).await.is_err() {
+                return Err("io_error");
+            }
+            return if next == Next::Close {
+                Err("errors")
+            } else {
+                Ok(true)
+            };
+        }
+        let mut out = Vec::new();
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => {
+                let _ = stream.write_all(b"* BYE Server shutting down\r\n").await;
+                return Err("shutdown");
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let _ = stream.write_all(b"* BYE Autologout; idle for too long\r\n").await;
+                return Err("timeout");
+            }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    changes = shared.store.changes.subscribe(account);
+                }
+                session.idle_refresh(&mut out).await;
+            }
+            _ = poll.tick() => session.idle_refresh(&mut out).await,
+            read = stream.read(buffer) => match read {
+                Ok(0) | Err(_) => return Ok(false),
+                Ok(count) => framer.push(&buffer[..count]),
+            },
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            return Err("io_error");
+        }
+    }
+}

@@ -1,0 +1,2315 @@
+//! One IMAP session: the protocol state (not authenticated, authenticated, selected), what
+//! each command may do in it, and the store work each command needs.
+//!
+//! It takes whole commands (from `framing`) and appends responses to a buffer; it never
+//! touches a socket, TLS or a timer: the server does, following the `Next` it returns
+//! (start TLS, wait for an AUTHENTICATE line, IDLE until DONE, close). Parsing is
+//! imap-codec's (after `extensions` took out what it cannot parse); FETCH data comes from
+//! `render`, search from `search`, and `view` keeps the sequence numbers and decides which
+//! untagged responses another session's changes give, and when (RFC 9051 §5.2, §7.5.1).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParameter, StoreModifier};
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
+};
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use imap_codec::imap_types::status::StatusDataItemName;
+use tme_auth::{Authenticator, LoginRefusal};
+use tme_core::Secret;
+use tme_store::mail::{MAILBOX_DELIMITER, SystemFlags};
+use tme_store::{
+    Account, Delivery, FlagChange, Flags, Mailbox, MessageRecord, SpecialUse, Store, StoreError,
+};
+
+use crate::extensions::{self, Extracted};
+use crate::framing::tag_of;
+use crate::render::{self, SectionText};
+use crate::response::{push_astring, push_literal, status, untagged};
+use crate::search::{self, Candidate};
+use crate::utf7;
+use crate::view::{NumberSet, SelectedView, ViewMessage, flag_fetch_line};
+
+/// What the session needs from the node.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub hostname: String,
+    /// APPENDLIMIT and the literal limit.
+    pub literal_octets_max: u32,
+    /// Whether this listener can start TLS (a certificate is loaded and the connection is
+    /// not TLS already).
+    pub starttls_available: bool,
+    /// `BAD` answers before `BYE`.
+    pub session_errors_max: u32,
+}
+
+/// What the server does after a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    /// Write the responses, then the TLS handshake; bytes read before it are thrown away.
+    StartTls,
+    /// Write `+ `, read one line, give it to `authenticate_line`.
+    AuthenticateLine {
+        tag: String,
+    },
+    /// Write `+ idling`, then report changes (`idle_refresh`) until the client sends DONE
+    /// (`idle_done`).
+    Idle {
+        tag: String,
+    },
+    /// Write the responses and close.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<SessionConfig>,
+    store: Store,
+    authenticator: Arc<Authenticator>,
+    client_ip: IpAddr,
+    tls_active: bool,
+    state: State,
+    account: Option<Account>,
+    selected: Option<SelectedView>,
+    condstore: bool,
+    rev2: bool,
+    utf8: bool,
+    errors: u32,
+}
+
+const PERMANENT_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)";
+const FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
+/// How many messages one FETCH or SEARCH loads summaries or bodies for at most before it
+/// answers; more would let one command hold unbounded memory. Clients ask in batches.
+const MESSAGES_PER_COMMAND_MAX: usize = 100_000;
+
+fn store_refusal(error: &StoreError) -> (&'static str, String) {
+    match error {
+        StoreError::NotFound { .. } => ("NONEXISTENT", error.to_string()),
+        StoreError::AlreadyExists { .. } => ("ALREADYEXISTS", error.to_string()),
+        StoreError::QuotaExceeded { .. } => ("OVERQUOTA", error.to_string()),
+        StoreError::Refused(text) => ("CANNOT", text.clone()),
+        _ => {
+            tracing::warn!(%error, "imap: store error");
+            (
+                "UNAVAILABLE",
+                "the store is unavailable; try again".to_owned(),
+            )
+        }
+    }
+}
+
+fn bytes_to_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Session {
+    pub fn new(
+        config: Arc<SessionConfig>,
+        store: Store,
+        authenticator: Arc<Authenticator>,
+        client_ip: IpAddr,
+        tls_active: bool,
+    ) -> Session {
+        Session {
+            config,
+            store,
+            authenticator,
+            client_ip,
+            tls_active,
+            state: State::NotAuthenticated,
+            account: None,
+            selected: None,
+            condstore: false,
+            rev2: false,
+            utf8: false,
+            errors: 0,
+        }
+    }
+
+    /// The greeting (RFC 9051 §7.1.1).
+    pub fn greeting(&self, out: &mut Vec<u8>) {
+        let text = format!("{} IMAP ready", self.config.hostname);
+        status(out, "*", "OK", Some(&self.capability_text()), &text);
+    }
+
+    /// The account logged in, once there is one (for the server's IDLE notification).
+    pub fn account_id(&self) -> Option<i64> {
+        self.account.as_ref().map(|account| account.id)
+    }
+
+    /// TLS is now active (after STARTTLS).
+    pub fn tls_started(&mut self) {
+        self.tls_active = true;
+    }
+
+    fn capability_text(&self) -> String {
+        let mut words = vec!["CAPABILITY", "IMAP4rev1", "IMAP4rev2"];
+        let appendlimit = format!("APPENDLIMIT={}", self.config.literal_octets_max);
+        if self.state == State::NotAuthenticated {
+            if self.config.starttls_available && !self.tls_active {
+                words.push("STARTTLS");
+            }
+            if self.tls_active {
+                words.push("AUTH=PLAIN");
+            } else {
+                words.push("LOGINDISABLED");
+            }
+        }
+        words.extend([
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+            "UNSELECT",
+            "CHILDREN",
+        ]);
+        if self.state != State::NotAuthenticated {
+            words.extend([
+                "UIDPLUS",
+                "MOVE",
+                "SPECIAL-USE",
+                "CREATE-SPECIAL-USE",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
+                "CONDSTORE",
+                "ESEARCH",
+                "BINARY",
+                "STATUS=SIZE",
+                "UTF8=ACCEPT",
+            ]);
+        }
+        let mut text = words.join(" ");
+        if self.state != State::NotAuthenticated {
+            text.push(' ');
+            text.push_str(&appendlimit);
+        }
+        text
+    }
+
+    fn bad(&mut self, out: &mut Vec<u8>, tag: &str, text: &str) -> Next {
+        self.errors += 1;
+        status(out, tag, "BAD", None, text);
+        if self.errors >= self.config.session_errors_max {
+            untagged(out, "BYE Too many errors");
+            return Next::Close;
+        }
+        Next::Continue
+    }
+
+    /// A literal over the limit was refused by the framer (RFC 7888 §4, RFC 7889 TOOBIG).
+    pub fn literal_too_large(&mut self, out: &mut Vec<u8>, tag: &str, length: u64) -> Next {
+        self.errors += 1;
+        status(
+            out,
+            tag,
+            "NO",
+            Some("TOOBIG"),
+            &format!(
+                "literal of {length} octets refused: the limit is {}",
+                self.config.literal_octets_max
+            ),
+        );
+        if self.errors >= self.config.session_errors_max {
+            untagged(out, "BYE Too many errors");
+            return Next::Close;
+        }
+        Next::Continue
+    }
+
+    /// A command line over the limit was thrown away.
+    pub fn line_too_long(&mut self, out: &mut Vec<u8>, tag: &str) -> Next {
+        self.bad(out, tag, "command line too long")
+    }
+
+    /// Handles one whole command.
+    pub async fn command(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Next {
+        let tag = tag_of(bytes);
+        let (base, extracted) = extensions::extract(bytes);
+        let codec = CommandCodec::default();
+        let command = match codec.decode(&base) {
+            Ok((b"", command)) => command,
+            _ => {
+                if tag == "*" {
+                    return self.bad(out, "*", "Not a command (no valid tag)");
+                }
+                return self.bad(out, &tag, "Syntax error in command");
+            }
+        };
+        let tag = command.tag.as_ref().to_owned();
+        let name = command.body.name();
+        let allowed = match (&command.body, self.state) {
+            (
+                CommandBody::Capability
+                | CommandBody::Noop
+                | CommandBody::Logout
+                | CommandBody::Id { .. },
+                _,
+            ) => true,
+            (
+                CommandBody::StartTLS
+                | CommandBody::Login { .. }
+                | CommandBody::Authenticate { .. },
+                state,
+            ) => state == State::NotAuthenticated,
+            (
+                CommandBody::Check
+                | CommandBody::Close
+                | CommandBody::Unselect
+                | CommandBody::Expunge
+                | CommandBody::ExpungeUid { .. }
+                | CommandBody::Search { .. }
+                | CommandBody::Fetch { .. }
+                | CommandBody::Store { .. }
+                | CommandBody::Copy { .. }
+                | CommandBody::Move { .. },
+                state,
+            ) => state == State::Selected,
+            (CommandBody::Enable { .. }, state) => state == State::Authenticated,
+            (_, state) => state != State::NotAuthenticated,
+        };
+        if !allowed {
+            let text = match self.state {
+                State::NotAuthenticated => format!("{name} needs a login first"),
+                State::Authenticated => {
+                    format!("{name} is not valid in this state (no mailbox selected)")
+                }
+                State::Selected => format!("{name} is not valid in this state"),
+            };
+            return self.bad(out, &tag, &text);
+        }
+        // Which commands may report expunges (RFC 9051 §7.5.1).
+        let expunge_allowed = !matches!(
+            &command.body,
+            CommandBody::Fetch { uid: false, .. }
+                | CommandBody::Store { uid: false, .. }
+                | CommandBody::Search { uid: false, .. }
+        );
+        // What changed since the last command is reported first, so the command works on
+        // (and the client sees) the mailbox as it is now.
+        if self.state == State::Selected {
+            self.refresh(expunge_allowed, out).await;
+        }
+        self.dispatch(command.body, &tag, extracted, out).await
+    }
+
+    async fn dispatch(
+        &mut self,
+        body: CommandBody<'_>,
+        tag: &str,
+        extracted: Extracted,
+        out: &mut Vec<u8>,
+    ) -> Next {
+        match body {
+            CommandBody::Capability => {
+                untagged(out, &self.capability_text());
+                status(out, tag, "OK", None, "CAPABILITY completed");
+            }
+            CommandBody::Noop | CommandBody::Check => {
+                let mut pending = Vec::new();
+                self.refresh(true, &mut pending).await;
+                out.extend(pending);
+                status(out, tag, "OK", None, "NOOP completed");
+            }
+            CommandBody::Logout => {
+                untagged(out, "BYE Logging out");
+                status(out, tag, "OK", None, "LOGOUT completed");
+                return Next::Close;
+            }
+            CommandBody::StartTLS => {
+                if !self.config.starttls_available || self.tls_active {
+                    return self.bad(out, tag, "STARTTLS is not available");
+                }
+                status(out, tag, "OK", None, "Begin TLS negotiation now");
+                return Next::StartTls;
+            }
+            CommandBody::Login { username, password } => {
+                if !self.tls_active {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("PRIVACYREQUIRED"),
+                        "Use STARTTLS before LOGIN",
+                    );
+                    return Next::Continue;
+                }
+                let username = bytes_to_text(username.as_ref());
+                let password = Secret::new(bytes_to_text(password.declassify().as_ref()));
+                self.login(tag, &username, &password, out).await;
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                if !self.tls_active {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("PRIVACYREQUIRED"),
+                        "Use STARTTLS before AUTHENTICATE",
+                    );
+                    return Next::Continue;
+                }
+                if mechanism != AuthMechanism::Plain {
+                    status(out, tag, "NO", None, "Only AUTHENTICATE PLAIN is offered");
+                    return Next::Continue;
+                }
+                match initial_response {
+                    Some(response) => {
+                        let response = response.declassify().to_vec();
+                        self.authenticate_plain(tag, &response, out).await;
+                    }
+                    None => {
+                        return Next::AuthenticateLine {
+                            tag: tag.to_owned(),
+                        };
+                    }
+                }
+            }
+            CommandBody::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for capability in capabilities.as_ref() {
+                    match capability {
+                        CapabilityEnable::CondStore => {
+                            self.condstore = true;
+                            enabled.push("CONDSTORE".to_owned());
+                        }
+                        CapabilityEnable::Utf8(_) => {
+                            self.utf8 = true;
+                            enabled.push("UTF8=ACCEPT".to_owned());
+                        }
+                        CapabilityEnable::Other(_) => {
+                            let text = capability.to_string();
+                            if text.eq_ignore_ascii_case("IMAP4rev2") {
+                                self.rev2 = true;
+                                enabled.push("IMAP4rev2".to_owned());
+                            }
+                        }
+                        #[allow(unreachable_patterns)]
+                        _ => {}
+                    }
+                }
+                untagged(out, format!("ENABLED {}", enabled.join(" ")).trim_end());
+                status(out, tag, "OK", None, "ENABLE completed");
+            }
+            CommandBody::Id { .. } => {
+                untagged(
+                    out,
+                    "ID (\"name\" \"tme\" \"vendor\" \"The Messaging Engine\")",
+                );
+                status(out, tag, "OK", None, "ID completed");
+            }
+            CommandBody::Namespace => {
+                untagged(out, "NAMESPACE ((\"\" \"/\")) NIL NIL");
+                status(out, tag, "OK", None, "NAMESPACE completed");
+            }
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => {
+                let condstore = parameters
+                    .iter()
+                    .any(|parameter| matches!(parameter, SelectParameter::CondStore));
+                self.select(tag, &mailbox, false, condstore, out).await;
+            }
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => {
+                let condstore = parameters
+                    .iter()
+                    .any(|parameter| matches!(parameter, SelectParameter::CondStore));
+                self.select(tag, &mailbox, true, condstore, out).await;
+            }
+            CommandBody::Create { mailbox } => {
+                self.create(tag, &mailbox, extracted.create_use, out).await
+            }
+            CommandBody::Delete { mailbox } => self.delete(tag, &mailbox, out).await,
+            CommandBody::Rename { from, to } => self.rename(tag, &from, &to, out).await,
+            CommandBody::Subscribe { mailbox } => self.subscribe(tag, &mailbox, true, out).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(tag, &mailbox, false, out).await,
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.list(tag, &reference, &mailbox_wildcard, &extracted, false, out)
+                    .await
+            }
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.list(tag, &reference, &mailbox_wildcard, &extracted, true, out)
+                    .await
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => self.status(tag, &mailbox, &item_names, out).await,
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                let raw: Vec<u8> = match &message {
+                    imap_codec::imap_types::extensions::binary::LiteralOrLiteral8::Literal(
+                        literal,
+                    ) => literal.as_ref().to_vec(),
+                    imap_codec::imap_types::extensions::binary::LiteralOrLiteral8::Literal8(
+                        literal,
+                    ) => literal.data.as_ref().to_vec(),
+                };
+                let date_unix = date.map(|date| date.as_ref().timestamp());
+                self.append(tag, &mailbox, &flags, date_unix, &raw, out)
+                    .await;
+            }
+            CommandBody::Close => {
+                if let Some(selected) = self.selected.take()
+                    && !selected.read_only
+                    && let Some(account) = self.account.clone()
+                {
+                    let deleted: Vec<u32> = self
+                        .current_list(selected.mailbox_id)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|record| record.flags.system.contains(SystemFlags::DELETED))
+                        .map(|record| record.uid)
+                        .collect();
+                    if !deleted.is_empty() {
+                        let _ = self
+                            .store
+                            .mail
+                            .messages_expunge(account.id, selected.mailbox_id, &deleted)
+                            .await;
+                        self.store.changes.notify(account.id);
+                    }
+                }
+                self.state = State::Authenticated;
+                status(out, tag, "OK", None, "CLOSE completed");
+            }
+            CommandBody::Unselect => {
+                self.selected = None;
+                self.state = State::Authenticated;
+                status(out, tag, "OK", None, "UNSELECT completed");
+            }
+            CommandBody::Expunge => self.expunge(tag, None, out).await,
+            CommandBody::ExpungeUid { sequence_set } => {
+                self.expunge(tag, Some(&sequence_set), out).await
+            }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                if let Some(charset) = &charset {
+                    let name = charset.as_ref().to_ascii_uppercase();
+                    if name != "US-ASCII" && name != "UTF-8" {
+                        status(
+                            out,
+                            tag,
+                            "NO",
+                            Some("BADCHARSET (US-ASCII UTF-8)"),
+                            "charset not supported",
+                        );
+                        return Next::Continue;
+                    }
+                }
+                let criteria: Vec<SearchKey<'_>> = criteria.into_inner();
+                let key = if criteria.len() == 1 {
+                    criteria.into_iter().next().unwrap_or(SearchKey::All)
+                } else {
+                    match imap_codec::imap_types::core::Vec1::try_from(criteria) {
+                        Ok(keys) => SearchKey::And(keys),
+                        Err(_) => SearchKey::All,
+                    }
+                };
+                self.search(tag, &key, uid, extracted.search_return, out)
+                    .await;
+            }
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                let changed_since = modifiers.iter().find_map(|modifier| match modifier {
+                    FetchModifier::ChangedSince(value) => Some(value.get()),
+                    _ => None,
+                });
+                let items: Vec<MessageDataItemName<'_>> = match macro_or_item_names {
+                    MacroOrMessageDataItemNames::Macro(items) => items
+                        .expand()
+                        .into_iter()
+                        .map(|item| match item {
+                            MessageDataItemName::Flags => MessageDataItemName::Flags,
+                            MessageDataItemName::InternalDate => MessageDataItemName::InternalDate,
+                            MessageDataItemName::Rfc822Size => MessageDataItemName::Rfc822Size,
+                            MessageDataItemName::Envelope => MessageDataItemName::Envelope,
+                            _ => MessageDataItemName::Body,
+                        })
+                        .collect(),
+                    MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
+                };
+                self.fetch(tag, &sequence_set, &items, uid, changed_since, out)
+                    .await;
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(value)| *value)
+                    .next();
+                self.store_flags(
+                    tag,
+                    &sequence_set,
+                    kind,
+                    response == StoreResponse::Silent,
+                    &flags,
+                    uid,
+                    unchanged_since,
+                    out,
+                )
+                .await;
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, false, out)
+                    .await
+            }
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, true, out)
+                    .await
+            }
+            CommandBody::Idle => {
+                return Next::Idle {
+                    tag: tag.to_owned(),
+                };
+            }
+            other => {
+                status(
+                    out,
+                    tag,
+                    "NO",
+                    Some("CANNOT"),
+                    &format!("{} is not supported", other.name()),
+                );
+            }
+        }
+        Next::Continue
+    }
+
+    // ---- login ----
+
+    async fn login(
+        &mut self,
+        tag: &str,
+        username: &str,
+        password: &Secret<String>,
+        out: &mut Vec<u8>,
+    ) {
+        match self
+            .authenticator
+            .login(self.client_ip, username, password)
+            .await
+        {
+            Ok(account) => {
+                if let Err(error) = self
+                    .store
+                    .mail
+                    .account_ensure(account.id, account.quota_bytes_max)
+                    .await
+                {
+                    let (code, text) = store_refusal(&error);
+                    status(out, tag, "NO", Some(code), &text);
+                    return;
+                }
+                tracing::info!(account = %account.address, "imap: logged in");
+                self.account = Some(account);
+                self.state = State::Authenticated;
+                let capabilities = self.capability_text();
+                status(out, tag, "OK", Some(&capabilities), "Logged in");
+            }
+            Err(LoginRefusal::BadCredentials) => status(
+                out,
+                tag,
+                "NO",
+                Some("AUTHENTICATIONFAILED"),
+                "Authentication failed",
+            ),
+            Err(LoginRefusal::Locked { .. }) => status(
+                out,
+                tag,
+                "NO",
+                Some("AUTHENTICATIONFAILED"),
+                "Too many failed logins: try again later",
+            ),
+            Err(LoginRefusal::AccountSuspended) => status(
+                out,
+                tag,
+                "NO",
+                Some("CONTACTADMIN"),
+                "This account is suspended",
+            ),
+            Err(LoginRefusal::Unavailable) => status(
+                out,
+                tag,
+                "NO",
+                Some("UNAVAILABLE"),
+                "Login is unavailable: try again later",
+            ),
+        }
+    }
+
+    /// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`.
+    async fn authenticate_plain(&mut self, tag: &str, response: &[u8], out: &mut Vec<u8>) {
+        let mut fields = response.split(|&byte| byte == 0);
+        let (Some(authzid), Some(authcid), Some(password), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            status(
+                out,
+                tag,
+                "NO",
+                Some("AUTHENTICATIONFAILED"),
+                "Malformed PLAIN response",
+            );
+            return;
+        };
+        if !authzid.is_empty() && authzid != authcid {
+            status(
+                out,
+                tag,
+                "NO",
+                Some("AUTHORIZATIONFAILED"),
+                "Logging in as another user is not allowed",
+            );
+            return;
+        }
+        let username = bytes_to_text(authcid);
+        let password = Secret::new(bytes_to_text(password));
+        self.login(tag, &username, &password, out).await;
+    }
+
+    /// The client's answer to the `+` of AUTHENTICATE.
+    pub async fn authenticate_line(&mut self, tag: &str, line: &[u8], out: &mut Vec<u8>) -> Next {
+        let line = line.trim_ascii_end();
+        if line == b"*" {
+            status(out, tag, "BAD", None, "AUTHENTICATE cancelled");
+            return Next::Continue;
+        }
+        match base64::engine::general_purpose::STANDARD.decode(line) {
+            Ok(response) => self.authenticate_plain(tag, &response, out).await,
+            Err(_) => return self.bad(out, tag, "Invalid base64 in AUTHENTICATE"),
+        }
+        Next::Continue
+    }
+
+    // ---- mailboxes ----
+
+    fn account(&self) -> Option<&Account> {
+        self.account.as_ref()
+    }
+
+    /// The store's name for a wire mailbox name.
+    fn mailbox_name(&self, mailbox: &WireMailbox<'_>) -> Option<String> {
+        match mailbox {
+            WireMailbox::Inbox => Some("INBOX".to_owned()),
+            WireMailbox::Other(other) => {
+                let text = std::str::from_utf8(other.as_ref()).ok()?;
+                let text = if self.utf8 || self.rev2 {
+                    text.to_owned()
+                } else {
+                    utf7::decode(text)?
+                };
+                let text = text.trim_end_matches(MAILBOX_DELIMITER);
+                if text.eq_ignore_ascii_case("INBOX") {
+                    return Some("INBOX".to_owned());
+                }
+                Some(text.to_owned())
+            }
+        }
+    }
+
+    fn wire_name(&self, name: &str) -> Vec<u8> {
+        if self.utf8 || self.rev2 {
+            name.as_bytes().to_vec()
+        } else {
+            utf7::encode(name).into_bytes()
+        }
+    }
+
+    async fn find_mailbox(
+        &self,
+        mailbox: &WireMailbox<'_>,
+    ) -> Result<Mailbox, (&'static str, String)> {
+        let account = self.account().ok_or(("CANNOT", "no login".to_owned()))?;
+        let name = self
+            .mailbox_name(mailbox)
+            .ok_or(("CANNOT", "the mailbox name is not valid".to_owned()))?;
+        match self.store.mail.mailbox_find(account.id, &name).await {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(("NONEXISTENT", format!("no mailbox {name:?}"))),
+            Err(error) => Err(store_refusal(&error)),
+        }
+    }
+
+    async fn current_list(&self, mailbox: i64) -> Result<Vec<MessageRecord>, StoreError> {
+        let account = self.account().map_or(0, |account| account.id);
+        self.store.mail.message_list(account, mailbox).await
+    }
+
+    async fn select(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        read_only: bool,
+        condstore: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if self.selected.take().is_some() {
+            // RFC 9051 §6.3.2 (and QRESYNC's [CLOSED]): the old mailbox is closed first.
+            untagged(out, "OK [CLOSED] Previous mailbox closed");
+        }
+        self.state = State::Authenticated;
+        if condstore {
+            self.condstore = true;
+        }
+        let found = match self.find_mailbox(mailbox).await {
+            Ok(found) => found,
+            Err((code, text)) => {
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let (records, account_modseq) = match (
+            self.current_list(found.id).await,
+            self.store.mail.highest_modseq(found.account_id).await,
+        ) {
+            (Ok(records), Ok(modseq)) => (records, modseq),
+            (Err(error), _) | (_, Err(error)) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let view = SelectedView {
+            mailbox_id: found.id,
+            name: found.name.clone(),
+            read_only,
+            uid_validity: found.uid_validity,
+            messages: records
+                .into_iter()
+                .map(|record| ViewMessage {
+                    record,
+                    expunged: false,
+                })
+                .collect(),
+            highest_modseq: found.highest_modseq,
+            account_modseq,
+        };
+        untagged(out, &format!("FLAGS {FLAGS}"));
+        untagged(out, &format!("{} EXISTS", view.exists()));
+        if !self.rev2 {
+            untagged(out, "0 RECENT");
+        }
+        let permanent = if read_only { "()" } else { PERMANENT_FLAGS };
+        untagged(
+            out,
+            &format!("OK [PERMANENTFLAGS {permanent}] Flags permitted"),
+        );
+        untagged(
+            out,
+            &format!("OK [UIDVALIDITY {}] UIDs valid", view.uid_validity),
+        );
+        untagged(
+            out,
+            &format!("OK [UIDNEXT {}] Predicted next UID", found.uid_next),
+        );
+        untagged(
+            out,
+            &format!("OK [HIGHESTMODSEQ {}] Highest", found.highest_modseq.max(1)),
+        );
+        if self.rev2 {
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            push_astring(&mut line, &self.wire_name(&found.name));
+            line.extend_from_slice(b"\r\n");
+            out.extend(line);
+        }
+        self.selected = Some(view);
+        self.state = State::Selected;
+        let (code, verb) = if read_only {
+            ("READ-ONLY", "EXAMINE")
+        } else {
+            ("READ-WRITE", "SELECT")
+        };
+        status(out, tag, "OK", Some(code), &format!("{verb} completed"));
+    }
+
+    async fn create(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        uses: Option<Vec<String>>,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account) = self.account().cloned() else {
+            return;
+        };
+        let Some(name) = self.mailbox_name(mailbox) else {
+            status(
+                out,
+                tag,
+                "NO",
+                Some("CANNOT"),
+                "the mailbox name is not valid",
+            );
+            return;
+        };
+        if name == "INBOX" {
+            status(out, tag, "NO", Some("ALREADYEXISTS"), "INBOX exists");
+            return;
+        }
+        let special_use = match uses.as_deref() {
+            None | Some([]) => None,
+            Some([one]) => match SpecialUse::parse(one.trim_start_matches('\\')) {
+                Some(special_use) if special_use != SpecialUse::Inbox => Some(special_use),
+                _ => {
+                    status(out, tag, "NO", Some("USEATTR"), "special use not supported");
+                    return;
+                }
+            },
+            Some(_) => {
+                status(
+                    out,
+                    tag,
+                    "NO",
+                    Some("USEATTR"),
+                    "one special use per mailbox",
+                );
+                return;
+            }
+        };
+        match self
+            .store
+            .mail
+            .mailbox_create(account.id, &name, special_use)
+            .await
+        {
+            Ok(_) => {
+                self.store.changes.notify(account.id);
+                status(out, tag, "OK", None, "CREATE completed");
+            }
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    async fn delete(&mut self, tag: &str, mailbox: &WireMailbox<'_>, out: &mut Vec<u8>) {
+        let found = match self.find_mailbox(mailbox).await {
+            Ok(found) => found,
+            Err((code, text)) => {
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        if found.name == "INBOX" {
+            status(out, tag, "NO", Some("CANNOT"), "INBOX cannot be deleted");
+            return;
+        }
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|selected| selected.mailbox_id == found.id)
+        {
+            self.selected = None;
+            self.state = State::Authenticated;
+        }
+        match self
+            .store
+            .mail
+            .mailbox_delete(found.account_id, found.id)
+            .await
+        {
+            Ok(()) => {
+                self.store.changes.notify(found.account_id);
+                status(out, tag, "OK", None, "DELETE completed");
+            }
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    async fn rename(
+        &mut self,
+        tag: &str,
+        from: &WireMailbox<'_>,
+        to: &WireMailbox<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        let found = match self.find_mailbox(from).await {
+            Ok(found) => found,
+            Err((code, text)) => {
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let Some(new_name) = self.mailbox_name(to) else {
+            status(out, tag, "NO", Some("CANNOT"), "the new name is not valid");
+            return;
+        };
+        if found.name == "INBOX" {
+            status(
+                out,
+                tag,
+                "NO",
+                Some("CANNOT"),
+                "renaming INBOX is not supported",
+            );
+            return;
+        }
+        match self
+            .store
+            .mail
+            .mailbox_rename(found.account_id, found.id, &new_name)
+            .await
+        {
+            Ok(()) => {
+                self.store.changes.notify(found.account_id);
+                status(out, tag, "OK", None, "RENAME completed");
+            }
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        on: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let found = match self.find_mailbox(mailbox).await {
+            Ok(found) => found,
+            Err((code, text)) => {
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        match self
+            .store
+            .mail
+            .mailbox_set_subscribed(found.account_id, found.id, on)
+            .await
+        {
+            Ok(()) => status(
+                out,
+                tag,
+                "OK",
+                None,
+                if on {
+                    "SUBSCRIBE completed"
+                } else {
+                    "UNSUBSCRIBE completed"
+                },
+            ),
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    async fn list(
+        &mut self,
+        tag: &str,
+        reference: &WireMailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        extracted: &Extracted,
+        lsub: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account) = self.account().cloned() else {
+            return;
+        };
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        let reference = match reference {
+            WireMailbox::Inbox => "INBOX".to_owned(),
+            WireMailbox::Other(other) => bytes_to_text(other.as_ref()),
+        };
+        let pattern_text = match pattern {
+            ListMailbox::Token(token) => bytes_to_text(token.as_ref()),
+            ListMailbox::String(string) => bytes_to_text(string.as_ref()),
+        };
+        let full_pattern = format!("{reference}{pattern_text}");
+        let full_pattern = if self.utf8 || self.rev2 {
+            full_pattern
+        } else {
+            utf7::decode(&full_pattern).unwrap_or(full_pattern)
+        };
+        if pattern_text.is_empty() && !lsub {
+            untagged(out, "LIST (\\Noselect) \"/\" \"\"");
+            status(out, tag, "OK", None, "LIST completed");
+            return;
+        }
+        let mailboxes = match self.store.mail.mailbox_list(account.id).await {
+            Ok(mailboxes) => mailboxes,
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let subscribed_only = lsub
+            || extracted
+                .list_selection
+                .iter()
+                .any(|option| option == "SUBSCRIBED");
+        let special_use_only = extracted
+            .list_selection
+            .iter()
+            .any(|option| option == "SPECIAL-USE");
+        let show_subscribed = extracted
+            .list_return
+            .iter()
+            .chain(extracted.list_selection.iter())
+            .any(|option| option == "SUBSCRIBED");
+        let names: Vec<&str> = mailboxes
+            .iter()
+            .map(|mailbox| mailbox.name.as_str())
+            .collect();
+        // Names to report: matching mailboxes, plus (for `%`) parents that exist only as a
+        // level of a deeper name (\Noselect).
+        let mut listed: Vec<(String, Option<&Mailbox>)> = Vec::new();
+        for mailbox in &mailboxes {
+            if subscribed_only && !mailbox.subscribed {
+                continue;
+            }
+            if special_use_only && mailbox.special_use.is_none() {
+                continue;
+            }
+            if pattern_matches(&full_pattern, &mailbox.name) {
+                listed.push((mailbox.name.clone(), Some(mailbox)));
+            }
+            if !lsub && !subscribed_only && !special_use_only {
+                let levels: Vec<&str> = mailbox.name.split(MAILBOX_DELIMITER).collect();
+                for depth in 1..levels.len() {
+                    let parent = levels[..depth].join("/");
+                    if !names.contains(&parent.as_str())
+                        && pattern_matches(&full_pattern, &parent)
+                        && !listed.iter().any(|(name, _)| *name == parent)
+                    {
+                        listed.push((parent, None));
+                    }
+                }
+            }
+        }
+        listed.sort_by(|(left, _), (right, _)| left.cmp(right));
+        for (name, mailbox) in &listed {
+            let has_children = names
+                .iter()
+                .any(|other| other.len() > name.len() && other.starts_with(&format!("{name}/")));
+            let mut attributes: Vec<&str> = Vec::new();
+            if mailbox.is_none() {
+                attributes.push("\\Noselect");
+            }
+            attributes.push(if has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if let Some(mailbox) = mailbox {
+                if show_subscribed && mailbox.subscribed {
+                    attributes.push("\\Subscribed");
+                }
+                if let Some(special_use) = mailbox.special_use {
+                    attributes.push(match special_use {
+                        SpecialUse::Inbox => "",
+                        SpecialUse::Sent => "\\Sent",
+                        SpecialUse::Drafts => "\\Drafts",
+                        SpecialUse::Trash => "\\Trash",
+                        SpecialUse::Junk => "\\Junk",
+                        SpecialUse::Archive => "\\Archive",
+                        SpecialUse::All => "\\All",
+                        SpecialUse::Flagged => "\\Flagged",
+                    });
+                }
+            }
+            attributes.retain(|attribute| !attribute.is_empty());
+            let mut line = format!("* {verb} ({}) \"/\" ", attributes.join(" ")).into_bytes();
+            push_astring(&mut line, &self.wire_name(name));
+            line.extend_from_slice(b"\r\n");
+            out.extend(line);
+            if let (Some(items), Some(mailbox)) = (&extracted.list_status, mailbox) {
+                let _ = self.status_line(mailbox, items, out).await;
+            }
+        }
+        status(out, tag, "OK", None, &format!("{verb} completed"));
+    }
+
+    async fn status_line(
+        &self,
+        mailbox: &Mailbox,
+        items: &[String],
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let counts = self
+            .store
+            .mail
+            .mailbox_counts(mailbox.account_id, mailbox.id)
+            .await?;
+        let mut values = Vec::new();
+        for item in items {
+            let value = match item.as_str() {
+                "MESSAGES" => counts.messages.to_string(),
+                "UNSEEN" => counts.unseen.to_string(),
+                "UIDNEXT" => mailbox.uid_next.to_string(),
+                "UIDVALIDITY" => mailbox.uid_validity.to_string(),
+                "RECENT" => "0".to_owned(),
+                "SIZE" => counts.size_bytes.to_string(),
+                "HIGHESTMODSEQ" => mailbox.highest_modseq.max(1).to_string(),
+                "DELETED" => self
+                    .store
+                    .mail
+                    .message_list(mailbox.account_id, mailbox.id)
+                    .await?
+                    .iter()
+                    .filter(|record| record.flags.system.contains(SystemFlags::DELETED))
+                    .count()
+                    .to_string(),
+                _ => continue,
+            };
+            values.push(format!("{item} {value}"));
+        }
+        let mut line = b"* STATUS ".to_vec();
+        push_astring(&mut line, &self.wire_name(&mailbox.name));
+        line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        out.extend(line);
+        Ok(())
+    }
+
+    async fn status(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        items: &[StatusDataItemName],
+        out: &mut Vec<u8>,
+    ) {
+        let found = match self.find_mailbox(mailbox).await {
+            Ok(found) => found,
+            Err((code, text)) => {
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let items: Vec<String> = items
+            .iter()
+            .map(|item| {
+                match item {
+                    StatusDataItemName::Messages => "MESSAGES",
+                    StatusDataItemName::Recent => "RECENT",
+                    StatusDataItemName::UidNext => "UIDNEXT",
+                    StatusDataItemName::UidValidity => "UIDVALIDITY",
+                    StatusDataItemName::Unseen => "UNSEEN",
+                    StatusDataItemName::Deleted => "DELETED",
+                    StatusDataItemName::DeletedStorage => "DELETED-STORAGE",
+                    StatusDataItemName::Size => "SIZE",
+                    StatusDataItemName::HighestModSeq => "HIGHESTMODSEQ",
+                }
+                .to_owned()
+            })
+            .collect();
+        match self.status_line(&found, &items, out).await {
+            Ok(()) => status(out, tag, "OK", None, "STATUS completed"),
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    async fn append(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        flags: &[Flag<'_>],
+        date_unix: Option<i64>,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let found = match self.find_mailbox(mailbox).await {
+            Ok(found) => found,
+            Err(("NONEXISTENT", text)) => {
+                status(out, tag, "NO", Some("TRYCREATE"), &text);
+                return;
+            }
+            Err((code, text)) => {
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let flags = match parse_flags(flags) {
+            Ok(flags) => flags,
+            Err(text) => {
+                self.bad(out, tag, &text);
+                return;
+            }
+        };
+        let delivery = Delivery {
+            account: found.account_id,
+            mailbox: found.id,
+            raw,
+            internal_date_unix: Some(date_unix.unwrap_or_else(now_unix)),
+            flags: &flags,
+        };
+        match self.store.deliver(&[delivery]).await {
+            Ok(appended) => {
+                let uid = appended.first().map_or(0, |appended| appended.uid);
+                let mut pending = Vec::new();
+                self.refresh(true, &mut pending).await;
+                out.extend(pending);
+                status(
+                    out,
+                    tag,
+                    "OK",
+                    Some(&format!("APPENDUID {} {uid}", found.uid_validity)),
+                    "APPEND completed",
+                );
+            }
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    // ---- the selected mailbox ----
+
+    /// Brings the view up to date with the store and writes the untagged responses.
+    pub async fn refresh(&mut self, expunge_allowed: bool, out: &mut Vec<u8>) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        let Some(selected) = self.selected.as_mut() else {
+            return;
+        };
+        let Ok(account_modseq) = self.store.mail.highest_modseq(account_id).await else {
+            return;
+        };
+        let pending_expunges = selected.messages.iter().any(|message| message.expunged);
+        if account_modseq == selected.account_modseq && !(expunge_allowed && pending_expunges) {
+            return;
+        }
+        let Ok(current) = self
+            .store
+            .mail
+            .message_list(account_id, selected.mailbox_id)
+            .await
+        else {
+            return;
+        };
+        selected.refresh(current, expunge_allowed, self.condstore, out);
+        selected.account_modseq = account_modseq;
+    }
+
+    /// During IDLE: report what changed (expunges are allowed, RFC 2177).
+    pub async fn idle_refresh(&mut self, out: &mut Vec<u8>) {
+        self.refresh(true, out).await;
+    }
+
+    /// The client ended IDLE with DONE (or sent something else: BAD).
+    pub async fn idle_done(&mut self, tag: &str, line: &[u8], out: &mut Vec<u8>) -> Next {
+        if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
+            self.refresh(true, out).await;
+            status(out, tag, "OK", None, "IDLE terminated");
+            Next::Continue
+        } else {
+            self.bad(out, tag, "Expected DONE")
+        }
+    }
+
+    fn resolve_set(&self, set: &SequenceSet, by_uid: bool) -> NumberSet {
+        let Some(selected) = &self.selected else {
+            return NumberSet(Vec::new());
+        };
+        let largest = if by_uid {
+            selected.last_uid()
+        } else {
+            selected.exists()
+        };
+        let value = |point: &SeqOrUid| match point {
+            SeqOrUid::Value(value) => value.get(),
+            SeqOrUid::Asterisk => largest,
+        };
+        NumberSet(
+            set.0
+                .as_ref()
+                .iter()
+                .map(|sequence| match sequence {
+                    Sequence::Single(point) => (value(point), value(point)),
+                    Sequence::Range(from, to) => {
+                        let (from, to) = (value(from), value(to));
+                        (from.min(to), from.max(to))
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    async fn expunge(&mut self, tag: &str, uids: Option<&SequenceSet>, out: &mut Vec<u8>) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        let restrict = uids.map(|set| self.resolve_set(set, true));
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        if selected.read_only {
+            status(
+                out,
+                tag,
+                "NO",
+                Some("READ-ONLY"),
+                "The mailbox is read-only",
+            );
+            return;
+        }
+        let mailbox_id = selected.mailbox_id;
+        let current = match self.current_list(mailbox_id).await {
+            Ok(current) => current,
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let doomed: Vec<u32> = current
+            .iter()
+            .filter(|record| record.flags.system.contains(SystemFlags::DELETED))
+            .filter(|record| restrict.as_ref().is_none_or(|set| set.contains(record.uid)))
+            .map(|record| record.uid)
+            .collect();
+        if !doomed.is_empty() {
+            if let Err(error) = self
+                .store
+                .mail
+                .messages_expunge(account_id, mailbox_id, &doomed)
+                .await
+            {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+            self.store.changes.notify(account_id);
+        }
+        self.refresh(true, out).await;
+        status(out, tag, "OK", None, "EXPUNGE completed");
+    }
+
+    async fn search(
+        &mut self,
+        tag: &str,
+        key: &SearchKey<'_>,
+        by_uid: bool,
+        return_options: Option<Vec<String>>,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        let mut set_keys = Vec::new();
+        search::collect_sets(key, &mut set_keys);
+        let sets: Vec<NumberSet> = set_keys
+            .iter()
+            .map(|(set, uid)| self.resolve_set(set, *uid))
+            .collect();
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let need_summary = search::needs_summary(key);
+        let need_raw = search::needs_raw(key);
+        let mut found: Vec<(u32, u32, i64)> = Vec::new();
+        let empty_summary = tme_message::summarize(b"");
+        for (index, message) in selected
+            .messages
+            .iter()
+            .enumerate()
+            .take(MESSAGES_PER_COMMAND_MAX)
+        {
+            let summary = if need_summary {
+                match self
+                    .store
+                    .mail
+                    .message_summary(account_id, message.record.id)
+                    .await
+                {
+                    Ok(summary) => Some(summary),
+                    Err(_) => continue,
+                }
+            } else {
+                None
+            };
+            let raw = if need_raw {
+                self.store.message_raw(&message.record).await.ok()
+            } else {
+                None
+            };
+            let candidate = Candidate {
+                sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                record: &message.record,
+                summary: summary.as_ref().unwrap_or(&empty_summary),
+                raw: raw.as_deref(),
+            };
+            let mut sets_iter = sets.iter().cloned();
+            if search::matches(key, &candidate, &mut sets_iter) {
+                found.push((
+                    candidate.sequence,
+                    message.record.uid,
+                    message.record.modseq,
+                ));
+            }
+        }
+        let numbers: Vec<u32> = found
+            .iter()
+            .map(|(sequence, uid, _)| if by_uid { *uid } else { *sequence })
+            .collect();
+        let modseq_key = format!("{key:?}").contains("ModSequence");
+        let highest = found.iter().map(|(_, _, modseq)| *modseq).max();
+        if return_options.is_some() || self.rev2 {
+            let options = return_options.unwrap_or_default();
+            let options: Vec<String> = if options.is_empty() {
+                vec!["ALL".to_owned()]
+            } else {
+                options
+            };
+            let mut line = format!("ESEARCH (TAG \"{tag}\")");
+            if by_uid {
+                line.push_str(" UID");
+            }
+            for option in &options {
+                match option.as_str() {
+                    "MIN" => {
+                        if let Some(min) = numbers.iter().min() {
+                            line.push_str(&format!(" MIN {min}"));
+                        }
+                    }
+                    "MAX" => {
+                        if let Some(max) = numbers.iter().max() {
+                            line.push_str(&format!(" MAX {max}"));
+                        }
+                    }
+                    "COUNT" => line.push_str(&format!(" COUNT {}", numbers.len())),
+                    "ALL" => {
+                        if !numbers.is_empty() {
+                            line.push_str(&format!(" ALL {}", compress_set(&numbers)));
+                        }
+                    }
+                    "SAVE" => {}
+                    _ => {
+                        self.bad(out, tag, &format!("unknown RETURN option {option}"));
+                        return;
+                    }
+                }
+            }
+            if modseq_key && let Some(highest) = highest {
+                line.push_str(&format!(" MODSEQ {highest}"));
+            }
+            untagged(out, &line);
+        } else {
+            let mut line = String::from("SEARCH");
+            for number in &numbers {
+                line.push_str(&format!(" {number}"));
+            }
+            if modseq_key && let Some(highest) = highest {
+                line.push_str(&format!(" (MODSEQ {highest})"));
+            }
+            untagged(out, &line);
+        }
+        self.refresh(by_uid, out).await;
+        status(out, tag, "OK", None, "SEARCH completed");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store_flags(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        kind: StoreType,
+        silent: bool,
+        flags: &[Flag<'_>],
+        by_uid: bool,
+        unchanged_since: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        let numbers = self.resolve_set(set, by_uid);
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        if selected.read_only {
+            status(
+                out,
+                tag,
+                "NO",
+                Some("READ-ONLY"),
+                "The mailbox is read-only",
+            );
+            return;
+        }
+        let indexes = match selected.resolve(&numbers, by_uid) {
+            Ok(indexes) => indexes,
+            Err(text) => {
+                self.bad(out, tag, &text);
+                return;
+            }
+        };
+        let flags = match parse_flags(flags) {
+            Ok(flags) => flags,
+            Err(text) => {
+                self.bad(out, tag, &text);
+                return;
+            }
+        };
+        let change = match kind {
+            StoreType::Add => FlagChange::Add(flags),
+            StoreType::Remove => FlagChange::Remove(flags),
+            StoreType::Replace => FlagChange::Replace(flags),
+        };
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let mailbox_id = selected.mailbox_id;
+        let uids: Vec<u32> = indexes
+            .iter()
+            .filter(|&&index| !selected.messages[index].expunged)
+            .map(|&index| selected.messages[index].record.uid)
+            .collect();
+        let unchanged_since = unchanged_since.map(|value| i64::try_from(value).unwrap_or(i64::MAX));
+        let changed = match self
+            .store
+            .mail
+            .messages_set_flags(account_id, mailbox_id, &uids, &change, unchanged_since)
+            .await
+        {
+            Ok(changed) => changed,
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        if !changed.is_empty() {
+            self.store.changes.notify(account_id);
+        }
+        let current = self.current_list(mailbox_id).await.unwrap_or_default();
+        let condstore = self.condstore;
+        let Some(selected) = self.selected.as_mut() else {
+            return;
+        };
+        let mut modified: Vec<u32> = Vec::new();
+        for &index in &indexes {
+            let message = &mut selected.messages[index];
+            if message.expunged {
+                continue;
+            }
+            let uid = message.record.uid;
+            let Some(now) = current.iter().find(|record| record.uid == uid) else {
+                continue;
+            };
+            let was_changed = changed.iter().any(|record| record.uid == uid);
+            if let Some(since) = unchanged_since
+                && !was_changed
+                && now.modseq > since
+            {
+                modified.push(if by_uid { uid } else { index as u32 + 1 });
+                continue;
+            }
+            message.record = now.clone();
+            if !silent || (condstore && was_changed) {
+                let line = if silent {
+                    format!(
+                        "* {} FETCH (UID {uid} MODSEQ ({}))\r\n",
+                        index + 1,
+                        now.modseq
+                    )
+                } else {
+                    flag_fetch_line(index + 1, &now.flags, uid, condstore.then_some(now.modseq))
+                };
+                out.extend_from_slice(line.as_bytes());
+            }
+        }
+        self.refresh(by_uid, out).await;
+        if modified.is_empty() {
+            status(out, tag, "OK", None, "STORE completed");
+        } else {
+            modified.sort_unstable();
+            status(
+                out,
+                tag,
+                "OK",
+                Some(&format!("MODIFIED {}", compress_set(&modified))),
+                "Conditional STORE failed for some messages",
+            );
+        }
+    }
+
+    async fn copy(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        target: &WireMailbox<'_>,
+        by_uid: bool,
+        is_move: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        let numbers = self.resolve_set(set, by_uid);
+        let target = match self.find_mailbox(target).await {
+            Ok(found) => found,
+            Err(("NONEXISTENT", text)) => {
+                status(out, tag, "NO", Some("TRYCREATE"), &text);
+                return;
+            }
+            Err((code, text)) => {
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        if is_move && selected.read_only {
+            status(
+                out,
+                tag,
+                "NO",
+                Some("READ-ONLY"),
+                "The mailbox is read-only",
+            );
+            return;
+        }
+        let indexes = match selected.resolve(&numbers, by_uid) {
+            Ok(indexes) => indexes,
+            Err(text) => {
+                self.bad(out, tag, &text);
+                return;
+            }
+        };
+        let sources: Vec<(MessageRecord, Flags)> = indexes
+            .iter()
+            .map(|&index| &selected.messages[index].record)
+            .map(|record| (record.clone(), record.flags.clone()))
+            .collect();
+        if sources.is_empty() {
+            status(out, tag, "OK", None, "Nothing to copy");
+            return;
+        }
+        let source_mailbox = selected.mailbox_id;
+        let appended = match self
+            .store
+            .messages_copy(account_id, &sources, target.id)
+            .await
+        {
+            Ok(appended) => appended,
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+        };
+        let source_uids: Vec<u32> = sources.iter().map(|(record, _)| record.uid).collect();
+        let target_uids: Vec<u32> = appended.iter().map(|appended| appended.uid).collect();
+        let code = format!(
+            "COPYUID {} {} {}",
+            target.uid_validity,
+            compress_set_ordered(&source_uids),
+            compress_set_ordered(&target_uids)
+        );
+        if is_move {
+            // RFC 6851 §4.3: COPYUID in an untagged OK before the expunges.
+            untagged(out, &format!("OK [{code}] Moved"));
+            if let Err(error) = self
+                .store
+                .mail
+                .messages_expunge(account_id, source_mailbox, &source_uids)
+                .await
+            {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+                return;
+            }
+            self.store.changes.notify(account_id);
+            self.refresh(true, out).await;
+            status(out, tag, "OK", None, "MOVE completed");
+        } else {
+            self.refresh(by_uid, out).await;
+            status(out, tag, "OK", Some(&code), "COPY completed");
+        }
+    }
+
+    async fn fetch(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        items: &[MessageDataItemName<'_>],
+        by_uid: bool,
+        changed_since: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
+            self.condstore = true;
+        }
+        let numbers = self.resolve_set(set, by_uid);
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let mut indexes = match selected.resolve(&numbers, by_uid) {
+            Ok(indexes) => indexes,
+            Err(text) => {
+                self.bad(out, tag, &text);
+                return;
+            }
+        };
+        if let Some(since) = changed_since {
+            indexes.retain(|&index| {
+                u64::try_from(selected.messages[index].record.modseq).unwrap_or(0) > since
+            });
+        }
+        indexes.truncate(MESSAGES_PER_COMMAND_MAX);
+        let need_summary = items.iter().any(|item| {
+            !matches!(
+                item,
+                MessageDataItemName::Flags
+                    | MessageDataItemName::InternalDate
+                    | MessageDataItemName::Rfc822Size
+                    | MessageDataItemName::Uid
+                    | MessageDataItemName::ModSeq
+            )
+        });
+        let need_raw = items.iter().any(|item| {
+            matches!(
+                item,
+                MessageDataItemName::BodyExt { .. }
+                    | MessageDataItemName::Binary { .. }
+                    | MessageDataItemName::BinarySize { .. }
+                    | MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Header
+                    | MessageDataItemName::Rfc822Text
+            )
+        });
+        let sets_seen = !selected.read_only
+            && items.iter().any(|item| {
+                matches!(
+                    item,
+                    MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Binary { peek: false, .. }
+                        | MessageDataItemName::Rfc822
+                        | MessageDataItemName::Rfc822Text
+                )
+            });
+        // \Seen first, so the FETCH reports the flags as they are after it (RFC 9051 §6.4.5).
+        let mut seen_now: Vec<u32> = Vec::new();
+        if sets_seen {
+            let unseen: Vec<u32> = indexes
+                .iter()
+                .map(|&index| &selected.messages[index])
+                .filter(|message| {
+                    !message.expunged && !message.record.flags.system.contains(SystemFlags::SEEN)
+                })
+                .map(|message| message.record.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let mut seen = Flags::default();
+                seen.system.0 |= SystemFlags::SEEN;
+                if let Ok(changed) = self
+                    .store
+                    .mail
+                    .messages_set_flags(
+                        account_id,
+                        selected.mailbox_id,
+                        &unseen,
+                        &FlagChange::Add(seen),
+                        None,
+                    )
+                    .await
+                {
+                    self.store.changes.notify(account_id);
+                    if let Some(selected) = self.selected.as_mut() {
+                        for record in changed {
+                            seen_now.push(record.uid);
+                            if let Some(message) = selected
+                                .messages
+                                .iter_mut()
+                                .find(|message| message.record.uid == record.uid)
+                            {
+                                message.record = record;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let condstore = self.condstore;
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        for index in indexes {
+            let message = &selected.messages[index];
+            let record = &message.record;
+            let summary = if need_summary {
+                match self.store.mail.message_summary(account_id, record.id).await {
+                    Ok(summary) => Some(summary),
+                    Err(_) => continue,
+                }
+            } else {
+                None
+            };
+            let raw = if need_raw {
+                match self.store.message_raw(record).await {
+                    Ok(raw) => Some(raw),
+                    Err(_) => continue,
+                }
+            } else {
+                None
+            };
+            let mut line = format!("* {} FETCH (", index + 1).into_bytes();
+            let mut parts: Vec<Vec<u8>> = Vec::new();
+            let mut flags_sent = false;
+            let mut uid_sent = false;
+            for item in items {
+                let mut part = Vec::new();
+                match item {
+                    MessageDataItemName::Flags => {
+                        flags_sent = true;
+                        part.extend(format!("FLAGS {}", render::flags(&record.flags)).bytes());
+                    }
+                    MessageDataItemName::Uid => {
+                        uid_sent = true;
+                        part.extend(format!("UID {}", record.uid).bytes());
+                    }
+                    MessageDataItemName::InternalDate => part.extend(
+                        format!(
+                            "INTERNALDATE {}",
+                            render::internal_date(record.internal_date_unix)
+                        )
+                        .bytes(),
+                    ),
+                    MessageDataItemName::Rfc822Size => {
+                        part.extend(format!("RFC822.SIZE {}", record.size_bytes).bytes())
+                    }
+                    MessageDataItemName::ModSeq => {
+                        part.extend(format!("MODSEQ ({})", record.modseq).bytes())
+                    }
+                    MessageDataItemName::Envelope => {
+                        if let Some(summary) = &summary {
+                            part.extend_from_slice(b"ENVELOPE ");
+                            render::envelope(&mut part, &summary.envelope);
+                        }
+                    }
+                    MessageDataItemName::BodyStructure => {
+                        if let Some(summary) = &summary {
+                            part.extend_from_slice(b"BODYSTRUCTURE ");
+                            render::body_structure(&mut part, &summary.body, true);
+                        }
+                    }
+                    MessageDataItemName::Body => {
+                        if let Some(summary) = &summary {
+                            part.extend_from_slice(b"BODY ");
+                            render::body_structure(&mut part, &summary.body, false);
+                        }
+                    }
+                    MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Header
+                    | MessageDataItemName::Rfc822Text => {
+                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
+                            let (name, text) = match item {
+                                MessageDataItemName::Rfc822 => ("RFC822", SectionText::Whole),
+                                MessageDataItemName::Rfc822Header => {
+                                    ("RFC822.HEADER", SectionText::Header)
+                                }
+                                _ => ("RFC822.TEXT", SectionText::Text),
+                            };
+                            part.extend(format!("{name} ").bytes());
+                            let bytes =
+                                render::section_bytes(raw, summary, &[], &text).unwrap_or_default();
+                            push_literal(&mut part, &bytes);
+                        }
+                    }
+                    MessageDataItemName::BodyExt {
+                        section, partial, ..
+                    } => {
+                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
+                            let (numbers, text, label) = section_parts(section.as_ref());
+                            let bytes = render::section_bytes(raw, summary, &numbers, &text);
+                            part.extend(format!("BODY[{label}]").bytes());
+                            push_partial(&mut part, bytes.as_deref(), *partial);
+                        }
+                    }
+                    MessageDataItemName::Binary {
+                        section, partial, ..
+                    } => {
+                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
+                            let numbers: Vec<u32> =
+                                section.iter().map(|number| number.get()).collect();
+                            let label = numbers
+                                .iter()
+                                .map(u32::to_string)
+                                .collect::<Vec<_>>()
+                                .join(".");
+                            match render::binary_bytes(raw, summary, &numbers) {
+                                Some(Err(())) => {
+                                    status(
+                                        out,
+                                        tag,
+                                        "NO",
+                                        Some("UNKNOWN-CTE"),
+                                        "Unknown Content-Transfer-Encoding",
+                                    );
+                                    return;
+                                }
+                                Some(Ok(bytes)) => {
+                                    part.extend(format!("BINARY[{label}]").bytes());
+                                    push_partial_binary(&mut part, &bytes, *partial);
+                                }
+                                None => {
+                                    part.extend(format!("BINARY[{label}] NIL").bytes());
+                                }
+                            }
+                        }
+                    }
+                    MessageDataItemName::BinarySize { section } => {
+                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
+                            let numbers: Vec<u32> =
+                                section.iter().map(|number| number.get()).collect();
+                            let label = numbers
+                                .iter()
+                                .map(u32::to_string)
+                                .collect::<Vec<_>>()
+                                .join(".");
+                            match render::binary_bytes(raw, summary, &numbers) {
+                                Some(Err(())) => {
+                                    status(
+                                        out,
+                                        tag,
+                                        "NO",
+                                        Some("UNKNOWN-CTE"),
+                                        "Unknown Content-Transfer-Encoding",
+                                    );
+                                    return;
+                                }
+                                Some(Ok(bytes)) => part.extend(
+                                    format!("BINARY.SIZE[{label}] {}", bytes.len()).bytes(),
+                                ),
+                                None => part.extend(format!("BINARY.SIZE[{label}] 0").bytes()),
+                            }
+                        }
+                    }
+                }
+                if !part.is_empty() {
+                    parts.push(part);
+                }
+            }
+            if by_uid && !uid_sent {
+                parts.insert(0, format!("UID {}", record.uid).into_bytes());
+            }
+            if seen_now.contains(&record.uid) && !flags_sent {
+                parts.push(format!("FLAGS {}", render::flags(&record.flags)).into_bytes());
+            }
+            if condstore && !items.contains(&MessageDataItemName::ModSeq) {
+                parts.push(format!("MODSEQ ({})", record.modseq).into_bytes());
+            }
+            for (position, part) in parts.iter().enumerate() {
+                if position > 0 {
+                    line.push(b' ');
+                }
+                line.extend_from_slice(part);
+            }
+            line.extend_from_slice(b")\r\n");
+            out.extend(line);
+        }
+        self.refresh(by_uid, out).await;
+        status(out, tag, "OK", None, "FETCH completed");
+    }
+}
+
+/// Part numbers, the section's text and its label as the response names it.
+fn section_parts(section: Option<&Section<'_>>) -> (Vec<u32>, SectionText, String) {
+    let numbers = |part: Option<&Part>| -> Vec<u32> {
+        part.map(|part| part.0.as_ref().iter().map(|number| number.get()).collect())
+            .unwrap_or_default()
+    };
+    let prefix = |numbers: &[u32]| -> String {
+        if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{}.",
+                numbers
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            )
+        }
+    };
+    let names_label = |names: &[imap_codec::imap_types::core::AString<'_>]| -> String {
+        let mut label = Vec::new();
+        for (index, name) in names.iter().enumerate() {
+            if index > 0 {
+                label.push(b' ');
+            }
+            push_astring(&mut label, name.as_ref());
+        }
+        bytes_to_text(&label)
+    };
+    match section {
+        None => (Vec::new(), SectionText::Whole, String::new()),
+        Some(Section::Part(part)) => {
+            let numbers = numbers(Some(part));
+            let label = numbers
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(".");
+            (numbers, SectionText::Whole, label)
+        }
+        Some(Section::Header(part)) => {
+            let numbers = numbers(part.as_ref());
+            let label = format!("{}HEADER", prefix(&numbers));
+            (numbers, SectionText::Header, label)
+        }
+        Some(Section::Text(part)) => {
+            let numbers = numbers(part.as_ref());
+            let label = format!("{}TEXT", prefix(&numbers));
+            (numbers, SectionText::Text, label)
+        }
+        Some(Section::Mime(part)) => {
+            let numbers = numbers(Some(part));
+            let label = format!("{}MIME", prefix(&numbers));
+            (numbers, SectionText::Mime, label)
+        }
+        Some(Section::HeaderFields(part, names)) | Some(Section::HeaderFieldsNot(part, names)) => {
+            let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
+            let numbers = numbers(part.as_ref());
+            let names_list = names.as_ref();
+            let label = format!(
+                "{}HEADER.FIELDS{} ({})",
+                prefix(&numbers),
+                if not { ".NOT" } else { "" },
+                names_label(names_list)
+            );
+            let names = names_list
+                .iter()
+                .map(|name| name.as_ref().to_vec())
+                .collect();
+            (numbers, SectionText::HeaderFields { names, not }, label)
+        }
+    }
+}
+
+/// ` <origin>` and the (partial) bytes as a literal, or ` NIL`.
+fn push_partial(
+    out: &mut Vec<u8>,
+    bytes: Option<&[u8]>,
+    partial: Option<(u32, std::num::NonZeroU32)>,
+) {
+    let Some(bytes) = bytes else {
+        out.extend_from_slice(b" NIL");
+        return;
+    };
+    match partial {
+        Some((origin, length)) => {
+            let start = (origin as usize).min(bytes.len());
+            let end = start.saturating_add(length.get() as usize).min(bytes.len());
+            out.extend(format!("<{origin}> ").bytes());
+            push_literal(out, &bytes[start..end]);
+        }
+        None => {
+            out.push(b' ');
+            push_literal(out, bytes);
+        }
+    }
+}
+
+/// Like `push_partial`, as `~{N}` (literal8, RFC 3516) when the bytes hold NUL.
+fn push_partial_binary(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    partial: Option<(u32, std::num::NonZeroU32)>,
+) {
+    let slice = match partial {
+        Some((origin, length)) => {
+            let start = (origin as usize).min(bytes.len());
+            let end = start.saturating_add(length.get() as usize).min(bytes.len());
+            out.extend(format!("<{origin}>").bytes());
+            &bytes[start..end]
+        }
+        None => bytes,
+    };
+    out.push(b' ');
+    if slice.contains(&0) {
+        out.push(b'~');
+    }
+    push_literal(out, slice);
+}
+
+fn parse_flags(flags: &[Flag<'_>]) -> Result<Flags, String> {
+    let names: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
+    Flags::parse(names.iter().map(String::as_str)).map_err(|error| error.to_string())
+}
+
+/// `1:3,7` from sorted numbers.
+pub fn compress_set(numbers: &[u32]) -> String {
+    let mut sorted = numbers.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    compress_set_ordered(&sorted)
+}
+
+/// Runs of consecutive numbers as ranges, keeping the given order (COPYUID pairs the
+/// source and target sets by position).
+pub fn compress_set_ordered(numbers: &[u32]) -> String {
+    let mut ranges: Vec<String> = Vec::new();
+    let mut index = 0;
+    while index < numbers.len() {
+        let start = numbers[index];
+        let mut end = start;
+        while index + 1 < numbers.len() && numbers[index + 1] == end.wrapping_add(1) {
+            index += 1;
+            end = numbers[index];
+        }
+        ranges.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        index += 1;
+    }
+    ranges.join(",")
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// LIST pattern matching (RFC 9051 §6.3.9): `*` matches anything, `%` anything but the
+/// hierarchy delimiter. Case-sensitive, except that INBOX matches in any case.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    // Dynamic programming over (pattern position, name position): linear in their product,
+    // whatever the wildcards (a backtracking match is exponential on `*a*a*a...`).
+    fn walk(pattern: &[char], name: &[char]) -> bool {
+        let mut reachable = vec![false; name.len() + 1];
+        reachable[0] = true;
+        for &token in pattern {
+            let mut next = vec![false; name.len() + 1];
+            match token {
+                '*' | '%' => {
+                    let mut open = false;
+                    for position in 0..=name.len() {
+                        open |= reachable[position];
+                        next[position] = open;
+                        if token == '%' && name.get(position) == Some(&MAILBOX_DELIMITER) {
+                            open = false;
+                        }
+                    }
+                }
+                literal => {
+                    for position in 0..name.len() {
+                        next[position + 1] = reachable[position] && name[position] == literal;
+                    }
+                }
+            }
+            reachable = next;
+        }
+        reachable[name.len()]
+    }
+    let pattern: Vec<char> = if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
+        let mut fixed: Vec<char> = "INBOX".chars().collect();
+        fixed.extend(pattern[5..].chars());
+        fixed
+    } else {
+        pattern.chars().collect()
+    };
+    let name: Vec<char> = name.chars().collect();
+    // Bounded work: patterns are short (a command line) and names are bounded by the store.
+    walk(&pattern, &name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("*", "a/b"));
+        assert!(pattern_matches("%", "a"));
+        assert!(!pattern_matches("%", "a/b"));
+        assert!(pattern_matches("a/%", "a/b"));
+        assert!(pattern_matches("inbox", "INBOX"));
+        assert!(!pattern_matches("Sent", "sent"));
+        assert!(pattern_matches("a%c", "abc"));
+        assert!(!pattern_matches("a%c", "a/c"));
+        assert!(pattern_matches("a*c", "a/b/c"));
+        assert!(!pattern_matches(&"*a".repeat(200), &"a".repeat(100)));
+    }
+
+    #[test]
+    fn sets() {
+        assert_eq!(compress_set(&[3, 1, 2, 7, 9, 8]), "1:3,7:9");
+        assert_eq!(compress_set_ordered(&[5, 6, 2]), "5:6,2");
+    }
+}

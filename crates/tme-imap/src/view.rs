@@ -1,0 +1,269 @@
+//! The selected mailbox as one session sees it: message sequence numbers, the flags it last
+//! reported, and how the store's current state becomes untagged responses.
+//!
+//! RFC 9051 §7.5.1 and §5.5: sequence numbers change only when this session is told, by
+//! EXPUNGE; an EXPUNGE response may not be sent while a FETCH, STORE or SEARCH is in
+//! progress (nor after a UID command... it may, except during those three), so a message
+//! another session expunged stays in this view (its number valid, its data what we last
+//! knew) until a command that allows it. New messages are appended (EXISTS), flag changes
+//! are reported as `FETCH (FLAGS ...)`. UIDs only grow.
+//!
+//! No I/O: the session hands in the store's list and writes what comes back.
+
+use tme_store::{Flags, MailboxId, MessageRecord, ModSeq, Uid};
+
+use crate::render;
+
+/// One message of the view.
+#[derive(Debug, Clone)]
+pub struct ViewMessage {
+    pub record: MessageRecord,
+    /// Expunged by another session, not yet reported to this one.
+    pub expunged: bool,
+}
+
+/// The selected mailbox.
+#[derive(Debug, Clone)]
+pub struct SelectedView {
+    pub mailbox_id: MailboxId,
+    pub name: String,
+    pub read_only: bool,
+    pub uid_validity: u32,
+    pub messages: Vec<ViewMessage>,
+    /// The mailbox's HIGHESTMODSEQ as of the last refresh.
+    pub highest_modseq: ModSeq,
+    /// The account's MODSEQ as of the last refresh: nothing changed if it still is.
+    pub account_modseq: ModSeq,
+}
+
+/// What a sequence set names: `*` resolved, ranges in either order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberSet(pub Vec<(u32, u32)>);
+
+impl NumberSet {
+    pub fn contains(&self, value: u32) -> bool {
+        self.0
+            .iter()
+            .any(|&(low, high)| low <= value && value <= high)
+    }
+}
+
+impl SelectedView {
+    pub fn exists(&self) -> u32 {
+        u32::try_from(self.messages.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn uid_of(&self, sequence: u32) -> Option<Uid> {
+        let index = usize::try_from(sequence.checked_sub(1)?).ok()?;
+        self.messages.get(index).map(|message| message.record.uid)
+    }
+
+    pub fn last_uid(&self) -> Uid {
+        self.messages.last().map_or(0, |message| message.record.uid)
+    }
+
+    /// The 0-based indexes of the messages a set names: by sequence number, or by UID.
+    /// Sequence numbers past the end are an error (the client is out of step); UIDs that
+    /// name nothing are not (RFC 9051 §6.4.8).
+    pub fn resolve(&self, set: &NumberSet, by_uid: bool) -> Result<Vec<usize>, String> {
+        if by_uid {
+            return Ok(self
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, message)| set.contains(message.record.uid))
+                .map(|(index, _)| index)
+                .collect());
+        }
+        let exists = self.exists();
+        let mut indexes = Vec::new();
+        for &(low, high) in &set.0 {
+            if high > exists || low == 0 {
+                return Err(if exists == 0 {
+                    "the mailbox is empty".to_owned()
+                } else {
+                    format!("message sequence number {high} is past the last message ({exists})")
+                });
+            }
+            indexes.extend((low - 1) as usize..high as usize);
+        }
+        indexes.sort_unstable();
+        indexes.dedup();
+        Ok(indexes)
+    }
+
+    /// Brings the view to the store's `current` list (UID order) and writes the untagged
+    /// responses that say so. Expunges are reported only when `expunge_allowed`; flag
+    /// changes carry UID (and MODSEQ with CONDSTORE).
+    pub fn refresh(
+        &mut self,
+        current: Vec<MessageRecord>,
+        expunge_allowed: bool,
+        condstore: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let mut current = current.into_iter().peekable();
+        let mut kept: Vec<ViewMessage> = Vec::with_capacity(self.messages.len());
+        let mut expunged_sequences: Vec<usize> = Vec::new();
+        let mut flag_updates: Vec<(usize, MessageRecord)> = Vec::new();
+        for (index, message) in std::mem::take(&mut self.messages).into_iter().enumerate() {
+            // Skip store messages with UIDs below this one: they cannot be (UIDs only grow
+            // and the view had every message up to its last UID), but stay safe.
+            while current
+                .peek()
+                .is_some_and(|next| next.uid < message.record.uid)
+            {
+                current.next();
+            }
+            match current.peek() {
+                Some(next) if next.uid == message.record.uid => {
+                    let Some(next) = current.next() else { break };
+                    if next.flags != message.record.flags || next.modseq != message.record.modseq {
+                        let changed_flags = next.flags != message.record.flags;
+                        let new_index = kept.len();
+                        kept.push(ViewMessage {
+                            record: next.clone(),
+                            expunged: false,
+                        });
+                        if changed_flags {
+                            flag_updates.push((new_index, next));
+                        }
+                    } else {
+                        kept.push(message);
+                    }
+                }
+                _ => {
+                    if expunge_allowed {
+                        expunged_sequences.push(index + 1);
+                    } else {
+                        kept.push(ViewMessage {
+                            record: message.record,
+                            expunged: true,
+                        });
+                    }
+                }
+            }
+        }
+        // Report expunges from the highest number down, so each number is right when sent.
+        for sequence in expunged_sequences.iter().rev() {
+            out.extend_from_slice(format!("* {sequence} EXPUNGE\r\n").as_bytes());
+        }
+        let before = kept.len();
+        let last_uid = kept.last().map_or(0, |message| message.record.uid);
+        for record in current {
+            if record.uid > last_uid {
+                kept.push(ViewMessage {
+                    record,
+                    expunged: false,
+                });
+            }
+        }
+        self.messages = kept;
+        if self.messages.len() != before {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
+        }
+        for (index, record) in flag_updates {
+            out.extend_from_slice(
+                flag_fetch_line(
+                    index + 1,
+                    &record.flags,
+                    record.uid,
+                    condstore.then_some(record.modseq),
+                )
+                .as_bytes(),
+            );
+        }
+    }
+}
+
+/// `* n FETCH (UID u FLAGS (...) [MODSEQ (m)])`.
+pub fn flag_fetch_line(sequence: usize, flags: &Flags, uid: Uid, modseq: Option<ModSeq>) -> String {
+    let modseq = modseq.map_or(String::new(), |modseq| format!(" MODSEQ ({modseq})"));
+    format!(
+        "* {sequence} FETCH (UID {uid} FLAGS {}{modseq})\r\n",
+        render::flags(flags)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tme_store::BlobId;
+
+    fn record(uid: Uid, seen: bool) -> MessageRecord {
+        let mut flags = Flags::default();
+        if seen {
+            flags.system.0 |= tme_store::mail::SystemFlags::SEEN;
+        }
+        MessageRecord {
+            id: i64::from(uid),
+            account_id: 1,
+            mailbox_id: 1,
+            uid,
+            blob_id: BlobId::from_hex(&"00".repeat(32)).unwrap_or_else(|| panic!("blob id")),
+            size_bytes: 10,
+            internal_date_unix: 0,
+            flags,
+            modseq: i64::from(uid) + i64::from(seen),
+            expunged_unix: None,
+        }
+    }
+
+    fn view(uids: &[Uid]) -> SelectedView {
+        SelectedView {
+            mailbox_id: 1,
+            name: "INBOX".to_owned(),
+            read_only: false,
+            uid_validity: 1,
+            messages: uids
+                .iter()
+                .map(|&uid| ViewMessage {
+                    record: record(uid, false),
+                    expunged: false,
+                })
+                .collect(),
+            highest_modseq: 0,
+            account_modseq: 0,
+        }
+    }
+
+    fn refresh(view: &mut SelectedView, current: Vec<MessageRecord>, allowed: bool) -> String {
+        let mut out = Vec::new();
+        view.refresh(current, allowed, false, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn expunges_wait_until_allowed_and_come_highest_first() {
+        let mut selected = view(&[1, 2, 3, 4]);
+        let current = vec![record(1, false), record(3, true), record(5, false)];
+        assert_eq!(
+            refresh(&mut selected, current.clone(), false),
+            "* 5 EXISTS\r\n* 3 FETCH (UID 3 FLAGS (\\Seen))\r\n"
+        );
+        assert_eq!(selected.exists(), 5, "expunged messages keep their numbers");
+        assert_eq!(
+            refresh(&mut selected, current, true),
+            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n"
+        );
+        assert_eq!(selected.uid_of(3), Some(5));
+    }
+
+    #[test]
+    fn sequence_sets() {
+        let selected = view(&[10, 20, 30]);
+        assert_eq!(
+            selected.resolve(&NumberSet(vec![(2, 3)]), false),
+            Ok(vec![1, 2])
+        );
+        assert!(selected.resolve(&NumberSet(vec![(4, 4)]), false).is_err());
+        assert_eq!(
+            selected.resolve(&NumberSet(vec![(15, 30)]), true),
+            Ok(vec![1, 2])
+        );
+        assert_eq!(
+            selected.resolve(&NumberSet(vec![(40, 50)]), true),
+            Ok(vec![])
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! IMAP against real clients: Python's imaplib for every command and bad input
+//! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
+//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tme_testkit::Node;
+
+mod common;
+
+/// The literal limit the tests set, small enough to send more than it quickly.
+const LITERAL_LIMIT: &str = "100000";
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/imap")
+        .join(name)
+}
+
+/// A node with one account (`alice@example.org`, password and app password).
+fn node_with_account() -> (Node, String) {
+    node_with_account_and(&[])
+}
+
+fn node_with_account_and(environment: &[(&str, &str)]) -> (Node, String) {
+    let mut node = Node::init(Path::new(env!("CARGO_BIN_EXE_tme"))).expect("init");
+    node.set_environment("TME_IMAP__LITERAL_OCTETS_MAX", LITERAL_LIMIT);
+    // Many bad logins and commands in one run: keep the throttle and error limit out of the way.
+    node.set_environment("TME_LOGIN__FAILURES_BEFORE_DELAY", "100");
+    node.set_environment("TME_IMAP__SESSION_ERRORS_MAX", "100");
+    for (name, value) in environment {
+        node.set_environment(name, value);
+    }
+    node.serve().expect("serve");
+    node.add_account("alice@example.org", "secret pw")
+        .expect("account");
+    let output = node
+        .tme_ok(&[
+            "account",
+            "app-password",
+            "add",
+            "alice@example.org",
+            "tests",
+        ])
+        .expect("app password");
+    let app_password = output
+        .lines()
+        .next()
+        .and_then(|line| line.rsplit(' ').next())
+        .expect("app password shown")
+        .to_owned();
+    (node, app_password)
+}
+
+fn run_python(node: &Node, name: &str, app_password: &str) {
+    run_python_with(node, name, app_password, &[]);
+}
+
+fn run_python_with(node: &Node, name: &str, app_password: &str, arguments: &[&str]) {
+    run_python_in(node, name, app_password, arguments, &[]);
+}
+
+fn run_python_in(
+    node: &Node,
+    name: &str,
+    app_password: &str,
+    arguments: &[&str],
+    environment: &[(&str, &Path)],
+) {
+    let work = tempfile::tempdir().expect("work directory");
+    let output = Command::new("python3")
+        .arg(script(name))
+        .args(arguments)
+        .envs(environment.iter().map(|(name, value)| (*name, *value)))
+        .env("WORK_DIR", work.path())
+        .env("CERTIFICATE", node.data_dir().join("tls/certificate.pem"))
+        .env("IMAP_PORT", node.address("imap").port().to_string())
+        .env("IMAPS_PORT", node.address("imaps").port().to_string())
+        .env("SMTP_PORT", node.address("smtp").port().to_string())
+        .env("USER_ADDRESS", "alice@example.org")
+        .env("PASSWORD", "secret pw")
+        .env("APP_PASSWORD", app_password)
+        .env("LITERAL_LIMIT", LITERAL_LIMIT)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{name} failed:\n{stdout}\n{stderr}\nnode log:\n{}",
+        node.log()
+    );
+    println!("{stdout}");
+}
+
+#[test]
+fn imaplib_every_command_and_bad_input() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "commands.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn two_clients_on_one_mailbox_see_each_other_as_the_rfc_says() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "concurrency.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn idle_sees_a_delivery_made_by_swaks() {
+    // An hour between polls: what IDLE reports must come from the change notification.
+    let (mut node, app_password) =
+        node_with_account_and(&[("TME_IMAP__IDLE_POLL_SECONDS", "3600")]);
+    run_python(&node, "idle.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn mbsync_syncs_a_mailbox_both_ways() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "mbsync.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn failed_logins_lock_the_account_and_the_cli_lifts_the_lock() {
+    // (`node_with_account_and` turns the delays off: the lock is what is tested here.)
+    let (mut node, app_password) =
+        node_with_account_and(&[("TME_LOGIN__FAILURES_PER_ACCOUNT_MAX", "3")]);
+    run_python_with(&node, "login_locks.py", &app_password, &["fail", "3"]);
+    run_python_with(&node, "login_locks.py", &app_password, &["expect-locked"]);
+    let locks = node.tme_ok(&["login", "locks"]).expect("tme login locks");
+    assert!(
+        locks.contains("account:alice@example.org") && locks.contains(" 3 "),
+        "{locks}"
+    );
+    let json = node
+        .tme_ok(&["login", "locks", "--json"])
+        .expect("tme login locks --json");
+    assert!(
+        json.contains("\"key\": \"account:alice@example.org\""),
+        "{json}"
+    );
+    common::assert_metrics(
+        &node,
+        &[
+            "tme_login_locks_total{kind=\"account\"} 1",
+            "tme_login_attempts_total{outcome=\"bad_credentials\"} 3",
+            "tme_login_attempts_total{outcome=\"locked\"} 1",
+            "tme_login_locks_active 1",
+        ],
+    );
+    let unlocked = node
+        .tme_ok(&["login", "unlock", "account:alice@example.org"])
+        .expect("tme login unlock");
+    assert_eq!(unlocked.trim(), "unlocked account:alice@example.org");
+    run_python_with(&node, "login_locks.py", &app_password, &["expect-ok"]);
+    assert_eq!(
+        node.tme_ok(&["login", "locks"]).expect("locks").trim(),
+        "no login locks"
+    );
+    assert!(!node.log().contains("secret pw"), "a password was logged");
+    node.stop().expect("stop");
+}
+
+/// How many corpus messages the differential test takes: every Nth, so one run stays short
+/// on a debug build while covering every folder of the corpus.
+const CORPUS_STRIDE: usize = 8;
+
+#[test]
+fn fetch_answers_match_dovecot_on_the_corpus() {
+    let corpus = tme_testkit::corpus_messages();
+    if corpus.is_empty() {
+        eprintln!("the shared corpus is absent: the differential test has nothing to compare");
+        return;
+    }
+    let (mut node, app_password) =
+        node_with_account_and(&[("TME_IMAP__LITERAL_OCTETS_MAX", "100000000")]);
+    let list = tempfile::NamedTempFile::new().expect("list file");
+    let chosen: Vec<String> = corpus
+        .iter()
+        .step_by(CORPUS_STRIDE)
+        .map(|path| path.display().to_string())
+        .collect();
+    std::fs::write(list.path(), chosen.join("\n")).expect("write list");
+    run_python_in(
+        &node,
+        "differential.py",
+        &app_password,
+        &[],
+        &[("CORPUS_FILES", list.path())],
+    );
+    node.stop().expect("stop");
+}
