@@ -3,7 +3,8 @@
 //! Sans-I/O half: `zone` (the records each domain gets and the in-memory zone), `custom`
 //! (operator-added records and their conflicts with generated ones), `answer` (one query in,
 //! one response out: the wire format through hickory-proto), `transfer` (AXFR), `notify`
-//! (RFC 1996 messages), `rate_limit` (response rate limiting), `dkim` (key generation),
+//! (RFC 1996 messages), `prepared` (answers made in advance in wire form: the fast path of
+//! `answer`), `rate_limit` (response rate limiting), `dkim` (key generation),
 //! `client_setup` (MTA-STS policy, autoconfig and autodiscover documents), `check` (comparing
 //! what the public DNS says with what we serve).
 //! Async half: `server` (UDP and TCP sockets, the directory poll, NOTIFY sending).
@@ -15,6 +16,7 @@ pub mod custom;
 pub mod dkim;
 pub mod lookup;
 pub mod notify;
+pub mod prepared;
 pub mod rate_limit;
 pub mod server;
 pub mod transfer;

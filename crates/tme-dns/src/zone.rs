@@ -15,6 +15,7 @@ use tme_core::config::{Config, MtaStsMode};
 use tme_store::{DkimKey, DnsRecord};
 
 use crate::DnsError;
+use crate::prepared::{PreparedCell, PreparedZone, wire_key};
 
 /// SOA timers (RFC 1912 §2.2 ranges): how often secondaries check, retry, and give up.
 const SOA_REFRESH_SECONDS: i32 = 14_400;
@@ -229,6 +230,8 @@ pub struct Zone {
     by_owner: HashMap<LowerName, Vec<Record>>,
     /// Names that own nothing but have descendants that do (RFC 8020: they exist).
     empty_non_terminals: HashSet<LowerName>,
+    /// The answers in wire form, made when the zone is first asked (`prepared`).
+    prepared: PreparedCell,
 }
 
 impl Zone {
@@ -274,7 +277,27 @@ impl Zone {
             records,
             by_owner,
             empty_non_terminals,
+            prepared: PreparedCell::default(),
         }
+    }
+
+    /// Every name that exists, with what it owns (nothing, for an empty non-terminal).
+    pub fn owners(&self) -> impl Iterator<Item = (&LowerName, &[Record])> {
+        self.by_owner
+            .iter()
+            .map(|(name, records)| (name, records.as_slice()))
+            .chain(
+                self.empty_non_terminals
+                    .iter()
+                    .map(|name| (name, &[] as &[Record])),
+            )
+    }
+
+    /// The answers in wire form, made on first use (a zone never asked costs nothing).
+    pub fn prepared(&self) -> &PreparedZone {
+        self.prepared
+            .0
+            .get_or_init(|| Arc::new(PreparedZone::new(self)))
     }
 
     pub fn origin(&self) -> &Name {
@@ -442,16 +465,26 @@ pub fn build_zone(
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     zones: HashMap<LowerName, Arc<Zone>>,
+    /// The same zones by origin in lower-case wire form, for `prepared`'s lookups.
+    by_wire: HashMap<Box<[u8]>, Arc<Zone>>,
 }
 
 impl Catalog {
     pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Catalog {
-        Catalog {
-            zones: zones
-                .into_iter()
-                .map(|zone| (LowerName::new(zone.origin()), zone))
-                .collect(),
-        }
+        let zones: HashMap<LowerName, Arc<Zone>> = zones
+            .into_iter()
+            .map(|zone| (LowerName::new(zone.origin()), zone))
+            .collect();
+        let by_wire = zones
+            .values()
+            .filter_map(|zone| Some((wire_key(zone.origin())?, zone.clone())))
+            .collect();
+        Catalog { zones, by_wire }
+    }
+
+    /// The zone whose origin is `origin`, in lower-case wire form.
+    pub fn find_wire(&self, origin: &[u8]) -> Option<&Arc<Zone>> {
+        self.by_wire.get(origin)
     }
 
     /// The zone `name` lies in (the closest enclosing one), if we host it.
