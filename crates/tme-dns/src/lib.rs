@@ -6,7 +6,7 @@
 //! (RFC 1996 messages), `prepared` (answers made in advance in wire form: the fast path of
 //! `answer`), `rate_limit` (response rate limiting), `dkim` (key generation),
 //! `client_setup` (MTA-STS policy, autoconfig and autodiscover documents), `check` (comparing
-//! what the public DNS says with what we serve).
+//! what the public DNS says with what we serve), `metrics` (what the role counts).
 //! Async half: `server` (UDP and TCP sockets, the directory poll, NOTIFY sending).
 
 pub mod answer;
@@ -15,6 +15,7 @@ pub mod client_setup;
 pub mod custom;
 pub mod dkim;
 pub mod lookup;
+pub mod metrics;
 pub mod notify;
 pub mod prepared;
 pub mod rate_limit;
@@ -22,6 +23,7 @@ pub mod server;
 pub mod transfer;
 pub mod zone;
 
+pub use metrics::Metrics;
 pub use zone::{Catalog, DomainInput, Zone, ZoneSettings, build_zone};
 
 /// What can go wrong outside a single query (a bad query is answered, never an error).

@@ -43,6 +43,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     ));
     let queue_metrics =
         tme_queue::QueueMetrics::register(registry.sub_registry_with_prefix("queue"));
+    let dns_metrics = Arc::new(tme_dns::Metrics::register(
+        registry.sub_registry_with_prefix("dns"),
+    ));
     let registry = Arc::new(registry);
     let queue_runner = queue::runner(&config, store.clone(), queue_metrics)?;
 
@@ -80,6 +83,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         let context = dns::DnsContext {
             store: store.clone(),
             config: config.clone(),
+            metrics: dns_metrics.clone(),
         };
         supervisor::supervise("dns", health.clone(), shutdown.clone(), move |role| {
             dns::run(address, context.clone(), role)
