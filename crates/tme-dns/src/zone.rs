@@ -11,7 +11,7 @@ use std::sync::Arc;
 use base64::Engine;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use tme_core::config::{Config, MtaStsMode};
+use tme_core::config::{ClientPorts, Config, MtaStsMode};
 use tme_store::{DkimKey, DnsRecord};
 
 use crate::DnsError;
@@ -25,14 +25,17 @@ const SOA_EXPIRE_SECONDS: i32 = 1_209_600;
 const TXT_STRING_OCTETS_MAX: usize = 255;
 
 /// The client set-up services published as SRV records (RFC 6186 §3, RFC 8314 §5.1, RFC 8620
-/// §2.2), with their standard ports; `_autodiscover._tcp` is Microsoft's (MS-OXDSCLI §3.1.5).
-pub const CLIENT_SERVICES: &[(&str, u16)] = &[
-    ("_imaps._tcp", 993),
-    ("_submissions._tcp", 465),
-    ("_pop3s._tcp", 995),
-    ("_jmap._tcp", 443),
-    ("_autodiscover._tcp", 443),
-];
+/// §2.2), with their ports from `dns.client_ports`; `_autodiscover._tcp` is Microsoft's
+/// (MS-OXDSCLI §3.1.5).
+pub fn client_services(ports: &ClientPorts) -> [(&'static str, u16); 5] {
+    [
+        ("_imaps._tcp", ports.imaps),
+        ("_submissions._tcp", ports.submissions),
+        ("_pop3s._tcp", ports.pop3s),
+        ("_jmap._tcp", ports.https),
+        ("_autodiscover._tcp", ports.https),
+    ]
+}
 
 /// The host names under each domain that point at the client host (CNAME): autoconfig for
 /// Thunderbird, autodiscover for Outlook, mta-sts for the MTA-STS policy (RFC 8461 §3.3).
@@ -54,6 +57,8 @@ pub struct ZoneSettings {
     pub hostmaster: Name,
     pub mail_hosts: Vec<MailHost>,
     pub client_host: Name,
+    /// The public ports of the client services (SRV records, set-up documents).
+    pub client_ports: ClientPorts,
     pub ttl_seconds: u32,
     pub negative_ttl_seconds: u32,
     pub spf: String,
@@ -123,6 +128,7 @@ impl ZoneSettings {
             hostmaster,
             mail_hosts,
             client_host,
+            client_ports: dns.client_ports,
             ttl_seconds: dns.ttl_seconds,
             negative_ttl_seconds: dns.negative_ttl_seconds,
             spf: dns.spf.clone(),
@@ -424,10 +430,10 @@ pub fn generated_records(
         at("_smtp._tls"),
         txt(&settings.tls_rpt.replace("{domain}", domain_text)),
     );
-    for (service, port) in CLIENT_SERVICES {
+    for (service, port) in client_services(&settings.client_ports) {
         add(
             at(service),
-            RData::SRV(SRV::new(0, 1, *port, settings.client_host.clone())),
+            RData::SRV(SRV::new(0, 1, port, settings.client_host.clone())),
         );
     }
     for label in CLIENT_NAMES {
