@@ -247,12 +247,13 @@ def number(pattern):
     match = re.search(pattern, text)
     return match.group(1) if match else "?"
 latency = re.search(r"Average Latency \(s\):\s*([0-9.]+) \(min ([0-9.]+), max ([0-9.]+)\)", text)
+qps = float(number(r"Queries per second:\s*([0-9.]+)"))
+completed = number(r"Queries completed:\s*([0-9]+)")
+lost = number(r"Queries lost:\s*([0-9]+)")
 codes = number(r"Response codes:\s*(.*)")
-print(f"qps={float(number(r'Queries per second:\s*([0-9.]+)')):.0f}"
-      f" completed={number(r'Queries completed:\s*([0-9]+)')}"
-      f" lost={number(r'Queries lost:\s*([0-9]+)')}"
-      f" avg_ms={float(latency.group(1)) * 1000:.3f} max_ms={float(latency.group(3)) * 1000:.1f}"
-      f" codes=[{codes}]")
+average_ms = float(latency.group(1)) * 1000
+maximum_ms = float(latency.group(3)) * 1000
+print(f"qps={qps:.0f} completed={completed} lost={lost} avg_ms={average_ms:.3f} max_ms={maximum_ms:.1f} codes=[{codes}]")
 EOF
 }
 

@@ -638,7 +638,10 @@ impl DnsConfig {
         }
         for (key, port) in [
             ("dns.client_ports.imaps", self.client_ports.imaps),
-            ("dns.client_ports.submissions", self.client_ports.submissions),
+            (
+                "dns.client_ports.submissions",
+                self.client_ports.submissions,
+            ),
             ("dns.client_ports.pop3s", self.client_ports.pop3s),
             ("dns.client_ports.https", self.client_ports.https),
         ] {

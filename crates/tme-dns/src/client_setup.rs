@@ -124,7 +124,10 @@ pub fn apple_mobileconfig(settings: &ZoneSettings, address: &str, display_name: 
     let display_name = escape(display_name);
     let reverse_domain = escape(&reverse_domain);
     let (profile_uuid, account_uuid) = (uuid(0), uuid(16));
-    let (imaps, submissions) = (settings.client_ports.imaps, settings.client_ports.submissions);
+    let (imaps, submissions) = (
+        settings.client_ports.imaps,
+        settings.client_ports.submissions,
+    );
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">

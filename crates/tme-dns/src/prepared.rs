@@ -90,9 +90,7 @@ impl PreparedZone {
             };
             let by_type = types
                 .iter()
-                .filter_map(|record_type| {
-                    Some((u16::from(*record_type), section(*record_type)?))
-                })
+                .filter_map(|record_type| Some((u16::from(*record_type), section(*record_type)?)))
                 .collect();
             let other = if has_cname {
                 None
@@ -134,7 +132,12 @@ fn negative_soa(zone: &Zone) -> Option<Vec<u8>> {
     // Each name encoded alone is uncompressed: nothing precedes it to point at.
     let mut rdata = data.mname.to_bytes().ok()?;
     rdata.extend_from_slice(&data.rname.to_bytes().ok()?);
-    for value in [data.serial, data.refresh as u32, data.retry as u32, data.expire as u32] {
+    for value in [
+        data.serial,
+        data.refresh as u32,
+        data.retry as u32,
+        data.expire as u32,
+    ] {
         rdata.extend_from_slice(&value.to_be_bytes());
     }
     rdata.extend_from_slice(&data.minimum.to_be_bytes());
@@ -210,8 +213,7 @@ fn parse(bytes: &[u8]) -> Option<Question> {
     }
     question.query_type = read_u16(bytes, position)?;
     // Meta types (RFC 6895 §3.1: 128–255, OPT, SIG) have their own rules.
-    if matches!(question.query_type, 24 | 41 | 128..=255) || read_u16(bytes, position + 2)? != 1
-    {
+    if matches!(question.query_type, 24 | 41 | 128..=255) || read_u16(bytes, position + 2)? != 1 {
         return None;
     }
     position += 4;
@@ -267,7 +269,8 @@ pub fn answer(
                 None => {
                     // NXDOMAIN (RFC 2308 §2.1): the SOA in authority, its owner a pointer to
                     // the origin's labels at the end of the question's name.
-                    let origin_at = HEADER_OCTETS + name.len().checked_sub(prepared.origin_octets)?;
+                    let origin_at =
+                        HEADER_OCTETS + name.len().checked_sub(prepared.origin_octets)?;
                     let pointer = 0xc000 | u16::try_from(origin_at).ok()?;
                     nxdomain_pointer = pointer.to_be_bytes();
                     nxdomain = Section {
@@ -282,8 +285,7 @@ pub fn answer(
         }
     };
     let question_end = HEADER_OCTETS + question.name_octets + 4;
-    let mut response =
-        Vec::with_capacity(question_end + section.records.len() + extra.len() + 11);
+    let mut response = Vec::with_capacity(question_end + section.records.len() + extra.len() + 11);
     response.extend_from_slice(&bytes[..2]);
     // QR, AA as prepared, RD copied; RA never (no recursion); CD copied; the RCODE.
     response.push(0x80 | if section.authoritative { 0x04 } else { 0 } | (bytes[2] & 0x01));
@@ -360,7 +362,10 @@ mod tests {
             host: "mx.example.com".to_owned(),
             site: "paris".to_owned(),
             priority: 10,
-            addresses: vec!["192.0.2.25".parse().unwrap(), "2001:db8::25".parse().unwrap()],
+            addresses: vec![
+                "192.0.2.25".parse().unwrap(),
+                "2001:db8::25".parse().unwrap(),
+            ],
         }];
         let settings = ZoneSettings::from_config(&config).unwrap();
         let mut zones = Vec::new();
@@ -478,7 +483,12 @@ mod tests {
         let mut fast = 0;
         for (index, name) in names.iter().enumerate() {
             for record_type in types {
-                for edns in [None, Some((512u16, false)), Some((4096, true)), Some((1232, false))] {
+                for edns in [
+                    None,
+                    Some((512u16, false)),
+                    Some((4096, true)),
+                    Some((1232, false)),
+                ] {
                     for transport in [Transport::Udp, Transport::Tcp] {
                         let mut message =
                             Message::new(index as u16, MessageType::Query, OpCode::Query);
@@ -537,9 +547,8 @@ mod tests {
     #[test]
     fn other_shapes_go_the_general_way() {
         let catalog = catalog();
-        let ask = |message: &Message| {
-            answer(&catalog, 1232, &message.to_vec().unwrap(), Transport::Udp)
-        };
+        let ask =
+            |message: &Message| answer(&catalog, 1232, &message.to_vec().unwrap(), Transport::Udp);
         let plain = |record_type| {
             let mut message = Message::new(1, MessageType::Query, OpCode::Query);
             message.add_query(Query::query(
@@ -549,7 +558,12 @@ mod tests {
             message
         };
         assert!(ask(&plain(RecordType::SOA)).is_some());
-        for meta in [RecordType::ANY, RecordType::AXFR, RecordType::IXFR, RecordType::OPT] {
+        for meta in [
+            RecordType::ANY,
+            RecordType::AXFR,
+            RecordType::IXFR,
+            RecordType::OPT,
+        ] {
             assert!(ask(&plain(meta)).is_none(), "{meta}");
         }
         let mut versioned = plain(RecordType::SOA);

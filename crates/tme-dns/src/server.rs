@@ -8,6 +8,7 @@
 //! `poll_interval`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,8 @@ const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
 const NOTIFY_ATTEMPTS_MAX: usize = 5;
 /// NOTIFYs in flight at once (a change to every zone must not open thousands of sockets).
 const NOTIFY_IN_FLIGHT_MAX: usize = 32;
-/// UDP tasks reading the one socket: the answer is quick, two keep both cores busy.
-const UDP_WORKERS: usize = 2;
+/// How often a UDP thread blocked on its socket wakes to see whether to stop.
+const UDP_SHUTDOWN_CHECK: Duration = Duration::from_millis(200);
 
 /// What the `dns` role is configured with.
 #[derive(Debug, Clone)]
@@ -56,6 +57,9 @@ pub struct ServerConfig {
 #[derive(Debug, Default)]
 pub struct Zones {
     catalog: RwLock<Arc<Catalog>>,
+    /// Raised at every swap, so a UDP thread keeps its own `Arc` of the catalog and only
+    /// takes the lock when this moved (no shared counter touched per query).
+    version: AtomicU64,
 }
 
 impl Zones {
@@ -72,17 +76,40 @@ impl Zones {
             Ok(mut current) => *current = catalog,
             Err(poisoned) => *poisoned.into_inner() = catalog,
         }
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// `held` brought up to date: the catalog of the moment and its version.
+    fn refresh(&self, held: &mut (u64, Arc<Catalog>)) {
+        let version = self.version.load(Ordering::Acquire);
+        if version != held.0 {
+            *held = (version, self.current());
+        }
     }
 }
 
-/// Makes the DKIM keys of every domain that has none (a domain added before keys existed,
-/// or by a path that did not make them). RSA generation runs off the async threads.
-pub async fn ensure_dkim_keys(store: &Store) -> Result<usize, DnsError> {
+/// How long after a domain is added the role leaves its DKIM keys to `tme domain add`, which
+/// stores them in the next transaction (milliseconds later, or seconds during a bulk add):
+/// making them here too would only duplicate the slow RSA work.
+const DKIM_KEYS_GRACE_SECONDS: i64 = 60;
+
+/// Makes the DKIM keys of every domain that has none (a domain added before keys existed, or
+/// by a path that did not make them) and was added more than `DKIM_KEYS_GRACE_SECONDS` ago.
+/// RSA generation runs off the async threads. Returns how many were made, and whether some
+/// domain still waits for its grace to pass.
+pub async fn ensure_dkim_keys(store: &Store) -> Result<(usize, bool), DnsError> {
     let domains = store.directory.domain_list(None).await?;
     let keys = store.directory.dkim_key_list(None).await?;
     let mut made = 0;
+    let mut waiting = false;
+    let with_keys: std::collections::HashSet<&tme_core::Domain> =
+        keys.iter().map(|key| &key.domain).collect();
     for record in domains {
-        if keys.iter().any(|key| key.domain == record.domain) {
+        if with_keys.contains(&record.domain) {
+            continue;
+        }
+        if now_unix() - record.created_unix < DKIM_KEYS_GRACE_SECONDS {
+            waiting = true;
             continue;
         }
         let now_unix = now_unix();
@@ -102,7 +129,7 @@ pub async fn ensure_dkim_keys(store: &Store) -> Result<usize, DnsError> {
         }
         tracing::info!(domain = %record.domain, "DKIM keys made");
     }
-    Ok(made)
+    Ok((made, waiting))
 }
 
 /// Reads the directory and builds every zone (serials not yet assigned).
@@ -151,18 +178,26 @@ fn now_unix() -> i64 {
         .map_or(0, |duration| duration.as_secs() as i64)
 }
 
-/// Rebuilds the catalog; returns the origins whose content changed.
+/// What a rebuild changed.
+struct Reloaded {
+    /// The origins whose content changed.
+    changed: Vec<Name>,
+    /// Some domain has no DKIM keys yet, within its grace: rebuild again after it.
+    keys_waiting: bool,
+}
+
+/// Rebuilds the catalog.
 async fn reload(
     store: &Store,
     settings: &ZoneSettings,
     zones: &Zones,
     metrics: &Metrics,
-) -> Result<Vec<Name>, DnsError> {
+) -> Result<Reloaded, DnsError> {
     let rebuilt = async {
-        ensure_dkim_keys(store).await?;
-        build_all(store, settings).await
+        let (_, keys_waiting) = ensure_dkim_keys(store).await?;
+        Ok::<_, DnsError>((build_all(store, settings).await?, keys_waiting))
     };
-    let built = match rebuilt.await {
+    let (built, keys_waiting) = match rebuilt.await {
         Ok(built) => built,
         Err(error) => {
             Metrics::count(&metrics.zone_rebuilds, "failed");
@@ -183,7 +218,10 @@ async fn reload(
             zone.prepared();
         }
     });
-    Ok(changed)
+    Ok(Reloaded {
+        changed,
+        keys_waiting,
+    })
 }
 
 /// Runs the server until `shutdown`. `listening` is called once both sockets are bound and
@@ -196,17 +234,22 @@ pub async fn run(
     listening: impl FnOnce(),
 ) -> Result<(), DnsError> {
     let io_error = |context: String| move |source| DnsError::Io { context, source };
-    let udp = Arc::new(
-        UdpSocket::bind(config.address)
-            .await
-            .map_err(io_error(format!("cannot listen on UDP {}", config.address)))?,
-    );
+    let udp = std::net::UdpSocket::bind(config.address)
+        .and_then(|socket| {
+            socket.set_read_timeout(Some(UDP_SHUTDOWN_CHECK))?;
+            Ok(socket)
+        })
+        .map_err(io_error(format!("cannot listen on UDP {}", config.address)))?;
     let tcp = TcpListener::bind(config.address)
         .await
         .map_err(io_error(format!("cannot listen on TCP {}", config.address)))?;
     let zones = Arc::new(Zones::default());
     let mut generation = store.directory.generation().await?;
-    let changed = reload(&store, &config.settings, &zones, &metrics).await?;
+    let reloaded = reload(&store, &config.settings, &zones, &metrics).await?;
+    let changed = reloaded.changed;
+    // When to look again for domains whose DKIM keys are still missing.
+    let grace = Duration::from_secs(DKIM_KEYS_GRACE_SECONDS as u64 + 1);
+    let mut keys_check_at = reloaded.keys_waiting.then(|| Instant::now() + grace);
     tracing::info!(
         address = %config.address,
         zones = zones.current().len(),
@@ -222,15 +265,24 @@ pub async fn run(
     )));
     let limits = Arc::new(config.limits.clone());
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..UDP_WORKERS {
-        tasks.spawn(udp_worker(
-            udp.clone(),
+    // One thread per core blocks on the socket: a datagram costs two system calls and no
+    // trip through the async reactor (faster in bench/dns.sh, see docs/BENCHMARKS.md).
+    let udp_threads = std::thread::available_parallelism().map_or(2, usize::from);
+    for _ in 0..udp_threads {
+        let socket = udp.try_clone().map_err(io_error(format!(
+            "cannot share the UDP socket {}",
+            config.address
+        )))?;
+        let (zones, limits, limiter, metrics, shutdown) = (
             zones.clone(),
             limits.clone(),
             limiter.clone(),
             metrics.clone(),
             shutdown.clone(),
-        ));
+        );
+        tasks.spawn_blocking(move || {
+            udp_worker(&socket, &zones, &limits, &limiter, &metrics, &shutdown)
+        });
     }
     tasks.spawn(tcp_acceptor(
         tcp,
@@ -255,12 +307,17 @@ pub async fn run(
                 continue;
             }
         };
-        if now == generation {
+        let keys_due = keys_check_at.is_some_and(|at| Instant::now() >= at);
+        if now == generation && !keys_due {
             continue;
         }
         match reload(&store, &config.settings, &zones, &metrics).await {
-            Ok(changed) => {
+            Ok(Reloaded {
+                changed,
+                keys_waiting,
+            }) => {
                 generation = now;
+                keys_check_at = keys_waiting.then(|| Instant::now() + grace);
                 if !changed.is_empty() {
                     tracing::info!(zones = changed.len(), "zones changed");
                 }
@@ -275,27 +332,33 @@ pub async fn run(
     Ok(())
 }
 
-async fn udp_worker(
-    socket: Arc<UdpSocket>,
-    zones: Arc<Zones>,
-    limits: Arc<AnswerLimits>,
-    limiter: Arc<Mutex<RateLimiter>>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
+/// Answers datagrams on `socket` until `shutdown`, on a thread of its own.
+fn udp_worker(
+    socket: &std::net::UdpSocket,
+    zones: &Zones,
+    limits: &AnswerLimits,
+    limiter: &Mutex<RateLimiter>,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
 ) {
     let limiting = match limiter.lock() {
         Ok(limiter) => limiter.is_on(),
         Err(poisoned) => poisoned.into_inner().is_on(),
     };
+    let mut catalog = (u64::MAX, Arc::new(Catalog::default()));
     // One octet more than any query we take, to see an oversized datagram and drop it.
     let mut buffer = vec![0u8; QUERY_OCTETS_MAX + 1];
-    loop {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut buffer) => received,
-        };
-        let (length, source) = match received {
+    while !shutdown.is_cancelled() {
+        let (length, source) = match socket.recv_from(&mut buffer) {
             Ok(received) => received,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(error) => {
                 // ICMP errors surface here on some systems; the socket stays usable.
                 tracing::debug!(%error, "udp receive failed");
@@ -306,10 +369,10 @@ async fn udp_worker(
             metrics.queries_dropped.inc();
             continue;
         }
-        let catalog = zones.current();
+        zones.refresh(&mut catalog);
         let Answer::Message(response) = answer(
-            &catalog,
-            &limits,
+            &catalog.1,
+            limits,
             &buffer[..length],
             source.ip(),
             Transport::Udp,
@@ -340,7 +403,7 @@ async fn udp_worker(
             }
         };
         metrics.count_response(Transport::Udp, &response);
-        if let Err(error) = socket.send_to(&response, source).await {
+        if let Err(error) = socket.send_to(&response, source) {
             tracing::debug!(%error, %source, "udp send failed");
         }
     }
@@ -419,6 +482,7 @@ async fn tcp_connection(
     let mut reader = BufReader::with_capacity(2 * (QUERY_OCTETS_MAX + 2), reader);
     let mut buffer = vec![0u8; QUERY_OCTETS_MAX];
     let mut output: Vec<u8> = Vec::new();
+    let mut catalog = (u64::MAX, Arc::new(Catalog::default()));
     for _ in 0..TCP_QUERIES_PER_CONNECTION_MAX {
         if !output.is_empty()
             && (output.len() >= TCP_OUTPUT_OCTETS_MAX || !whole_message_buffered(reader.buffer()))
@@ -443,9 +507,9 @@ async fn tcp_connection(
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => break,
         }
-        let catalog = zones.current();
+        zones.refresh(&mut catalog);
         let is_transfer;
-        let messages = match answer(&catalog, limits, &buffer[..length], peer, Transport::Tcp) {
+        let messages = match answer(&catalog.1, limits, &buffer[..length], peer, Transport::Tcp) {
             Answer::Drop => {
                 metrics.queries_dropped.inc();
                 continue;
@@ -507,7 +571,10 @@ fn transfer_type(query: &[u8]) -> Option<u16> {
             break;
         }
     }
-    Some(u16::from_be_bytes([*query.get(position)?, *query.get(position + 1)?]))
+    Some(u16::from_be_bytes([
+        *query.get(position)?,
+        *query.get(position + 1)?,
+    ]))
 }
 
 /// Sends a NOTIFY for each changed zone to each secondary, in the background.

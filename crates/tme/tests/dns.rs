@@ -240,13 +240,25 @@ fn nsd_secondary_transfers_every_zone_gets_notify_and_answers_as_tme_does() {
         ("tme_dns_transfers_total{outcome=\"sent\"}", 4),
         ("tme_dns_notifies_total{outcome=\"sent\"}", 4),
         ("tme_dns_notifies_total{outcome=\"acknowledged\"}", 1),
-        ("tme_dns_queries_total{transport=\"udp\",rcode=\"noerror\"}", 1),
-        ("tme_dns_queries_total{transport=\"tcp\",rcode=\"noerror\"}", 50),
-        ("tme_dns_queries_total{transport=\"tcp\",rcode=\"nxdomain\"}", 3),
+        (
+            "tme_dns_queries_total{transport=\"udp\",rcode=\"noerror\"}",
+            1,
+        ),
+        (
+            "tme_dns_queries_total{transport=\"tcp\",rcode=\"noerror\"}",
+            50,
+        ),
+        (
+            "tme_dns_queries_total{transport=\"tcp\",rcode=\"nxdomain\"}",
+            3,
+        ),
     ];
     for (series, at_least) in metrics {
         let value = metric(&node, series);
-        assert!(value >= at_least, "{series} is {value}, expected {at_least} or more");
+        assert!(
+            value >= at_least,
+            "{series} is {value}, expected {at_least} or more"
+        );
     }
     assert_eq!(metric(&node, "tme_dns_zones"), 3);
 
@@ -682,7 +694,9 @@ fn mta_sts_autoconfig_autodiscover_and_mobileconfig_over_http() {
     assert_eq!(status, 200);
     assert!(answer.contains("<Type>IMAP</Type>\n        <Server>mail.test</Server>\n        <Port>993</Port>\n        <LoginName>ann@example.com</LoginName>"), "{answer}");
     assert!(
-        answer.contains("<Type>SMTP</Type>\n        <Server>mail.test</Server>\n        <Port>10465</Port>"),
+        answer.contains(
+            "<Type>SMTP</Type>\n        <Server>mail.test</Server>\n        <Port>10465</Port>"
+        ),
         "{answer}"
     );
     assert_eq!(

@@ -86,8 +86,9 @@ pub async fn domains_add(
         .into_iter()
         .map(|record| record.domain)
         .collect();
-    let (existing, new): (Vec<Domain>, Vec<Domain>) =
-        domains.into_iter().partition(|domain| hosted.contains(domain));
+    let (existing, new): (Vec<Domain>, Vec<Domain>) = domains
+        .into_iter()
+        .partition(|domain| hosted.contains(domain));
     if !existing.is_empty() && !skip_existing {
         let named: Vec<String> = existing.iter().take(5).map(Domain::to_string).collect();
         let more = existing.len().saturating_sub(named.len());
@@ -164,7 +165,10 @@ pub async fn domains_add(
     }
     progress.finish_and_clear();
     if added != new.len() {
-        bail!("key generation stopped: {added} of {} domains added", new.len());
+        bail!(
+            "key generation stopped: {added} of {} domains added",
+            new.len()
+        );
     }
     if texts.len() > 1 {
         println!(
