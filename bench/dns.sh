@@ -27,7 +27,9 @@
 #
 # Prints one line per system, transport and run (queries/s, completed, lost, average and
 # maximum latency, response codes), then the ratios tme / NSD. Runs BENCH_RUNS times (3).
-# Temporary folders live in BENCH_TMPDIR (or TMPDIR, or /tmp).
+# Temporary folders live in BENCH_TMPDIR (or TMPDIR, or /tmp). BENCH_SAVE_DATA_DIR=DIR keeps
+# a copy of tme's data directory with its domains; BENCH_DATA_DIR=DIR starts from a copy of
+# such a directory instead of adding the domains again (its domains, whatever BENCH_DOMAINS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,29 +56,30 @@ if [ ! -x "$target_dir/release/tme" ]; then
 fi
 tme="$(realpath "$target_dir/release/tme")"
 
-free_port() { # a port free for both UDP and TCP on 127.0.0.1
-  python3 - <<'EOF'
-import socket
-while True:
+free_ports() { # COUNT distinct ports, each free for both UDP and TCP on 127.0.0.1
+  python3 - "$1" <<'EOF'
+import socket, sys
+held = []
+while len(held) < int(sys.argv[1]):
     tcp = socket.socket()
     tcp.bind(("127.0.0.1", 0))
-    port = tcp.getsockname()[1]
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        udp.bind(("127.0.0.1", port))
+        udp.bind(("127.0.0.1", tcp.getsockname()[1]))
     except OSError:
         continue
-    print(port)
-    break
+    held.append((tcp, udp))
+print(" ".join(str(tcp.getsockname()[1]) for tcp, _ in held))
 EOF
 }
 
 # Waits until the server on PORT answers the SOA of every domain in FILE with SERIALS (a file
 # of "domain serial" lines; empty: any serial), over UDP. Prints "domain serial" lines.
-wait_for_zones() { # PORT DOMAIN_FILE SERIALS_FILE_OR_EMPTY TIMEOUT_SECONDS
+wait_for_zones() { # PORT DOMAIN_FILE SERIALS_FILE_OR_EMPTY TIMEOUT_SECONDS SERVER_PID
   python3 - "$@" <<'EOF'
-import random, socket, struct, sys, time
+import os, random, socket, struct, sys, time
 port, domain_file, serial_file, timeout = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+server_pid = int(sys.argv[5])
 domains = [line.strip() for line in open(domain_file) if line.strip()]
 wanted = {}
 if serial_file:
@@ -106,13 +109,19 @@ def skip_name(data, at):
             return at + 1
         at += 1 + length
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.settimeout(1)
+sock.settimeout(0.2)
 deadline = time.monotonic() + timeout
 pending = list(domains)
 found = {}
 while pending:
     still = []
     for domain in pending:
+        if time.monotonic() > deadline:
+            sys.exit(f"zones not served as expected on port {port} in {timeout:.0f} s, e.g. {domain}")
+        try:
+            os.kill(server_pid, 0)
+        except OSError:
+            sys.exit(f"the server on port {port} stopped (see its log)")
         try:
             serial = soa_serial(sock, domain)
         except OSError:
@@ -157,25 +166,38 @@ chmod 755 "$work"
 data="$work/tme"
 
 # (a) tme, with the domains; every other listener on a free port.
-seq -f "bench-%04g.test" 1 "$domains" >"$work/domains"
-"$tme" --data-dir "$data" init --hostname mail.bench.test >/dev/null 2>&1
-"$tme" --data-dir "$data" partner add Bench >/dev/null
 setup_start=$(date +%s.%N)
-"$tme" --data-dir "$data" domain add --file "$work/domains" --partner Bench | tail -1
+if [ -n "${BENCH_DATA_DIR:-}" ]; then
+  cp -a "$BENCH_DATA_DIR" "$data"
+  setup="copied from $BENCH_DATA_DIR"
+else
+  seq -f "bench-%04g.test" 1 "$domains" >"$work/domains"
+  "$tme" --data-dir "$data" init --hostname mail.bench.test >/dev/null 2>&1
+  "$tme" --data-dir "$data" partner add Bench >/dev/null
+  "$tme" --data-dir "$data" domain add --file "$work/domains" --partner Bench | tail -1
+  setup="domain add with DKIM keys"
+fi
 setup_end=$(date +%s.%N)
-selector_day=$("$tme" --data-dir "$data" domain show bench-0001.test | sed -n 's/^ *rsa-\([0-9]*\)\._domainkey.*/\1/p' | head -1)
-tme_port=$(free_port)
+"$tme" --data-dir "$data" domain list --json | python3 -c 'import json, sys; print("\n".join(d["domain"] for d in json.load(sys.stdin)))' >"$work/domains"
+domains=$(wc -l <"$work/domains")
+if [ -n "${BENCH_SAVE_DATA_DIR:-}" ]; then
+  cp -a "$data" "$BENCH_SAVE_DATA_DIR"
+fi
+first_domain=$(head -1 "$work/domains")
+selector_day=$("$tme" --data-dir "$data" domain show "$first_domain" | sed -n 's/^ *rsa-\([0-9]*\)\._domainkey.*/\1/p' | head -1)
+read -r tme_port nsd_port other_ports <<<"$(free_ports 10)"
 environment=()
 for role in smtp submission submissions imap imaps pop3 pop3s http; do
-  environment+=("TME_LISTEN__${role^^}=127.0.0.1:$(free_port)")
+  port=${other_ports%% *}
+  other_ports=${other_ports#* }
+  environment+=("TME_LISTEN__${role^^}=127.0.0.1:$port")
 done
 env "${environment[@]}" TME_LISTEN__DNS="127.0.0.1:$tme_port" TME_DNS__RESPONSES_PER_SECOND_MAX=0 \
   TME_DNS__TRANSFER_ALLOW='["127.0.0.1"]' TME_LOG=warn "$tme" --data-dir "$data" serve >"$work/tme.log" 2>&1 &
 tme_pid=$!
-wait_for_zones "$tme_port" "$work/domains" "" 120 >"$work/serials"
+wait_for_zones "$tme_port" "$work/domains" "" 120 "$tme_pid" >"$work/serials" || { tail -5 "$work/tme.log" >&2; exit 1; }
 
 # (b) NSD, a secondary of tme for every zone; rate limiting off; one server per core.
-nsd_port=$(free_port)
 mkdir -p "$work/nsd"
 {
   cat <<CONFIG
@@ -207,7 +229,7 @@ CONFIG
 } >"$work/nsd/nsd.conf"
 "$nsd_program" -d -c "$work/nsd/nsd.conf" >>"$work/nsd/nsd.log" 2>&1 &
 nsd_pid=$!
-wait_for_zones "$nsd_port" "$work/domains" "$work/serials" 300 >/dev/null
+wait_for_zones "$nsd_port" "$work/domains" "$work/serials" 300 "$nsd_pid" >/dev/null || { tail -5 "$work/nsd/nsd.log" >&2; exit 1; }
 
 # The query file.
 python3 - "$work/domains" "$selector_day" "$queries" >"$work/queries" <<'EOF'
@@ -262,7 +284,7 @@ field() { # NAME LINE
 }
 
 echo "dns: $domains domains, $queries queries in the file, $seconds s per measurement, dnsperf -c $clients -q $outstanding -T $threads$([ "$edns" = 1 ] && echo " -e"), $runs runs"
-echo "zones: tme answered every SOA, NSD transferred all $domains zones with the same serials; setup (domain add of $domains domains with DKIM keys) $(awk -v s="$setup_start" -v e="$setup_end" 'BEGIN { printf "%.0f", e - s }') s"
+echo "zones: tme answered every SOA, NSD transferred all $domains zones with the same serials; setup ($setup) $(awk -v s="$setup_start" -v e="$setup_end" 'BEGIN { printf "%.0f", e - s }') s"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load before: $(uptime | sed 's/.*load average: //')"
 echo "$("$tme" --version); $("$nsd_program" -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 Version)"
 for run in $(seq "$runs"); do
