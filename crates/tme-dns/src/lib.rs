@@ -17,7 +17,7 @@ pub mod dkim;
 pub mod lookup;
 pub mod metrics;
 pub mod notify;
-pub mod prepared;
+mod prepared;
 pub mod rate_limit;
 pub mod server;
 pub mod transfer;

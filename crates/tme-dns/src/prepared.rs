@@ -51,7 +51,7 @@ struct Owner {
 
 /// One zone's prepared answers.
 #[derive(Debug, Clone)]
-pub struct PreparedZone {
+pub(crate) struct PreparedZone {
     /// By owner name in lower-case wire form.
     owners: HashMap<Box<[u8]>, Owner>,
     /// The origin's length in wire form, to point at it inside the question.
@@ -63,7 +63,7 @@ pub struct PreparedZone {
 
 impl PreparedZone {
     /// Encodes the answers of every name of `zone`.
-    pub fn new(zone: &Zone) -> PreparedZone {
+    pub(crate) fn new(zone: &Zone) -> PreparedZone {
         let mut owners = HashMap::new();
         for (owner, records) in zone.owners() {
             let Ok(key) = owner.to_bytes() else {
@@ -233,7 +233,7 @@ fn parse(bytes: &[u8]) -> Option<Question> {
 }
 
 /// Answers `bytes` from prepared answers, or None for the general path.
-pub fn answer(
+pub(crate) fn answer(
     catalog: &Catalog,
     udp_payload_octets_max: u16,
     bytes: &[u8],
@@ -429,7 +429,7 @@ mod tests {
         name.chars()
             .enumerate()
             .map(|(index, character)| {
-                if (index + seed) % 3 == 0 {
+                if (index + seed).is_multiple_of(3) {
                     character.to_ascii_uppercase()
                 } else {
                     character
@@ -492,8 +492,8 @@ mod tests {
                     for transport in [Transport::Udp, Transport::Tcp] {
                         let mut message =
                             Message::new(index as u16, MessageType::Query, OpCode::Query);
-                        message.metadata.recursion_desired = index % 2 == 0;
-                        message.metadata.checking_disabled = index % 3 == 0;
+                        message.metadata.recursion_desired = index.is_multiple_of(2);
+                        message.metadata.checking_disabled = index.is_multiple_of(3);
                         message.add_query(Query::query(
                             Name::from_ascii(mixed_case(name, index)).unwrap(),
                             record_type,

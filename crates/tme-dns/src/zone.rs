@@ -300,7 +300,7 @@ impl Zone {
     }
 
     /// The answers in wire form, made on first use (a zone never asked costs nothing).
-    pub fn prepared(&self) -> &PreparedZone {
+    pub(crate) fn prepared(&self) -> &PreparedZone {
         self.prepared
             .0
             .get_or_init(|| Arc::new(PreparedZone::new(self)))
@@ -489,7 +489,7 @@ impl Catalog {
     }
 
     /// The zone whose origin is `origin`, in lower-case wire form.
-    pub fn find_wire(&self, origin: &[u8]) -> Option<&Arc<Zone>> {
+    pub(crate) fn find_wire(&self, origin: &[u8]) -> Option<&Arc<Zone>> {
         self.by_wire.get(origin)
     }
 

@@ -172,9 +172,11 @@ pub async fn domains_add(
     }
     if texts.len() > 1 {
         println!(
-            "added {added} domains ({} hosted already, skipped) in {:.1} s, keys made on {workers} threads",
+            "added {added} domain{} ({} hosted already, skipped) in {:.1} s, keys made on {workers} thread{}",
+            if added == 1 { "" } else { "s" },
             existing.len(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            if workers == 1 { "" } else { "s" },
         );
     }
     Ok(())
