@@ -609,6 +609,10 @@ pub struct DnsConfig {
     /// `autoconfig.`, `autodiscover.` and `mta-sts.` of each domain point to). Empty:
     /// `node.hostname`.
     pub client_host: String,
+    /// The ports mail clients use on `client_host`, as the world reaches them (behind a
+    /// load balancer or NAT they may differ from `[listen]`): published in the SRV records
+    /// and the autoconfig, autodiscover and Apple documents.
+    pub client_ports: ClientPorts,
     /// The TTL of every record made, in seconds.
     pub ttl_seconds: u32,
     /// The TTL of negative answers (the SOA's MINIMUM, RFC 2308 §4).
@@ -647,6 +651,7 @@ impl Default for DnsConfig {
             hostmaster: String::new(),
             mail_hosts: Vec::new(),
             client_host: String::new(),
+            client_ports: ClientPorts::default(),
             ttl_seconds: 3600,
             negative_ttl_seconds: 300,
             spf: "v=spf1 mx ~all".to_owned(),
@@ -710,6 +715,19 @@ impl DnsConfig {
                 ));
             }
         }
+        for (key, port) in [
+            ("dns.client_ports.imaps", self.client_ports.imaps),
+            (
+                "dns.client_ports.submissions",
+                self.client_ports.submissions,
+            ),
+            ("dns.client_ports.pop3s", self.client_ports.pop3s),
+            ("dns.client_ports.https", self.client_ports.https),
+        ] {
+            if port == 0 {
+                return Err(format!("{key} must be a port from 1 to 65535"));
+            }
+        }
         // RFC 6891 §6.2.5: below 512 is treated as 512.
         if self.udp_payload_octets_max < 512 {
             return Err("dns.udp_payload_octets_max must be at least 512".to_owned());
@@ -728,6 +746,32 @@ impl DnsConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The public ports of the client services, the implicit-TLS ones of RFC 8314 §3.3 and §5.1
+/// by default: `{ imaps = 993, submissions = 465, pop3s = 995, https = 443 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientPorts {
+    /// IMAP over TLS (`_imaps._tcp`).
+    pub imaps: u16,
+    /// Message submission over TLS (`_submissions._tcp`).
+    pub submissions: u16,
+    /// POP3 over TLS (`_pop3s._tcp`).
+    pub pop3s: u16,
+    /// HTTPS: JMAP (`_jmap._tcp`, RFC 8620 §2.2) and Outlook's `_autodiscover._tcp`.
+    pub https: u16,
+}
+
+impl Default for ClientPorts {
+    fn default() -> Self {
+        ClientPorts {
+            imaps: 993,
+            submissions: 465,
+            pop3s: 995,
+            https: 443,
+        }
     }
 }
 
@@ -1299,6 +1343,30 @@ mod tests {
                 "[filter]\ndnsbl_zones = [{ zone = \"bl.example\", action = \"drop\" }]\n",
                 &[],
             ));
+    }
+
+    #[test]
+    fn client_ports_default_to_the_standard_ones_and_may_be_set() {
+        let ports = |text: &str, environment: &[(&str, &str)]| {
+            let environment: Vec<(String, String)> = environment
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect();
+            match Config::from_toml_with_environment(text, Path::new("/data/tme.toml"), environment)
+            {
+                Ok(config) => format!("{:?}", config.dns.client_ports),
+                Err(error) => format!("error: {error}"),
+            }
+        };
+        expect!["ClientPorts { imaps: 993, submissions: 465, pop3s: 995, https: 443 }"]
+            .assert_eq(&ports("", &[]));
+        expect!["ClientPorts { imaps: 10993, submissions: 465, pop3s: 995, https: 8443 }"]
+            .assert_eq(&ports(
+                "[dns]\nclient_ports = { imaps = 10993 }\n",
+                &[("TME_DNS__CLIENT_PORTS__HTTPS", "8443")],
+            ));
+        expect!["error: /data/tme.toml: dns.client_ports.pop3s must be a port from 1 to 65535"]
+            .assert_eq(&ports("[dns.client_ports]\npop3s = 0\n", &[]));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::zone::{Catalog, Zone};
 
@@ -64,6 +64,26 @@ pub fn answer(
     // RFC 1035 §4.1.1: QR is the top bit of the third octet; a response is never answered
     // (that would let two servers loop).
     if bytes[2] & 0x80 != 0 {
+        return Answer::Drop;
+    }
+    if let Some(response) =
+        crate::prepared::answer(catalog, limits.udp_payload_octets_max, bytes, transport)
+    {
+        return Answer::Message(response);
+    }
+    answer_general(catalog, limits, bytes, source, transport)
+}
+
+/// `answer` without the prepared answers: every query decoded and the response built with
+/// hickory-proto's types. The reference the fast path is tested against.
+pub(crate) fn answer_general(
+    catalog: &Catalog,
+    limits: &AnswerLimits,
+    bytes: &[u8],
+    source: IpAddr,
+    transport: Transport,
+) -> Answer {
+    if bytes.len() > QUERY_OCTETS_MAX || bytes.len() < 12 || bytes[2] & 0x80 != 0 {
         return Answer::Drop;
     }
     let request = match Message::from_vec(bytes) {
@@ -138,6 +158,17 @@ pub fn answer(
     response.metadata.authoritative = true;
     resolve_in_zone(zone, &name, query_type, &mut response);
     finish(response, client_edns.as_ref(), limits, transport)
+}
+
+/// The response to a plain query for `name` and `query_type` in `zone` (ID 0, RD and CD
+/// clear, no EDNS, never truncated): what `prepared` takes its answers from.
+pub(crate) fn zone_response(zone: &Zone, name: &Name, query_type: RecordType) -> Option<Vec<u8>> {
+    let mut response = Message::response(0, OpCode::Query);
+    response.add_query(Query::query(name.clone(), query_type));
+    response.metadata.authoritative = true;
+    response.metadata.recursion_available = false;
+    resolve_in_zone(zone, &LowerName::new(name), query_type, &mut response);
+    response.to_vec().ok()
 }
 
 /// Fills the answer, authority and additional sections for `name` in `zone`.
@@ -432,12 +463,14 @@ mod tests {
             mx.example.com. 3600 IN A 192.0.2.25
         "#]],
         );
+        // Names match without case; the owner points at the question, so it reads as asked
+        // (as NSD's and BIND's do).
         check(
             query("EXAMPLE.com.", RecordType::TXT),
             Transport::Udp,
             expect_test::expect![[r#"
             No Error aa=true tc=false ra=false an=1 ns=0 ar=0
-            example.com. 3600 IN TXT "v=spf1 mx ~all"
+            EXAMPLE.com. 3600 IN TXT "v=spf1 mx ~all"
         "#]],
         );
         check(

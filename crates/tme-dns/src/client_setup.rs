@@ -1,8 +1,9 @@
 //! The documents that go with the DNS names each domain gets, served over HTTP by the `http`
 //! role: the MTA-STS policy (RFC 8461 §3.2, `ZoneSettings::mta_sts_policy`), Thunderbird's
 //! autoconfig file, Outlook's autodiscover answer and an Apple configuration profile. Each
-//! tells a mail client the servers of `ZoneSettings::client_host` on the standard implicit-TLS
-//! ports (RFC 8314): IMAP 993, POP3 995, submission 465. Text in, text out; no I/O.
+//! tells a mail client the servers of `ZoneSettings::client_host` on the implicit-TLS ports
+//! (RFC 8314) of `dns.client_ports`: IMAP 993, POP3 995, submission 465 unless configured
+//! otherwise. Text in, text out; no I/O.
 
 use crate::zone::ZoneSettings;
 
@@ -30,6 +31,8 @@ pub fn thunderbird_autoconfig(settings: &ZoneSettings, domain: &str, display_nam
     let host = escape(&host(settings));
     let domain = escape(domain);
     let display_name = escape(display_name);
+    let ports = settings.client_ports;
+    let (imaps, pop3s, submissions) = (ports.imaps, ports.pop3s, ports.submissions);
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <clientConfig version="1.1">
@@ -39,21 +42,21 @@ pub fn thunderbird_autoconfig(settings: &ZoneSettings, domain: &str, display_nam
     <displayShortName>{display_name}</displayShortName>
     <incomingServer type="imap">
       <hostname>{host}</hostname>
-      <port>993</port>
+      <port>{imaps}</port>
       <socketType>SSL</socketType>
       <authentication>password-cleartext</authentication>
       <username>%EMAILADDRESS%</username>
     </incomingServer>
     <incomingServer type="pop3">
       <hostname>{host}</hostname>
-      <port>995</port>
+      <port>{pop3s}</port>
       <socketType>SSL</socketType>
       <authentication>password-cleartext</authentication>
       <username>%EMAILADDRESS%</username>
     </incomingServer>
     <outgoingServer type="smtp">
       <hostname>{host}</hostname>
-      <port>465</port>
+      <port>{submissions}</port>
       <socketType>SSL</socketType>
       <authentication>password-cleartext</authentication>
       <username>%EMAILADDRESS%</username>
@@ -83,9 +86,9 @@ pub fn outlook_autodiscover(settings: &ZoneSettings, address: &str) -> String {
     };
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006\">\n  <Response xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a\">\n    <Account>\n      <AccountType>email</AccountType>\n      <Action>settings</Action>\n{}{}{}    </Account>\n  </Response>\n</Autodiscover>\n",
-        protocol("IMAP", 993),
-        protocol("POP3", 995),
-        protocol("SMTP", 465)
+        protocol("IMAP", settings.client_ports.imaps),
+        protocol("POP3", settings.client_ports.pop3s),
+        protocol("SMTP", settings.client_ports.submissions)
     )
 }
 
@@ -121,6 +124,10 @@ pub fn apple_mobileconfig(settings: &ZoneSettings, address: &str, display_name: 
     let display_name = escape(display_name);
     let reverse_domain = escape(&reverse_domain);
     let (profile_uuid, account_uuid) = (uuid(0), uuid(16));
+    let (imaps, submissions) = (
+        settings.client_ports.imaps,
+        settings.client_ports.submissions,
+    );
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
@@ -134,12 +141,12 @@ pub fn apple_mobileconfig(settings: &ZoneSettings, address: &str, display_name: 
       <key>EmailAddress</key><string>{address}</string>
       <key>IncomingMailServerAuthentication</key><string>EmailAuthPassword</string>
       <key>IncomingMailServerHostName</key><string>{host}</string>
-      <key>IncomingMailServerPortNumber</key><integer>993</integer>
+      <key>IncomingMailServerPortNumber</key><integer>{imaps}</integer>
       <key>IncomingMailServerUseSSL</key><true/>
       <key>IncomingMailServerUsername</key><string>{address}</string>
       <key>OutgoingMailServerAuthentication</key><string>EmailAuthPassword</string>
       <key>OutgoingMailServerHostName</key><string>{host}</string>
-      <key>OutgoingMailServerPortNumber</key><integer>465</integer>
+      <key>OutgoingMailServerPortNumber</key><integer>{submissions}</integer>
       <key>OutgoingMailServerUseSSL</key><true/>
       <key>OutgoingMailServerUsername</key><string>{address}</string>
       <key>OutgoingPasswordSameAsIncomingPassword</key><true/>

@@ -3,9 +3,10 @@
 //! Sans-I/O half: `zone` (the records each domain gets and the in-memory zone), `custom`
 //! (operator-added records and their conflicts with generated ones), `answer` (one query in,
 //! one response out: the wire format through hickory-proto), `transfer` (AXFR), `notify`
-//! (RFC 1996 messages), `rate_limit` (response rate limiting), `dkim` (key generation),
+//! (RFC 1996 messages), `prepared` (answers made in advance in wire form: the fast path of
+//! `answer`), `rate_limit` (response rate limiting), `dkim` (key generation),
 //! `client_setup` (MTA-STS policy, autoconfig and autodiscover documents), `check` (comparing
-//! what the public DNS says with what we serve).
+//! what the public DNS says with what we serve), `metrics` (what the role counts).
 //! Async half: `server` (UDP and TCP sockets, the directory poll, NOTIFY sending).
 
 pub mod answer;
@@ -14,12 +15,15 @@ pub mod client_setup;
 pub mod custom;
 pub mod dkim;
 pub mod lookup;
+pub mod metrics;
 pub mod notify;
+mod prepared;
 pub mod rate_limit;
 pub mod server;
 pub mod transfer;
 pub mod zone;
 
+pub use metrics::Metrics;
 pub use zone::{Catalog, DomainInput, Zone, ZoneSettings, build_zone};
 
 /// What can go wrong outside a single query (a bad query is answered, never an error).

@@ -64,6 +64,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether answers are limited at all (`responses_per_second_max` above 0).
+    pub fn is_on(&self) -> bool {
+        self.responses_per_second_max > 0
+    }
+
     /// Accounts one answer to `source` at `now`.
     pub fn check(&mut self, source: IpAddr, now: Instant) -> RateVerdict {
         if self.responses_per_second_max == 0 {

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use base64::Engine;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use tme_core::config::{Config, MtaStsMode};
+use tme_core::config::{ClientPorts, Config, MtaStsMode};
 use tme_store::{DkimKey, DnsRecord};
 
 use crate::DnsError;
+use crate::prepared::{PreparedCell, PreparedZone, wire_key};
 
 /// SOA timers (RFC 1912 §2.2 ranges): how often secondaries check, retry, and give up.
 const SOA_REFRESH_SECONDS: i32 = 14_400;
@@ -24,14 +25,17 @@ const SOA_EXPIRE_SECONDS: i32 = 1_209_600;
 const TXT_STRING_OCTETS_MAX: usize = 255;
 
 /// The client set-up services published as SRV records (RFC 6186 §3, RFC 8314 §5.1, RFC 8620
-/// §2.2), with their standard ports; `_autodiscover._tcp` is Microsoft's (MS-OXDSCLI §3.1.5).
-pub const CLIENT_SERVICES: &[(&str, u16)] = &[
-    ("_imaps._tcp", 993),
-    ("_submissions._tcp", 465),
-    ("_pop3s._tcp", 995),
-    ("_jmap._tcp", 443),
-    ("_autodiscover._tcp", 443),
-];
+/// §2.2), with their ports from `dns.client_ports`; `_autodiscover._tcp` is Microsoft's
+/// (MS-OXDSCLI §3.1.5).
+pub fn client_services(ports: &ClientPorts) -> [(&'static str, u16); 5] {
+    [
+        ("_imaps._tcp", ports.imaps),
+        ("_submissions._tcp", ports.submissions),
+        ("_pop3s._tcp", ports.pop3s),
+        ("_jmap._tcp", ports.https),
+        ("_autodiscover._tcp", ports.https),
+    ]
+}
 
 /// The host names under each domain that point at the client host (CNAME): autoconfig for
 /// Thunderbird, autodiscover for Outlook, mta-sts for the MTA-STS policy (RFC 8461 §3.3).
@@ -53,6 +57,8 @@ pub struct ZoneSettings {
     pub hostmaster: Name,
     pub mail_hosts: Vec<MailHost>,
     pub client_host: Name,
+    /// The public ports of the client services (SRV records, set-up documents).
+    pub client_ports: ClientPorts,
     pub ttl_seconds: u32,
     pub negative_ttl_seconds: u32,
     pub spf: String,
@@ -122,6 +128,7 @@ impl ZoneSettings {
             hostmaster,
             mail_hosts,
             client_host,
+            client_ports: dns.client_ports,
             ttl_seconds: dns.ttl_seconds,
             negative_ttl_seconds: dns.negative_ttl_seconds,
             spf: dns.spf.clone(),
@@ -229,6 +236,8 @@ pub struct Zone {
     by_owner: HashMap<LowerName, Vec<Record>>,
     /// Names that own nothing but have descendants that do (RFC 8020: they exist).
     empty_non_terminals: HashSet<LowerName>,
+    /// The answers in wire form, made when the zone is first asked (`prepared`).
+    prepared: PreparedCell,
 }
 
 impl Zone {
@@ -274,7 +283,27 @@ impl Zone {
             records,
             by_owner,
             empty_non_terminals,
+            prepared: PreparedCell::default(),
         }
+    }
+
+    /// Every name that exists, with what it owns (nothing, for an empty non-terminal).
+    pub fn owners(&self) -> impl Iterator<Item = (&LowerName, &[Record])> {
+        self.by_owner
+            .iter()
+            .map(|(name, records)| (name, records.as_slice()))
+            .chain(
+                self.empty_non_terminals
+                    .iter()
+                    .map(|name| (name, &[] as &[Record])),
+            )
+    }
+
+    /// The answers in wire form, made on first use (a zone never asked costs nothing).
+    pub(crate) fn prepared(&self) -> &PreparedZone {
+        self.prepared
+            .0
+            .get_or_init(|| Arc::new(PreparedZone::new(self)))
     }
 
     pub fn origin(&self) -> &Name {
@@ -401,10 +430,10 @@ pub fn generated_records(
         at("_smtp._tls"),
         txt(&settings.tls_rpt.replace("{domain}", domain_text)),
     );
-    for (service, port) in CLIENT_SERVICES {
+    for (service, port) in client_services(&settings.client_ports) {
         add(
             at(service),
-            RData::SRV(SRV::new(0, 1, *port, settings.client_host.clone())),
+            RData::SRV(SRV::new(0, 1, port, settings.client_host.clone())),
         );
     }
     for label in CLIENT_NAMES {
@@ -442,16 +471,26 @@ pub fn build_zone(
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     zones: HashMap<LowerName, Arc<Zone>>,
+    /// The same zones by origin in lower-case wire form, for `prepared`'s lookups.
+    by_wire: HashMap<Box<[u8]>, Arc<Zone>>,
 }
 
 impl Catalog {
     pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Catalog {
-        Catalog {
-            zones: zones
-                .into_iter()
-                .map(|zone| (LowerName::new(zone.origin()), zone))
-                .collect(),
-        }
+        let zones: HashMap<LowerName, Arc<Zone>> = zones
+            .into_iter()
+            .map(|zone| (LowerName::new(zone.origin()), zone))
+            .collect();
+        let by_wire = zones
+            .values()
+            .filter_map(|zone| Some((wire_key(zone.origin())?, zone.clone())))
+            .collect();
+        Catalog { zones, by_wire }
+    }
+
+    /// The zone whose origin is `origin`, in lower-case wire form.
+    pub(crate) fn find_wire(&self, origin: &[u8]) -> Option<&Arc<Zone>> {
+        self.by_wire.get(origin)
     }
 
     /// The zone `name` lies in (the closest enclosing one), if we host it.

@@ -192,10 +192,19 @@ pub enum PartnerCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DomainCommand {
+    /// Add domains, each with its DKIM keys (made in parallel, one thread per core).
     Add {
-        domain: String,
+        /// The domains; `--file` adds those of a file too.
+        #[arg(required_unless_present = "file")]
+        domains: Vec<String>,
         #[arg(long)]
         partner: String,
+        /// A file with one domain per line (`#` starts a comment), `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+        /// Skip domains already hosted instead of refusing them all (to resume an import).
+        #[arg(long)]
+        skip_existing: bool,
     },
     List {
         #[arg(long)]

@@ -90,6 +90,16 @@ fn served_rrsets(node: &Node, domain: &str) -> Vec<(String, String)> {
     sets
 }
 
+/// The value of one series on the node's `/metrics` (0 when it is not there).
+fn metric(node: &Node, series: &str) -> u64 {
+    let (status, text) = node.http_get("/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + PROPAGATION_LIMIT;
     while !done() {
@@ -220,6 +230,37 @@ fn nsd_secondary_transfers_every_zone_gets_notify_and_answers_as_tme_does() {
         "NSD logged the NOTIFY:\n{}",
         nsd.log()
     );
+
+    // What the role counted: the transfers NSD made, the NOTIFYs it acknowledged, the
+    // rebuilds (at start and after the change), and answers by transport and RCODE.
+    let metrics = [
+        ("tme_dns_zones", 3),
+        ("tme_dns_zones_changed_total", 4),
+        ("tme_dns_zone_rebuilds_total{outcome=\"ok\"}", 2),
+        ("tme_dns_transfers_total{outcome=\"sent\"}", 4),
+        ("tme_dns_notifies_total{outcome=\"sent\"}", 4),
+        ("tme_dns_notifies_total{outcome=\"acknowledged\"}", 1),
+        (
+            "tme_dns_queries_total{transport=\"udp\",rcode=\"noerror\"}",
+            1,
+        ),
+        (
+            "tme_dns_queries_total{transport=\"tcp\",rcode=\"noerror\"}",
+            50,
+        ),
+        (
+            "tme_dns_queries_total{transport=\"tcp\",rcode=\"nxdomain\"}",
+            3,
+        ),
+    ];
+    for (series, at_least) in metrics {
+        let value = metric(&node, series);
+        assert!(
+            value >= at_least,
+            "{series} is {value}, expected {at_least} or more"
+        );
+    }
+    assert_eq!(metric(&node, "tme_dns_zones"), 3);
 
     // A zone transfer from an address not allowed is refused (dig asks from 127.0.0.1, so
     // a node without the allow list shows it).
@@ -499,6 +540,16 @@ fn garbage_and_a_flood_over_udp_get_no_panic_and_are_limited() {
     assert!(
         client("dig", server, &["example.com", "SOA", "+short", "+tcp"]).contains("hostmaster")
     );
+    // Counted: what was held back, the datagrams not answered at all, the FORMERRs.
+    for series in [
+        "tme_dns_rate_limited_total{outcome=\"dropped\"}",
+        "tme_dns_rate_limited_total{outcome=\"slipped\"}",
+        "tme_dns_queries_dropped_total",
+        "tme_dns_queries_total{transport=\"udp\",rcode=\"formerr\"}",
+        "tme_dns_queries_total{transport=\"tcp\",rcode=\"noerror\"}",
+    ] {
+        assert!(metric(&node, series) > 0, "{series}");
+    }
     node.stop().expect("stop");
 }
 
@@ -533,6 +584,9 @@ sys.stdout.write(str(response.status) + "\n" + response.read().decode())
 fn mta_sts_autoconfig_autodiscover_and_mobileconfig_over_http() {
     let mut node = Node::init(Path::new(TME)).expect("init");
     node.set_environment("TME_DNS__MTA_STS_MODE", "enforce");
+    // Submission published on another port than 465 (as behind a load balancer): the SRV
+    // record and every document say so; the others keep the standard ports.
+    node.set_environment("TME_DNS__CLIENT_PORTS__SUBMISSIONS", "10465");
     node.tme_ok(&["partner", "add", "Acme", "--product-name", "Acme Mail"])
         .expect("partner");
     node.tme_ok(&["domain", "add", "example.com", "--partner", "Acme"])
@@ -592,6 +646,22 @@ fn mta_sts_autoconfig_autodiscover_and_mobileconfig_over_http() {
         config.contains("<hostname>mail.test</hostname>\n      <port>993</port>"),
         "{config}"
     );
+    assert!(
+        config.contains("<hostname>mail.test</hostname>\n      <port>10465</port>"),
+        "{config}"
+    );
+    let srv = client(
+        "dig",
+        node.address("dns"),
+        &["_submissions._tcp.example.com", "SRV", "+short"],
+    );
+    assert_eq!(srv.trim(), "0 1 10465 mail.test.");
+    let srv = client(
+        "dig",
+        node.address("dns"),
+        &["_imaps._tcp.example.com", "SRV", "+short"],
+    );
+    assert_eq!(srv.trim(), "0 1 993 mail.test.");
     let (status, config) = http(
         web,
         "GET",
@@ -623,6 +693,12 @@ fn mta_sts_autoconfig_autodiscover_and_mobileconfig_over_http() {
     );
     assert_eq!(status, 200);
     assert!(answer.contains("<Type>IMAP</Type>\n        <Server>mail.test</Server>\n        <Port>993</Port>\n        <LoginName>ann@example.com</LoginName>"), "{answer}");
+    assert!(
+        answer.contains(
+            "<Type>SMTP</Type>\n        <Server>mail.test</Server>\n        <Port>10465</Port>"
+        ),
+        "{answer}"
+    );
     assert_eq!(
         http(
             web,
@@ -657,5 +733,9 @@ fn mta_sts_autoconfig_autodiscover_and_mobileconfig_over_http() {
         .output()
         .expect("python3");
     assert_eq!(String::from_utf8_lossy(&parsed.stdout).trim(), "mail.test");
+    assert!(
+        profile.contains("<key>OutgoingMailServerPortNumber</key><integer>10465</integer>"),
+        "{profile}"
+    );
     node.stop().expect("stop");
 }

@@ -181,11 +181,13 @@ pub async fn partner(store: &Store, _data_dir: &DataDir, command: PartnerCommand
 pub async fn domain(store: &Store, data_dir: &DataDir, command: DomainCommand) -> Result<()> {
     let directory = &store.directory;
     match command {
-        DomainCommand::Add { domain, partner } => {
-            let domain = parse_domain(&domain)?;
-            directory.domain_add(&domain, &partner).await?;
-            super::dns::make_dkim_keys(store, &domain).await?;
-            println!("added domain {domain}");
+        DomainCommand::Add {
+            domains,
+            partner,
+            file,
+            skip_existing,
+        } => {
+            super::dns::domains_add(store, domains, file, &partner, skip_existing).await?;
         }
         DomainCommand::List { partner, list } => {
             let domains = directory.domain_list(partner.as_deref()).await?;

@@ -1,14 +1,21 @@
 //! `tme domain show` (its DNS records), `tme domain record add|list|remove` and
 //! `tme domain check`: the DNS side of a domain from the shell. The records and the checks
-//! are `tme-dns`'s; this module reads the directory, prints, and makes keys on `domain add`.
+//! are `tme-dns`'s; this module reads the directory, prints, and runs `domain add` (many
+//! domains at once, their keys made in parallel).
 
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
 use tme_core::Domain;
 use tme_dns::check::{CheckFinding, CheckState, compare, expected_rrsets};
 use tme_dns::{DomainInput, ZoneSettings, build_zone};
-use tme_store::Store;
+use tme_store::{Store, StoreError};
 
 use super::admin::{parse_domain, print_json, print_table};
 use crate::cli::DomainRecordCommand;
@@ -23,6 +30,155 @@ pub async fn make_dkim_keys(store: &Store, domain: &Domain) -> Result<()> {
         .await
         .context("DKIM key generation stopped")??;
     store.directory.dkim_keys_ensure(domain, keys).await?;
+    Ok(())
+}
+
+/// `tme domain add DOMAIN... [--file FILE]`: every name is checked first, and nothing is
+/// added when one is not a domain, or is hosted already (unless `skip_existing`, which makes
+/// an interrupted import safe to run again). The DKIM keys are made on every core (an
+/// RSA-2048 key takes a noticeable fraction of a second, so a thousand domains would take
+/// minutes on one), and each domain is stored with its keys as soon as they are ready, so a
+/// running node serves it at once, keys and all.
+pub async fn domains_add(
+    store: &Store,
+    names: Vec<String>,
+    file: Option<PathBuf>,
+    partner: &str,
+    skip_existing: bool,
+) -> Result<()> {
+    let mut texts: Vec<(String, String)> = names
+        .into_iter()
+        .map(|name| ("argument".to_owned(), name))
+        .collect();
+    if let Some(path) = &file {
+        let content = if path.as_os_str() == "-" {
+            let mut content = String::new();
+            std::io::stdin()
+                .read_to_string(&mut content)
+                .context("cannot read the domains from standard input")?;
+            content
+        } else {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+        };
+        for (index, line) in content.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if !line.is_empty() {
+                texts.push((format!("{}:{}", path.display(), index + 1), line.to_owned()));
+            }
+        }
+    }
+    let mut domains: Vec<Domain> = Vec::with_capacity(texts.len());
+    let mut seen = HashSet::new();
+    for (place, text) in &texts {
+        let domain = parse_domain(text).with_context(|| format!("{place}: nothing added"))?;
+        if seen.insert(domain.clone()) {
+            domains.push(domain);
+        }
+    }
+    if store.directory.partner_get(partner).await?.is_none() {
+        bail!("no partner named {partner:?}; see `tme partner list`");
+    }
+    let hosted: HashSet<Domain> = store
+        .directory
+        .domain_list(None)
+        .await?
+        .into_iter()
+        .map(|record| record.domain)
+        .collect();
+    let (existing, new): (Vec<Domain>, Vec<Domain>) = domains
+        .into_iter()
+        .partition(|domain| hosted.contains(domain));
+    if !existing.is_empty() && !skip_existing {
+        let named: Vec<String> = existing.iter().take(5).map(Domain::to_string).collect();
+        let more = existing.len().saturating_sub(named.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        bail!(
+            "already hosted: {}{more}; nothing added (--skip-existing adds the others)",
+            named.join(", ")
+        );
+    }
+    if new.is_empty() {
+        println!("nothing to add: every domain is hosted already");
+        return Ok(());
+    }
+
+    let started = std::time::Instant::now();
+    let progress = ProgressBar::new(new.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} DKIM keys [{bar:30}] {pos}/{len} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |duration| duration.as_secs() as i64);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(new.len());
+    let next = Arc::new(AtomicUsize::new(0));
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(workers * 2);
+    for _ in 0..workers {
+        let (next, sender, count) = (next.clone(), sender.clone(), new.len());
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= count {
+                    return;
+                }
+                let keys = tme_dns::dkim::generate_domain_keys(now_unix);
+                // The receiver is gone when storing failed: stop making keys.
+                if sender.blocking_send((index, keys)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
+    let mut added = 0;
+    while let Some((index, keys)) = receiver.recv().await {
+        let domain = &new[index];
+        let stored = async {
+            let keys = keys?;
+            match store.directory.domain_add(domain, partner).await {
+                Ok(_) => {}
+                // Added meanwhile by another process.
+                Err(StoreError::AlreadyExists { .. }) if skip_existing => {}
+                Err(error) => return Err(anyhow::Error::from(error)),
+            }
+            store.directory.dkim_keys_ensure(domain, keys).await?;
+            anyhow::Ok(())
+        };
+        stored.await.with_context(|| {
+            format!(
+                "cannot add {domain} ({added} of {} added before it)",
+                new.len()
+            )
+        })?;
+        added += 1;
+        progress.suspend(|| println!("added domain {domain}"));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if added != new.len() {
+        bail!(
+            "key generation stopped: {added} of {} domains added",
+            new.len()
+        );
+    }
+    if texts.len() > 1 {
+        println!(
+            "added {added} domain{} ({} hosted already, skipped) in {:.1} s, keys made on {workers} thread{}",
+            if added == 1 { "" } else { "s" },
+            existing.len(),
+            started.elapsed().as_secs_f64(),
+            if workers == 1 { "" } else { "s" },
+        );
+    }
     Ok(())
 }
 

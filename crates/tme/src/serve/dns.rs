@@ -14,15 +14,21 @@ use super::supervisor::RoleContext;
 pub struct DnsContext {
     pub store: Store,
     pub config: Arc<Config>,
+    /// Kept across restarts of the role, so the counts cover the node's life.
+    pub metrics: Arc<tme_dns::Metrics>,
 }
 
 pub async fn run(address: SocketAddr, context: DnsContext, role: RoleContext) -> Result<()> {
     let server_config = tme_dns::server::ServerConfig::from_config(&context.config, address)
         .context("the [dns] config")?;
     let shutdown = role.shutdown.clone();
-    tme_dns::server::run(server_config, context.store.clone(), shutdown, || {
-        role.running()
-    })
+    tme_dns::server::run(
+        server_config,
+        context.store.clone(),
+        context.metrics.clone(),
+        shutdown,
+        || role.running(),
+    )
     .await
     .context("dns server failed")
 }

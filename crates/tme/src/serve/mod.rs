@@ -55,6 +55,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             registry.sub_registry_with_prefix("login"),
         )),
     ));
+    let dns_metrics = Arc::new(tme_dns::Metrics::register(
+        registry.sub_registry_with_prefix("dns"),
+    ));
     let registry = Arc::new(registry);
     let queue_runner = queue::runner(&config, store.clone(), queue_metrics)?;
 
@@ -92,6 +95,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         let context = dns::DnsContext {
             store: store.clone(),
             config: config.clone(),
+            metrics: dns_metrics.clone(),
         };
         supervisor::supervise("dns", health.clone(), shutdown.clone(), move |role| {
             dns::run(address, context.clone(), role)
