@@ -2000,13 +2000,7 @@ impl Session {
                         section, partial, ..
                     } => {
                         if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let numbers: Vec<u32> =
-                                section.iter().map(|number| number.get()).collect();
-                            let label = numbers
-                                .iter()
-                                .map(u32::to_string)
-                                .collect::<Vec<_>>()
-                                .join(".");
+                            let (numbers, label) = binary_section(section);
                             match render::binary_bytes(raw, summary, &numbers) {
                                 Some(Err(())) => {
                                     status(
@@ -2030,13 +2024,7 @@ impl Session {
                     }
                     MessageDataItemName::BinarySize { section } => {
                         if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let numbers: Vec<u32> =
-                                section.iter().map(|number| number.get()).collect();
-                            let label = numbers
-                                .iter()
-                                .map(u32::to_string)
-                                .collect::<Vec<_>>()
-                                .join(".");
+                            let (numbers, label) = binary_section(section);
                             match render::binary_bytes(raw, summary, &numbers) {
                                 Some(Err(())) => {
                                     status(
@@ -2287,6 +2275,17 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     let name: Vec<char> = name.chars().collect();
     // Bounded work: patterns are short (a command line) and names are bounded by the store.
     walk(&pattern, &name)
+}
+
+/// A BINARY section's part numbers and their label as written back (`1.2`).
+fn binary_section(section: &[std::num::NonZeroU32]) -> (Vec<u32>, String) {
+    let numbers: Vec<u32> = section.iter().map(|number| number.get()).collect();
+    let label = numbers
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
+    (numbers, label)
 }
 
 #[cfg(test)]

@@ -333,17 +333,7 @@ impl Runner {
                     RouteError::Temporary(_) => (RecipientState::Pending, error.text()),
                 };
                 for (index, _, _, positions) in &work {
-                    for position in positions {
-                        outcomes.push((
-                            *index,
-                            RecipientOutcome {
-                                position: *position,
-                                state,
-                                reply: reply.clone(),
-                                remote_host: None,
-                            },
-                        ));
-                    }
+                    push_same(&mut outcomes, *index, positions, state, &reply, None);
                 }
                 return outcomes;
             }
@@ -365,17 +355,14 @@ impl Runner {
                             SessionError::Permanent { .. } => RecipientState::Failed,
                             _ => RecipientState::Pending,
                         };
-                        for position in positions {
-                            outcomes.push((
-                                index,
-                                RecipientOutcome {
-                                    position,
-                                    state,
-                                    reply: error.to_string(),
-                                    remote_host: None,
-                                },
-                            ));
-                        }
+                        push_same(
+                            &mut outcomes,
+                            index,
+                            &positions,
+                            state,
+                            &error.to_string(),
+                            None,
+                        );
                         continue;
                     }
                 }
@@ -421,17 +408,14 @@ impl Runner {
                             RecipientState::Pending
                         }
                     };
-                    for position in positions {
-                        outcomes.push((
-                            index,
-                            RecipientOutcome {
-                                position,
-                                state,
-                                reply: error.to_string(),
-                                remote_host: Some(host.clone()),
-                            },
-                        ));
-                    }
+                    push_same(
+                        &mut outcomes,
+                        index,
+                        &positions,
+                        state,
+                        &error.to_string(),
+                        Some(&host),
+                    );
                 }
             }
         }
@@ -710,6 +694,29 @@ struct Finished {
     deferred: usize,
     failed: usize,
     removed: usize,
+}
+
+/// One outcome per position, all with the same state and reply (a whole leg that failed or
+/// was deferred together).
+fn push_same(
+    outcomes: &mut Vec<(usize, RecipientOutcome)>,
+    index: usize,
+    positions: &[u32],
+    state: RecipientState,
+    reply: &str,
+    remote_host: Option<&str>,
+) {
+    for position in positions {
+        outcomes.push((
+            index,
+            RecipientOutcome {
+                position: *position,
+                state,
+                reply: reply.to_owned(),
+                remote_host: remote_host.map(str::to_owned),
+            },
+        ));
+    }
 }
 
 fn kind_name(kind: ReportKind) -> &'static str {

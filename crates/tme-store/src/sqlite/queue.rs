@@ -120,6 +120,30 @@ fn recipient_from_row(row: &SqliteRow) -> StoreResult<QueuedRecipient> {
     })
 }
 
+/// Writes one recipient's outcome, if it is still pending (a final state never changes).
+async fn record_outcome(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: QueueId,
+    attempted_unix: i64,
+    outcome: &RecipientOutcome,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE queue_recipients
+         SET state = ?, attempts = attempts + 1, last_reply = ?, remote_host = ?,
+             last_attempt_unix = ?
+         WHERE message_id = ? AND position = ? AND state = 0",
+    )
+    .bind(state_code(outcome.state))
+    .bind(bounded_reply(&outcome.reply))
+    .bind(&outcome.remote_host)
+    .bind(attempted_unix)
+    .bind(id)
+    .bind(i64::from(outcome.position))
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl QueueStore for SqliteQueueStore {
     async fn enqueue(&self, message: &NewQueued) -> StoreResult<QueueId> {
@@ -218,20 +242,7 @@ impl QueueStore for SqliteQueueStore {
             return Err(not_found(id));
         }
         for outcome in &attempt.outcomes {
-            sqlx::query(
-                "UPDATE queue_recipients
-                 SET state = ?, attempts = attempts + 1, last_reply = ?, remote_host = ?,
-                     last_attempt_unix = ?
-                 WHERE message_id = ? AND position = ? AND state = 0",
-            )
-            .bind(state_code(outcome.state))
-            .bind(bounded_reply(&outcome.reply))
-            .bind(&outcome.remote_host)
-            .bind(attempt.attempted_unix)
-            .bind(id)
-            .bind(i64::from(outcome.position))
-            .execute(&mut *transaction)
-            .await?;
+            record_outcome(&mut transaction, id, attempt.attempted_unix, outcome).await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -257,20 +268,7 @@ impl QueueStore for SqliteQueueStore {
             .iter()
             .filter(|outcome| outcome.state == RecipientState::Delivered)
         {
-            sqlx::query(
-                "UPDATE queue_recipients
-                 SET state = ?, attempts = attempts + 1, last_reply = ?, remote_host = ?,
-                     last_attempt_unix = ?
-                 WHERE message_id = ? AND position = ? AND state = 0",
-            )
-            .bind(state_code(outcome.state))
-            .bind(bounded_reply(&outcome.reply))
-            .bind(&outcome.remote_host)
-            .bind(attempted_unix)
-            .bind(id)
-            .bind(i64::from(outcome.position))
-            .execute(&mut *transaction)
-            .await?;
+            record_outcome(&mut transaction, id, attempted_unix, outcome).await?;
         }
         transaction.commit().await?;
         Ok(())
