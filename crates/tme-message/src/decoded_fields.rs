@@ -95,7 +95,7 @@ fn decoded_text(value: &[u8]) -> String {
 
 /// Every mailbox of an address list, group members flattened into the list (JMAP's
 /// non-grouped form), entries with neither name nor address dropped.
-fn decoded_addresses(value: &[u8]) -> Vec<Addr> {
+pub(crate) fn decoded_addresses(value: &[u8]) -> Vec<Addr> {
     let HeaderValue::Address(address) = MessageStream::new(value).parse_address() else {
         return Vec::new();
     };

@@ -8,6 +8,10 @@
 //! message list never parse the message again: a section is a slice of the raw message,
 //! which is stored separately, byte for byte.
 //!
+//! Two small companions write bytes rather than read them: `trace` makes the trace fields
+//! (`Received`, `Return-Path`) a hop prepends, and `submission` the fix-ups a submission
+//! server makes (RFC 6409 §8).
+//!
 //! This crate does no I/O and keeps no state: it only reads the bytes it is given. It
 //! never panics and bounds its work and output on any input (see `limits`); what a limit
 //! cuts stays reachable as raw bytes.
@@ -26,6 +30,8 @@ mod mime_fields;
 mod preview;
 mod raw_bytes;
 mod section;
+mod submission;
+pub mod trace;
 mod transfer_decoding;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +43,7 @@ pub use header_index::HeaderField;
 pub use mime_fields::Parameter;
 pub use raw_bytes::RawBytes;
 pub use section::part_by_section;
+pub use submission::{SubmissionContext, SubmittedMessage, prepare_submission};
 pub use transfer_decoding::{decode_transfer_encoding, decoded_body, decoded_text};
 
 use body_structure::StructureWalker;

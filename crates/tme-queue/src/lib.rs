@@ -7,7 +7,10 @@
 //! `dsn` writes the reports senders get (RFC 3464). `sign` adds the sending domain's
 //! DKIM signatures. `metrics` counts it all.
 //!
-//! What this crate must not do: accept mail from clients (that is `tme-smtp`), or keep
+//! `submit` is the way in for our own users' mail: sender checks, the submission fix-ups,
+//! signing, local copies stored and the rest queued (the listeners in `tme-smtp` call it).
+//!
+//! What this crate must not do: speak SMTP as a server (that is `tme-smtp`), or keep
 //! state anywhere but the store: any node can pick up any message.
 
 pub mod client;
@@ -18,8 +21,10 @@ pub mod route;
 pub mod runner;
 pub mod schedule;
 pub mod sign;
+pub mod submit;
 pub mod tls;
 
 pub use metrics::QueueMetrics;
 pub use runner::{Clock, PassReport, Runner, RunnerSettings, SystemClock};
 pub use schedule::Schedule;
+pub use submit::Submitter;

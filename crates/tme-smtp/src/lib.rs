@@ -3,8 +3,8 @@
 //!
 //! Two halves, as every protocol of tme: a sans-I/O codec and session (`framing` cuts
 //! bounded command lines, `data` reads message content, `session` is the state machine,
-//! `reply` is the one place where outcomes become reply codes, `trace` writes the trace
-//! headers), and the async half: `server`, the thin tokio layer that owns sockets, TLS,
+//! `reply` is the one place where outcomes become reply codes; the trace headers come
+//! from `tme_message::trace`), and the async half: `server`, the thin tokio layer that owns sockets, TLS,
 //! timeouts, connection limits and the calls into the store (or, while the store is
 //! unavailable, into the inbound spool), and `spool_delivery`, the worker that delivers the
 //! spool once the store is back. Nothing but these two does I/O.
@@ -40,7 +40,8 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod spool_delivery;
-pub mod trace;
+/// The trace fields live with the other message-writing code, shared with the queue.
+pub use tme_message::trace;
 
 pub use metrics::Metrics;
 pub use server::{ServerConfig, serve};

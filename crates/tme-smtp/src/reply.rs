@@ -92,6 +92,37 @@ pub enum DeliveryRefusal {
     /// The filter judged the message unacceptable (`tme-filter`'s verdict); nothing was
     /// stored.
     Refused(tme_filter::Refusal),
+    /// Submission: a `From` or `Sender` address is not the user's own (nor an alias of it).
+    AuthorNotOwned { address: String },
+    /// Submission: the `From` field names no usable address (a group, a name alone), and
+    /// there is no envelope sender to make one from.
+    NoAuthor,
+    /// Submission: the account may not send.
+    SendLocked,
+}
+
+/// Why an AUTH exchange failed (RFC 4954), in the words of `tme-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// Unknown user or wrong password.
+    BadCredentials,
+    /// Too many failures from this address or for this account: try later.
+    Locked,
+    /// The password was right, the account is suspended.
+    AccountSuspended,
+    /// The directory could not be read.
+    TemporaryFailure,
+}
+
+/// Why MAIL FROM was refused on the submission port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderRefusal {
+    /// The address is neither the user's nor one of the user's aliases.
+    NotOwned,
+    /// The account may not send (an operator or the abuse control locked it).
+    SendLocked,
+    /// The directory could not be read.
+    TemporaryFailure,
 }
 
 // The replies, by situation. RFC 5321 §4.2.2 codes; RFC 3463 enhanced codes.
@@ -253,6 +284,91 @@ pub fn delivery_refused(refusal: DeliveryRefusal) -> Reply {
         ),
         DeliveryRefusal::OverQuota => Reply::new(452, "4.2.2", "mailbox full"),
         DeliveryRefusal::Refused(refusal) => filter_refused(refusal),
+        DeliveryRefusal::AuthorNotOwned { address } => Reply::new(
+            550,
+            "5.7.1",
+            format!(
+                "you may not send as {}: use your own address or one of your aliases",
+                shown(&address)
+            ),
+        ),
+        DeliveryRefusal::SendLocked => sender_refused(SenderRefusal::SendLocked),
+        DeliveryRefusal::NoAuthor => Reply::new(
+            550,
+            "5.6.0",
+            "the message needs a From field with your address",
+        ),
+    }
+}
+
+// Submission (RFC 4954 AUTH, RFC 6409). RFC 4954 §4: a 334 challenge carries no enhanced
+// status code.
+
+pub fn auth_challenge(challenge_base64: &str) -> Reply {
+    Reply::plain(334, vec![challenge_base64.to_owned()])
+}
+
+pub fn auth_succeeded() -> Reply {
+    Reply::new(235, "2.7.0", "authentication succeeded")
+}
+
+pub fn auth_refused(refusal: AuthRefusal) -> Reply {
+    match refusal {
+        AuthRefusal::BadCredentials => {
+            Reply::new(535, "5.7.8", "authentication credentials invalid")
+        }
+        // RFC 4954 §6: 454 4.7.0 "temporary authentication failure".
+        AuthRefusal::Locked => Reply::new(454, "4.7.0", "too many failed logins, try again later"),
+        AuthRefusal::AccountSuspended => {
+            Reply::new(535, "5.7.8", "account suspended, contact your provider")
+        }
+        AuthRefusal::TemporaryFailure => {
+            Reply::new(454, "4.7.0", "temporary authentication failure")
+        }
+    }
+}
+
+pub fn auth_cancelled() -> Reply {
+    Reply::new(501, "5.7.0", "authentication cancelled")
+}
+
+pub fn auth_bad_base64() -> Reply {
+    Reply::new(501, "5.5.2", "cannot decode the response as base64")
+}
+
+pub fn auth_mechanism_unknown() -> Reply {
+    Reply::new(
+        504,
+        "5.5.4",
+        "unknown authentication mechanism; use PLAIN or LOGIN",
+    )
+}
+
+/// RFC 4954 §6: 538 5.7.11 "encryption required for requested authentication mechanism".
+pub fn auth_needs_tls() -> Reply {
+    Reply::new(538, "5.7.11", "encryption required: issue STARTTLS first")
+}
+
+/// RFC 4954 §6: 530 5.7.0 "authentication required".
+pub fn auth_required() -> Reply {
+    Reply::new(530, "5.7.0", "authentication required")
+}
+
+pub fn sender_refused(refusal: SenderRefusal) -> Reply {
+    match refusal {
+        SenderRefusal::NotOwned => Reply::new(
+            550,
+            "5.7.1",
+            "sender address not owned by the authenticated user",
+        ),
+        SenderRefusal::SendLocked => Reply::new(
+            550,
+            "5.7.1",
+            "sending is locked for this account, contact your provider",
+        ),
+        SenderRefusal::TemporaryFailure => {
+            Reply::new(451, "4.3.0", "temporary failure, try again later")
+        }
     }
 }
 

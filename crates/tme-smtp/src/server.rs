@@ -35,19 +35,38 @@ use crate::framing::{CommandFrame, CommandFramer};
 use crate::limits::{READ_CHUNK_OCTETS, TLS_HANDSHAKE_TIMEOUT};
 use crate::metrics::{Metrics, recipient_outcome};
 use crate::reply::{self, DeliveryRefusal, RecipientRefusal, Reply};
-use crate::session::{DeliveryTarget, MessageForDelivery, Session, SessionConfig, Step};
-use crate::trace::{TraceFields, trace_headers};
+use crate::reply::{AuthRefusal, SenderRefusal};
+use crate::session::{
+    DeliveryTarget, MessageForDelivery, Principal, RecipientRoute, Service, Session, SessionConfig,
+    Step,
+};
+use crate::trace::{TraceFields, received_field, trace_headers};
 
 /// How long we try to tell a refused connection why (421) before dropping it.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait before accepting again after `accept` failed (out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-/// The mailbox inbound mail goes to.
-const INBOX: &str = "INBOX";
+
+/// RFC 4954 §4: a server must accept AUTH lines of at least 12288 octets.
+const AUTH_LINE_OCTETS_MIN: usize = 12288;
+
+/// What the submission service needs besides the MX's wiring.
+#[derive(Debug, Clone)]
+pub struct SubmissionServices {
+    /// Checks passwords, with the node's shared login throttle.
+    pub authenticator: Arc<tme_auth::Authenticator>,
+    /// Sender checks, fix-ups, signing, local copies and the queue.
+    pub submitter: tme_queue::Submitter,
+}
 
 /// How the server runs: the operator's limits and the node's identity.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// MX, or submission (then `submission` must be set).
+    pub service: Service,
+    /// TLS from the first byte (submissions, RFC 8314 §3.3), not by STARTTLS.
+    pub implicit_tls: bool,
+    pub submission: Option<SubmissionServices>,
     pub hostname: String,
     pub message_bytes_max: u64,
     pub recipients_max: usize,
@@ -347,6 +366,7 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: &Server
         write_timeout: context.config.command_timeout,
     };
     let session_config = SessionConfig {
+        service: context.config.service,
         hostname: context.config.hostname.clone(),
         message_bytes_max: context.config.message_bytes_max,
         recipients_max: context.config.recipients_max,
@@ -356,7 +376,17 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: &Server
     let mut session = Session::new(session_config, peer.ip());
     tracing::debug!("connected");
     context.metrics.connections_open.inc();
-    let end = run_session(&mut connection, &mut session, context).await;
+    let end = if context.config.implicit_tls {
+        match start_tls(&mut connection, context).await {
+            Ok(()) => {
+                session.tls_started();
+                run_session(&mut connection, &mut session, context).await
+            }
+            Err(end) => Err(end),
+        }
+    } else {
+        run_session(&mut connection, &mut session, context).await
+    };
     context.metrics.connections_open.dec();
     Metrics::count(
         &context.metrics.sessions_ended,
@@ -395,7 +425,14 @@ async fn run_session(
     session: &mut Session,
     context: &ServerContext,
 ) -> Result<(), SessionEnd> {
-    let mut framer = CommandFramer::new(context.config.command_line_octets_max);
+    let line_octets_max = match context.config.service {
+        Service::Mx => context.config.command_line_octets_max,
+        Service::Submission => context
+            .config
+            .command_line_octets_max
+            .max(AUTH_LINE_OCTETS_MIN),
+    };
+    let mut framer = CommandFramer::new(line_octets_max);
     let command_timeout = context.config.command_timeout;
     let data_block_timeout = context.config.data_block_timeout;
     connection.queue(&session.greeting());
@@ -434,7 +471,17 @@ async fn run_session(
                     address,
                     size_declared_octets,
                 } => {
-                    let verdict = judge_recipient(context, &address, size_declared_octets).await;
+                    let verdict = match &context.config.submission {
+                        Some(submission) => {
+                            route_recipient(submission, &address, size_declared_octets).await
+                        }
+                        None => judge_recipient(context, &address, size_declared_octets)
+                            .await
+                            .map(|targets| RecipientRoute {
+                                targets,
+                                remote: Vec::new(),
+                            }),
+                    };
                     Metrics::count(&context.metrics.recipients, recipient_outcome(&verdict));
                     match &verdict {
                         Ok(_) => tracing::debug!(recipient = %address, "recipient accepted"),
@@ -442,7 +489,25 @@ async fn run_session(
                             tracing::info!(recipient = %address, ?refusal, "recipient refused")
                         }
                     }
-                    session.recipient_resolved(verdict)
+                    session.recipient_routed(verdict)
+                }
+                Step::Authenticate { username, password } => {
+                    let verdict =
+                        authenticate(context, session.client_ip(), &username, &password).await;
+                    match &verdict {
+                        Ok(principal) => tracing::info!(user = %principal.address, "authenticated"),
+                        Err(refusal) => {
+                            tracing::info!(user = %username, ?refusal, "authentication failed")
+                        }
+                    }
+                    session.authentication_finished(verdict)
+                }
+                Step::CheckSender { principal, address } => {
+                    let verdict = check_sender(context, &principal, &address).await;
+                    if let Err(refusal) = &verdict {
+                        tracing::info!(user = %principal.address, sender = %address, ?refusal, "sender refused");
+                    }
+                    session.sender_checked(verdict)
                 }
                 Step::ReceiveData(reply, mut receiver) => {
                     connection.queue(&reply);
@@ -493,7 +558,12 @@ async fn run_session(
                 }
                 Step::Deliver(message) => {
                     let content_ended = Instant::now();
-                    let outcome = deliver(context, &message).await;
+                    let outcome = match (&context.config.submission, &message.principal) {
+                        (Some(submission), Some(principal)) => {
+                            submit(context, submission, principal, &message).await
+                        }
+                        _ => deliver(context, &message).await,
+                    };
                     match &outcome {
                         Ok(transaction_id) => {
                             Metrics::count(&context.metrics.messages, "accepted");
@@ -559,6 +629,205 @@ fn count_content(metrics: &Metrics, step: &Step) {
     Metrics::count(&metrics.messages, outcome);
 }
 
+/// AUTH: the credentials checked by the node's authenticator (throttled and locked like
+/// every login).
+async fn authenticate(
+    context: &ServerContext,
+    client_ip: IpAddr,
+    username: &str,
+    password: &tme_core::Secret<String>,
+) -> Result<Principal, AuthRefusal> {
+    let Some(submission) = &context.config.submission else {
+        return Err(AuthRefusal::TemporaryFailure);
+    };
+    match submission
+        .authenticator
+        .login(client_ip, username, password)
+        .await
+    {
+        Ok(account) => Ok(Principal {
+            account: account.id,
+            address: account.address,
+        }),
+        Err(tme_auth::LoginRefusal::BadCredentials) => Err(AuthRefusal::BadCredentials),
+        Err(tme_auth::LoginRefusal::Locked { .. }) => Err(AuthRefusal::Locked),
+        Err(tme_auth::LoginRefusal::AccountSuspended) => Err(AuthRefusal::AccountSuspended),
+        Err(tme_auth::LoginRefusal::Unavailable) => Err(AuthRefusal::TemporaryFailure),
+    }
+}
+
+/// MAIL FROM on the submission port: the user's own address (or alias), or `<>`.
+async fn check_sender(
+    context: &ServerContext,
+    principal: &Principal,
+    address: &str,
+) -> Result<(), SenderRefusal> {
+    let Some(submission) = &context.config.submission else {
+        return Err(SenderRefusal::TemporaryFailure);
+    };
+    submission
+        .submitter
+        .check_sender(principal.account, address)
+        .await
+        .map_err(|refusal| match refusal {
+            tme_queue::submit::SenderRefusal::NotOwned { .. } => SenderRefusal::NotOwned,
+            tme_queue::submit::SenderRefusal::SendLocked => SenderRefusal::SendLocked,
+            tme_queue::submit::SenderRefusal::TemporaryFailure => SenderRefusal::TemporaryFailure,
+        })
+}
+
+/// RCPT TO on the submission port: local mailboxes, or the queue for everyone else.
+async fn route_recipient(
+    submission: &SubmissionServices,
+    address: &tme_core::EmailAddress,
+    size_declared_octets: Option<u64>,
+) -> Result<RecipientRoute, RecipientRefusal> {
+    use tme_queue::submit::RouteRefusal;
+    let route = submission
+        .submitter
+        .route(address, size_declared_octets)
+        .await
+        .map_err(|refusal| match refusal {
+            RouteRefusal::UnknownAddress => RecipientRefusal::UnknownAddress,
+            RouteRefusal::AccountSuspended => RecipientRefusal::AccountSuspended,
+            RouteRefusal::OverQuota => RecipientRefusal::OverQuota,
+            RouteRefusal::TemporaryFailure => RecipientRefusal::TemporaryFailure,
+        })?;
+    Ok(RecipientRoute {
+        targets: route
+            .local
+            .into_iter()
+            .map(|(account, mailbox)| DeliveryTarget {
+                account: account.id,
+                mailbox,
+                address: account.address,
+            })
+            .collect(),
+        remote: route.remote,
+    })
+}
+
+/// The end of a submitted message: the submission pipeline (`tme_queue::submit`) checks the
+/// author, fixes the header up, signs, stores the local copies and queues the rest. The
+/// client gets 250 only once all of it is durable.
+async fn submit(
+    context: &ServerContext,
+    submission: &SubmissionServices,
+    principal: &Principal,
+    message: &MessageForDelivery,
+) -> Result<String, DeliveryRefusal> {
+    use tme_queue::submit::{Outgoing, OutgoingRecipient, Route, SubmitRefusal};
+    let transaction_id = format!("{:016X}", rand::random::<u64>());
+    let now = time::OffsetDateTime::now_utc();
+    let date = now
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    let fields = TraceFields {
+        helo_name: &message.helo_name,
+        client_ip: message.client_ip,
+        hostname: &context.config.hostname,
+        mode: message.mode,
+        transaction_id: &transaction_id,
+        date: &date,
+    };
+    let single_recipient = match message.envelope.recipients.as_slice() {
+        [only] => Some(only.address.to_string()),
+        _ => None,
+    };
+    let received = received_field(&fields, single_recipient.as_deref());
+    let envelope = &message.envelope;
+    let recipients = envelope
+        .recipients
+        .iter()
+        .map(|recipient| OutgoingRecipient {
+            address: recipient.address.clone(),
+            route: Route {
+                local: Vec::new(),
+                remote: recipient.remote.clone(),
+            },
+            notify: queue_notify(recipient.dsn_notify),
+            original_recipient: recipient.dsn_original_recipient.clone(),
+        })
+        .collect::<Vec<_>>();
+    let mut recipients = recipients;
+    // The local targets were found at RCPT; the pipeline needs their accounts back.
+    for (outgoing, recipient) in recipients.iter_mut().zip(&envelope.recipients) {
+        for target in &recipient.targets {
+            match context
+                .store
+                .directory
+                .account_get_by_id(target.account)
+                .await
+            {
+                Ok(Some(account)) => outgoing.route.local.push((account, target.mailbox)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "directory lookup failed");
+                    return Err(DeliveryRefusal::TemporaryFailure);
+                }
+            }
+        }
+    }
+    let outgoing = Outgoing {
+        account: principal.account,
+        envelope_sender: &envelope.sender,
+        recipients,
+        received_field: &received,
+        message: &message.message,
+        envelope_id: envelope.dsn_envelope_id.clone(),
+        dsn_return: envelope.dsn_return.map(|dsn_return| match dsn_return {
+            crate::session::DsnReturn::Full => tme_store::DsnReturn::Full,
+            crate::session::DsnReturn::Headers => tme_store::DsnReturn::Headers,
+        }),
+        requiretls: envelope.require_tls,
+        smtputf8: envelope.smtputf8,
+        body_8bit: envelope.body == crate::session::Body::EightBitMime,
+        now_unix: now.unix_timestamp(),
+        date: &date,
+    };
+    match submission.submitter.submit(&outgoing).await {
+        Ok(submitted) => {
+            tracing::info!(
+                transaction = %transaction_id,
+                user = %principal.address,
+                queue_id = ?submitted.queue_id,
+                local_copies = submitted.local_copies,
+                remote_recipients = submitted.remote_recipients,
+                fields_added = ?submitted.fields_added,
+                signatures = submitted.signatures,
+                "message submitted"
+            );
+            Ok(transaction_id)
+        }
+        Err(SubmitRefusal::Sender(tme_queue::submit::SenderRefusal::NotOwned { address })) => {
+            Err(DeliveryRefusal::AuthorNotOwned { address })
+        }
+        Err(SubmitRefusal::Sender(tme_queue::submit::SenderRefusal::SendLocked)) => {
+            Err(DeliveryRefusal::SendLocked)
+        }
+        Err(SubmitRefusal::NoAuthor) => Err(DeliveryRefusal::NoAuthor),
+        Err(SubmitRefusal::OverQuota) => Err(DeliveryRefusal::OverQuota),
+        Err(
+            SubmitRefusal::TemporaryFailure
+            | SubmitRefusal::Sender(tme_queue::submit::SenderRefusal::TemporaryFailure),
+        ) => Err(DeliveryRefusal::TemporaryFailure),
+    }
+}
+
+/// The NOTIFY parameter in the queue's terms (RFC 3461 §4.1; absent means the default:
+/// failures and, at the MTA's choice, delays).
+fn queue_notify(notify: Option<crate::session::DsnNotify>) -> tme_store::Notify {
+    match notify {
+        Some(notify) => tme_store::Notify {
+            never: notify.never,
+            success: notify.success,
+            failure: notify.failure,
+            delay: notify.delay,
+        },
+        None => tme_store::Notify::default(),
+    }
+}
+
 /// Asks the directory where mail for `address` goes, and whether those accounts take it now.
 async fn judge_recipient(
     context: &ServerContext,
@@ -620,39 +889,21 @@ async fn judge_recipient(
     }
 }
 
-/// The account's INBOX, or None when the account cannot take a message of the declared size
-/// (or of one octet, when no size was declared).
+/// The account's INBOX as a delivery target, or None when its quota cannot take the
+/// declared size.
 async fn inbox_target(
     store: &Store,
     account: &Account,
     size_declared_octets: Option<u64>,
 ) -> Result<Option<DeliveryTarget>, StoreError> {
-    let mut inbox = store.mail.mailbox_find(account.id, INBOX).await?;
-    if inbox.is_none() {
-        // The directory has the account but its mail store half is missing (a crash inside
-        // `account_create`): complete it, as `Store::account_open` does.
-        store
-            .mail
-            .account_ensure(account.id, account.quota_bytes_max)
-            .await?;
-        inbox = store.mail.mailbox_find(account.id, INBOX).await?;
-    }
-    let Some(inbox) = inbox else {
-        return Err(StoreError::NotFound {
-            kind: "mailbox",
-            name: format!("{INBOX} of {}", account.address),
-        });
-    };
-    let usage = store.mail.account_usage(account.id).await?;
-    let needed_octets = size_declared_octets.unwrap_or(1).max(1);
-    if usage.used_bytes.saturating_add(needed_octets) > usage.quota_bytes_max {
-        return Ok(None);
-    }
-    Ok(Some(DeliveryTarget {
-        account: account.id,
-        mailbox: inbox.id,
-        address: account.address.clone(),
-    }))
+    Ok(store
+        .inbox_for_delivery(account, size_declared_octets)
+        .await?
+        .map(|mailbox| DeliveryTarget {
+            account: account.id,
+            mailbox,
+            address: account.address.clone(),
+        }))
 }
 
 /// The account's Junk mailbox, found by its special use (RFC 6154 `\Junk`), not its name.

@@ -25,12 +25,51 @@ use tme_store::{AccountId, MailboxId};
 
 use crate::data::{DataReceiver, MessageBuffer};
 use crate::limits::SESSION_COMMANDS_MAX;
-use crate::reply::{self, DeliveryRefusal, RecipientRefusal, Reply};
+use crate::reply::{self, AuthRefusal, DeliveryRefusal, RecipientRefusal, Reply, SenderRefusal};
 use crate::trace::TransferMode;
+
+/// Which service a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Inbound mail from the world (port 25): only for hosted domains, no AUTH.
+    Mx,
+    /// Message submission by our own users (RFC 6409, ports 587 and 465): AUTH first
+    /// (only over TLS), then any recipient, from the user's own addresses only.
+    Submission,
+}
+
+/// The user a submission session authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub account: AccountId,
+    pub address: EmailAddress,
+}
+
+/// Where one recipient's copies go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecipientRoute {
+    /// Local mailboxes.
+    pub targets: Vec<DeliveryTarget>,
+    /// Addresses the outbound queue must deliver to: the recipient itself when its domain
+    /// is not ours (submission), or the external targets of a local alias.
+    pub remote: Vec<EmailAddress>,
+}
+
+/// A SASL exchange waiting for the client's next line (RFC 4954 §4).
+#[derive(Debug)]
+enum SaslPending {
+    /// PLAIN without an initial response: the whole response comes next.
+    Plain,
+    LoginUsername,
+    LoginPassword {
+        username: String,
+    },
+}
 
 /// What a session needs to know about the server.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
+    pub service: Service,
     /// Our host name, in the greeting, EHLO and trace headers.
     pub hostname: String,
     pub message_bytes_max: u64,
@@ -83,6 +122,8 @@ pub struct Recipient {
     /// ORCPT (RFC 3461 §4.2), as given (`rfc822;user@example.com`).
     pub dsn_original_recipient: Option<String>,
     pub targets: Vec<DeliveryTarget>,
+    /// Addresses for the outbound queue (see `RecipientRoute::remote`).
+    pub remote: Vec<EmailAddress>,
 }
 
 /// The envelope of one transaction.
@@ -110,6 +151,8 @@ pub struct MessageForDelivery {
     pub mode: TransferMode,
     /// The content exactly as the client meant it (DATA unstuffed, BDAT chunks joined).
     pub message: Vec<u8>,
+    /// Submission: who sent it.
+    pub principal: Option<Principal>,
 }
 
 /// What the server must do next.
@@ -134,6 +177,18 @@ pub enum Step {
     StartTls(Reply),
     /// Store the message for every target, then call `delivery_finished`.
     Deliver(Box<MessageForDelivery>),
+    /// Check these credentials (AUTH), then call `authentication_finished`. The password
+    /// must not be logged.
+    Authenticate {
+        username: String,
+        password: tme_core::Secret<String>,
+    },
+    /// Submission: check that the authenticated user may use this envelope sender (empty
+    /// for `<>`), then call `sender_checked`.
+    CheckSender {
+        principal: Principal,
+        address: String,
+    },
 }
 
 #[derive(Debug)]
@@ -168,6 +223,11 @@ pub struct Session {
     chunk: Option<ChunkPlan>,
     errors: u32,
     commands: u64,
+    /// Submission: who logged in.
+    principal: Option<Principal>,
+    sasl: Option<SaslPending>,
+    /// MAIL is waiting for `sender_checked`.
+    sender_pending: bool,
 }
 
 impl Session {
@@ -181,6 +241,9 @@ impl Session {
             chunk: None,
             errors: 0,
             commands: 0,
+            principal: None,
+            sasl: None,
+            sender_pending: false,
         }
     }
 
@@ -191,11 +254,20 @@ impl Session {
 
     /// Idle: no transaction in flight, so a shutdown may close the session.
     pub fn is_idle(&self) -> bool {
-        self.transaction.is_none() && self.chunk.is_none()
+        self.transaction.is_none() && self.chunk.is_none() && self.sasl.is_none()
+    }
+
+    /// The user this session authenticated as.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
     }
 
     pub fn tls_active(&self) -> bool {
         self.tls_active
+    }
+
+    pub fn client_ip(&self) -> IpAddr {
+        self.client_ip
     }
 
     /// A command line longer than the limit was dropped by the framer.
@@ -215,11 +287,22 @@ impl Session {
             .strip_suffix(b"\n")
             .map(|rest| rest.strip_suffix(b"\r").unwrap_or(rest))
             .unwrap_or(line);
+        if let Some(pending) = self.sasl.take() {
+            return self.sasl_response(pending, body);
+        }
         if body
             .iter()
             .any(|octet| (*octet < 0x20 && *octet != b'\t') || *octet == 0x7f)
         {
             return self.answer(reply::syntax_error("control characters in command"));
+        }
+        // AUTH is read here, not by smtp-proto, which answers an unknown mechanism with a
+        // syntax error where RFC 4954 §4 wants 504.
+        let verb_is_auth = body
+            .get(..4)
+            .is_some_and(|verb| verb.eq_ignore_ascii_case(b"AUTH"));
+        if verb_is_auth && matches!(body.get(4), None | Some(b' ')) {
+            return self.auth(body.get(5..).unwrap_or_default());
         }
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request,
@@ -245,8 +328,8 @@ impl Session {
             Request::Help { .. } => Step::Reply(reply::help()),
             Request::StartTls => self.start_tls(),
             Request::Lhlo { .. } => self.answer(reply::unknown_command()),
+            Request::Auth { .. } => self.answer(reply::not_implemented()),
             Request::Expn { .. }
-            | Request::Auth { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
             | Request::Burl { .. } => self.answer(reply::not_implemented()),
@@ -272,6 +355,11 @@ impl Session {
         if self.config.tls_available && !self.tls_active {
             capabilities.push("STARTTLS".to_owned());
         }
+        // RFC 4954 §4 lets a server offer AUTH only when it would accept it: here, over
+        // TLS only, so a password never crosses in plain text.
+        if self.config.service == Service::Submission && self.tls_active {
+            capabilities.push("AUTH PLAIN LOGIN".to_owned());
+        }
         // REQUIRETLS is offered only inside TLS, as Exim and Stalwart do: a client that asks
         // for it in plain text could not have its wish honoured on this hop (RFC 8689 §4.1).
         if self.tls_active {
@@ -291,6 +379,10 @@ impl Session {
         }
         if self.transaction.is_some() {
             return self.answer(reply::bad_sequence("nested MAIL command"));
+        }
+        let submission = self.config.service == Service::Submission;
+        if submission && self.principal.is_none() {
+            return self.answer(reply::auth_required());
         }
         let unsupported = smtp_proto::MAIL_BODY_BINARYMIME
             | smtp_proto::MAIL_CONPERM
@@ -316,7 +408,9 @@ impl Session {
             || from.trans_id.is_some()
             || from.solicit.is_some()
             || from.mtrk.is_some()
-            || from.auth.is_some()
+            // RFC 4954 §5: AUTH= is for relays between trusted servers; a submission server
+            // may accept and ignore it (the identity is the session's).
+            || (from.auth.is_some() && !submission)
             || from.hold_for != 0
             || from.hold_until != 0
             || from.mt_priority != 0
@@ -370,7 +464,141 @@ impl Session {
             chunks: None,
             chunks_refused: None,
         });
+        if let (true, Some(principal)) = (submission, self.principal.clone()) {
+            self.sender_pending = true;
+            return Step::CheckSender {
+                principal,
+                address: sender.to_owned(),
+            };
+        }
         Step::Reply(reply::sender_ok())
+    }
+
+    /// The server's verdict on the sender of the last `Step::CheckSender`.
+    pub fn sender_checked(&mut self, verdict: Result<(), SenderRefusal>) -> Step {
+        if !std::mem::take(&mut self.sender_pending) {
+            return self.answer(reply::bad_sequence("no sender pending"));
+        }
+        match verdict {
+            Ok(()) => Step::Reply(reply::sender_ok()),
+            Err(refusal) => {
+                self.transaction = None;
+                self.answer(reply::sender_refused(refusal))
+            }
+        }
+    }
+
+    /// `AUTH mechanism [initial-response]` (RFC 4954 §4), `arguments` after `AUTH `.
+    fn auth(&mut self, arguments: &[u8]) -> Step {
+        if self.config.service != Service::Submission {
+            return self.answer(reply::not_implemented());
+        }
+        if !self.extended() {
+            return self.answer(reply::bad_sequence("send EHLO first"));
+        }
+        if self.principal.is_some() {
+            return self.answer(reply::bad_sequence("already authenticated"));
+        }
+        if self.transaction.is_some() {
+            return self.answer(reply::bad_sequence(
+                "AUTH not allowed during a mail transaction",
+            ));
+        }
+        if !self.tls_active {
+            return self.answer(reply::auth_needs_tls());
+        }
+        let text = String::from_utf8_lossy(arguments);
+        let mut words = text.split(' ').filter(|word| !word.is_empty());
+        let mechanism = words.next().unwrap_or_default().to_ascii_uppercase();
+        let initial = words.next();
+        if words.next().is_some() {
+            return self.answer(reply::syntax_error("AUTH mechanism [initial-response]"));
+        }
+        match (mechanism.as_str(), initial) {
+            ("PLAIN", None) => {
+                self.sasl = Some(SaslPending::Plain);
+                Step::Reply(reply::auth_challenge(""))
+            }
+            ("PLAIN", Some(response)) => self.plain_response(response.as_bytes()),
+            ("LOGIN", None) => {
+                self.sasl = Some(SaslPending::LoginUsername);
+                Step::Reply(reply::auth_challenge(LOGIN_USERNAME_PROMPT))
+            }
+            // RFC 4954 §4 allows an initial response with LOGIN too (the user name).
+            ("LOGIN", Some(response)) => {
+                self.sasl_response(SaslPending::LoginUsername, response.as_bytes())
+            }
+            ("", _) => self.answer(reply::syntax_error("AUTH mechanism [initial-response]")),
+            _ => self.answer(reply::auth_mechanism_unknown()),
+        }
+    }
+
+    /// A line of a SASL exchange.
+    fn sasl_response(&mut self, pending: SaslPending, response: &[u8]) -> Step {
+        // RFC 4954 §4: `*` cancels the exchange with 501.
+        if response == b"*" {
+            return self.answer(reply::auth_cancelled());
+        }
+        match pending {
+            SaslPending::Plain => self.plain_response(response),
+            SaslPending::LoginUsername => match decode_base64(response) {
+                Some(username) => {
+                    self.sasl = Some(SaslPending::LoginPassword {
+                        username: String::from_utf8_lossy(&username).into_owned(),
+                    });
+                    Step::Reply(reply::auth_challenge(LOGIN_PASSWORD_PROMPT))
+                }
+                None => self.answer(reply::auth_bad_base64()),
+            },
+            SaslPending::LoginPassword { username } => match decode_base64(response) {
+                Some(password) => Step::Authenticate {
+                    username,
+                    password: tme_core::Secret::new(
+                        String::from_utf8_lossy(&password).into_owned(),
+                    ),
+                },
+                None => self.answer(reply::auth_bad_base64()),
+            },
+        }
+    }
+
+    /// A PLAIN response (RFC 4616 §2): `[authzid] NUL authcid NUL passwd`. An
+    /// authorization identity other than the user's own is refused: nobody here may act
+    /// for another user.
+    fn plain_response(&mut self, response: &[u8]) -> Step {
+        // RFC 4954 §4: `=` is an empty initial response.
+        let decoded = if response == b"=" {
+            Some(Vec::new())
+        } else {
+            decode_base64(response)
+        };
+        let Some(decoded) = decoded else {
+            return self.answer(reply::auth_bad_base64());
+        };
+        let mut parts = decoded.split(|octet| *octet == 0);
+        let (Some(authorization), Some(username), Some(password), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return self.answer(reply::syntax_error("malformed PLAIN response"));
+        };
+        if !authorization.is_empty() && authorization != username {
+            return self.answer(reply::auth_refused(AuthRefusal::BadCredentials));
+        }
+        Step::Authenticate {
+            username: String::from_utf8_lossy(username).into_owned(),
+            password: tme_core::Secret::new(String::from_utf8_lossy(password).into_owned()),
+        }
+    }
+
+    /// The server's verdict on the last `Step::Authenticate`.
+    pub fn authentication_finished(&mut self, verdict: Result<Principal, AuthRefusal>) -> Step {
+        match verdict {
+            Ok(principal) => {
+                self.principal = Some(principal);
+                Step::Reply(reply::auth_succeeded())
+            }
+            Err(refusal) => self.answer(reply::auth_refused(refusal)),
+        }
     }
 
     fn rcpt(&mut self, to: smtp_proto::RcptTo<std::borrow::Cow<'_, str>>) -> Step {
@@ -433,6 +661,7 @@ impl Session {
             dsn_notify,
             dsn_original_recipient: to.orcpt.map(|orcpt| orcpt.into_owned()),
             targets: Vec::new(),
+            remote: Vec::new(),
         });
         Step::ResolveRecipient {
             address,
@@ -440,11 +669,20 @@ impl Session {
         }
     }
 
-    /// The server's verdict on the recipient of the last `Step::ResolveRecipient`.
+    /// The server's verdict on the recipient of the last `Step::ResolveRecipient`, when
+    /// only local mailboxes can take it (the MX).
     pub fn recipient_resolved(
         &mut self,
         verdict: Result<Vec<DeliveryTarget>, RecipientRefusal>,
     ) -> Step {
+        self.recipient_routed(verdict.map(|targets| RecipientRoute {
+            targets,
+            remote: Vec::new(),
+        }))
+    }
+
+    /// The server's verdict on the recipient of the last `Step::ResolveRecipient`.
+    pub fn recipient_routed(&mut self, verdict: Result<RecipientRoute, RecipientRefusal>) -> Step {
         let Some(transaction) = self.transaction.as_mut() else {
             return self.answer(reply::bad_sequence("need MAIL before RCPT"));
         };
@@ -452,8 +690,9 @@ impl Session {
             return self.answer(reply::bad_sequence("no recipient pending"));
         };
         match verdict {
-            Ok(targets) if !targets.is_empty() => {
-                recipient.targets = targets;
+            Ok(route) if !route.targets.is_empty() || !route.remote.is_empty() => {
+                recipient.targets = route.targets;
+                recipient.remote = route.remote;
                 transaction.envelope.recipients.push(recipient);
                 Step::Reply(reply::recipient_ok())
             }
@@ -590,7 +829,7 @@ impl Session {
             extended,
             tls: self.tls_active,
             smtputf8: transaction.envelope.smtputf8,
-            authenticated: false,
+            authenticated: self.principal.is_some(),
         };
         Step::Deliver(Box::new(MessageForDelivery {
             envelope: transaction.envelope,
@@ -598,6 +837,7 @@ impl Session {
             client_ip: self.client_ip,
             mode,
             message: message.into_bytes(),
+            principal: self.principal.clone(),
         }))
     }
 
@@ -622,12 +862,15 @@ impl Session {
         Step::StartTls(reply::ready_to_start_tls())
     }
 
-    /// The TLS handshake succeeded: RFC 3207 §4.2, the client starts over with EHLO.
+    /// The TLS handshake succeeded: RFC 3207 §4.2, the client starts over with EHLO (and
+    /// forgets anything learnt before, such as an AUTH, RFC 4954 §4).
     pub fn tls_started(&mut self) {
         self.tls_active = true;
         self.greeting = None;
         self.transaction = None;
         self.chunk = None;
+        self.principal = None;
+        self.sasl = None;
     }
 
     /// Sends a reply, counting negative ones; too many and the session ends with 421.
@@ -640,6 +883,16 @@ impl Session {
         }
         Step::Reply(reply)
     }
+}
+
+/// RFC 4954 leaves LOGIN's prompts to custom; these are what every client expects.
+const LOGIN_USERNAME_PROMPT: &str = "VXNlcm5hbWU6"; // "Username:"
+const LOGIN_PASSWORD_PROMPT: &str = "UGFzc3dvcmQ6"; // "Password:"
+
+/// Standard base64 with padding, as RFC 4954 §4 requires; None when malformed.
+fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 #[cfg(test)]

@@ -314,6 +314,24 @@ pub async fn resolve_recipient(
     Ok(Resolution::UnknownAddress)
 }
 
+/// Whether `account` may use `address` as its own when sending (RFC 6409 §8 leaves the
+/// policy to the submission server): its own address, a plus-address of it, or an address
+/// whose mail reaches it (an alias, a catch-all it receives). The test is the same as the
+/// delivery's, so what a user receives at, they may send from, and nothing else.
+pub async fn address_owned_by(
+    directory: &dyn Directory,
+    address: &EmailAddress,
+    account: AccountId,
+    plus_separator: char,
+) -> StoreResult<bool> {
+    match resolve_recipient(directory, address, plus_separator).await? {
+        Resolution::Deliver { accounts, .. } => {
+            Ok(accounts.iter().any(|reached| reached.id == account))
+        }
+        Resolution::DomainNotHosted | Resolution::UnknownAddress => Ok(false),
+    }
+}
+
 /// Adds what `source` reaches to `accounts`/`external`; false when nothing answers for it.
 fn expand<'a>(
     directory: &'a dyn Directory,

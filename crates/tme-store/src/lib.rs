@@ -156,6 +156,36 @@ impl Store {
         Ok(account)
     }
 
+    /// The account's INBOX for a delivery of `size_declared_octets` (one octet when no
+    /// size is known), or None when the account's quota cannot take it. An account whose
+    /// mail store half is missing (a crash inside `account_create`) is completed first.
+    pub async fn inbox_for_delivery(
+        &self,
+        account: &Account,
+        size_declared_octets: Option<u64>,
+    ) -> StoreResult<Option<MailboxId>> {
+        const INBOX: &str = "INBOX";
+        let mut inbox = self.mail.mailbox_find(account.id, INBOX).await?;
+        if inbox.is_none() {
+            self.mail
+                .account_ensure(account.id, account.quota_bytes_max)
+                .await?;
+            inbox = self.mail.mailbox_find(account.id, INBOX).await?;
+        }
+        let Some(inbox) = inbox else {
+            return Err(StoreError::NotFound {
+                kind: "mailbox",
+                name: format!("{INBOX} of {}", account.address),
+            });
+        };
+        let usage = self.mail.account_usage(account.id).await?;
+        let needed_octets = size_declared_octets.unwrap_or(1).max(1);
+        if usage.used_bytes.saturating_add(needed_octets) > usage.quota_bytes_max {
+            return Ok(None);
+        }
+        Ok(Some(inbox.id))
+    }
+
     /// Removes an account: its mail first, then its directory entry.
     pub async fn account_delete(&self, account: &Account) -> StoreResult<()> {
         self.mail.account_delete(account.id).await?;

@@ -8,6 +8,7 @@ use crate::framing::{CommandFrame, CommandFramer};
 
 fn config() -> SessionConfig {
     SessionConfig {
+        service: Service::Mx,
         hostname: "mx.test".to_owned(),
         message_bytes_max: 100,
         recipients_max: 3,
@@ -42,7 +43,18 @@ fn show(transcript: &mut String, reply: &Reply) {
 /// Runs the client's bytes through a session as the server would (pipelined: all of them
 /// are there at once). Returns the transcript: replies, and what the server did.
 fn run(input: &[u8]) -> (String, Vec<MessageForDelivery>) {
-    let mut session = Session::new(config(), "192.0.2.1".parse().expect("ip"));
+    run_with(config(), input)
+}
+
+/// `run` with a session of the given config.
+fn run_with(config: SessionConfig, input: &[u8]) -> (String, Vec<MessageForDelivery>) {
+    run_session(
+        Session::new(config, "192.0.2.1".parse().expect("ip")),
+        input,
+    )
+}
+
+fn run_session(mut session: Session, input: &[u8]) -> (String, Vec<MessageForDelivery>) {
     let mut framer = CommandFramer::new(2048);
     let mut input = input.to_vec();
     let mut transcript = String::new();
@@ -65,7 +77,36 @@ fn run(input: &[u8]) -> (String, Vec<MessageForDelivery>) {
                     break 'commands;
                 }
                 Step::ResolveRecipient { address, .. } => {
-                    session.recipient_resolved(verdict(&address))
+                    if address.domain().as_str() == "remote.test" {
+                        session.recipient_routed(Ok(RecipientRoute {
+                            targets: Vec::new(),
+                            remote: vec![address.clone()],
+                        }))
+                    } else {
+                        session.recipient_resolved(verdict(&address))
+                    }
+                }
+                Step::Authenticate { username, password } => {
+                    transcript.push_str(&format!("[login {username}]\n"));
+                    let verdict = if password.expose() == "secret" {
+                        EmailAddress::parse(&username)
+                            .map(|address| Principal {
+                                account: 1,
+                                address,
+                            })
+                            .map_err(|_| AuthRefusal::BadCredentials)
+                    } else {
+                        Err(AuthRefusal::BadCredentials)
+                    };
+                    session.authentication_finished(verdict)
+                }
+                Step::CheckSender { principal, address } => {
+                    let owned = address.is_empty() || address == principal.address.to_string();
+                    session.sender_checked(if owned {
+                        Ok(())
+                    } else {
+                        Err(SenderRefusal::NotOwned)
+                    })
                 }
                 Step::ReceiveData(reply, mut receiver) => {
                     show(&mut transcript, &reply);
@@ -121,6 +162,23 @@ fn run(input: &[u8]) -> (String, Vec<MessageForDelivery>) {
 
 fn check(input: impl AsRef<[u8]>, expected: Expect) {
     let (transcript, _) = run(input.as_ref());
+    expected.assert_eq(&transcript);
+}
+
+/// `check` on the submission service, with TLS already up (as on port 465) unless the
+/// transcript starts it.
+fn check_submission(tls: bool, input: impl AsRef<[u8]>, expected: Expect) {
+    let mut session = Session::new(
+        SessionConfig {
+            service: Service::Submission,
+            ..config()
+        },
+        "192.0.2.1".parse().expect("ip"),
+    );
+    if tls {
+        session.tls_started();
+    }
+    let (transcript, _) = run_session(session, input.as_ref());
     expected.assert_eq(&transcript);
 }
 
@@ -619,4 +677,123 @@ fn random_input_never_panics() {
         }
         let _ = run(&input);
     }
+}
+
+// Submission (RFC 4954, RFC 6409).
+
+#[test]
+fn submission_offers_auth_only_over_tls() {
+    check_submission(
+        false,
+        "EHLO c\r\nAUTH PLAIN AHVzZXJAZXhhbXBsZS5jb20Ac2VjcmV0\r\nMAIL FROM:<user@example.com>\r\nSTARTTLS\r\n",
+        expect![[r#"
+            220 mx.test ESMTP tme ready
+            250-mx.test greets c
+            250-PIPELINING
+            250-SIZE 100
+            250-8BITMIME
+            250-SMTPUTF8
+            250-ENHANCEDSTATUSCODES
+            250-CHUNKING
+            250-DSN
+            250-STARTTLS
+            250 HELP
+            538 5.7.11 encryption required: issue STARTTLS first
+            530 5.7.0 authentication required
+            220 2.0.0 ready to start TLS
+            [tls]
+        "#]],
+    );
+}
+
+#[test]
+fn submission_auth_plain_then_a_message() {
+    check_submission(
+        true,
+        "EHLO c\r\nMAIL FROM:<user@example.com>\r\nAUTH PLAIN AHVzZXJAZXhhbXBsZS5jb20Ac2VjcmV0\r\nAUTH PLAIN =\r\n\
+         MAIL FROM:<other@example.com>\r\nMAIL FROM:<user@example.com> AUTH=<>\r\nRCPT TO:<friend@remote.test>\r\n\
+         RCPT TO:<unknown@example.com>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n",
+        expect![[r#"
+            220 mx.test ESMTP tme ready
+            250-mx.test greets c
+            250-PIPELINING
+            250-SIZE 100
+            250-8BITMIME
+            250-SMTPUTF8
+            250-ENHANCEDSTATUSCODES
+            250-CHUNKING
+            250-DSN
+            250-AUTH PLAIN LOGIN
+            250-REQUIRETLS
+            250 HELP
+            530 5.7.0 authentication required
+            [login user@example.com]
+            235 2.7.0 authentication succeeded
+            503 5.5.1 already authenticated
+            550 5.7.1 sender address not owned by the authenticated user
+            250 2.1.0 sender OK
+            250 2.1.5 recipient OK
+            550 5.1.1 no such user here
+            354 2.0.0 send the message, end with <CRLF>.<CRLF>
+            [stored 18 octets for friend@remote.test]
+            250 2.0.0 OK queued as ID1
+        "#]],
+    );
+}
+
+#[test]
+fn submission_auth_login_cancel_and_bad_base64() {
+    check_submission(
+        true,
+        "EHLO c\r\nAUTH LOGIN\r\n*\r\nAUTH LOGIN\r\n!!!\r\nAUTH CRAM-MD5\r\nAUTH PLAIN\r\nnot base64\r\n\
+         AUTH PLAIN\r\nAHVzZXJAZXhhbXBsZS5jb20Ad3Jvbmc=\r\nAUTH LOGIN dXNlckBleGFtcGxlLmNvbQ==\r\nc2VjcmV0\r\n",
+        expect![[r#"
+            220 mx.test ESMTP tme ready
+            250-mx.test greets c
+            250-PIPELINING
+            250-SIZE 100
+            250-8BITMIME
+            250-SMTPUTF8
+            250-ENHANCEDSTATUSCODES
+            250-CHUNKING
+            250-DSN
+            250-AUTH PLAIN LOGIN
+            250-REQUIRETLS
+            250 HELP
+            334 VXNlcm5hbWU6
+            501 5.7.0 authentication cancelled
+            334 VXNlcm5hbWU6
+            501 5.5.2 cannot decode the response as base64
+            504 5.5.4 unknown authentication mechanism; use PLAIN or LOGIN
+            334 
+            501 5.5.2 cannot decode the response as base64
+            334 
+            [login user@example.com]
+            535 5.7.8 authentication credentials invalid
+            334 UGFzc3dvcmQ6
+            [login user@example.com]
+            235 2.7.0 authentication succeeded
+        "#]],
+    );
+}
+
+#[test]
+fn mx_does_not_offer_auth() {
+    check(
+        "EHLO c\r\nAUTH PLAIN AHVzZXJAZXhhbXBsZS5jb20Ac2VjcmV0\r\n",
+        expect![[r#"
+            220 mx.test ESMTP tme ready
+            250-mx.test greets c
+            250-PIPELINING
+            250-SIZE 100
+            250-8BITMIME
+            250-SMTPUTF8
+            250-ENHANCEDSTATUSCODES
+            250-CHUNKING
+            250-DSN
+            250-STARTTLS
+            250 HELP
+            502 5.5.1 command not implemented
+        "#]],
+    );
 }

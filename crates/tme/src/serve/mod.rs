@@ -13,6 +13,7 @@ mod maintenance;
 mod queue;
 mod smtp;
 mod spool;
+mod submission;
 mod supervisor;
 
 use std::sync::Arc;
@@ -29,7 +30,15 @@ pub use health::Health;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The listener roles this build serves; the rest of `[listen]` waits for later releases.
-const ROLES_SERVED: &[&str] = &["http", "smtp", "dns", "imap", "imaps"];
+const ROLES_SERVED: &[&str] = &[
+    "http",
+    "smtp",
+    "submission",
+    "submissions",
+    "dns",
+    "imap",
+    "imaps",
+];
 
 pub async fn serve(data_dir: DataDir) -> Result<()> {
     let store = data_dir.open_store().await?;
@@ -41,6 +50,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let mut registry = prometheus_client::registry::Registry::with_prefix("tme");
     let smtp_metrics = Arc::new(tme_smtp::Metrics::register(
         registry.sub_registry_with_prefix("smtp"),
+    ));
+    let submission_metrics = Arc::new(tme_smtp::Metrics::register(
+        registry.sub_registry_with_prefix("submission"),
     ));
     let queue_metrics =
         tme_queue::QueueMetrics::register(registry.sub_registry_with_prefix("queue"));
@@ -60,6 +72,13 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     ));
     let registry = Arc::new(registry);
     let queue_runner = queue::runner(&config, store.clone(), queue_metrics)?;
+    let submitter = tme_queue::Submitter::new(
+        store.clone(),
+        queue_runner.clone(),
+        tme_queue::Schedule::from_config(&config.queue),
+        config.node.hostname.clone(),
+        config.directory.plus_separator,
+    );
 
     let spool_path = data_dir.path.join(tme_store::SPOOL_DIRECTORY_NAME);
     let spool = tme_store::spool::InboundSpool::open(&spool_path, config.smtp.spool_bytes_max)
@@ -91,6 +110,24 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             smtp::run(address, context.clone(), role)
         })
     });
+    let submission_role =
+        (config.listen.submission.is_some() || config.listen.submissions.is_some()).then(|| {
+            let context = submission::SubmissionContext {
+                store: store.clone(),
+                spool: spool.clone(),
+                config: config.clone(),
+                data_directory: data_dir.path.clone(),
+                authenticator: authenticator.clone(),
+                submitter: submitter.clone(),
+                metrics: submission_metrics.clone(),
+            };
+            supervisor::supervise(
+                "submission",
+                health.clone(),
+                shutdown.clone(),
+                move |role| submission::run(context.clone(), role),
+            )
+        });
     let dns_role = config.listen.dns.map(|address| {
         let context = dns::DnsContext {
             store: store.clone(),
@@ -138,6 +175,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         tracker.spawn(role);
     }
     if let Some(role) = smtp_role {
+        tracker.spawn(role);
+    }
+    if let Some(role) = submission_role {
         tracker.spawn(role);
     }
     if let Some(role) = dns_role {

@@ -25,20 +25,15 @@ pub struct SmtpContext {
     pub metrics: Arc<tme_smtp::Metrics>,
 }
 
-pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -> Result<()> {
-    let config = &context.config;
-    let certificate = context.data_directory.join(&config.tls.certificate);
-    let private_key = context.data_directory.join(&config.tls.private_key);
-    // Without a usable certificate the MX still runs, without STARTTLS: refusing all mail
-    // for a missing file would be worse than accepting it in plain text.
-    let tls = match tme_smtp::server::load_tls(&certificate, &private_key) {
-        Ok(tls) => Some(tls),
-        Err(error) => {
-            tracing::warn!(%error, "smtp: STARTTLS not offered");
-            None
-        }
-    };
-    let server_config = ServerConfig {
+/// The server settings of the MX, from `[smtp]`; submission starts from these too.
+pub fn server_config(
+    config: &Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<ServerConfig> {
+    Ok(ServerConfig {
+        service: tme_smtp::session::Service::Mx,
+        implicit_tls: false,
+        submission: None,
         hostname: config.node.hostname.clone(),
         message_bytes_max: config.smtp.message_bytes_max,
         recipients_max: config.smtp.recipients_max,
@@ -56,7 +51,23 @@ pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -
             &config.resolver,
             config.node.hostname.clone(),
         )?,
+    })
+}
+
+pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -> Result<()> {
+    let config = &context.config;
+    let certificate = context.data_directory.join(&config.tls.certificate);
+    let private_key = context.data_directory.join(&config.tls.private_key);
+    // Without a usable certificate the MX still runs, without STARTTLS: refusing all mail
+    // for a missing file would be worse than accepting it in plain text.
+    let tls = match tme_smtp::server::load_tls(&certificate, &private_key) {
+        Ok(tls) => Some(tls),
+        Err(error) => {
+            tracing::warn!(%error, "smtp: STARTTLS not offered");
+            None
+        }
     };
+    let server_config = server_config(config, tls)?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} (listen.smtp)"))?;

@@ -49,21 +49,37 @@ pub struct TraceFields<'a> {
     pub date: &'a str,
 }
 
-/// The trace headers for the copy delivered to `recipient`, CRLF-terminated, to go in front
-/// of the message as received. `sender` is the reverse-path without brackets ("" for `<>`).
+/// The fields a mailbox copy starts with: where bounces go and whose copy it is, then the
+/// `Received` of the hop that stored it (for `recipient`).
 pub fn trace_headers(fields: &TraceFields<'_>, sender: &str, recipient: &str) -> Vec<u8> {
+    let mut headers = delivery_fields(sender, recipient);
+    headers.extend_from_slice(&received_field(fields, Some(recipient)));
+    headers
+}
+
+/// `Return-Path` (RFC 5321 §4.4: added at final delivery) and `Delivered-To`.
+pub fn delivery_fields(sender: &str, recipient: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n",
+        sender = header_safe(sender),
+        recipient = header_safe(recipient),
+    )
+    .into_bytes()
+}
+
+/// One `Received` field (RFC 5321 §4.4). The `for` clause names one recipient; with
+/// several it is left out, so that no recipient learns of the others.
+pub fn received_field(fields: &TraceFields<'_>, recipient: Option<&str>) -> Vec<u8> {
     let address_literal = match fields.client_ip {
         IpAddr::V4(address) => format!("[{address}]"),
         IpAddr::V6(address) => format!("[IPv6:{address}]"),
     };
+    let for_clause = recipient
+        .map(|recipient| format!("\r\n\tfor <{}>", header_safe(recipient)))
+        .unwrap_or_default();
     format!(
-        "Return-Path: <{sender}>\r\n\
-         Delivered-To: {recipient}\r\n\
-         Received: from {helo} ({address_literal})\r\n\
-         \tby {hostname} (tme) with {protocol} id {id}\r\n\
-         \tfor <{recipient}>; {date}\r\n",
-        sender = header_safe(sender),
-        recipient = header_safe(recipient),
+        "Received: from {helo} ({address_literal})\r\n\
+         \tby {hostname} (tme) with {protocol} id {id}{for_clause}; {date}\r\n",
         helo = helo_safe(fields.helo_name),
         hostname = header_safe(fields.hostname),
         protocol = fields.mode.protocol(),
