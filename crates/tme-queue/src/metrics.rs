@@ -1,5 +1,13 @@
 //! The queue's metrics: how many messages wait and how old the oldest is, and what became
-//! of each recipient attempt (delivered, deferred, failed).
+//! of each recipient attempt (delivered, deferred, failed), in all and by destination
+//! domain.
+//!
+//! Destinations are a label, so their number is bounded (`DESTINATIONS_MAX`): past it, new
+//! domains are counted as `other`. The first domains seen keep their series for the node's
+//! life, which is what a dashboard of the big destinations (the freemail providers) wants.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,12 +21,23 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestinationLabels {
+    destination: String,
+    outcome: &'static str,
+}
+
+/// Destination domains with their own series; later ones are counted as `other`.
+pub const DESTINATIONS_MAX: usize = 500;
+
 /// The queue's metrics; clones share the counts.
 #[derive(Debug, Clone, Default)]
 pub struct QueueMetrics {
     depth: Gauge,
     oldest_age_seconds: Gauge,
     recipient_attempts: Family<OutcomeLabels, Counter>,
+    destination_attempts: Family<DestinationLabels, Counter>,
+    destinations: Arc<Mutex<HashSet<String>>>,
 }
 
 impl QueueMetrics {
@@ -40,6 +59,11 @@ impl QueueMetrics {
             "Delivery attempts per recipient, by outcome",
             metrics.recipient_attempts.clone(),
         );
+        registry.register(
+            "destination_recipient_attempts",
+            "Delivery attempts per recipient, by destination domain and outcome",
+            metrics.destination_attempts.clone(),
+        );
         metrics
     }
 
@@ -48,7 +72,8 @@ impl QueueMetrics {
         self.oldest_age_seconds.set(oldest_age_seconds.unwrap_or(0));
     }
 
-    pub(crate) fn count(&self, state: RecipientState) {
+    /// Counts one recipient's attempt at `destination` (its domain).
+    pub(crate) fn count(&self, state: RecipientState, destination: &str) {
         let outcome = match state {
             RecipientState::Delivered => "delivered",
             RecipientState::Pending => "deferred",
@@ -57,5 +82,55 @@ impl QueueMetrics {
         self.recipient_attempts
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+        let destination = self.destination_label(destination);
+        self.destination_attempts
+            .get_or_create(&DestinationLabels {
+                destination,
+                outcome,
+            })
+            .inc();
+    }
+
+    fn destination_label(&self, destination: &str) -> String {
+        let destination = destination.to_ascii_lowercase();
+        let mut known = self
+            .destinations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if known.contains(&destination) {
+            return destination;
+        }
+        if known.len() < DESTINATIONS_MAX {
+            known.insert(destination.clone());
+            return destination;
+        }
+        "other".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_past_the_limit_are_other() {
+        let metrics = QueueMetrics::default();
+        for number in 0..DESTINATIONS_MAX {
+            metrics.count(RecipientState::Delivered, &format!("d{number}.test"));
+        }
+        metrics.count(RecipientState::Failed, "late.test");
+        metrics.count(RecipientState::Failed, "D0.TEST");
+        let get = |destination: &str, outcome: &'static str| {
+            metrics
+                .destination_attempts
+                .get_or_create(&DestinationLabels {
+                    destination: destination.to_owned(),
+                    outcome,
+                })
+                .get()
+        };
+        assert_eq!(get("other", "failed"), 1);
+        assert_eq!(get("d0.test", "failed"), 1);
+        assert_eq!(get("d0.test", "delivered"), 1);
     }
 }

@@ -527,7 +527,12 @@ impl Runner {
                 RecipientState::Pending => finished.deferred += 1,
                 RecipientState::Failed => finished.failed += 1,
             }
-            self.metrics.count(outcome.state);
+            let destination = message
+                .recipients
+                .iter()
+                .find(|recipient| recipient.position == outcome.position)
+                .map_or("", |recipient| recipient.domain.as_str());
+            self.metrics.count(outcome.state, destination);
         }
         let still_pending = outcomes
             .iter()

@@ -172,6 +172,7 @@ async fn the_queue_role_delivers_and_operators_hold_release_and_inspect() {
         &node,
         &[
             "tme_queue_recipient_attempts_total{outcome=\"delivered\"} 3",
+            "tme_queue_destination_recipient_attempts_total{destination=\"remote.test\",outcome=\"delivered\"} 3",
             "tme_queue_depth 0",
         ],
     );
