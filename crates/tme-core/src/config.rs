@@ -374,6 +374,16 @@ pub struct QueueConfig {
     pub data_end_timeout_seconds: u64,
     /// How long a node's claim on a message lasts before another node may take it over.
     pub lease_seconds: u64,
+    /// Honour the MTA-STS policies of destination domains (RFC 8461): with `enforce`, mail
+    /// goes only to the MX hosts a policy names, over TLS with a verified certificate.
+    pub mta_sts: bool,
+    /// The port MTA-STS policy hosts are reached on: 443 (tests use another).
+    pub mta_sts_https_port: u16,
+    /// How long fetching one MTA-STS policy may take.
+    pub mta_sts_fetch_timeout_seconds: u64,
+    /// PEM certificates trusted besides the system's (Debian's ca-certificates) when a
+    /// certificate must verify (MTA-STS): a private PKI.
+    pub tls_trust_anchors_file: Option<std::path::PathBuf>,
 }
 
 impl Default for QueueConfig {
@@ -394,6 +404,10 @@ impl Default for QueueConfig {
             command_timeout_seconds: 300,
             data_end_timeout_seconds: 600,
             lease_seconds: 900,
+            mta_sts: true,
+            mta_sts_https_port: 443,
+            mta_sts_fetch_timeout_seconds: 60,
+            tls_trust_anchors_file: None,
         }
     }
 }
@@ -925,6 +939,14 @@ impl Config {
             ("queue.retry_first_seconds", self.queue.retry_first_seconds),
             ("queue.retry_max_seconds", self.queue.retry_max_seconds),
             ("queue.remote_port", u64::from(self.queue.remote_port)),
+            (
+                "queue.mta_sts_https_port",
+                u64::from(self.queue.mta_sts_https_port),
+            ),
+            (
+                "queue.mta_sts_fetch_timeout_seconds",
+                self.queue.mta_sts_fetch_timeout_seconds,
+            ),
             ("queue.connections_max", self.queue.connections_max as u64),
             (
                 "queue.connections_per_domain_max",

@@ -80,6 +80,32 @@ pub enum SessionError {
     /// The TLS handshake failed; the caller may retry the host without TLS.
     #[error("TLS handshake with {0} failed")]
     TlsFailed(String),
+    /// A policy (MTA-STS) demands a verified TLS session this host did not give: retry
+    /// later, never in plain text.
+    #[error("4.7.5 {0}")]
+    TlsRequired(String),
+}
+
+/// How a connection uses TLS.
+#[derive(Clone)]
+pub enum TlsMode {
+    /// No STARTTLS (the retry after a failed opportunistic handshake).
+    Plain,
+    /// STARTTLS when offered, certificate not checked (RFC 7435).
+    Opportunistic,
+    /// STARTTLS required, and the certificate must verify for the MX host name with this
+    /// config (MTA-STS, RFC 8461 §4.2).
+    Verified(Arc<rustls::ClientConfig>),
+}
+
+impl std::fmt::Debug for TlsMode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            TlsMode::Plain => "Plain",
+            TlsMode::Opportunistic => "Opportunistic",
+            TlsMode::Verified(_) => "Verified",
+        })
+    }
 }
 
 enum Stream {
@@ -111,18 +137,20 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects to the first address of `host` that answers, greets, and takes TLS when
-    /// offered and `use_tls` (authenticating when credentials are set).
+    /// Connects to the first address of `host` that answers, greets, and takes TLS as
+    /// `tls` says (authenticating when credentials are set).
     pub async fn open(
         host: &Host,
         settings: &ClientSettings,
-        use_tls: bool,
+        tls: &TlsMode,
     ) -> Result<Connection, SessionError> {
         let mut last_error = SessionError::Temporary(format!("{} has no address", host.name));
         for address in &host.addresses {
-            match Connection::open_address(host, *address, settings, use_tls).await {
+            match Connection::open_address(host, *address, settings, tls).await {
                 Ok(connection) => return Ok(connection),
-                Err(error @ SessionError::TlsFailed(_)) => return Err(error),
+                Err(error @ (SessionError::TlsFailed(_) | SessionError::TlsRequired(_))) => {
+                    return Err(error);
+                }
                 Err(error) => {
                     tracing::info!(host = %host.name, %address, %error, "host failed");
                     last_error = error;
@@ -136,7 +164,7 @@ impl Connection {
         host: &Host,
         address: SocketAddr,
         settings: &ClientSettings,
-        use_tls: bool,
+        tls: &TlsMode,
     ) -> Result<Connection, SessionError> {
         let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(address))
             .await
@@ -158,13 +186,35 @@ impl Connection {
             return Err(stage_error("greeting", &greeting));
         }
         connection.hello().await?;
-        if use_tls && connection.capabilities.starttls {
+        let config = match tls {
+            TlsMode::Plain => None,
+            TlsMode::Opportunistic => Some(settings.tls.clone()),
+            TlsMode::Verified(config) => Some(config.clone()),
+        };
+        let verified = matches!(tls, TlsMode::Verified(_));
+        if verified && !connection.capabilities.starttls {
+            return Err(SessionError::TlsRequired(format!(
+                "MTA-STS: {} does not offer STARTTLS",
+                host.name
+            )));
+        }
+        if let Some(config) = config
+            && connection.capabilities.starttls
+        {
             connection.write(b"STARTTLS\r\n").await?;
             let reply = connection.read_reply(settings.command_timeout).await?;
             if reply.code != 220 {
-                return Err(SessionError::TlsFailed(host.name.clone()));
+                return Err(if verified {
+                    SessionError::TlsRequired(format!(
+                        "MTA-STS: {} refused STARTTLS: {}",
+                        host.name,
+                        reply.summary()
+                    ))
+                } else {
+                    SessionError::TlsFailed(host.name.clone())
+                });
             }
-            connection.start_tls().await?;
+            connection.start_tls(config, verified).await?;
             // RFC 3207 §4.2: forget what was learnt before TLS and greet again.
             connection.hello().await?;
         }
@@ -208,20 +258,34 @@ impl Connection {
         Err(stage_error("EHLO", &reply))
     }
 
-    async fn start_tls(&mut self) -> Result<(), SessionError> {
+    /// The handshake after `220` to STARTTLS. With `verified`, the certificate must be
+    /// valid for the MX host name (RFC 8461 §4.2), and a failure is `TlsRequired`.
+    async fn start_tls(
+        &mut self,
+        config: Arc<rustls::ClientConfig>,
+        verified: bool,
+    ) -> Result<(), SessionError> {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(SessionError::Temporary("TLS is already active".to_owned()));
         };
-        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+        let host = self.host.trim_end_matches('.').to_owned();
+        let failed = |reason: String| {
+            if verified {
+                SessionError::TlsRequired(format!("MTA-STS: TLS with {host}: {reason}"))
+            } else {
+                SessionError::TlsFailed(host.clone())
+            }
+        };
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
             .or_else(|_| rustls::pki_types::ServerName::try_from(self.address.ip().to_string()))
-            .map_err(|_| SessionError::TlsFailed(self.host.clone()))?;
-        let connector = TlsConnector::from(self.settings.tls.clone());
+            .map_err(|_| failed("not a valid server name".to_owned()))?;
+        let connector = TlsConnector::from(config);
         let tls = tokio::time::timeout(self.settings.command_timeout, connector.connect(name, tcp))
             .await
-            .map_err(|_| SessionError::TlsFailed(self.host.clone()))?
+            .map_err(|_| failed("the handshake timed out".to_owned()))?
             .map_err(|error| {
-                tracing::info!(host = %self.host, %error, "TLS handshake failed");
-                SessionError::TlsFailed(self.host.clone())
+                tracing::info!(host = %self.host, %error, verified, "TLS handshake failed");
+                failed(error.to_string())
             })?;
         self.stream = Stream::Tls(Box::new(tls));
         self.buffer.clear();

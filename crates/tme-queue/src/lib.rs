@@ -16,6 +16,7 @@
 pub mod client;
 pub mod dsn;
 pub mod metrics;
+pub mod mta_sts;
 pub mod reply;
 pub mod route;
 pub mod runner;

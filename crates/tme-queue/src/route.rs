@@ -21,8 +21,10 @@ pub const ADDRESSES_PER_HOST_MAX: usize = 4;
 /// Why a domain has no usable route now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
-    /// Retry later (DNS failure, no address yet).
+    /// Retry later (DNS failure, no address yet): 4.4.3.
     Temporary(String),
+    /// Retry later: a policy (MTA-STS) leaves no host to try. `status` is RFC 3463's.
+    PolicyUnmet { status: &'static str, text: String },
     /// It will not work: the domain does not exist or takes no mail. `status` is the RFC 3463
     /// code for the DSN.
     Permanent { status: &'static str, text: String },
@@ -32,7 +34,9 @@ impl RouteError {
     pub fn text(&self) -> String {
         match self {
             RouteError::Temporary(text) => format!("4.4.3 {text}"),
-            RouteError::Permanent { status, text } => format!("{status} {text}"),
+            RouteError::Permanent { status, text } | RouteError::PolicyUnmet { status, text } => {
+                format!("{status} {text}")
+            }
         }
     }
 }

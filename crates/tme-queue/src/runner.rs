@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{
     ClientSettings, Connection, OutboundEnvelope, OutboundRecipient, RecipientResult, SessionError,
+    TlsMode,
 };
 use crate::dsn::{Report, ReportKind, ReportedRecipient};
 use crate::metrics::QueueMetrics;
@@ -70,6 +71,9 @@ pub struct RunnerSettings {
     pub connections_per_domain_max: usize,
     pub messages_per_connection_max: usize,
     pub client: ClientSettings,
+    /// MTA-STS policies of destinations (RFC 8461); None delivers with opportunistic TLS
+    /// only. Not used through a relay host.
+    pub mta_sts: Option<crate::mta_sts::MtaSts>,
 }
 
 /// What one pass did, for tests and logs.
@@ -275,10 +279,12 @@ impl Runner {
                 lanes_legs[number % lanes].push(leg);
             }
             let hosts = self.route(&domain).await;
+            let (hosts, tls) = self.apply_mta_sts(&domain, hosts).await;
             for lane in lanes_legs {
                 let runner = self.clone();
                 let connections = connections.clone();
                 let hosts = hosts.clone();
+                let tls = tls.clone();
                 let work: Vec<LaneItem> = lane
                     .into_iter()
                     .filter_map(|leg| {
@@ -293,7 +299,7 @@ impl Runner {
                     .collect();
                 tasks.spawn(async move {
                     let _permit = connections.acquire_owned().await.ok();
-                    runner.deliver_lane(hosts, work).await
+                    runner.deliver_lane(hosts, &tls, work).await
                 });
             }
         }
@@ -318,10 +324,65 @@ impl Runner {
         }
     }
 
+    /// The destination's MTA-STS policy applied to its hosts (RFC 8461 §4): with `enforce`,
+    /// only the MX hosts the policy names, each over TLS with a certificate that verifies
+    /// (none left: the mail waits); with `testing`, what would fail is logged and delivery
+    /// goes on as without a policy.
+    async fn apply_mta_sts(
+        &self,
+        domain: &str,
+        hosts: Result<Vec<Host>, RouteError>,
+    ) -> (Result<Vec<Host>, RouteError>, TlsMode) {
+        let opportunistic = TlsMode::Opportunistic;
+        let (Some(mta_sts), None) = (&self.settings.mta_sts, &self.settings.relay_host) else {
+            return (hosts, opportunistic);
+        };
+        let Ok(hosts) = hosts else {
+            return (hosts, opportunistic);
+        };
+        let Some(policy) = mta_sts.policy(domain, self.clock.now_unix()).await else {
+            return (Ok(hosts), opportunistic);
+        };
+        let (matching, other): (Vec<Host>, Vec<Host>) = hosts
+            .into_iter()
+            .partition(|host| policy.matches(&host.name));
+        match policy.mode {
+            crate::mta_sts::Mode::Enforce => {
+                if !other.is_empty() {
+                    tracing::info!(%domain, skipped = ?other.iter().map(|host| &host.name).collect::<Vec<_>>(), "MTA-STS: MX hosts not in the policy skipped");
+                }
+                if matching.is_empty() {
+                    return (
+                        Err(RouteError::PolicyUnmet {
+                            status: "4.7.5",
+                            text: format!("MTA-STS: no MX host of {domain} matches its policy"),
+                        }),
+                        opportunistic,
+                    );
+                }
+                (Ok(matching), TlsMode::Verified(mta_sts.tls_config()))
+            }
+            crate::mta_sts::Mode::Testing => {
+                if !other.is_empty() {
+                    tracing::info!(%domain, "MTA-STS testing: some MX hosts are not in the policy");
+                }
+                let mut hosts = matching;
+                hosts.extend(other);
+                (Ok(hosts), opportunistic)
+            }
+            crate::mta_sts::Mode::None => {
+                let mut hosts = matching;
+                hosts.extend(other);
+                (Ok(hosts), opportunistic)
+            }
+        }
+    }
+
     /// Sends a lane's messages over as few connections as it can.
     async fn deliver_lane(
         &self,
         hosts: Result<Vec<Host>, RouteError>,
+        tls: &TlsMode,
         work: Vec<LaneItem>,
     ) -> Vec<(usize, RecipientOutcome)> {
         let mut outcomes = Vec::new();
@@ -330,7 +391,9 @@ impl Runner {
             Err(error) => {
                 let (state, reply) = match &error {
                     RouteError::Permanent { .. } => (RecipientState::Failed, error.text()),
-                    RouteError::Temporary(_) => (RecipientState::Pending, error.text()),
+                    RouteError::Temporary(_) | RouteError::PolicyUnmet { .. } => {
+                        (RecipientState::Pending, error.text())
+                    }
                 };
                 for (index, _, _, positions) in &work {
                     push_same(&mut outcomes, *index, positions, state, &reply, None);
@@ -348,7 +411,7 @@ impl Runner {
             }
             if connection.is_none() {
                 sent_on_connection = 0;
-                match self.connect(&hosts, message.requiretls).await {
+                match self.connect(&hosts, message.requiretls, tls).await {
                     Ok(open) => connection = Some(open),
                     Err(error) => {
                         let state = match error {
@@ -467,15 +530,21 @@ impl Runner {
     }
 
     /// Opens a connection to the first host that takes one (RFC 5321 §5.1: in order of
-    /// preference). A failed TLS handshake is retried in plain text unless TLS is required.
-    async fn connect(&self, hosts: &[Host], requiretls: bool) -> Result<Connection, SessionError> {
+    /// preference). A failed opportunistic TLS handshake is retried in plain text unless
+    /// the message requires TLS; a verified one (MTA-STS) never is.
+    async fn connect(
+        &self,
+        hosts: &[Host],
+        requiretls: bool,
+        tls: &TlsMode,
+    ) -> Result<Connection, SessionError> {
         let mut last_error = SessionError::Temporary("no host to try".to_owned());
         for host in hosts {
-            match Connection::open(host, &self.settings.client, true).await {
+            match Connection::open(host, &self.settings.client, tls).await {
                 Ok(connection) => return Ok(connection),
                 Err(SessionError::TlsFailed(name)) if !requiretls => {
                     tracing::info!(host = %name, "TLS failed; retrying in plain text");
-                    match Connection::open(host, &self.settings.client, false).await {
+                    match Connection::open(host, &self.settings.client, &TlsMode::Plain).await {
                         Ok(connection) => return Ok(connection),
                         Err(error) => last_error = error,
                     }

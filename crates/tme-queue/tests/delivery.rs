@@ -113,6 +113,7 @@ impl World {
                 credentials: None,
                 tls: tme_queue::tls::opportunistic().unwrap(),
             },
+            mta_sts: None,
         };
         let runner = Runner::new(
             store.clone(),

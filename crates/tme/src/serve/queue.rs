@@ -46,10 +46,35 @@ pub fn runner(config: &Config, store: Store, metrics: QueueMetrics) -> Result<Ru
             credentials,
             tls: tme_queue::tls::opportunistic().context("cannot set up outbound TLS")?,
         },
+        mta_sts: None,
     };
+    let resolver = Arc::new(resolver);
+    let mut settings = settings;
+    if queue.mta_sts {
+        // Without trust anchors no policy could be fetched: say so loudly and deliver with
+        // opportunistic TLS, rather than stop all outbound mail.
+        match tme_queue::tls::verifying(queue.tls_trust_anchors_file.as_deref()) {
+            Ok(verifying) => {
+                settings.mta_sts = Some(tme_queue::mta_sts::MtaSts::new(
+                    resolver.clone(),
+                    verifying,
+                    queue.mta_sts_https_port,
+                    seconds(queue.mta_sts_fetch_timeout_seconds),
+                ));
+            }
+            Err(tme_queue::tls::TrustAnchorsError::Empty) => {
+                tracing::error!(
+                    "queue: no trust anchors (install ca-certificates): MTA-STS policies are not honoured"
+                );
+            }
+            Err(error) => {
+                return Err(error).context("queue.tls_trust_anchors_file");
+            }
+        }
+    }
     Ok(Runner::new(
         store,
-        Arc::new(resolver),
+        resolver,
         settings,
         Arc::new(SystemClock),
         metrics,
