@@ -46,6 +46,11 @@ struct World {
 
 impl World {
     async fn new() -> World {
+        World::asking(None).await
+    }
+
+    /// A world whose resolver asks `nameserver` instead of its NSD.
+    async fn asking(nameserver: Option<SocketAddr>) -> World {
         let port = tme_testkit::free_ports(1).unwrap()[0].port();
         let nsd = Nsd::start(&[Zone::root(
             "good.test. MX 10 mx.good.test.\n\
@@ -61,7 +66,11 @@ impl World {
              garbage.test. A 127.0.0.7\n\
              stall.test. A 127.0.0.8\n\
              drop.test. A 127.0.0.9\n\
-             endless.test. A 127.0.0.10\n",
+             endless.test. A 127.0.0.10\n\
+             loop.test. CNAME loop2.test.\n\
+             loop2.test. CNAME loop.test.\n\
+             noaddr.test. MX 10 mx.noaddr.test.\n\
+             mxloop.test. MX 10 loop.test.\n",
         )])
         .unwrap();
         let directory = tempfile::tempdir().unwrap();
@@ -90,7 +99,7 @@ impl World {
             .unwrap()
             .id;
         let resolver = tme_resolver::build(&ResolverConfig {
-            nameservers: vec![nsd.address()],
+            nameservers: vec![nameserver.unwrap_or(nsd.address())],
             timeout_ms: 2_000,
         })
         .unwrap();
@@ -465,6 +474,89 @@ async fn broken_servers_end_in_a_retry_with_the_reason_never_a_stuck_message() {
     world.advance_to(START + 300);
     assert_eq!(world.runner.pass().await.unwrap().messages, 4);
     for server in servers {
+        server.abort();
+    }
+}
+
+/// How a broken DNS server answers a query.
+type DnsAnswer = fn(&[u8]) -> Vec<u8>;
+
+/// A DNS server over UDP that answers every query with `answer(query)`.
+async fn broken_dns(answer: DnsAnswer) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buffer = [0u8; 1500];
+        while let Ok((count, peer)) = socket.recv_from(&mut buffer).await {
+            let _ = socket.send_to(&answer(&buffer[..count]), peer).await;
+        }
+    });
+    (address, task)
+}
+
+/// Every recipient of `id` waits for a retry on schedule with a reason, or failed with one:
+/// never stuck, never without a word.
+async fn assert_retried_or_bounced_with_reason(world: &World, id: QueueId, what: &str) {
+    let queued = world.store.queue.get(id).await;
+    let Ok(queued) = queued else {
+        // Gone from the queue: every recipient failed and was reported.
+        let reports = world.reports().await;
+        assert!(!reports.is_empty(), "{what}: removed without a report");
+        return;
+    };
+    assert_eq!(queued.attempts, 1, "{what}: the attempt is recorded");
+    for recipient in &queued.recipients {
+        let reply = recipient.last_reply.clone().unwrap_or_default();
+        assert!(!reply.is_empty(), "{what}: no reason recorded");
+        if recipient.state == RecipientState::Pending {
+            assert_eq!(queued.next_attempt_unix, START + 300, "{what}: {reply}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_loops_and_missing_addresses_end_in_a_retry_or_bounce_with_the_reason() {
+    let world = World::new().await;
+    let mut ids = Vec::new();
+    for domain in ["loop.test", "noaddr.test", "mxloop.test"] {
+        ids.push((domain, world.enqueue(&[&format!("someone@{domain}")]).await));
+    }
+    let report = world.runner.pass().await.unwrap();
+    assert_eq!(report.messages, 3, "{report:?}");
+    for (domain, id) in ids {
+        assert_retried_or_bounced_with_reason(&world, id, domain).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_dns_answers_end_in_a_retry_with_the_reason() {
+    // Garbage; a truncated header; the right id with a body that does not parse.
+    let answers: [DnsAnswer; 3] = [
+        |_| b"not a DNS message at all".to_vec(),
+        |query| query.get(..5).unwrap_or_default().to_vec(),
+        |query| {
+            let mut answer = query.to_vec();
+            if answer.len() > 3 {
+                answer[2] |= 0x80; // QR: a response
+                answer[7] = 5; // ANCOUNT 5, and no answer follows
+            }
+            answer
+        },
+    ];
+    for (number, answer) in answers.into_iter().enumerate() {
+        let (address, server) = broken_dns(answer).await;
+        let world = World::asking(Some(address)).await;
+        let id = world.enqueue(&["someone@good.test"]).await;
+        let report = world.runner.pass().await.unwrap();
+        assert_eq!(
+            (report.messages, report.deferred),
+            (1, 1),
+            "answer {number}: {report:?}"
+        );
+        let queued = world.store.queue.get(id).await.unwrap();
+        let reply = queued.recipients[0].last_reply.clone().unwrap_or_default();
+        assert!(reply.starts_with("4.4.3"), "answer {number}: {reply}");
+        assert_eq!(queued.next_attempt_unix, START + 300, "answer {number}");
         server.abort();
     }
 }
