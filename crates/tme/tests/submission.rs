@@ -336,3 +336,47 @@ fn smtplib_over_both_ports_with_every_refusal() {
     );
     node.stop().expect("stop");
 }
+
+#[test]
+fn failed_logins_are_throttled_and_locked_as_for_imap() {
+    let mut node = Node::init(Path::new(TME)).expect("init");
+    node.set_environment("TME_LOGIN__FAILURES_BEFORE_DELAY", "100");
+    node.set_environment("TME_LOGIN__FAILURES_PER_IP_MAX", "3");
+    node.add_account(USER, PASSWORD).expect("account");
+    node.serve().expect("serve");
+    let script = r#"
+import base64, os, smtplib, ssl
+tls = ssl.create_default_context(cafile=os.environ["CERTIFICATE"])
+tls.check_hostname = False
+user = os.environ["USER_ADDRESS"].encode()
+def plain(password):
+    return "PLAIN " + base64.b64encode(b"\0" + user + b"\0" + password).decode()
+with smtplib.SMTP_SSL("127.0.0.1", int(os.environ["PORT"]), timeout=30, context=tls) as client:
+    client.ehlo("client.test")
+    for _ in range(3):
+        code, _ = client.docmd("AUTH", plain(b"wrong"))
+        assert code == 535, code
+    # Locked now: even the right password gets 454 4.7.0 (RFC 4954 §6).
+    code, text = client.docmd("AUTH", plain(os.environ["PASSWORD"].encode()))
+    assert code == 454 and b"4.7.0" in text, (code, text)
+print("locked")
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .env("CERTIFICATE", node.data_dir().join("tls/certificate.pem"))
+        .env("PORT", node.address("submissions").port().to_string())
+        .env("USER_ADDRESS", USER)
+        .env("PASSWORD", PASSWORD)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        node.log()
+    );
+    let locks = node.tme_ok(&["login", "locks"]).expect("login locks");
+    assert!(locks.contains("ip:127.0.0.1"), "{locks}");
+    node.stop().expect("stop");
+}
