@@ -21,19 +21,28 @@ use std::collections::HashSet;
 use tme_core::{Domain, EmailAddress};
 use tme_store::directory::{address_owned_by, resolve_recipient};
 use tme_store::{
-    Account, AccountId, AccountState, Delivery, DsnReturn, Flags, MailboxId, NewQueued,
-    NewRecipient, Notify, QueueId, Resolution, Store, StoreError,
+    AccountId, AccountState, Delivery, DsnReturn, Flags, MailboxId, NewQueued, NewRecipient,
+    Notify, QueueId, Resolution, Store, StoreError,
 };
 
 use crate::runner::Runner;
 use crate::schedule::Schedule;
 use crate::sign::signature_fields;
 
+/// A local mailbox a copy goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTarget {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    /// The account's address.
+    pub address: EmailAddress,
+}
+
 /// Where one recipient's copies go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {
     /// Local accounts and the mailbox (INBOX) of each.
-    pub local: Vec<(Account, MailboxId)>,
+    pub local: Vec<LocalTarget>,
     /// Addresses the queue delivers to: the recipient when its domain is not hosted here,
     /// or the external targets of a local alias.
     pub remote: Vec<EmailAddress>,
@@ -224,7 +233,11 @@ impl Submitter {
                 .inbox_for_delivery(&account, size_declared_octets)
                 .await
             {
-                Ok(Some(inbox)) => local.push((account, inbox)),
+                Ok(Some(inbox)) => local.push(LocalTarget {
+                    account: account.id,
+                    mailbox: inbox,
+                    address: account.address,
+                }),
                 Ok(None) => over_quota += 1,
                 Err(error) => {
                     tracing::warn!(%error, account = %account.address, "cannot read the account's mail store");
@@ -362,8 +375,8 @@ impl Submitter {
         let mut seen = HashSet::new();
         let mut copies = Vec::new();
         for recipient in &outgoing.recipients {
-            for (account, mailbox) in &recipient.route.local {
-                if !seen.insert(account.id) {
+            for target in &recipient.route.local {
+                if !seen.insert(target.account) {
                     continue;
                 }
                 let mut raw = tme_message::trace::delivery_fields(
@@ -371,7 +384,7 @@ impl Submitter {
                     &recipient.address.to_string(),
                 );
                 raw.extend_from_slice(signed);
-                copies.push((account.id, *mailbox, raw));
+                copies.push((target.account, target.mailbox, raw));
             }
         }
         if copies.is_empty() {

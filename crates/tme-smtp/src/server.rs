@@ -697,10 +697,10 @@ async fn route_recipient(
         targets: route
             .local
             .into_iter()
-            .map(|(account, mailbox)| DeliveryTarget {
-                account: account.id,
-                mailbox,
-                address: account.address,
+            .map(|target| DeliveryTarget {
+                account: target.account,
+                mailbox: target.mailbox,
+                address: target.address,
             })
             .collect(),
         remote: route.remote,
@@ -716,7 +716,7 @@ async fn submit(
     principal: &Principal,
     message: &MessageForDelivery,
 ) -> Result<String, DeliveryRefusal> {
-    use tme_queue::submit::{Outgoing, OutgoingRecipient, Route, SubmitRefusal};
+    use tme_queue::submit::{LocalTarget, Outgoing, OutgoingRecipient, Route, SubmitRefusal};
     let transaction_id = format!("{:016X}", rand::random::<u64>());
     let now = time::OffsetDateTime::now_utc();
     let date = now
@@ -742,32 +742,21 @@ async fn submit(
         .map(|recipient| OutgoingRecipient {
             address: recipient.address.clone(),
             route: Route {
-                local: Vec::new(),
+                local: recipient
+                    .targets
+                    .iter()
+                    .map(|target| LocalTarget {
+                        account: target.account,
+                        mailbox: target.mailbox,
+                        address: target.address.clone(),
+                    })
+                    .collect(),
                 remote: recipient.remote.clone(),
             },
             notify: queue_notify(recipient.dsn_notify),
             original_recipient: recipient.dsn_original_recipient.clone(),
         })
         .collect::<Vec<_>>();
-    let mut recipients = recipients;
-    // The local targets were found at RCPT; the pipeline needs their accounts back.
-    for (outgoing, recipient) in recipients.iter_mut().zip(&envelope.recipients) {
-        for target in &recipient.targets {
-            match context
-                .store
-                .directory
-                .account_get_by_id(target.account)
-                .await
-            {
-                Ok(Some(account)) => outgoing.route.local.push((account, target.mailbox)),
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "directory lookup failed");
-                    return Err(DeliveryRefusal::TemporaryFailure);
-                }
-            }
-        }
-    }
     let outgoing = Outgoing {
         account: principal.account,
         envelope_sender: &envelope.sender,
