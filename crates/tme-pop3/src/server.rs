@@ -227,6 +227,10 @@ async fn run_session(
                 }
                 Ok(Ok(0)) => return "client_closed",
                 Ok(Ok(count)) => framer.push(&buffer[..count]),
+                // A TLS client that closed without close_notify: it went away like any other.
+                Ok(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                    return "client_closed";
+                }
                 Ok(Err(_)) => return "io_error",
             }
             continue;

@@ -652,6 +652,7 @@ impl Session {
                     Metrics::count_by(&self.shared.metrics.messages, "deleted", uids.len() as u64);
                 }
                 Err(error) => {
+                    self.lock = None;
                     tracing::warn!(%error, "pop3: cannot expunge at QUIT");
                     self.err(out, Some("SYS/TEMP"), "some deleted messages not removed");
                     return Next::Close;
@@ -683,14 +684,13 @@ impl Session {
         if changed {
             store.changes.notify(account_id);
         }
+        // Released before the answer: a client that connects again as soon as it read
+        // `+OK` must find the maildrop free.
+        self.lock = None;
         let text = match (expunged, maildrop.stat().0) {
             (0, 0) => format!("{} POP3 signing off (maildrop empty)", self.config.hostname),
-            (0, left) => format!(
-                "{} POP3 signing off ({left} messages left)",
-                self.config.hostname
-            ),
             (expunged, left) => format!(
-                "{} POP3 signing off ({expunged} messages deleted, {left} left)",
+                "{} POP3 signing off ({expunged} deleted, {left} left)",
                 self.config.hostname
             ),
         };
