@@ -63,7 +63,8 @@ def check_fetched(found, what):
 
 # STLS, forced (--sslproto auto), keeping the messages.
 result = fetchmail(POP3_PORT, "--sslproto", "auto", "--keep")
-check("POP3> STLS" in result.stderr and "upgrade to TLS succeeded" in result.stderr,
+trace = result.stdout + result.stderr  # -v traces the protocol, some on each
+check("POP3> STLS" in trace and "upgrade to TLS succeeded" in trace,
       "fetchmail started TLS with STLS")
 check_fetched(fetched(), "--keep over STLS")
 client = login(pop3s_client())
