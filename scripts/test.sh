@@ -18,8 +18,9 @@ cd "$(dirname "$0")/.."
 # role in crates/tme/tests/dns.rs, where nsd also runs as its secondary; isync (mbsync) syncs a
 # mailbox with the IMAP server in crates/tme/tests/imap.rs, where Dovecot (dovecot-imapd: its
 # `imap` binary, run by the test over a pipe, no daemon) answers the same FETCH commands for
-# the differential test. (Later protocol tests add chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd)
+# the differential test; fetchmail fetches over POP3 in crates/tme/tests/pop3.rs (its package
+# starts no daemon unless configured). (Later protocol tests add chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd fetchmail)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -47,6 +47,8 @@ pub struct Config {
     pub login: LoginConfig,
     #[serde(default)]
     pub imap: ImapConfig,
+    #[serde(default)]
+    pub pop3: Pop3Config,
 }
 
 /// Who this node is.
@@ -311,6 +313,33 @@ impl Default for ImapConfig {
             idle_timeout_seconds: 30 * 60,
             login_timeout_seconds: 60,
             idle_poll_seconds: 5,
+            session_errors_max: 20,
+        }
+    }
+}
+
+/// The POP3 server's limits (`pop3` and `pop3s` listeners).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Config {
+    /// Concurrent connections; more get `-ERR [SYS/TEMP]`.
+    pub connections_max: usize,
+    /// Concurrent connections from one client address; more get `-ERR [SYS/TEMP]`.
+    pub connections_per_ip_max: usize,
+    /// Silence before the session is closed (RFC 1939 §3: at least 10 minutes). A closed
+    /// session deletes nothing.
+    pub command_timeout_seconds: u64,
+    /// Protocol errors (unknown commands, bad syntax, wrong state) before the session is
+    /// closed.
+    pub session_errors_max: u32,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            connections_max: 10_000,
+            connections_per_ip_max: 50,
+            command_timeout_seconds: 10 * 60,
             session_errors_max: 20,
         }
     }
@@ -1044,6 +1073,15 @@ impl Config {
                 "imap.session_errors_max",
                 u64::from(self.imap.session_errors_max),
             ),
+            ("pop3.connections_max", self.pop3.connections_max as u64),
+            (
+                "pop3.connections_per_ip_max",
+                self.pop3.connections_per_ip_max as u64,
+            ),
+            (
+                "pop3.session_errors_max",
+                u64::from(self.pop3.session_errors_max),
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -1059,6 +1097,12 @@ impl Config {
         // RFC 9051 §4.3: lines may be long (a UID set); 1000 octets is the least we take.
         if self.imap.command_line_octets_max < 1000 {
             return Err("imap.command_line_octets_max must be at least 1000".to_owned());
+        }
+        // RFC 1939 §3: an inactivity timer "MUST be of at least 10 minutes' duration".
+        if self.pop3.command_timeout_seconds < 600 {
+            return Err(
+                "pop3.command_timeout_seconds must be at least 600 (RFC 1939 §3)".to_owned(),
+            );
         }
         let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
         for (role, address) in self.listen.listeners() {
@@ -1401,6 +1445,22 @@ mod tests {
     }
 
     #[test]
+    fn pop3_timeout_keeps_the_rfc_minimum() {
+        check(
+            "[pop3]\ncommand_timeout_seconds = 599\n",
+            &[],
+            expect![
+                "error: /data/tme.toml: pop3.command_timeout_seconds must be at least 600 (RFC 1939 §3)"
+            ],
+        );
+        check(
+            "",
+            &[("TME_POP3__SESSION_ERRORS_MAX", "0")],
+            expect!["error: /data/tme.toml: pop3.session_errors_max must be at least 1"],
+        );
+    }
+
+    #[test]
     fn quick_start_round_trips() {
         let config = Config {
             node: NodeConfig::default(),
@@ -1415,6 +1475,7 @@ mod tests {
             dns: DnsConfig::default(),
             login: LoginConfig::default(),
             imap: ImapConfig::default(),
+            pop3: Pop3Config::default(),
         };
         let text = config.to_toml();
         let read_back =

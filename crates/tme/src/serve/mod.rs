@@ -10,6 +10,7 @@ mod health;
 mod http;
 mod imap;
 mod maintenance;
+mod pop3;
 mod queue;
 mod smtp;
 mod spool;
@@ -38,6 +39,8 @@ const ROLES_SERVED: &[&str] = &[
     "dns",
     "imap",
     "imaps",
+    "pop3",
+    "pop3s",
 ];
 
 pub async fn serve(data_dir: DataDir) -> Result<()> {
@@ -58,6 +61,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         tme_queue::QueueMetrics::register(registry.sub_registry_with_prefix("queue"));
     let imap_metrics = Arc::new(tme_imap::Metrics::register(
         registry.sub_registry_with_prefix("imap"),
+    ));
+    let pop3_metrics = Arc::new(tme_pop3::Metrics::register(
+        registry.sub_registry_with_prefix("pop3"),
     ));
     // One authenticator for every role that takes a password: one throttle sees them all.
     let authenticator = Arc::new(tme_auth::Authenticator::new(
@@ -150,6 +156,18 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             imap::run(context.clone(), role)
         })
     });
+    let pop3_role = (config.listen.pop3.is_some() || config.listen.pop3s.is_some()).then(|| {
+        let context = pop3::Pop3Context {
+            store: store.clone(),
+            config: config.clone(),
+            data_directory: data_dir.path.clone(),
+            authenticator: authenticator.clone(),
+            metrics: pop3_metrics.clone(),
+        };
+        supervisor::supervise("pop3", health.clone(), shutdown.clone(), move |role| {
+            pop3::run(context.clone(), role)
+        })
+    });
     // Runs whether or not this node listens for SMTP now: the spool may hold mail from an
     // earlier run.
     let spool_role = {
@@ -184,6 +202,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         tracker.spawn(role);
     }
     if let Some(role) = imap_role {
+        tracker.spawn(role);
+    }
+    if let Some(role) = pop3_role {
         tracker.spawn(role);
     }
     tracker.spawn(spool_role);

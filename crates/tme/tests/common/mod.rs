@@ -80,3 +80,87 @@ pub fn assert_metrics(node: &tme_testkit::Node, lines: &[&str]) {
         );
     }
 }
+
+/// The account the client tests log in as, and its password.
+#[allow(dead_code)] // not every test crate that shares this module runs clients
+pub const CLIENT_ADDRESS: &str = "alice@example.org";
+#[allow(dead_code)]
+pub const CLIENT_PASSWORD: &str = "secret pw";
+
+/// Starts a node with `environment` set and one account (`CLIENT_ADDRESS`, with
+/// `CLIENT_PASSWORD` and an app password); returns the node and the app password.
+#[allow(dead_code)] // not every test crate that shares this module runs clients
+pub fn node_with_client_account(environment: &[(&str, &str)]) -> (tme_testkit::Node, String) {
+    let mut node = tme_testkit::Node::init(Path::new(env!("CARGO_BIN_EXE_tme"))).expect("init");
+    for (name, value) in environment {
+        node.set_environment(name, value);
+    }
+    node.serve().expect("serve");
+    node.add_account(CLIENT_ADDRESS, CLIENT_PASSWORD)
+        .expect("account");
+    let output = node
+        .tme_ok(&["account", "app-password", "add", CLIENT_ADDRESS, "tests"])
+        .expect("app password");
+    let app_password = output
+        .lines()
+        .next()
+        .and_then(|line| line.rsplit(' ').next())
+        .expect("app password shown")
+        .to_owned();
+    (node, app_password)
+}
+
+/// Runs a Python client script against `node` and fails the test (with the node's log) when
+/// it fails. The script gets the node's ports (`SMTP_PORT`, `IMAP_PORT`, `IMAPS_PORT`,
+/// `POP3_PORT`, `POP3S_PORT`), the account (`USER_ADDRESS`, `PASSWORD`, `APP_PASSWORD`),
+/// the certificate (`CERTIFICATE`), a fresh `WORK_DIR`, and `environment`.
+#[allow(dead_code)] // not every test crate that shares this module runs clients
+pub fn run_python_client(
+    node: &tme_testkit::Node,
+    script: &Path,
+    app_password: &str,
+    arguments: &[&str],
+    environment: &[(&str, &std::ffi::OsStr)],
+) {
+    let work = tempfile::tempdir().expect("work directory");
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(script)
+        .args(arguments)
+        .env("WORK_DIR", work.path())
+        .env("CERTIFICATE", node.data_dir().join("tls/certificate.pem"))
+        .env("USER_ADDRESS", CLIENT_ADDRESS)
+        .env("PASSWORD", CLIENT_PASSWORD)
+        .env("APP_PASSWORD", app_password);
+    for role in ["smtp", "imap", "imaps", "pop3", "pop3s"] {
+        command.env(
+            format!("{}_PORT", role.to_uppercase()),
+            node.address(role).port().to_string(),
+        );
+    }
+    let output = command
+        .envs(environment.iter().copied())
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} failed:\n{stdout}\n{stderr}\nnode log:\n{}",
+        script.display(),
+        node.log()
+    );
+    println!("{stdout}");
+}
+
+/// The node's `/metrics` lines that start with `prefix`.
+#[allow(dead_code)] // not every test crate that shares this module reads metrics
+pub fn metrics_lines(node: &tme_testkit::Node, prefix: &str) -> Vec<String> {
+    let (status, metrics) = node.http_get("/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{metrics}");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
