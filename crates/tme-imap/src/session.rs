@@ -198,6 +198,8 @@ impl Session {
                 "BINARY",
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
             ]);
         }
         let mut text = words.join(" ");
@@ -622,6 +624,48 @@ impl Session {
                 return Next::Idle {
                     tag: tag.to_owned(),
                 };
+            }
+            CommandBody::GetQuota { root } => {
+                if root.as_ref().is_empty() {
+                    self.quota_response(tag, out).await;
+                } else {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("NONEXISTENT"),
+                        "no such quota root: the account's is \"\"",
+                    );
+                }
+            }
+            CommandBody::GetQuotaRoot { mailbox } => {
+                // RFC 9208 §4.3.2: the mailbox need not exist; every mailbox of the account
+                // has the account's one quota root.
+                let Some(name) = self.mailbox_name(&mailbox) else {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("CANNOT"),
+                        "the mailbox name is not valid",
+                    );
+                    return Next::Continue;
+                };
+                let mut line = b"* QUOTAROOT ".to_vec();
+                push_astring(&mut line, &self.wire_name(&name));
+                line.extend_from_slice(b" \"\"\r\n");
+                out.extend(line);
+                self.quota_response(tag, out).await;
+            }
+            CommandBody::SetQuota { .. } => {
+                // No QUOTASET: limits are the operator's (`tme account set --quota`).
+                status(
+                    out,
+                    tag,
+                    "NO",
+                    Some("NOPERM"),
+                    "quotas are set by the administrator",
+                );
             }
             other => {
                 status(
@@ -1221,6 +1265,19 @@ impl Session {
                     .filter(|record| record.flags.system.contains(SystemFlags::DELETED))
                     .count()
                     .to_string(),
+                // RFC 9208 §4.2.2: what an EXPUNGE would give back, as the sum of the
+                // RFC822.SIZEs of the \Deleted messages (which is exactly what the store
+                // charges them).
+                "DELETED-STORAGE" => self
+                    .store
+                    .mail
+                    .message_list(mailbox.account_id, mailbox.id)
+                    .await?
+                    .iter()
+                    .filter(|record| record.flags.system.contains(SystemFlags::DELETED))
+                    .map(|record| record.size_bytes)
+                    .sum::<u64>()
+                    .to_string(),
                 _ => continue,
             };
             values.push(format!("{item} {value}"));
@@ -1265,6 +1322,33 @@ impl Session {
             .collect();
         match self.status_line(&found, &items, out).await {
             Ok(()) => status(out, tag, "OK", None, "STATUS completed"),
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    /// `* QUOTA "" (STORAGE used limit)` for the account's one quota root (RFC 9208 §5.1:
+    /// units of 1024 octets), then the tagged OK. The usage counts what the store charges,
+    /// the sum of the messages' sizes; expunged messages waiting out their retention no
+    /// longer count. No MESSAGE resource: the directory keeps no limit on the message count.
+    async fn quota_response(&mut self, tag: &str, out: &mut Vec<u8>) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        match self.store.mail.account_usage(account_id).await {
+            Ok(usage) => {
+                untagged(
+                    out,
+                    &format!(
+                        "QUOTA \"\" (STORAGE {} {})",
+                        usage.used_bytes.div_ceil(1024),
+                        usage.quota_bytes_max / 1024
+                    ),
+                );
+                status(out, tag, "OK", None, "GETQUOTA completed");
+            }
             Err(error) => {
                 let (code, text) = store_refusal(&error);
                 status(out, tag, "NO", Some(code), &text);

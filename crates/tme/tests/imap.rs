@@ -125,6 +125,16 @@ fn mbsync_syncs_a_mailbox_both_ways() {
 }
 
 #[test]
+fn quota_is_reported_and_enforced() {
+    let (mut node, app_password) = node_with_account();
+    // Set while the node runs: the session reads the quota from the store, not the login.
+    node.tme_ok(&["account", "set", "alice@example.org", "--quota", "200K"])
+        .expect("tme account set --quota");
+    run_python(&node, "quota.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
 fn failed_logins_lock_the_account_and_the_cli_lifts_the_lock() {
     // (`node_with_account_and` turns the delays off: the lock is what is tested here.)
     let (mut node, app_password) =
