@@ -15,6 +15,7 @@
 //! limit; an EXPUNGE response is never sent during FETCH, STORE or SEARCH (RFC 9051
 //! §7.5.1); FETCH never parses a message; a login goes through `tme_auth` only.
 
+pub mod collation;
 pub mod extensions;
 pub mod framing;
 pub mod metrics;
@@ -23,6 +24,8 @@ pub mod response;
 pub mod search;
 pub mod server;
 pub mod session;
+pub mod sort;
+pub mod thread;
 pub mod utf7;
 pub mod view;
 

@@ -17,6 +17,8 @@ use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParameter, StoreModifier};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::sort::SortCriterion;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
 };
@@ -32,11 +34,14 @@ use tme_store::{
     Account, Delivery, FlagChange, Flags, Mailbox, MessageRecord, SpecialUse, Store, StoreError,
 };
 
+use crate::collation;
 use crate::extensions::{self, Extracted};
 use crate::framing::tag_of;
 use crate::render::{self, SectionText};
 use crate::response::{push_astring, push_literal, status, untagged};
 use crate::search::{self, Candidate};
+use crate::sort;
+use crate::thread::{self, ThreadMessage};
 use crate::utf7;
 use crate::view::{NumberSet, SelectedView, ViewMessage, flag_fetch_line};
 
@@ -200,6 +205,10 @@ impl Session {
                 "UTF8=ACCEPT",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ]);
         }
         let mut text = words.join(" ");
@@ -282,6 +291,8 @@ impl Session {
                 | CommandBody::Expunge
                 | CommandBody::ExpungeUid { .. }
                 | CommandBody::Search { .. }
+                | CommandBody::Sort { .. }
+                | CommandBody::Thread { .. }
                 | CommandBody::Fetch { .. }
                 | CommandBody::Store { .. }
                 | CommandBody::Copy { .. }
@@ -307,6 +318,8 @@ impl Session {
             CommandBody::Fetch { uid: false, .. }
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
+                | CommandBody::Sort { uid: false, .. }
+                | CommandBody::Thread { uid: false, .. }
         );
         // What changed since the last command is reported first, so the command works on
         // (and the client sees) the mailbox as it is now.
@@ -528,30 +541,41 @@ impl Session {
                 criteria,
                 uid,
             } => {
-                if let Some(charset) = &charset {
-                    let name = charset.as_ref().to_ascii_uppercase();
-                    if name != "US-ASCII" && name != "UTF-8" {
-                        status(
-                            out,
-                            tag,
-                            "NO",
-                            Some("BADCHARSET (US-ASCII UTF-8)"),
-                            "charset not supported",
-                        );
-                        return Next::Continue;
-                    }
+                if let Some(charset) = &charset
+                    && !charset_supported(charset.as_ref())
+                {
+                    refuse_charset(out, tag);
+                    return Next::Continue;
                 }
-                let criteria: Vec<SearchKey<'_>> = criteria.into_inner();
-                let key = if criteria.len() == 1 {
-                    criteria.into_iter().next().unwrap_or(SearchKey::All)
-                } else {
-                    match imap_codec::imap_types::core::Vec1::try_from(criteria) {
-                        Ok(keys) => SearchKey::And(keys),
-                        Err(_) => SearchKey::All,
-                    }
-                };
+                let key = search_key(criteria.into_inner());
                 self.search(tag, &key, uid, extracted.search_return, out)
                     .await;
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                if !charset_supported(charset.as_ref()) {
+                    refuse_charset(out, tag);
+                    return Next::Continue;
+                }
+                let key = search_key(search_criteria.into_inner());
+                self.sort(tag, sort_criteria.as_ref(), &key, uid, out).await;
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                if !charset_supported(charset.as_ref()) {
+                    refuse_charset(out, tag);
+                    return Next::Continue;
+                }
+                let key = search_key(search_criteria.into_inner());
+                self.thread(tag, &algorithm, &key, uid, out).await;
             }
             CommandBody::Fetch {
                 sequence_set,
@@ -1460,6 +1484,7 @@ impl Session {
         let Some(selected) = &self.selected else {
             return NumberSet(Vec::new());
         };
+
         let largest = if by_uid {
             selected.last_uid()
         } else {
@@ -1534,16 +1559,11 @@ impl Session {
         status(out, tag, "OK", None, "EXPUNGE completed");
     }
 
-    async fn search(
-        &mut self,
-        tag: &str,
-        key: &SearchKey<'_>,
-        by_uid: bool,
-        return_options: Option<Vec<String>>,
-        out: &mut Vec<u8>,
-    ) {
+    /// The messages of the selected mailbox that match `key`: their indexes in the view,
+    /// in mailbox order (at most `MESSAGES_PER_COMMAND_MAX` are looked at).
+    async fn search_matches(&self, key: &SearchKey<'_>) -> Vec<usize> {
         let Some(account_id) = self.account_id() else {
-            return;
+            return Vec::new();
         };
         let mut set_keys = Vec::new();
         search::collect_sets(key, &mut set_keys);
@@ -1552,11 +1572,11 @@ impl Session {
             .map(|(set, uid)| self.resolve_set(set, *uid))
             .collect();
         let Some(selected) = &self.selected else {
-            return;
+            return Vec::new();
         };
         let need_summary = search::needs_summary(key);
         let need_raw = search::needs_raw(key);
-        let mut found: Vec<(u32, u32, i64)> = Vec::new();
+        let mut found = Vec::new();
         let empty_summary = tme_message::summarize(b"");
         for (index, message) in selected
             .messages
@@ -1590,19 +1610,52 @@ impl Session {
             };
             let mut sets_iter = sets.iter().cloned();
             if search::matches(key, &candidate, &mut sets_iter) {
-                found.push((
-                    candidate.sequence,
-                    message.record.uid,
-                    message.record.modseq,
-                ));
+                found.push(index);
             }
         }
+        found
+    }
+
+    /// A message of the view as a response names it: its UID, or its sequence number.
+    fn message_number(&self, index: usize, by_uid: bool) -> u32 {
+        if by_uid {
+            self.selected
+                .as_ref()
+                .and_then(|selected| selected.messages.get(index))
+                .map_or(0, |message| message.record.uid)
+        } else {
+            u32::try_from(index + 1).unwrap_or(u32::MAX)
+        }
+    }
+
+    /// The highest MODSEQ of the messages found, for SEARCH and SORT with a MODSEQ key
+    /// (RFC 7162 §3.1.5).
+    fn highest_modseq_of(&self, key: &SearchKey<'_>, indexes: &[usize]) -> Option<i64> {
+        if !format!("{key:?}").contains("ModSequence") {
+            return None;
+        }
+        let selected = self.selected.as_ref()?;
+        indexes
+            .iter()
+            .filter_map(|&index| selected.messages.get(index))
+            .map(|message| message.record.modseq)
+            .max()
+    }
+
+    async fn search(
+        &mut self,
+        tag: &str,
+        key: &SearchKey<'_>,
+        by_uid: bool,
+        return_options: Option<Vec<String>>,
+        out: &mut Vec<u8>,
+    ) {
+        let found = self.search_matches(key).await;
         let numbers: Vec<u32> = found
             .iter()
-            .map(|(sequence, uid, _)| if by_uid { *uid } else { *sequence })
+            .map(|&index| self.message_number(index, by_uid))
             .collect();
-        let modseq_key = format!("{key:?}").contains("ModSequence");
-        let highest = found.iter().map(|(_, _, modseq)| *modseq).max();
+        let highest = self.highest_modseq_of(key, &found);
         if return_options.is_some() || self.rev2 {
             let options = return_options.unwrap_or_default();
             let options: Vec<String> = if options.is_empty() {
@@ -1639,7 +1692,7 @@ impl Session {
                     }
                 }
             }
-            if modseq_key && let Some(highest) = highest {
+            if let Some(highest) = highest {
                 line.push_str(&format!(" MODSEQ {highest}"));
             }
             untagged(out, &line);
@@ -1648,13 +1701,125 @@ impl Session {
             for number in &numbers {
                 line.push_str(&format!(" {number}"));
             }
-            if modseq_key && let Some(highest) = highest {
+            if let Some(highest) = highest {
                 line.push_str(&format!(" (MODSEQ {highest})"));
             }
             untagged(out, &line);
         }
         self.refresh(by_uid, out).await;
         status(out, tag, "OK", None, "SEARCH completed");
+    }
+
+    /// SORT (RFC 5256 §3, RFC 5957): the messages `key` finds, in the order of `criteria`.
+    async fn sort(
+        &mut self,
+        tag: &str,
+        criteria: &[SortCriterion],
+        key: &SearchKey<'_>,
+        by_uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        let found = self.search_matches(key).await;
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let need_summary = sort::needs_summary(criteria);
+        let mut rows = Vec::with_capacity(found.len());
+        for &index in &found {
+            let record = &selected.messages[index].record;
+            let summary = if need_summary {
+                self.store
+                    .mail
+                    .message_summary(account_id, record.id)
+                    .await
+                    .ok()
+            } else {
+                None
+            };
+            rows.push(sort::values(criteria, record, summary.as_ref()));
+        }
+        let mut line = String::from("SORT");
+        for position in sort::order(criteria, &rows) {
+            line.push_str(&format!(" {}", self.message_number(found[position], by_uid)));
+        }
+        if let Some(highest) = self.highest_modseq_of(key, &found) {
+            line.push_str(&format!(" (MODSEQ {highest})"));
+        }
+        untagged(out, &line);
+        self.refresh(by_uid, out).await;
+        status(out, tag, "OK", None, "SORT completed");
+    }
+
+    /// THREAD (RFC 5256 §2.2, §2.3): the messages `key` finds, threaded.
+    async fn thread(
+        &mut self,
+        tag: &str,
+        algorithm: &ThreadingAlgorithm<'_>,
+        key: &SearchKey<'_>,
+        by_uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        if !matches!(
+            algorithm,
+            ThreadingAlgorithm::OrderedSubject | ThreadingAlgorithm::References
+        ) {
+            self.bad(
+                out,
+                tag,
+                &format!("unknown threading algorithm {algorithm}"),
+            );
+            return;
+        }
+        let found = self.search_matches(key).await;
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let empty_summary = tme_message::summarize(b"");
+        let mut messages = Vec::with_capacity(found.len());
+        for &index in &found {
+            let record = &selected.messages[index].record;
+            let loaded = self
+                .store
+                .mail
+                .message_summary(account_id, record.id)
+                .await
+                .ok();
+            let summary = loaded.as_ref().unwrap_or(&empty_summary);
+            let (base_subject, reply_or_forward) =
+                collation::base_subject(summary.subject.as_deref().unwrap_or(""));
+            // RFC 5256 §2.3 step 1: References, else the first In-Reply-To id.
+            let references = if summary.references.is_empty() {
+                summary.in_reply_to.iter().take(1).cloned().collect()
+            } else {
+                summary.references.clone()
+            };
+            messages.push(ThreadMessage {
+                number: self.message_number(index, by_uid),
+                sent_date_unix: sort::sent_date_unix(record, summary),
+                base_subject,
+                reply_or_forward,
+                message_id: summary.message_id.clone(),
+                references,
+            });
+        }
+        let forest = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => thread::ordered_subject(&messages),
+            _ => thread::references(&messages),
+        };
+        let threads = thread::render(&forest, &messages);
+        if threads.is_empty() {
+            untagged(out, "THREAD");
+        } else {
+            untagged(out, &format!("THREAD {threads}"));
+        }
+        self.refresh(by_uid, out).await;
+        status(out, tag, "OK", None, "THREAD completed");
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2152,6 +2317,33 @@ impl Session {
         }
         self.refresh(by_uid, out).await;
         status(out, tag, "OK", None, "FETCH completed");
+    }
+}
+
+/// The charsets SEARCH, SORT and THREAD take (RFC 9051 §6.4.4: US-ASCII and UTF-8).
+fn charset_supported(charset: &str) -> bool {
+    charset.eq_ignore_ascii_case("US-ASCII") || charset.eq_ignore_ascii_case("UTF-8")
+}
+
+fn refuse_charset(out: &mut Vec<u8>, tag: &str) {
+    status(
+        out,
+        tag,
+        "NO",
+        Some("BADCHARSET (US-ASCII UTF-8)"),
+        "charset not supported",
+    );
+}
+
+/// Search criteria as one key: several are an AND.
+fn search_key(criteria: Vec<SearchKey<'_>>) -> SearchKey<'_> {
+    if criteria.len() == 1 {
+        criteria.into_iter().next().unwrap_or(SearchKey::All)
+    } else {
+        match imap_codec::imap_types::core::Vec1::try_from(criteria) {
+            Ok(keys) => SearchKey::And(keys),
+            Err(_) => SearchKey::All,
+        }
     }
 }
 

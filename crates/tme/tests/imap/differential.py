@@ -25,16 +25,10 @@ Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD
 CORPUS_FILES (a file listing the messages, one path a line).
 """
 
-import imaplib
 import os
-import ssl
-import subprocess
 import sys
 
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
-WORK = os.environ["WORK_DIR"]
+from peers import dovecot, tme
 
 
 def fail(what):
@@ -46,32 +40,6 @@ def crlf(raw):
     """Every line end CRLF, ending with one: the message as an MTA would send it."""
     text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     return text if text.endswith(b"\r\n") else text + b"\r\n"
-
-
-def dovecot():
-    home = os.path.join(WORK, "dovecot")
-    mail = os.path.join(home, "mail")
-    for sub in ("cur", "new", "tmp"):
-        os.makedirs(os.path.join(mail, sub), exist_ok=True)
-    config = os.path.join(home, "dovecot.conf")
-    with open(config, "w") as file:
-        file.write(f"""mail_location = maildir:{mail}:LAYOUT=fs:INBOX={mail}
-base_dir = {home}/run
-log_path = {home}/log
-ssl = no
-mail_uid = nobody
-mail_gid = nogroup
-""")
-    subprocess.run(["chown", "-R", "nobody:nogroup", home], check=True)
-    os.chmod(WORK, 0o755)
-    os.chmod(home, 0o755)
-    return imaplib.IMAP4_stream(f"env USER=tester HOME={home} /usr/lib/dovecot/imap -c {config}")
-
-
-def tme():
-    session = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=CONTEXT)
-    session.login(os.environ["USER_ADDRESS"], os.environ["PASSWORD"])
-    return session
 
 
 def raw_response(data):
