@@ -99,6 +99,8 @@ pub struct Session {
     rev2: bool,
     utf8: bool,
     errors: u32,
+    /// The command being handled had a `$` (SEARCHRES), now `SAVED_RESULT_MARKER`.
+    saved_result_used: bool,
 }
 
 const PERMANENT_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)";
@@ -148,6 +150,7 @@ impl Session {
             rev2: false,
             utf8: false,
             errors: 0,
+            saved_result_used: false,
         }
     }
 
@@ -205,6 +208,7 @@ impl Session {
                 "UTF8=ACCEPT",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
+                "SEARCHRES",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
@@ -270,6 +274,7 @@ impl Session {
         };
         let tag = command.tag.as_ref().to_owned();
         let name = command.body.name();
+        self.saved_result_used = extracted.saved_result_used;
         let allowed = match (&command.body, self.state) {
             (
                 CommandBody::Capability
@@ -544,6 +549,7 @@ impl Session {
                 if let Some(charset) = &charset
                     && !charset_supported(charset.as_ref())
                 {
+                    self.search_failed(&extracted.search_return);
                     refuse_charset(out, tag);
                     return Next::Continue;
                 }
@@ -912,6 +918,7 @@ impl Session {
                 .collect(),
             highest_modseq: found.highest_modseq,
             account_modseq,
+            saved_result: Vec::new(),
         };
         untagged(out, &format!("FLAGS {FLAGS}"));
         untagged(out, &format!("{} EXISTS", view.exists()));
@@ -1484,7 +1491,12 @@ impl Session {
         let Some(selected) = &self.selected else {
             return NumberSet(Vec::new());
         };
-
+        if self.saved_result_used
+            && let [Sequence::Single(SeqOrUid::Value(value))] = set.0.as_ref()
+            && value.get() == extensions::SAVED_RESULT_MARKER
+        {
+            return selected.saved_set(by_uid);
+        }
         let largest = if by_uid {
             selected.last_uid()
         } else {
@@ -1651,13 +1663,53 @@ impl Session {
         out: &mut Vec<u8>,
     ) {
         let found = self.search_matches(key).await;
+        let options = return_options.clone().unwrap_or_default();
+        if let Some(unknown) = options
+            .iter()
+            .find(|option| !matches!(option.as_str(), "MIN" | "MAX" | "COUNT" | "ALL" | "SAVE"))
+        {
+            let text = format!("unknown RETURN option {unknown}");
+            self.search_failed(&return_options);
+            self.bad(out, tag, &text);
+            return;
+        }
+        if options.iter().any(|option| option == "SAVE") {
+            // RFC 5182 §2.1: with MIN or MAX (and neither ALL nor COUNT) only those are
+            // saved; otherwise everything found.
+            let has = |name: &str| options.iter().any(|option| option == name);
+            let saved: Vec<usize> = if (has("MIN") || has("MAX")) && !has("ALL") && !has("COUNT")
+            {
+                let mut saved = Vec::new();
+                if has("MIN") {
+                    saved.extend(found.first().copied());
+                }
+                if has("MAX") {
+                    saved.extend(found.last().copied());
+                }
+                saved
+            } else {
+                found.clone()
+            };
+            if let Some(selected) = self.selected.as_mut() {
+                let mut uids: Vec<u32> = saved
+                    .iter()
+                    .filter_map(|&index| selected.messages.get(index))
+                    .map(|message| message.record.uid)
+                    .collect();
+                uids.sort_unstable();
+                uids.dedup();
+                selected.saved_result = uids;
+            }
+        }
         let numbers: Vec<u32> = found
             .iter()
             .map(|&index| self.message_number(index, by_uid))
             .collect();
         let highest = self.highest_modseq_of(key, &found);
-        if return_options.is_some() || self.rev2 {
-            let options = return_options.unwrap_or_default();
+        let only_save = !options.is_empty() && options.iter().all(|option| option == "SAVE");
+        if only_save {
+            // RFC 5182 §2.1: RETURN (SAVE) alone answers nothing but the tagged OK.
+        } else if return_options.is_some() || self.rev2 {
             let options: Vec<String> = if options.is_empty() {
                 vec!["ALL".to_owned()]
             } else {
@@ -1685,11 +1737,7 @@ impl Session {
                             line.push_str(&format!(" ALL {}", compress_set(&numbers)));
                         }
                     }
-                    "SAVE" => {}
-                    _ => {
-                        self.bad(out, tag, &format!("unknown RETURN option {option}"));
-                        return;
-                    }
+                    _ => {}
                 }
             }
             if let Some(highest) = highest {
@@ -1708,6 +1756,16 @@ impl Session {
         }
         self.refresh(by_uid, out).await;
         status(out, tag, "OK", None, "SEARCH completed");
+    }
+
+    /// A SEARCH that asked to SAVE failed: the saved result is empty (RFC 5182 §2.1).
+    fn search_failed(&mut self, return_options: &Option<Vec<String>>) {
+        let saving = return_options
+            .as_ref()
+            .is_some_and(|options| options.iter().any(|option| option == "SAVE"));
+        if saving && let Some(selected) = self.selected.as_mut() {
+            selected.saved_result.clear();
+        }
     }
 
     /// SORT (RFC 5256 §3, RFC 5957): the messages `key` finds, in the order of `criteria`.

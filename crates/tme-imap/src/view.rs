@@ -34,6 +34,9 @@ pub struct SelectedView {
     pub highest_modseq: ModSeq,
     /// The account's MODSEQ as of the last refresh: nothing changed if it still is.
     pub account_modseq: ModSeq,
+    /// The saved search result (RFC 5182), as sorted UIDs: it names messages, so an
+    /// expunge takes a message out of it, and new messages never come in.
+    pub saved_result: Vec<Uid>,
 }
 
 /// What a sequence set names: `*` resolved, ranges in either order.
@@ -60,6 +63,28 @@ impl SelectedView {
 
     pub fn last_uid(&self) -> Uid {
         self.messages.last().map_or(0, |message| message.record.uid)
+    }
+
+    /// The saved search result as a set of UIDs, or of the sequence numbers of its
+    /// messages that are still in the mailbox (`$`, RFC 5182 §2.1). Empty when nothing
+    /// was saved.
+    pub fn saved_set(&self, by_uid: bool) -> NumberSet {
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for (index, message) in self.messages.iter().enumerate() {
+            if message.expunged || self.saved_result.binary_search(&message.record.uid).is_err() {
+                continue;
+            }
+            let number = if by_uid {
+                message.record.uid
+            } else {
+                u32::try_from(index + 1).unwrap_or(u32::MAX)
+            };
+            match ranges.last_mut() {
+                Some((_, high)) if high.checked_add(1) == Some(number) => *high = number,
+                _ => ranges.push((number, number)),
+            }
+        }
+        NumberSet(ranges)
     }
 
     /// The 0-based indexes of the messages a set names: by sequence number, or by UID.
@@ -224,6 +249,7 @@ mod tests {
                 .collect(),
             highest_modseq: 0,
             account_modseq: 0,
+            saved_result: Vec::new(),
         }
     }
 
@@ -247,6 +273,21 @@ mod tests {
             "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n"
         );
         assert_eq!(selected.uid_of(3), Some(5));
+    }
+
+    #[test]
+    fn saved_result_follows_expunges() {
+        let mut selected = view(&[10, 20, 30, 40]);
+        selected.saved_result = vec![20, 30, 40];
+        assert_eq!(selected.saved_set(true), NumberSet(vec![(20, 20), (30, 30), (40, 40)]));
+        assert_eq!(selected.saved_set(false), NumberSet(vec![(2, 4)]));
+        let current = vec![record(10, false), record(30, false), record(40, false)];
+        refresh(&mut selected, current.clone(), false);
+        // Expunged but not yet reported: out of the result, its number still taken.
+        assert_eq!(selected.saved_set(false), NumberSet(vec![(3, 4)]));
+        refresh(&mut selected, current, true);
+        assert_eq!(selected.saved_set(false), NumberSet(vec![(2, 3)]));
+        assert_eq!(selected.saved_set(true), NumberSet(vec![(30, 30), (40, 40)]));
     }
 
     #[test]

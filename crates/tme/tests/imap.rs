@@ -1,7 +1,7 @@
 //! IMAP against real clients: Python's imaplib for every command and bad input
 //! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
-//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways; QUOTA, SORT and THREAD (both
-//! also compared with a private Dovecot's answers).
+//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways; QUOTA, SORT, THREAD (both
+//! also compared with a private Dovecot's answers) and SEARCHRES.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -139,6 +139,13 @@ fn quota_is_reported_and_enforced() {
 fn sort_and_thread_give_the_rfc_answers_and_dovecot_s() {
     let (mut node, app_password) = node_with_account();
     run_python(&node, "sort_thread.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn searchres_saves_a_result_for_later_commands() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "searchres.py", &app_password);
     node.stop().expect("stop");
 }
 
