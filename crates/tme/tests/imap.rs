@@ -195,7 +195,7 @@ fn failed_logins_lock_the_account_and_the_cli_lifts_the_lock() {
 const CORPUS_STRIDE: usize = 8;
 
 #[test]
-fn fetch_answers_match_dovecot_on_the_corpus() {
+fn fetch_sort_and_thread_answers_match_dovecot_on_the_corpus() {
     let corpus = tme_testkit::corpus_messages();
     if corpus.is_empty() {
         eprintln!("the shared corpus is absent: the differential test has nothing to compare");
