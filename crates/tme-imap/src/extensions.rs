@@ -34,8 +34,17 @@ pub const SAVED_RESULT_MARKER: u32 = u32::MAX;
 
 /// Search keys whose next argument is a string, so a `$` there is text, not a set.
 const KEYS_TAKING_A_STRING: &[&[u8]] = &[
-    b"BCC", b"BODY", b"CC", b"FROM", b"KEYWORD", b"SUBJECT", b"TEXT", b"TO", b"UNKEYWORD",
-    b"HEADER", b"CHARSET",
+    b"BCC",
+    b"BODY",
+    b"CC",
+    b"FROM",
+    b"KEYWORD",
+    b"SUBJECT",
+    b"TEXT",
+    b"TO",
+    b"UNKEYWORD",
+    b"HEADER",
+    b"CHARSET",
 ];
 
 /// The positions of the `$` tokens of a command that stand where a sequence set may:
@@ -302,9 +311,8 @@ mod tests {
             "a SEARCH UID 4294967295 OR 4294967295 1:5 SUBJECT $ HEADER $ $\r\n"
         );
         // Keywords, quoted strings and literals are not sets.
-        let (rest, extracted) = check(
-            "a STORE 1 +FLAGS ($Forwarded)\r\nb SEARCH TEXT \"$\" BODY {1}\r\n$ $\r\n",
-        );
+        let (rest, extracted) =
+            check("a STORE 1 +FLAGS ($Forwarded)\r\nb SEARCH TEXT \"$\" BODY {1}\r\n$ $\r\n");
         assert_eq!(
             rest,
             "a STORE 1 +FLAGS ($Forwarded)\r\nb SEARCH TEXT \"$\" BODY {1}\r\n$ 4294967295\r\n"

@@ -16,6 +16,7 @@
 //! §7.5.1); FETCH never parses a message; a login goes through `tme_auth` only.
 
 pub mod collation;
+pub mod compress;
 pub mod extensions;
 pub mod framing;
 pub mod metrics;

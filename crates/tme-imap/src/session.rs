@@ -16,6 +16,7 @@ use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParameter, StoreModifier};
+use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
@@ -64,6 +65,9 @@ pub enum Next {
     Continue,
     /// Write the responses, then the TLS handshake; bytes read before it are thrown away.
     StartTls,
+    /// Write the responses, then compress both ways (RFC 4978); bytes read after the
+    /// command are compressed already.
+    Compress,
     /// Write `+ `, read one line, give it to `authenticate_line`.
     AuthenticateLine {
         tag: String,
@@ -101,6 +105,8 @@ pub struct Session {
     errors: u32,
     /// The command being handled had a `$` (SEARCHRES), now `SAVED_RESULT_MARKER`.
     saved_result_used: bool,
+    /// COMPRESS was accepted: a second one is refused (RFC 4978 §3).
+    compression_active: bool,
 }
 
 const PERMANENT_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)";
@@ -151,6 +157,7 @@ impl Session {
             utf8: false,
             errors: 0,
             saved_result_used: false,
+            compression_active: false,
         }
     }
 
@@ -209,6 +216,7 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "SEARCHRES",
+                "COMPRESS=DEFLATE",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
@@ -687,6 +695,30 @@ impl Session {
                 out.extend(line);
                 self.quota_response(tag, out).await;
             }
+            CommandBody::Compress { algorithm } => {
+                if self.compression_active {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("COMPRESSIONACTIVE"),
+                        "DEFLATE is active already",
+                    );
+                    return Next::Continue;
+                }
+                #[allow(unreachable_patterns)]
+                match algorithm {
+                    CompressionAlgorithm::Deflate => {}
+                    // imap-codec parses no other algorithm today.
+                    _ => {
+                        status(out, tag, "NO", None, "only DEFLATE is offered");
+                        return Next::Continue;
+                    }
+                }
+                self.compression_active = true;
+                status(out, tag, "OK", None, "DEFLATE active");
+                return Next::Compress;
+            }
             CommandBody::SetQuota { .. } => {
                 // No QUOTASET: limits are the operator's (`tme account set --quota`).
                 status(
@@ -697,6 +729,8 @@ impl Session {
                     "quotas are set by the administrator",
                 );
             }
+            // Every command imap-codec parses is handled above; one it adds later is not.
+            #[allow(unreachable_patterns)]
             other => {
                 status(
                     out,
@@ -1677,8 +1711,7 @@ impl Session {
             // RFC 5182 §2.1: with MIN or MAX (and neither ALL nor COUNT) only those are
             // saved; otherwise everything found.
             let has = |name: &str| options.iter().any(|option| option == name);
-            let saved: Vec<usize> = if (has("MIN") || has("MAX")) && !has("ALL") && !has("COUNT")
-            {
+            let saved: Vec<usize> = if (has("MIN") || has("MAX")) && !has("ALL") && !has("COUNT") {
                 let mut saved = Vec::new();
                 if has("MIN") {
                     saved.extend(found.first().copied());
@@ -1732,10 +1765,8 @@ impl Session {
                         }
                     }
                     "COUNT" => line.push_str(&format!(" COUNT {}", numbers.len())),
-                    "ALL" => {
-                        if !numbers.is_empty() {
-                            line.push_str(&format!(" ALL {}", compress_set(&numbers)));
-                        }
+                    "ALL" if !numbers.is_empty() => {
+                        line.push_str(&format!(" ALL {}", compress_set(&numbers)));
                     }
                     _ => {}
                 }
@@ -1801,7 +1832,10 @@ impl Session {
         }
         let mut line = String::from("SORT");
         for position in sort::order(criteria, &rows) {
-            line.push_str(&format!(" {}", self.message_number(found[position], by_uid)));
+            line.push_str(&format!(
+                " {}",
+                self.message_number(found[position], by_uid)
+            ));
         }
         if let Some(highest) = self.highest_modseq_of(key, &found) {
             line.push_str(&format!(" (MODSEQ {highest})"));

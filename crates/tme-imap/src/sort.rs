@@ -219,9 +219,18 @@ mod tests {
     #[test]
     fn keys() {
         let messages = [
-            (300, "From: \"Zed\" <alice@example.org>\r\nSubject: Re: beta\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nTo: x@y"),
-            (100, "From: bob@example.org\r\nSubject: Alpha\r\nDate: Mon, 1 Jan 2024 09:00:00 +0100\r\nCc: c@d"),
-            (200, "From: =?utf-8?q?=C3=89mile?= <carol@example.org>\r\nSubject: [list] gamma"),
+            (
+                300,
+                "From: \"Zed\" <alice@example.org>\r\nSubject: Re: beta\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nTo: x@y",
+            ),
+            (
+                100,
+                "From: bob@example.org\r\nSubject: Alpha\r\nDate: Mon, 1 Jan 2024 09:00:00 +0100\r\nCc: c@d",
+            ),
+            (
+                200,
+                "From: =?utf-8?q?=C3=89mile?= <carol@example.org>\r\nSubject: [list] gamma",
+            ),
         ];
         check(&[("ARRIVAL", false)], &messages, &[2, 3, 1]);
         check(&[("ARRIVAL", true)], &messages, &[1, 3, 2]);
@@ -239,11 +248,23 @@ mod tests {
 
     #[test]
     fn ties_keep_mailbox_order_even_reversed() {
-        let messages = [(5, "Subject: same"), (5, "Subject: Re: same"), (1, "Subject: other")];
+        let messages = [
+            (5, "Subject: same"),
+            (5, "Subject: Re: same"),
+            (1, "Subject: other"),
+        ];
         check(&[("SUBJECT", false)], &messages, &[3, 1, 2]);
         check(&[("SUBJECT", true)], &messages, &[1, 2, 3]);
-        check(&[("SUBJECT", true), ("ARRIVAL", false)], &messages, &[1, 2, 3]);
-        check(&[("ARRIVAL", true), ("SUBJECT", false)], &messages, &[1, 2, 3]);
+        check(
+            &[("SUBJECT", true), ("ARRIVAL", false)],
+            &messages,
+            &[1, 2, 3],
+        );
+        check(
+            &[("ARRIVAL", true), ("SUBJECT", false)],
+            &messages,
+            &[1, 2, 3],
+        );
     }
 
     #[test]

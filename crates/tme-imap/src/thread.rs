@@ -110,7 +110,11 @@ pub fn ordered_subject(messages: &[ThreadMessage]) -> Forest {
         messages[left]
             .base_subject
             .cmp(&messages[right].base_subject)
-            .then(messages[left].sent_date_unix.cmp(&messages[right].sent_date_unix))
+            .then(
+                messages[left]
+                    .sent_date_unix
+                    .cmp(&messages[right].sent_date_unix),
+            )
             .then(left.cmp(&right))
     });
     let mut forest = Forest::default();
@@ -279,7 +283,10 @@ pub fn references(messages: &[ThreadMessage]) -> Forest {
     // A dummy at the top without children goes; with one child, the child goes up.
     let mut roots: Vec<usize> = Vec::with_capacity(top.len());
     for node in top {
-        match (forest.nodes[node].message, forest.nodes[node].children.as_slice()) {
+        match (
+            forest.nodes[node].message,
+            forest.nodes[node].children.as_slice(),
+        ) {
             (None, []) => {}
             (None, [only]) => roots.push(*only),
             _ => roots.push(node),
@@ -293,10 +300,11 @@ pub fn references(messages: &[ThreadMessage]) -> Forest {
             .subject_message(messages, node)
             .filter(|&index| !messages[index].base_subject.is_empty())
     };
-    let is_reply =
-        |forest: &Forest, node: usize| forest.nodes[node].message.is_some_and(|index| {
-            messages[index].reply_or_forward
-        });
+    let is_reply = |forest: &Forest, node: usize| {
+        forest.nodes[node]
+            .message
+            .is_some_and(|index| messages[index].reply_or_forward)
+    };
     let mut table: HashMap<&str, usize> = HashMap::new();
     for &node in &roots {
         let Some(subject_index) = subject_of(&forest, node) else {
@@ -375,9 +383,18 @@ pub fn render(forest: &Forest, messages: &[ThreadMessage]) -> String {
         Children(usize),
         Close,
     }
-    let number = |node: usize| forest.nodes[node].message.map(|index| messages[index].number);
+    let number = |node: usize| {
+        forest.nodes[node]
+            .message
+            .map(|index| messages[index].number)
+    };
     let mut out = String::new();
-    let mut stack: Vec<Step> = forest.roots.iter().rev().map(|&root| Step::Thread(root)).collect();
+    let mut stack: Vec<Step> = forest
+        .roots
+        .iter()
+        .rev()
+        .map(|&root| Step::Thread(root))
+        .collect();
     while let Some(step) = stack.pop() {
         match step {
             Step::Thread(node) => {
@@ -415,7 +432,13 @@ mod tests {
     use crate::collation::base_subject;
 
     /// A message for the tests: number, date, subject, Message-ID, references.
-    fn message(number: u32, date: i64, subject: &str, id: &str, references: &[&str]) -> ThreadMessage {
+    fn message(
+        number: u32,
+        date: i64,
+        subject: &str,
+        id: &str,
+        references: &[&str],
+    ) -> ThreadMessage {
         let (base, reply_or_forward) = base_subject(subject);
         ThreadMessage {
             number,
@@ -550,7 +573,10 @@ mod tests {
         );
         // An empty subject gathers nothing.
         check_references(
-            &[message(1, 10, "", "a", &[]), message(2, 20, "Re:", "b", &[])],
+            &[
+                message(1, 10, "", "a", &[]),
+                message(2, 20, "Re:", "b", &[]),
+            ],
             "(1)(2)",
         );
     }

@@ -71,7 +71,12 @@ impl SelectedView {
     pub fn saved_set(&self, by_uid: bool) -> NumberSet {
         let mut ranges: Vec<(u32, u32)> = Vec::new();
         for (index, message) in self.messages.iter().enumerate() {
-            if message.expunged || self.saved_result.binary_search(&message.record.uid).is_err() {
+            if message.expunged
+                || self
+                    .saved_result
+                    .binary_search(&message.record.uid)
+                    .is_err()
+            {
                 continue;
             }
             let number = if by_uid {
@@ -279,7 +284,10 @@ mod tests {
     fn saved_result_follows_expunges() {
         let mut selected = view(&[10, 20, 30, 40]);
         selected.saved_result = vec![20, 30, 40];
-        assert_eq!(selected.saved_set(true), NumberSet(vec![(20, 20), (30, 30), (40, 40)]));
+        assert_eq!(
+            selected.saved_set(true),
+            NumberSet(vec![(20, 20), (30, 30), (40, 40)])
+        );
         assert_eq!(selected.saved_set(false), NumberSet(vec![(2, 4)]));
         let current = vec![record(10, false), record(30, false), record(40, false)];
         refresh(&mut selected, current.clone(), false);
@@ -287,7 +295,10 @@ mod tests {
         assert_eq!(selected.saved_set(false), NumberSet(vec![(3, 4)]));
         refresh(&mut selected, current, true);
         assert_eq!(selected.saved_set(false), NumberSet(vec![(2, 3)]));
-        assert_eq!(selected.saved_set(true), NumberSet(vec![(30, 30), (40, 40)]));
+        assert_eq!(
+            selected.saved_set(true),
+            NumberSet(vec![(30, 30), (40, 40)])
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! IMAP against real clients: Python's imaplib for every command and bad input
 //! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
-//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways; QUOTA, SORT, THREAD (both
-//! also compared with a private Dovecot's answers) and SEARCHRES.
+//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways (over COMPRESS=DEFLATE);
+//! QUOTA, SORT, THREAD (both also compared with a private Dovecot's answers), SEARCHRES, and
+//! COMPRESS=DEFLATE with a zlib client.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -146,6 +147,13 @@ fn sort_and_thread_give_the_rfc_answers_and_dovecot_s() {
 fn searchres_saves_a_result_for_later_commands() {
     let (mut node, app_password) = node_with_account();
     run_python(&node, "searchres.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn compress_deflate_with_a_zlib_client() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "compress.py", &app_password);
     node.stop().expect("stop");
 }
 
