@@ -107,6 +107,17 @@ pub struct Session {
     saved_result_used: bool,
     /// COMPRESS was accepted: a second one is refused (RFC 4978 §3).
     compression_active: bool,
+    /// ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED instead of EXPUNGE, SELECT's QRESYNC
+    /// parameter and FETCH's VANISHED modifier.
+    qresync: bool,
+}
+
+/// SELECT's QRESYNC parameter: what the client's cache holds.
+#[derive(Debug)]
+struct Resync {
+    uid_validity: u32,
+    modseq: u64,
+    known_uids: Option<SequenceSet>,
 }
 
 const PERMANENT_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)";
@@ -158,6 +169,7 @@ impl Session {
             errors: 0,
             saved_result_used: false,
             compression_active: false,
+            qresync: false,
         }
     }
 
@@ -209,6 +221,7 @@ impl Session {
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "CONDSTORE",
+                "QRESYNC",
                 "ESEARCH",
                 "BINARY",
                 "STATUS=SIZE",
@@ -434,6 +447,11 @@ impl Session {
                             if text.eq_ignore_ascii_case("IMAP4rev2") {
                                 self.rev2 = true;
                                 enabled.push("IMAP4rev2".to_owned());
+                            } else if text.eq_ignore_ascii_case("QRESYNC") {
+                                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                                self.qresync = true;
+                                self.condstore = true;
+                                enabled.push("QRESYNC".to_owned());
                             }
                         }
                         #[allow(unreachable_patterns)]
@@ -458,19 +476,17 @@ impl Session {
                 mailbox,
                 parameters,
             } => {
-                let condstore = parameters
-                    .iter()
-                    .any(|parameter| matches!(parameter, SelectParameter::CondStore));
-                self.select(tag, &mailbox, false, condstore, out).await;
+                return self
+                    .select_command(tag, &mailbox, &parameters, false, out)
+                    .await;
             }
             CommandBody::Examine {
                 mailbox,
                 parameters,
             } => {
-                let condstore = parameters
-                    .iter()
-                    .any(|parameter| matches!(parameter, SelectParameter::CondStore));
-                self.select(tag, &mailbox, true, condstore, out).await;
+                return self
+                    .select_command(tag, &mailbox, &parameters, true, out)
+                    .await;
             }
             CommandBody::Create { mailbox } => {
                 self.create(tag, &mailbox, extracted.create_use, out).await
@@ -601,6 +617,29 @@ impl Session {
                     FetchModifier::ChangedSince(value) => Some(value.get()),
                     _ => None,
                 });
+                let vanished = modifiers
+                    .iter()
+                    .any(|modifier| matches!(modifier, FetchModifier::Vanished));
+                if vanished {
+                    // RFC 7162 §3.2.6: only UID FETCH, only with CHANGEDSINCE, only once
+                    // QRESYNC is enabled.
+                    let problem = if !self.qresync {
+                        Some("VANISHED needs ENABLE QRESYNC")
+                    } else if !uid {
+                        Some("VANISHED is for UID FETCH")
+                    } else if changed_since.is_none() {
+                        Some("VANISHED needs CHANGEDSINCE")
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        return self.bad(out, tag, problem);
+                    }
+                    if let Some(since) = changed_since {
+                        let within = self.resolve_set_with_largest(&sequence_set, u32::MAX);
+                        self.report_vanished(since, Some(&within), out).await;
+                    }
+                }
                 let items: Vec<MessageDataItemName<'_>> = match macro_or_item_names {
                     MacroOrMessageDataItemNames::Macro(items) => items
                         .expand()
@@ -904,12 +943,47 @@ impl Session {
         self.store.mail.message_list(account, mailbox).await
     }
 
+    /// SELECT or EXAMINE with their parameters (CONDSTORE, QRESYNC).
+    async fn select_command(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        parameters: &[SelectParameter],
+        read_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Next {
+        let condstore = parameters
+            .iter()
+            .any(|parameter| matches!(parameter, SelectParameter::CondStore));
+        let resync = parameters.iter().find_map(|parameter| match parameter {
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => Some(Resync {
+                uid_validity: uid_validity.get(),
+                modseq: mod_sequence_value.get(),
+                known_uids: known_uids.clone(),
+            }),
+            _ => None,
+        });
+        if resync.is_some() && !self.qresync {
+            // RFC 7162 §3.2.5.
+            return self.bad(out, tag, "the QRESYNC parameter needs ENABLE QRESYNC");
+        }
+        self.select(tag, mailbox, read_only, condstore, resync, out)
+            .await;
+        Next::Continue
+    }
+
     async fn select(
         &mut self,
         tag: &str,
         mailbox: &WireMailbox<'_>,
         read_only: bool,
         condstore: bool,
+        resync: Option<Resync>,
         out: &mut Vec<u8>,
     ) {
         if self.selected.take().is_some() {
@@ -984,6 +1058,34 @@ impl Session {
         }
         self.selected = Some(view);
         self.state = State::Selected;
+        if let Some(resync) = resync
+            && resync.uid_validity == found.uid_validity
+        {
+            // RFC 7162 §3.2.5.1: what the client missed since its MODSEQ, before the OK.
+            // (Another UIDVALIDITY: its cache is void, and a plain SELECT says so.)
+            let known = resync
+                .known_uids
+                .as_ref()
+                .map(|set| self.resolve_set_with_largest(set, u32::MAX));
+            self.report_vanished(resync.modseq, known.as_ref(), out)
+                .await;
+            if let Some(selected) = &self.selected {
+                for (index, message) in selected.messages.iter().enumerate() {
+                    let record = &message.record;
+                    if u64::try_from(record.modseq).unwrap_or(0) > resync.modseq {
+                        out.extend_from_slice(
+                            flag_fetch_line(
+                                index + 1,
+                                &record.flags,
+                                record.uid,
+                                Some(record.modseq),
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                }
+            }
+        }
         let (code, verb) = if read_only {
             ("READ-ONLY", "EXAMINE")
         } else {
@@ -1501,7 +1603,7 @@ impl Session {
         else {
             return;
         };
-        selected.refresh(current, expunge_allowed, self.condstore, out);
+        selected.refresh(current, expunge_allowed, self.condstore, self.qresync, out);
         selected.account_modseq = account_modseq;
     }
 
@@ -1536,6 +1638,11 @@ impl Session {
         } else {
             selected.exists()
         };
+        self.resolve_set_with_largest(set, largest)
+    }
+
+    /// A set with `*` standing for `largest`.
+    fn resolve_set_with_largest(&self, set: &SequenceSet, largest: u32) -> NumberSet {
         let value = |point: &SeqOrUid| match point {
             SeqOrUid::Value(value) => value.get(),
             SeqOrUid::Asterisk => largest,
@@ -1553,6 +1660,29 @@ impl Session {
                 })
                 .collect(),
         )
+    }
+
+    /// `* VANISHED (EARLIER) uids` (RFC 7162 §3.2.5.1, §3.2.6): the UIDs of the selected
+    /// mailbox expunged at a MODSEQ above `modseq`, within `within` when given.
+    async fn report_vanished(&self, modseq: u64, within: Option<&NumberSet>, out: &mut Vec<u8>) {
+        let (Some(account_id), Some(selected)) = (self.account_id(), &self.selected) else {
+            return;
+        };
+        let modseq = i64::try_from(modseq).unwrap_or(i64::MAX);
+        let Ok(mut uids) = self
+            .store
+            .mail
+            .expunged_uids_since(account_id, selected.mailbox_id, modseq)
+            .await
+        else {
+            return;
+        };
+        if let Some(within) = within {
+            uids.retain(|&uid| within.contains(uid));
+        }
+        if !uids.is_empty() {
+            untagged(out, &format!("VANISHED (EARLIER) {}", compress_set(&uids)));
+        }
     }
 
     async fn expunge(&mut self, tag: &str, uids: Option<&SequenceSet>, out: &mut Vec<u8>) {

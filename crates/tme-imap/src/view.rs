@@ -5,8 +5,9 @@
 //! EXPUNGE; an EXPUNGE response may not be sent while a FETCH, STORE or SEARCH is in
 //! progress (nor after a UID command... it may, except during those three), so a message
 //! another session expunged stays in this view (its number valid, its data what we last
-//! knew) until a command that allows it. New messages are appended (EXISTS), flag changes
-//! are reported as `FETCH (FLAGS ...)`. UIDs only grow.
+//! knew) until a command that allows it; a client that enabled QRESYNC is told with one
+//! `VANISHED` of UIDs instead (RFC 7162 §3.2.10). New messages are appended (EXISTS), flag
+//! changes are reported as `FETCH (FLAGS ...)`. UIDs only grow.
 //!
 //! No I/O: the session hands in the store's list and writes what comes back.
 
@@ -123,18 +124,21 @@ impl SelectedView {
     }
 
     /// Brings the view to the store's `current` list (UID order) and writes the untagged
-    /// responses that say so. Expunges are reported only when `expunge_allowed`; flag
-    /// changes carry UID (and MODSEQ with CONDSTORE).
+    /// responses that say so. Expunges are reported only when `expunge_allowed`, as one
+    /// `VANISHED` of their UIDs once the client enabled QRESYNC (`vanished`, RFC 7162
+    /// §3.2.10), else as EXPUNGEs; flag changes carry UID (and MODSEQ with CONDSTORE).
     pub fn refresh(
         &mut self,
         current: Vec<MessageRecord>,
         expunge_allowed: bool,
         condstore: bool,
+        vanished: bool,
         out: &mut Vec<u8>,
     ) {
         let mut current = current.into_iter().peekable();
         let mut kept: Vec<ViewMessage> = Vec::with_capacity(self.messages.len());
         let mut expunged_sequences: Vec<usize> = Vec::new();
+        let mut expunged_uids: Vec<Uid> = Vec::new();
         let mut flag_updates: Vec<(usize, MessageRecord)> = Vec::new();
         for (index, message) in std::mem::take(&mut self.messages).into_iter().enumerate() {
             // Skip store messages with UIDs below this one: they cannot be (UIDs only grow
@@ -165,6 +169,7 @@ impl SelectedView {
                 _ => {
                     if expunge_allowed {
                         expunged_sequences.push(index + 1);
+                        expunged_uids.push(message.record.uid);
                     } else {
                         kept.push(ViewMessage {
                             record: message.record,
@@ -174,9 +179,16 @@ impl SelectedView {
                 }
             }
         }
-        // Report expunges from the highest number down, so each number is right when sent.
-        for sequence in expunged_sequences.iter().rev() {
-            out.extend_from_slice(format!("* {sequence} EXPUNGE\r\n").as_bytes());
+        if vanished {
+            if !expunged_uids.is_empty() {
+                let uids = crate::session::compress_set(&expunged_uids);
+                out.extend_from_slice(format!("* VANISHED {uids}\r\n").as_bytes());
+            }
+        } else {
+            // Expunges from the highest number down, so each number is right when sent.
+            for sequence in expunged_sequences.iter().rev() {
+                out.extend_from_slice(format!("* {sequence} EXPUNGE\r\n").as_bytes());
+            }
         }
         let before = kept.len();
         let last_uid = kept.last().map_or(0, |message| message.record.uid);
@@ -260,7 +272,7 @@ mod tests {
 
     fn refresh(view: &mut SelectedView, current: Vec<MessageRecord>, allowed: bool) -> String {
         let mut out = Vec::new();
-        view.refresh(current, allowed, false, &mut out);
+        view.refresh(current, allowed, false, false, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -278,6 +290,16 @@ mod tests {
             "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n"
         );
         assert_eq!(selected.uid_of(3), Some(5));
+    }
+
+    #[test]
+    fn vanished_instead_of_expunge_with_qresync() {
+        let mut selected = view(&[1, 2, 3, 4, 5]);
+        let current = vec![record(1, false), record(4, false)];
+        let mut out = Vec::new();
+        selected.refresh(current, true, true, true, &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "* VANISHED 2:3,5\r\n");
+        assert_eq!(selected.uid_of(2), Some(4));
     }
 
     #[test]

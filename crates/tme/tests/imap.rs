@@ -1,8 +1,8 @@
 //! IMAP against real clients: Python's imaplib for every command and bad input
 //! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
 //! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways (over COMPRESS=DEFLATE);
-//! QUOTA, SORT, THREAD (both also compared with a private Dovecot's answers), SEARCHRES, and
-//! COMPRESS=DEFLATE with a zlib client.
+//! QUOTA, SORT, THREAD (both also compared with a private Dovecot's answers), SEARCHRES,
+//! COMPRESS=DEFLATE with a zlib client, and QRESYNC.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,6 +154,13 @@ fn searchres_saves_a_result_for_later_commands() {
 fn compress_deflate_with_a_zlib_client() {
     let (mut node, app_password) = node_with_account();
     run_python(&node, "compress.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn qresync_reports_what_a_cache_missed() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "qresync.py", &app_password);
     node.stop().expect("stop");
 }
 
