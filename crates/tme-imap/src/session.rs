@@ -704,7 +704,7 @@ impl Session {
             }
             CommandBody::GetQuota { root } => {
                 if root.as_ref().is_empty() {
-                    self.quota_response(tag, out).await;
+                    self.quota_response(tag, "GETQUOTA", out).await;
                 } else {
                     status(
                         out,
@@ -732,7 +732,7 @@ impl Session {
                 push_astring(&mut line, &self.wire_name(&name));
                 line.extend_from_slice(b" \"\"\r\n");
                 out.extend(line);
-                self.quota_response(tag, out).await;
+                self.quota_response(tag, "GETQUOTAROOT", out).await;
             }
             CommandBody::Compress { algorithm } => {
                 if self.compression_active {
@@ -1500,7 +1500,7 @@ impl Session {
     /// units of 1024 octets), then the tagged OK. The usage counts what the store charges,
     /// the sum of the messages' sizes; expunged messages waiting out their retention no
     /// longer count. No MESSAGE resource: the directory keeps no limit on the message count.
-    async fn quota_response(&mut self, tag: &str, out: &mut Vec<u8>) {
+    async fn quota_response(&mut self, tag: &str, verb: &str, out: &mut Vec<u8>) {
         let Some(account_id) = self.account_id() else {
             return;
         };
@@ -1514,7 +1514,7 @@ impl Session {
                         usage.quota_bytes_max / 1024
                     ),
                 );
-                status(out, tag, "OK", None, "GETQUOTA completed");
+                status(out, tag, "OK", None, &format!("{verb} completed"));
             }
             Err(error) => {
                 let (code, text) = store_refusal(&error);

@@ -1,6 +1,5 @@
-//! THREAD (RFC 5256): the ORDEREDSUBJECT (§2.2 of the algorithms, "THREAD=ORDEREDSUBJECT")
-//! and REFERENCES (§2.3) algorithms over the messages a search found, and the THREAD
-//! response's nesting.
+//! THREAD (RFC 5256): the ORDEREDSUBJECT (§2.2) and REFERENCES (§2.3) algorithms over the
+//! messages a search found, and the THREAD response's nesting (§4).
 //!
 //! Input is one `ThreadMessage` per message in mailbox order (the order breaks ties of
 //! sent dates, RFC 5256 §2.2), with its base subject already made by `collation`. Output
@@ -10,7 +9,9 @@
 //! and a message whose Message-ID an earlier message already had is threaded as if it had
 //! none.
 //!
-//! Pure: no I/O, no store. Work is O(n log n) in the messages and their references. A
+//! Pure: no I/O, no store. Work grows with the messages and their references: sorting is
+//! n log n, and a loop check walks up a parent chain only when the message to be linked
+//! has children already (a new message has none). A
 //! thread may be as deep as the mailbox is long (each message answering the one before),
 //! so nothing here recurses along the nesting: the forest is an arena of nodes and every
 //! walk keeps its own stack.
