@@ -1,9 +1,15 @@
 //! The extension syntax imap-codec 2.0.0-alpha.10 does not parse, taken out of a command
 //! before it does: ESEARCH's `SEARCH RETURN (...)` (RFC 4731), LIST-EXTENDED's selection
 //! and return options with LIST-STATUS (RFC 5258, RFC 5819), and CREATE-SPECIAL-USE's
-//! `(USE (...))` (RFC 6154 §3). What is left is the base command, which imap-codec parses.
-//! Only plain atoms are taken: anything unusual stays and makes the parse fail (`BAD`).
-//! No I/O.
+//! `(USE (...))` (RFC 6154 §3), and SEARCHRES's `$` (RFC 5182, RFC 9051 §6.4.4.1), the
+//! saved search result where a sequence set goes. What is left is the base command, which
+//! imap-codec parses. Only plain atoms are taken: anything unusual stays and makes the
+//! parse fail (`BAD`). No I/O.
+//!
+//! imap-codec has no `$` in its sequence sets, so a `$` is replaced by
+//! `SAVED_RESULT_MARKER` (a number no sequence number or UID can be: the store never gives
+//! out UID 4294967295) and `saved_result_used` is set; the session reads that set as the
+//! saved result.
 
 /// Options found and removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +24,92 @@ pub struct Extracted {
     pub list_status: Option<Vec<String>>,
     /// CREATE's USE attributes, as written (`\Sent`).
     pub create_use: Option<Vec<String>>,
+    /// A `$` was replaced by `SAVED_RESULT_MARKER`.
+    pub saved_result_used: bool,
+}
+
+/// What a `$` becomes: the sequence set `4294967295`, which the session reads as the saved
+/// search result when `saved_result_used` is set.
+pub const SAVED_RESULT_MARKER: u32 = u32::MAX;
+
+/// Search keys whose next argument is a string, so a `$` there is text, not a set.
+const KEYS_TAKING_A_STRING: &[&[u8]] = &[
+    b"BCC",
+    b"BODY",
+    b"CC",
+    b"FROM",
+    b"KEYWORD",
+    b"SUBJECT",
+    b"TEXT",
+    b"TO",
+    b"UNKEYWORD",
+    b"HEADER",
+    b"CHARSET",
+];
+
+/// The positions of the `$` tokens of a command that stand where a sequence set may:
+/// alone between spaces or parentheses, outside quoted strings and literals, after the
+/// tag, and not the argument of a key that takes a string.
+fn saved_result_positions(bytes: &[u8]) -> Vec<usize> {
+    let mut positions = Vec::new();
+    let Some(tag_end) = bytes.iter().position(|&byte| byte == b' ') else {
+        return positions;
+    };
+    let mut index = tag_end;
+    // The last two atoms before the current position, for `KEY $` and `HEADER name $`.
+    let mut previous: [&[u8]; 2] = [b"", b""];
+    while index < bytes.len() {
+        match bytes[index] {
+            b'"' => {
+                // A quoted string: skip to its closing quote.
+                index += 1;
+                while index < bytes.len() && bytes[index] != b'"' {
+                    index += if bytes[index] == b'\\' { 2 } else { 1 };
+                }
+                index += 1;
+                previous = [previous[1], b"\"\""];
+            }
+            b'{' => {
+                // A literal: `{N}` or `{N+}`, CRLF, N octets.
+                let digits_end = bytes[index + 1..]
+                    .iter()
+                    .position(|byte| !byte.is_ascii_digit())
+                    .map_or(bytes.len(), |offset| index + 1 + offset);
+                let length: Option<usize> = std::str::from_utf8(&bytes[index + 1..digits_end])
+                    .ok()
+                    .and_then(|digits| digits.parse().ok());
+                let mut after = digits_end;
+                if bytes.get(after) == Some(&b'+') {
+                    after += 1;
+                }
+                match (length, bytes.get(after..after + 3)) {
+                    (Some(length), Some(b"}\r\n")) => {
+                        index = after + 3 + length;
+                        previous = [previous[1], b"{}"];
+                    }
+                    _ => index += 1,
+                }
+            }
+            b' ' | b'(' | b')' | b'\r' | b'\n' => index += 1,
+            _ => {
+                let end = bytes[index..]
+                    .iter()
+                    .position(|&byte| matches!(byte, b' ' | b'(' | b')' | b'\r' | b'\n'))
+                    .map_or(bytes.len(), |offset| index + offset);
+                let word = &bytes[index..end];
+                let after_string_key = KEYS_TAKING_A_STRING
+                    .iter()
+                    .any(|key| previous[1].eq_ignore_ascii_case(key))
+                    || previous[0].eq_ignore_ascii_case(b"HEADER");
+                if word == b"$" && !after_string_key {
+                    positions.push(index);
+                }
+                previous = [previous[1], word];
+                index = end;
+            }
+        }
+    }
+    positions
 }
 
 fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -161,6 +253,14 @@ pub fn extract(command: &[u8]) -> (Vec<u8>, Extracted) {
             }
         }
     }
+    let positions = saved_result_positions(&bytes);
+    if !positions.is_empty() {
+        extracted.saved_result_used = true;
+        let marker = SAVED_RESULT_MARKER.to_string();
+        for position in positions.into_iter().rev() {
+            bytes.splice(position..position + 1, marker.bytes());
+        }
+    }
     (bytes, extracted)
 }
 
@@ -198,6 +298,29 @@ mod tests {
             extracted.list_status,
             Some(vec!["MESSAGES".to_owned(), "UNSEEN".to_owned()])
         );
+    }
+
+    #[test]
+    fn saved_result() {
+        let (rest, extracted) = check("a UID FETCH $ (FLAGS)\r\n");
+        assert_eq!(rest, "a UID FETCH 4294967295 (FLAGS)\r\n");
+        assert!(extracted.saved_result_used);
+        let (rest, _) = check("a SEARCH RETURN (SAVE) UID $ OR $ 1:5 SUBJECT $ HEADER $ $\r\n");
+        assert_eq!(
+            rest,
+            "a SEARCH UID 4294967295 OR 4294967295 1:5 SUBJECT $ HEADER $ $\r\n"
+        );
+        // Keywords, quoted strings and literals are not sets.
+        let (rest, extracted) =
+            check("a STORE 1 +FLAGS ($Forwarded)\r\nb SEARCH TEXT \"$\" BODY {1}\r\n$ $\r\n");
+        assert_eq!(
+            rest,
+            "a STORE 1 +FLAGS ($Forwarded)\r\nb SEARCH TEXT \"$\" BODY {1}\r\n$ 4294967295\r\n"
+        );
+        assert!(extracted.saved_result_used);
+        let (rest, extracted) = check("$ NOOP\r\n");
+        assert_eq!(rest, "$ NOOP\r\n");
+        assert!(!extracted.saved_result_used);
     }
 
     #[test]

@@ -6,15 +6,19 @@
 //! imap-codec does not parse, and imap-codec parses the rest; `view` is the selected
 //! mailbox as one session sees it (sequence numbers, and when another session's changes
 //! may be reported); `render` writes FETCH data from the stored `MessageSummary` and slices
-//! of the raw message; `search` evaluates SEARCH keys; `response` writes values on the wire;
-//! `utf7` converts mailbox names for IMAP4rev1 clients. `session` is the state machine: it
-//! takes a whole command and appends responses, calling the store (async) but never a
-//! socket. Async half: `server` (accept loops, TLS, timeouts, connection limits, IDLE).
+//! of the raw message; `search` evaluates SEARCH keys; `collation`, `sort` and `thread`
+//! are SORT and THREAD (RFC 5256, RFC 5957); `compress` is COMPRESS=DEFLATE's deflate
+//! streams; `response` writes values on the wire; `utf7` converts mailbox names for
+//! IMAP4rev1 clients. `session` is the state machine: it takes a whole command and appends
+//! responses, calling the store (async) but never a socket. Async half: `server` (accept
+//! loops, TLS, compression, timeouts, connection limits, IDLE).
 //!
 //! Invariants: nothing outside `server` touches a socket; no input is buffered past its
-//! limit; an EXPUNGE response is never sent during FETCH, STORE or SEARCH (RFC 9051
-//! §7.5.1); FETCH never parses a message; a login goes through `tme_auth` only.
+//! limit; an EXPUNGE response is never sent during FETCH, STORE, SEARCH, SORT or THREAD
+//! (RFC 9051 §7.5.1); FETCH never parses a message; a login goes through `tme_auth` only.
 
+pub mod collation;
+pub mod compress;
 pub mod extensions;
 pub mod framing;
 pub mod metrics;
@@ -23,6 +27,8 @@ pub mod response;
 pub mod search;
 pub mod server;
 pub mod session;
+pub mod sort;
+pub mod thread;
 pub mod utf7;
 pub mod view;
 

@@ -1,6 +1,7 @@
 //! The thin async layer: accepts connections on `imap` (STARTTLS) and `imaps` (implicit
 //! TLS), owns sockets, TLS, timeouts and the connection limits, reads bytes into the framer
-//! and writes what the session answers. IDLE waits here: on the account's change
+//! and writes what the session answers, through `compress` once the client asked for
+//! COMPRESS=DEFLATE (above TLS when there is TLS). IDLE waits here: on the account's change
 //! notification (a delivery through this process wakes it at once) or, for changes by
 //! another process, on a poll every `idle_poll`.
 //!
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::compress::Deflate;
 use crate::framing::{CommandFramer, Frame};
 use crate::metrics::Metrics;
 use crate::session::{Next, Session, SessionConfig};
@@ -103,6 +105,93 @@ impl Stream {
                 io::ErrorKind::TimedOut,
                 "client does not read",
             )),
+        }
+    }
+}
+
+/// The deflate state of a connection after COMPRESS, with the compressed octets read from
+/// the stream and not inflated yet (at most one read's worth, since inflating stops only
+/// when the caller's buffer is full).
+struct Compressed {
+    deflate: Deflate,
+    input: Vec<u8>,
+    input_start: usize,
+    /// Where the stream reads into: a read cancelled half way (IDLE's `select!`) leaves
+    /// nothing in `input`.
+    scratch: Vec<u8>,
+}
+
+/// One client's connection: its stream, and what COMPRESS put on top of it.
+struct Connection {
+    stream: Stream,
+    compressed: Option<Box<Compressed>>,
+}
+
+impl Connection {
+    fn new(stream: Stream) -> Connection {
+        Connection {
+            stream,
+            compressed: None,
+        }
+    }
+
+    /// From now on both ways are deflate streams; `pending` is what the client sent after
+    /// its COMPRESS command, already compressed.
+    fn start_compression(&mut self, pending: Vec<u8>) {
+        self.compressed = Some(Box::new(Compressed {
+            deflate: Deflate::new(),
+            input: pending,
+            input_start: 0,
+            scratch: vec![0; READ_CHUNK_OCTETS],
+        }));
+    }
+
+    /// Reads command bytes into `buffer` (inflated after COMPRESS); 0 at the end. Safe to
+    /// cancel (IDLE's `select!`): octets read but not inflated stay in `compressed`.
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let Connection { stream, compressed } = self;
+        let Some(compressed) = compressed else {
+            return stream.read(buffer).await;
+        };
+        loop {
+            if compressed.input_start < compressed.input.len() {
+                let (consumed, produced) = compressed
+                    .deflate
+                    .decompress(&compressed.input[compressed.input_start..], buffer)
+                    .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                compressed.input_start += consumed;
+                if produced > 0 {
+                    return Ok(produced);
+                }
+                if consumed > 0 {
+                    continue;
+                }
+            }
+            let count = stream.read(&mut compressed.scratch).await?;
+            if count == 0 {
+                return Ok(0);
+            }
+            compressed.input.clear();
+            compressed.input_start = 0;
+            compressed
+                .input
+                .extend_from_slice(&compressed.scratch[..count]);
+        }
+    }
+
+    /// Writes `bytes` (compressed and flushed after COMPRESS) and flushes the stream.
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Connection { stream, compressed } = self;
+        match compressed {
+            None => stream.write_all(bytes).await,
+            Some(compressed) => {
+                let mut wire = Vec::with_capacity(bytes.len() / 2 + 64);
+                compressed
+                    .deflate
+                    .compress(bytes, &mut wire)
+                    .map_err(io::Error::other)?;
+                stream.write_all(&wire).await
+            }
         }
     }
 }
@@ -243,7 +332,8 @@ async fn handle_connection(
     }
     Metrics::count(&shared.metrics.connections, "accepted");
     shared.metrics.connections_open.inc();
-    let outcome = run_session(&mut stream, peer, kind, shared).await;
+    let mut connection = Connection::new(stream);
+    let outcome = run_session(&mut connection, peer, kind, shared).await;
     shared.metrics.connections_open.dec();
     Metrics::count(&shared.metrics.sessions_ended, outcome);
     tracing::debug!(outcome, "imap: session ended");
@@ -252,7 +342,7 @@ async fn handle_connection(
 
 /// Runs a session to its end; returns how it ended (a metrics label).
 async fn run_session(
-    stream: &mut Stream,
+    stream: &mut Connection,
     peer: SocketAddr,
     kind: ListenerKind,
     shared: &Shared,
@@ -340,7 +430,8 @@ async fn run_session(
             Next::StartTls => {
                 // RFC 9051 §6.2.1: nothing the client sent before the handshake counts.
                 framer.take_input();
-                let Stream::Plain(plain) = std::mem::replace(stream, Stream::Closed) else {
+                let Stream::Plain(plain) = std::mem::replace(&mut stream.stream, Stream::Closed)
+                else {
                     return "tls_failed";
                 };
                 let Some(tls) = &config.tls else {
@@ -349,11 +440,16 @@ async fn run_session(
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
                 match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(plain)).await {
                     Ok(Ok(tls_stream)) => {
-                        *stream = Stream::Tls(Box::new(tls_stream));
+                        stream.stream = Stream::Tls(Box::new(tls_stream));
                         session.tls_started();
                     }
                     _ => return "tls_failed",
                 }
+            }
+            Next::Compress => {
+                // RFC 4978 §3: deflate starts with the first octet after the tagged OK, both
+                // ways; what the client sent after its COMPRESS is already compressed.
+                stream.start_compression(framer.take_input());
             }
             Next::AuthenticateLine { tag } => {
                 if stream.write_all(b"+ \r\n").await.is_err() {
@@ -389,7 +485,7 @@ async fn run_session(
 
 /// Reads one line (for AUTHENTICATE and IDLE). None when the client closed or timed out.
 async fn read_line(
-    stream: &mut Stream,
+    stream: &mut Connection,
     framer: &mut CommandFramer,
     buffer: &mut [u8],
     wait: Duration,
@@ -407,7 +503,7 @@ async fn read_line(
 
 /// IDLE (RFC 2177): report changes until DONE. Ok(false) when the client went away.
 async fn idle(
-    stream: &mut Stream,
+    stream: &mut Connection,
     session: &mut Session,
     framer: &mut CommandFramer,
     buffer: &mut [u8],

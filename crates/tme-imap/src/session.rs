@@ -16,7 +16,10 @@ use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParameter, StoreModifier};
+use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::sort::SortCriterion;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
 };
@@ -32,11 +35,14 @@ use tme_store::{
     Account, Delivery, FlagChange, Flags, Mailbox, MessageRecord, SpecialUse, Store, StoreError,
 };
 
+use crate::collation;
 use crate::extensions::{self, Extracted};
 use crate::framing::tag_of;
 use crate::render::{self, SectionText};
 use crate::response::{push_astring, push_literal, status, untagged};
 use crate::search::{self, Candidate};
+use crate::sort;
+use crate::thread::{self, ThreadMessage};
 use crate::utf7;
 use crate::view::{NumberSet, SelectedView, ViewMessage, flag_fetch_line};
 
@@ -59,6 +65,9 @@ pub enum Next {
     Continue,
     /// Write the responses, then the TLS handshake; bytes read before it are thrown away.
     StartTls,
+    /// Write the responses, then compress both ways (RFC 4978); bytes read after the
+    /// command are compressed already.
+    Compress,
     /// Write `+ `, read one line, give it to `authenticate_line`.
     AuthenticateLine {
         tag: String,
@@ -94,6 +103,21 @@ pub struct Session {
     rev2: bool,
     utf8: bool,
     errors: u32,
+    /// The command being handled had a `$` (SEARCHRES), now `SAVED_RESULT_MARKER`.
+    saved_result_used: bool,
+    /// COMPRESS was accepted: a second one is refused (RFC 4978 §3).
+    compression_active: bool,
+    /// ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED instead of EXPUNGE, SELECT's QRESYNC
+    /// parameter and FETCH's VANISHED modifier.
+    qresync: bool,
+}
+
+/// SELECT's QRESYNC parameter: what the client's cache holds.
+#[derive(Debug)]
+struct Resync {
+    uid_validity: u32,
+    modseq: u64,
+    known_uids: Option<SequenceSet>,
 }
 
 const PERMANENT_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)";
@@ -143,6 +167,9 @@ impl Session {
             rev2: false,
             utf8: false,
             errors: 0,
+            saved_result_used: false,
+            compression_active: false,
+            qresync: false,
         }
     }
 
@@ -194,10 +221,19 @@ impl Session {
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "CONDSTORE",
+                "QRESYNC",
                 "ESEARCH",
                 "BINARY",
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "SEARCHRES",
+                "COMPRESS=DEFLATE",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ]);
         }
         let mut text = words.join(" ");
@@ -259,6 +295,7 @@ impl Session {
         };
         let tag = command.tag.as_ref().to_owned();
         let name = command.body.name();
+        self.saved_result_used = extracted.saved_result_used;
         let allowed = match (&command.body, self.state) {
             (
                 CommandBody::Capability
@@ -280,6 +317,8 @@ impl Session {
                 | CommandBody::Expunge
                 | CommandBody::ExpungeUid { .. }
                 | CommandBody::Search { .. }
+                | CommandBody::Sort { .. }
+                | CommandBody::Thread { .. }
                 | CommandBody::Fetch { .. }
                 | CommandBody::Store { .. }
                 | CommandBody::Copy { .. }
@@ -305,6 +344,8 @@ impl Session {
             CommandBody::Fetch { uid: false, .. }
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
+                | CommandBody::Sort { uid: false, .. }
+                | CommandBody::Thread { uid: false, .. }
         );
         // What changed since the last command is reported first, so the command works on
         // (and the client sees) the mailbox as it is now.
@@ -406,6 +447,11 @@ impl Session {
                             if text.eq_ignore_ascii_case("IMAP4rev2") {
                                 self.rev2 = true;
                                 enabled.push("IMAP4rev2".to_owned());
+                            } else if text.eq_ignore_ascii_case("QRESYNC") {
+                                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                                self.qresync = true;
+                                self.condstore = true;
+                                enabled.push("QRESYNC".to_owned());
                             }
                         }
                         #[allow(unreachable_patterns)]
@@ -430,19 +476,17 @@ impl Session {
                 mailbox,
                 parameters,
             } => {
-                let condstore = parameters
-                    .iter()
-                    .any(|parameter| matches!(parameter, SelectParameter::CondStore));
-                self.select(tag, &mailbox, false, condstore, out).await;
+                return self
+                    .select_command(tag, &mailbox, &parameters, false, out)
+                    .await;
             }
             CommandBody::Examine {
                 mailbox,
                 parameters,
             } => {
-                let condstore = parameters
-                    .iter()
-                    .any(|parameter| matches!(parameter, SelectParameter::CondStore));
-                self.select(tag, &mailbox, true, condstore, out).await;
+                return self
+                    .select_command(tag, &mailbox, &parameters, true, out)
+                    .await;
             }
             CommandBody::Create { mailbox } => {
                 self.create(tag, &mailbox, extracted.create_use, out).await
@@ -526,30 +570,42 @@ impl Session {
                 criteria,
                 uid,
             } => {
-                if let Some(charset) = &charset {
-                    let name = charset.as_ref().to_ascii_uppercase();
-                    if name != "US-ASCII" && name != "UTF-8" {
-                        status(
-                            out,
-                            tag,
-                            "NO",
-                            Some("BADCHARSET (US-ASCII UTF-8)"),
-                            "charset not supported",
-                        );
-                        return Next::Continue;
-                    }
+                if let Some(charset) = &charset
+                    && !charset_supported(charset.as_ref())
+                {
+                    self.search_failed(&extracted.search_return);
+                    refuse_charset(out, tag);
+                    return Next::Continue;
                 }
-                let criteria: Vec<SearchKey<'_>> = criteria.into_inner();
-                let key = if criteria.len() == 1 {
-                    criteria.into_iter().next().unwrap_or(SearchKey::All)
-                } else {
-                    match imap_codec::imap_types::core::Vec1::try_from(criteria) {
-                        Ok(keys) => SearchKey::And(keys),
-                        Err(_) => SearchKey::All,
-                    }
-                };
+                let key = search_key(criteria.into_inner());
                 self.search(tag, &key, uid, extracted.search_return, out)
                     .await;
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                if !charset_supported(charset.as_ref()) {
+                    refuse_charset(out, tag);
+                    return Next::Continue;
+                }
+                let key = search_key(search_criteria.into_inner());
+                self.sort(tag, sort_criteria.as_ref(), &key, uid, out).await;
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                if !charset_supported(charset.as_ref()) {
+                    refuse_charset(out, tag);
+                    return Next::Continue;
+                }
+                let key = search_key(search_criteria.into_inner());
+                self.thread(tag, &algorithm, &key, uid, out).await;
             }
             CommandBody::Fetch {
                 sequence_set,
@@ -561,6 +617,29 @@ impl Session {
                     FetchModifier::ChangedSince(value) => Some(value.get()),
                     _ => None,
                 });
+                let vanished = modifiers
+                    .iter()
+                    .any(|modifier| matches!(modifier, FetchModifier::Vanished));
+                if vanished {
+                    // RFC 7162 §3.2.6: only UID FETCH, only with CHANGEDSINCE, only once
+                    // QRESYNC is enabled.
+                    let problem = if !self.qresync {
+                        Some("VANISHED needs ENABLE QRESYNC")
+                    } else if !uid {
+                        Some("VANISHED is for UID FETCH")
+                    } else if changed_since.is_none() {
+                        Some("VANISHED needs CHANGEDSINCE")
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        return self.bad(out, tag, problem);
+                    }
+                    if let Some(since) = changed_since {
+                        let within = self.resolve_set_with_largest(&sequence_set, u32::MAX);
+                        self.report_vanished(since, Some(&within), out).await;
+                    }
+                }
                 let items: Vec<MessageDataItemName<'_>> = match macro_or_item_names {
                     MacroOrMessageDataItemNames::Macro(items) => items
                         .expand()
@@ -623,6 +702,74 @@ impl Session {
                     tag: tag.to_owned(),
                 };
             }
+            CommandBody::GetQuota { root } => {
+                if root.as_ref().is_empty() {
+                    self.quota_response(tag, "GETQUOTA", out).await;
+                } else {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("NONEXISTENT"),
+                        "no such quota root: the account's is \"\"",
+                    );
+                }
+            }
+            CommandBody::GetQuotaRoot { mailbox } => {
+                // RFC 9208 §4.3.2: the mailbox need not exist; every mailbox of the account
+                // has the account's one quota root.
+                let Some(name) = self.mailbox_name(&mailbox) else {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("CANNOT"),
+                        "the mailbox name is not valid",
+                    );
+                    return Next::Continue;
+                };
+                let mut line = b"* QUOTAROOT ".to_vec();
+                push_astring(&mut line, &self.wire_name(&name));
+                line.extend_from_slice(b" \"\"\r\n");
+                out.extend(line);
+                self.quota_response(tag, "GETQUOTAROOT", out).await;
+            }
+            CommandBody::Compress { algorithm } => {
+                if self.compression_active {
+                    status(
+                        out,
+                        tag,
+                        "NO",
+                        Some("COMPRESSIONACTIVE"),
+                        "DEFLATE is active already",
+                    );
+                    return Next::Continue;
+                }
+                #[allow(unreachable_patterns)]
+                match algorithm {
+                    CompressionAlgorithm::Deflate => {}
+                    // imap-codec parses no other algorithm today.
+                    _ => {
+                        status(out, tag, "NO", None, "only DEFLATE is offered");
+                        return Next::Continue;
+                    }
+                }
+                self.compression_active = true;
+                status(out, tag, "OK", None, "DEFLATE active");
+                return Next::Compress;
+            }
+            CommandBody::SetQuota { .. } => {
+                // No QUOTASET: limits are the operator's (`tme account set --quota`).
+                status(
+                    out,
+                    tag,
+                    "NO",
+                    Some("NOPERM"),
+                    "quotas are set by the administrator",
+                );
+            }
+            // Every command imap-codec parses is handled above; one it adds later is not.
+            #[allow(unreachable_patterns)]
             other => {
                 status(
                     out,
@@ -796,12 +943,47 @@ impl Session {
         self.store.mail.message_list(account, mailbox).await
     }
 
+    /// SELECT or EXAMINE with their parameters (CONDSTORE, QRESYNC).
+    async fn select_command(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        parameters: &[SelectParameter],
+        read_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Next {
+        let condstore = parameters
+            .iter()
+            .any(|parameter| matches!(parameter, SelectParameter::CondStore));
+        let resync = parameters.iter().find_map(|parameter| match parameter {
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => Some(Resync {
+                uid_validity: uid_validity.get(),
+                modseq: mod_sequence_value.get(),
+                known_uids: known_uids.clone(),
+            }),
+            _ => None,
+        });
+        if resync.is_some() && !self.qresync {
+            // RFC 7162 §3.2.5.
+            return self.bad(out, tag, "the QRESYNC parameter needs ENABLE QRESYNC");
+        }
+        self.select(tag, mailbox, read_only, condstore, resync, out)
+            .await;
+        Next::Continue
+    }
+
     async fn select(
         &mut self,
         tag: &str,
         mailbox: &WireMailbox<'_>,
         read_only: bool,
         condstore: bool,
+        resync: Option<Resync>,
         out: &mut Vec<u8>,
     ) {
         if self.selected.take().is_some() {
@@ -844,6 +1026,7 @@ impl Session {
                 .collect(),
             highest_modseq: found.highest_modseq,
             account_modseq,
+            saved_result: Vec::new(),
         };
         untagged(out, &format!("FLAGS {FLAGS}"));
         untagged(out, &format!("{} EXISTS", view.exists()));
@@ -875,6 +1058,34 @@ impl Session {
         }
         self.selected = Some(view);
         self.state = State::Selected;
+        if let Some(resync) = resync
+            && resync.uid_validity == found.uid_validity
+        {
+            // RFC 7162 §3.2.5.1: what the client missed since its MODSEQ, before the OK.
+            // (Another UIDVALIDITY: its cache is void, and a plain SELECT says so.)
+            let known = resync
+                .known_uids
+                .as_ref()
+                .map(|set| self.resolve_set_with_largest(set, u32::MAX));
+            self.report_vanished(resync.modseq, known.as_ref(), out)
+                .await;
+            if let Some(selected) = &self.selected {
+                for (index, message) in selected.messages.iter().enumerate() {
+                    let record = &message.record;
+                    if u64::try_from(record.modseq).unwrap_or(0) > resync.modseq {
+                        out.extend_from_slice(
+                            flag_fetch_line(
+                                index + 1,
+                                &record.flags,
+                                record.uid,
+                                Some(record.modseq),
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                }
+            }
+        }
         let (code, verb) = if read_only {
             ("READ-ONLY", "EXAMINE")
         } else {
@@ -1221,6 +1432,19 @@ impl Session {
                     .filter(|record| record.flags.system.contains(SystemFlags::DELETED))
                     .count()
                     .to_string(),
+                // RFC 9208 §4.2.2: what an EXPUNGE would give back, as the sum of the
+                // RFC822.SIZEs of the \Deleted messages (which is exactly what the store
+                // charges them).
+                "DELETED-STORAGE" => self
+                    .store
+                    .mail
+                    .message_list(mailbox.account_id, mailbox.id)
+                    .await?
+                    .iter()
+                    .filter(|record| record.flags.system.contains(SystemFlags::DELETED))
+                    .map(|record| record.size_bytes)
+                    .sum::<u64>()
+                    .to_string(),
                 _ => continue,
             };
             values.push(format!("{item} {value}"));
@@ -1265,6 +1489,33 @@ impl Session {
             .collect();
         match self.status_line(&found, &items, out).await {
             Ok(()) => status(out, tag, "OK", None, "STATUS completed"),
+            Err(error) => {
+                let (code, text) = store_refusal(&error);
+                status(out, tag, "NO", Some(code), &text);
+            }
+        }
+    }
+
+    /// `* QUOTA "" (STORAGE used limit)` for the account's one quota root (RFC 9208 §5.1:
+    /// units of 1024 octets), then the tagged OK. The usage counts what the store charges,
+    /// the sum of the messages' sizes; expunged messages waiting out their retention no
+    /// longer count. No MESSAGE resource: the directory keeps no limit on the message count.
+    async fn quota_response(&mut self, tag: &str, verb: &str, out: &mut Vec<u8>) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        match self.store.mail.account_usage(account_id).await {
+            Ok(usage) => {
+                untagged(
+                    out,
+                    &format!(
+                        "QUOTA \"\" (STORAGE {} {})",
+                        usage.used_bytes.div_ceil(1024),
+                        usage.quota_bytes_max / 1024
+                    ),
+                );
+                status(out, tag, "OK", None, &format!("{verb} completed"));
+            }
             Err(error) => {
                 let (code, text) = store_refusal(&error);
                 status(out, tag, "NO", Some(code), &text);
@@ -1352,7 +1603,7 @@ impl Session {
         else {
             return;
         };
-        selected.refresh(current, expunge_allowed, self.condstore, out);
+        selected.refresh(current, expunge_allowed, self.condstore, self.qresync, out);
         selected.account_modseq = account_modseq;
     }
 
@@ -1376,11 +1627,22 @@ impl Session {
         let Some(selected) = &self.selected else {
             return NumberSet(Vec::new());
         };
+        if self.saved_result_used
+            && let [Sequence::Single(SeqOrUid::Value(value))] = set.0.as_ref()
+            && value.get() == extensions::SAVED_RESULT_MARKER
+        {
+            return selected.saved_set(by_uid);
+        }
         let largest = if by_uid {
             selected.last_uid()
         } else {
             selected.exists()
         };
+        self.resolve_set_with_largest(set, largest)
+    }
+
+    /// A set with `*` standing for `largest`.
+    fn resolve_set_with_largest(&self, set: &SequenceSet, largest: u32) -> NumberSet {
         let value = |point: &SeqOrUid| match point {
             SeqOrUid::Value(value) => value.get(),
             SeqOrUid::Asterisk => largest,
@@ -1398,6 +1660,29 @@ impl Session {
                 })
                 .collect(),
         )
+    }
+
+    /// `* VANISHED (EARLIER) uids` (RFC 7162 §3.2.5.1, §3.2.6): the UIDs of the selected
+    /// mailbox expunged at a MODSEQ above `modseq`, within `within` when given.
+    async fn report_vanished(&self, modseq: u64, within: Option<&NumberSet>, out: &mut Vec<u8>) {
+        let (Some(account_id), Some(selected)) = (self.account_id(), &self.selected) else {
+            return;
+        };
+        let modseq = i64::try_from(modseq).unwrap_or(i64::MAX);
+        let Ok(mut uids) = self
+            .store
+            .mail
+            .expunged_uids_since(account_id, selected.mailbox_id, modseq)
+            .await
+        else {
+            return;
+        };
+        if let Some(within) = within {
+            uids.retain(|&uid| within.contains(uid));
+        }
+        if !uids.is_empty() {
+            untagged(out, &format!("VANISHED (EARLIER) {}", compress_set(&uids)));
+        }
     }
 
     async fn expunge(&mut self, tag: &str, uids: Option<&SequenceSet>, out: &mut Vec<u8>) {
@@ -1450,16 +1735,11 @@ impl Session {
         status(out, tag, "OK", None, "EXPUNGE completed");
     }
 
-    async fn search(
-        &mut self,
-        tag: &str,
-        key: &SearchKey<'_>,
-        by_uid: bool,
-        return_options: Option<Vec<String>>,
-        out: &mut Vec<u8>,
-    ) {
+    /// The messages of the selected mailbox that match `key`: their indexes in the view,
+    /// in mailbox order (at most `MESSAGES_PER_COMMAND_MAX` are looked at).
+    async fn search_matches(&self, key: &SearchKey<'_>) -> Vec<usize> {
         let Some(account_id) = self.account_id() else {
-            return;
+            return Vec::new();
         };
         let mut set_keys = Vec::new();
         search::collect_sets(key, &mut set_keys);
@@ -1468,11 +1748,11 @@ impl Session {
             .map(|(set, uid)| self.resolve_set(set, *uid))
             .collect();
         let Some(selected) = &self.selected else {
-            return;
+            return Vec::new();
         };
         let need_summary = search::needs_summary(key);
         let need_raw = search::needs_raw(key);
-        let mut found: Vec<(u32, u32, i64)> = Vec::new();
+        let mut found = Vec::new();
         let empty_summary = tme_message::summarize(b"");
         for (index, message) in selected
             .messages
@@ -1506,21 +1786,93 @@ impl Session {
             };
             let mut sets_iter = sets.iter().cloned();
             if search::matches(key, &candidate, &mut sets_iter) {
-                found.push((
-                    candidate.sequence,
-                    message.record.uid,
-                    message.record.modseq,
-                ));
+                found.push(index);
+            }
+        }
+        found
+    }
+
+    /// A message of the view as a response names it: its UID, or its sequence number.
+    fn message_number(&self, index: usize, by_uid: bool) -> u32 {
+        if by_uid {
+            self.selected
+                .as_ref()
+                .and_then(|selected| selected.messages.get(index))
+                .map_or(0, |message| message.record.uid)
+        } else {
+            u32::try_from(index + 1).unwrap_or(u32::MAX)
+        }
+    }
+
+    /// The highest MODSEQ of the messages found, for SEARCH and SORT with a MODSEQ key
+    /// (RFC 7162 §3.1.5).
+    fn highest_modseq_of(&self, key: &SearchKey<'_>, indexes: &[usize]) -> Option<i64> {
+        if !format!("{key:?}").contains("ModSequence") {
+            return None;
+        }
+        let selected = self.selected.as_ref()?;
+        indexes
+            .iter()
+            .filter_map(|&index| selected.messages.get(index))
+            .map(|message| message.record.modseq)
+            .max()
+    }
+
+    async fn search(
+        &mut self,
+        tag: &str,
+        key: &SearchKey<'_>,
+        by_uid: bool,
+        return_options: Option<Vec<String>>,
+        out: &mut Vec<u8>,
+    ) {
+        let found = self.search_matches(key).await;
+        let options = return_options.clone().unwrap_or_default();
+        if let Some(unknown) = options
+            .iter()
+            .find(|option| !matches!(option.as_str(), "MIN" | "MAX" | "COUNT" | "ALL" | "SAVE"))
+        {
+            let text = format!("unknown RETURN option {unknown}");
+            self.search_failed(&return_options);
+            self.bad(out, tag, &text);
+            return;
+        }
+        if options.iter().any(|option| option == "SAVE") {
+            // RFC 5182 §2.1: with MIN or MAX (and neither ALL nor COUNT) only those are
+            // saved; otherwise everything found.
+            let has = |name: &str| options.iter().any(|option| option == name);
+            let saved: Vec<usize> = if (has("MIN") || has("MAX")) && !has("ALL") && !has("COUNT") {
+                let mut saved = Vec::new();
+                if has("MIN") {
+                    saved.extend(found.first().copied());
+                }
+                if has("MAX") {
+                    saved.extend(found.last().copied());
+                }
+                saved
+            } else {
+                found.clone()
+            };
+            if let Some(selected) = self.selected.as_mut() {
+                let mut uids: Vec<u32> = saved
+                    .iter()
+                    .filter_map(|&index| selected.messages.get(index))
+                    .map(|message| message.record.uid)
+                    .collect();
+                uids.sort_unstable();
+                uids.dedup();
+                selected.saved_result = uids;
             }
         }
         let numbers: Vec<u32> = found
             .iter()
-            .map(|(sequence, uid, _)| if by_uid { *uid } else { *sequence })
+            .map(|&index| self.message_number(index, by_uid))
             .collect();
-        let modseq_key = format!("{key:?}").contains("ModSequence");
-        let highest = found.iter().map(|(_, _, modseq)| *modseq).max();
-        if return_options.is_some() || self.rev2 {
-            let options = return_options.unwrap_or_default();
+        let highest = self.highest_modseq_of(key, &found);
+        let only_save = !options.is_empty() && options.iter().all(|option| option == "SAVE");
+        if only_save {
+            // RFC 5182 §2.1: RETURN (SAVE) alone answers nothing but the tagged OK.
+        } else if return_options.is_some() || self.rev2 {
             let options: Vec<String> = if options.is_empty() {
                 vec!["ALL".to_owned()]
             } else {
@@ -1543,19 +1895,13 @@ impl Session {
                         }
                     }
                     "COUNT" => line.push_str(&format!(" COUNT {}", numbers.len())),
-                    "ALL" => {
-                        if !numbers.is_empty() {
-                            line.push_str(&format!(" ALL {}", compress_set(&numbers)));
-                        }
+                    "ALL" if !numbers.is_empty() => {
+                        line.push_str(&format!(" ALL {}", compress_set(&numbers)));
                     }
-                    "SAVE" => {}
-                    _ => {
-                        self.bad(out, tag, &format!("unknown RETURN option {option}"));
-                        return;
-                    }
+                    _ => {}
                 }
             }
-            if modseq_key && let Some(highest) = highest {
+            if let Some(highest) = highest {
                 line.push_str(&format!(" MODSEQ {highest}"));
             }
             untagged(out, &line);
@@ -1564,13 +1910,138 @@ impl Session {
             for number in &numbers {
                 line.push_str(&format!(" {number}"));
             }
-            if modseq_key && let Some(highest) = highest {
+            if let Some(highest) = highest {
                 line.push_str(&format!(" (MODSEQ {highest})"));
             }
             untagged(out, &line);
         }
         self.refresh(by_uid, out).await;
         status(out, tag, "OK", None, "SEARCH completed");
+    }
+
+    /// A SEARCH that asked to SAVE failed: the saved result is empty (RFC 5182 §2.1).
+    fn search_failed(&mut self, return_options: &Option<Vec<String>>) {
+        let saving = return_options
+            .as_ref()
+            .is_some_and(|options| options.iter().any(|option| option == "SAVE"));
+        if saving && let Some(selected) = self.selected.as_mut() {
+            selected.saved_result.clear();
+        }
+    }
+
+    /// SORT (RFC 5256 §3, RFC 5957): the messages `key` finds, in the order of `criteria`.
+    async fn sort(
+        &mut self,
+        tag: &str,
+        criteria: &[SortCriterion],
+        key: &SearchKey<'_>,
+        by_uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        let found = self.search_matches(key).await;
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let need_summary = sort::needs_summary(criteria);
+        let mut rows = Vec::with_capacity(found.len());
+        for &index in &found {
+            let record = &selected.messages[index].record;
+            let summary = if need_summary {
+                self.store
+                    .mail
+                    .message_summary(account_id, record.id)
+                    .await
+                    .ok()
+            } else {
+                None
+            };
+            rows.push(sort::values(criteria, record, summary.as_ref()));
+        }
+        let mut line = String::from("SORT");
+        for position in sort::order(criteria, &rows) {
+            line.push_str(&format!(
+                " {}",
+                self.message_number(found[position], by_uid)
+            ));
+        }
+        if let Some(highest) = self.highest_modseq_of(key, &found) {
+            line.push_str(&format!(" (MODSEQ {highest})"));
+        }
+        untagged(out, &line);
+        self.refresh(by_uid, out).await;
+        status(out, tag, "OK", None, "SORT completed");
+    }
+
+    /// THREAD (RFC 5256 §2.2, §2.3): the messages `key` finds, threaded.
+    async fn thread(
+        &mut self,
+        tag: &str,
+        algorithm: &ThreadingAlgorithm<'_>,
+        key: &SearchKey<'_>,
+        by_uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(account_id) = self.account_id() else {
+            return;
+        };
+        if !matches!(
+            algorithm,
+            ThreadingAlgorithm::OrderedSubject | ThreadingAlgorithm::References
+        ) {
+            self.bad(
+                out,
+                tag,
+                &format!("unknown threading algorithm {algorithm}"),
+            );
+            return;
+        }
+        let found = self.search_matches(key).await;
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let empty_summary = tme_message::summarize(b"");
+        let mut messages = Vec::with_capacity(found.len());
+        for &index in &found {
+            let record = &selected.messages[index].record;
+            let loaded = self
+                .store
+                .mail
+                .message_summary(account_id, record.id)
+                .await
+                .ok();
+            let summary = loaded.as_ref().unwrap_or(&empty_summary);
+            let (base_subject, reply_or_forward) =
+                collation::base_subject(summary.subject.as_deref().unwrap_or(""));
+            // RFC 5256 §2.3 step 1: References, else the first In-Reply-To id.
+            let references = if summary.references.is_empty() {
+                summary.in_reply_to.iter().take(1).cloned().collect()
+            } else {
+                summary.references.clone()
+            };
+            messages.push(ThreadMessage {
+                number: self.message_number(index, by_uid),
+                sent_date_unix: sort::sent_date_unix(record, summary),
+                base_subject,
+                reply_or_forward,
+                message_id: summary.message_id.clone(),
+                references,
+            });
+        }
+        let forest = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => thread::ordered_subject(&messages),
+            _ => thread::references(&messages),
+        };
+        let threads = thread::render(&forest, &messages);
+        if threads.is_empty() {
+            untagged(out, "THREAD");
+        } else {
+            untagged(out, &format!("THREAD {threads}"));
+        }
+        self.refresh(by_uid, out).await;
+        status(out, tag, "OK", None, "THREAD completed");
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2068,6 +2539,33 @@ impl Session {
         }
         self.refresh(by_uid, out).await;
         status(out, tag, "OK", None, "FETCH completed");
+    }
+}
+
+/// The charsets SEARCH, SORT and THREAD take (RFC 9051 §6.4.4: US-ASCII and UTF-8).
+fn charset_supported(charset: &str) -> bool {
+    charset.eq_ignore_ascii_case("US-ASCII") || charset.eq_ignore_ascii_case("UTF-8")
+}
+
+fn refuse_charset(out: &mut Vec<u8>, tag: &str) {
+    status(
+        out,
+        tag,
+        "NO",
+        Some("BADCHARSET (US-ASCII UTF-8)"),
+        "charset not supported",
+    );
+}
+
+/// Search criteria as one key: several are an AND.
+fn search_key(criteria: Vec<SearchKey<'_>>) -> SearchKey<'_> {
+    if criteria.len() == 1 {
+        criteria.into_iter().next().unwrap_or(SearchKey::All)
+    } else {
+        match imap_codec::imap_types::core::Vec1::try_from(criteria) {
+            Ok(keys) => SearchKey::And(keys),
+            Err(_) => SearchKey::All,
+        }
     }
 }
 

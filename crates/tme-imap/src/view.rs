@@ -5,8 +5,9 @@
 //! EXPUNGE; an EXPUNGE response may not be sent while a FETCH, STORE or SEARCH is in
 //! progress (nor after a UID command... it may, except during those three), so a message
 //! another session expunged stays in this view (its number valid, its data what we last
-//! knew) until a command that allows it. New messages are appended (EXISTS), flag changes
-//! are reported as `FETCH (FLAGS ...)`. UIDs only grow.
+//! knew) until a command that allows it; a client that enabled QRESYNC is told with one
+//! `VANISHED` of UIDs instead (RFC 7162 §3.2.10). New messages are appended (EXISTS), flag
+//! changes are reported as `FETCH (FLAGS ...)`. UIDs only grow.
 //!
 //! No I/O: the session hands in the store's list and writes what comes back.
 
@@ -34,6 +35,9 @@ pub struct SelectedView {
     pub highest_modseq: ModSeq,
     /// The account's MODSEQ as of the last refresh: nothing changed if it still is.
     pub account_modseq: ModSeq,
+    /// The saved search result (RFC 5182), as sorted UIDs: it names messages, so an
+    /// expunge takes a message out of it, and new messages never come in.
+    pub saved_result: Vec<Uid>,
 }
 
 /// What a sequence set names: `*` resolved, ranges in either order.
@@ -60,6 +64,33 @@ impl SelectedView {
 
     pub fn last_uid(&self) -> Uid {
         self.messages.last().map_or(0, |message| message.record.uid)
+    }
+
+    /// The saved search result as a set of UIDs, or of the sequence numbers of its
+    /// messages that are still in the mailbox (`$`, RFC 5182 §2.1). Empty when nothing
+    /// was saved.
+    pub fn saved_set(&self, by_uid: bool) -> NumberSet {
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for (index, message) in self.messages.iter().enumerate() {
+            if message.expunged
+                || self
+                    .saved_result
+                    .binary_search(&message.record.uid)
+                    .is_err()
+            {
+                continue;
+            }
+            let number = if by_uid {
+                message.record.uid
+            } else {
+                u32::try_from(index + 1).unwrap_or(u32::MAX)
+            };
+            match ranges.last_mut() {
+                Some((_, high)) if high.checked_add(1) == Some(number) => *high = number,
+                _ => ranges.push((number, number)),
+            }
+        }
+        NumberSet(ranges)
     }
 
     /// The 0-based indexes of the messages a set names: by sequence number, or by UID.
@@ -93,18 +124,21 @@ impl SelectedView {
     }
 
     /// Brings the view to the store's `current` list (UID order) and writes the untagged
-    /// responses that say so. Expunges are reported only when `expunge_allowed`; flag
-    /// changes carry UID (and MODSEQ with CONDSTORE).
+    /// responses that say so. Expunges are reported only when `expunge_allowed`, as one
+    /// `VANISHED` of their UIDs once the client enabled QRESYNC (`vanished`, RFC 7162
+    /// §3.2.10), else as EXPUNGEs; flag changes carry UID (and MODSEQ with CONDSTORE).
     pub fn refresh(
         &mut self,
         current: Vec<MessageRecord>,
         expunge_allowed: bool,
         condstore: bool,
+        vanished: bool,
         out: &mut Vec<u8>,
     ) {
         let mut current = current.into_iter().peekable();
         let mut kept: Vec<ViewMessage> = Vec::with_capacity(self.messages.len());
         let mut expunged_sequences: Vec<usize> = Vec::new();
+        let mut expunged_uids: Vec<Uid> = Vec::new();
         let mut flag_updates: Vec<(usize, MessageRecord)> = Vec::new();
         for (index, message) in std::mem::take(&mut self.messages).into_iter().enumerate() {
             // Skip store messages with UIDs below this one: they cannot be (UIDs only grow
@@ -135,6 +169,7 @@ impl SelectedView {
                 _ => {
                     if expunge_allowed {
                         expunged_sequences.push(index + 1);
+                        expunged_uids.push(message.record.uid);
                     } else {
                         kept.push(ViewMessage {
                             record: message.record,
@@ -144,9 +179,16 @@ impl SelectedView {
                 }
             }
         }
-        // Report expunges from the highest number down, so each number is right when sent.
-        for sequence in expunged_sequences.iter().rev() {
-            out.extend_from_slice(format!("* {sequence} EXPUNGE\r\n").as_bytes());
+        if vanished {
+            if !expunged_uids.is_empty() {
+                let uids = crate::session::compress_set(&expunged_uids);
+                out.extend_from_slice(format!("* VANISHED {uids}\r\n").as_bytes());
+            }
+        } else {
+            // Expunges from the highest number down, so each number is right when sent.
+            for sequence in expunged_sequences.iter().rev() {
+                out.extend_from_slice(format!("* {sequence} EXPUNGE\r\n").as_bytes());
+            }
         }
         let before = kept.len();
         let last_uid = kept.last().map_or(0, |message| message.record.uid);
@@ -224,12 +266,13 @@ mod tests {
                 .collect(),
             highest_modseq: 0,
             account_modseq: 0,
+            saved_result: Vec::new(),
         }
     }
 
     fn refresh(view: &mut SelectedView, current: Vec<MessageRecord>, allowed: bool) -> String {
         let mut out = Vec::new();
-        view.refresh(current, allowed, false, &mut out);
+        view.refresh(current, allowed, false, false, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -247,6 +290,37 @@ mod tests {
             "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n"
         );
         assert_eq!(selected.uid_of(3), Some(5));
+    }
+
+    #[test]
+    fn vanished_instead_of_expunge_with_qresync() {
+        let mut selected = view(&[1, 2, 3, 4, 5]);
+        let current = vec![record(1, false), record(4, false)];
+        let mut out = Vec::new();
+        selected.refresh(current, true, true, true, &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "* VANISHED 2:3,5\r\n");
+        assert_eq!(selected.uid_of(2), Some(4));
+    }
+
+    #[test]
+    fn saved_result_follows_expunges() {
+        let mut selected = view(&[10, 20, 30, 40]);
+        selected.saved_result = vec![20, 30, 40];
+        assert_eq!(
+            selected.saved_set(true),
+            NumberSet(vec![(20, 20), (30, 30), (40, 40)])
+        );
+        assert_eq!(selected.saved_set(false), NumberSet(vec![(2, 4)]));
+        let current = vec![record(10, false), record(30, false), record(40, false)];
+        refresh(&mut selected, current.clone(), false);
+        // Expunged but not yet reported: out of the result, its number still taken.
+        assert_eq!(selected.saved_set(false), NumberSet(vec![(3, 4)]));
+        refresh(&mut selected, current, true);
+        assert_eq!(selected.saved_set(false), NumberSet(vec![(2, 3)]));
+        assert_eq!(
+            selected.saved_set(true),
+            NumberSet(vec![(30, 30), (40, 40)])
+        );
     }
 
     #[test]

@@ -130,10 +130,21 @@ pub(crate) fn decoded_addresses(value: &[u8]) -> Vec<Addr> {
 
 /// The Date header as seconds since the Unix epoch; `None` when it does not parse.
 fn unix_time(value: &[u8]) -> Option<i64> {
-    match MessageStream::new(value).parse_date() {
+    let parse = |value: &[u8]| match MessageStream::new(value).parse_date() {
         HeaderValue::DateTime(date_time) if date_time.is_valid() => Some(date_time.to_timestamp()),
         _ => None,
-    }
+    };
+    parse(value).or_else(|| {
+        // A date and time without a zone (`Tue, 3 Dec 2002 08:14:54`, common in old spam)
+        // is read as UTC, as Dovecot reads it, rather than as no date at all; mail-parser
+        // wants the zone. Only when there is a time: a lone date stays unreadable.
+        if !value.contains(&b':') {
+            return None;
+        }
+        let mut with_zone = value.trim_ascii_end().to_vec();
+        with_zone.extend_from_slice(b" +0000");
+        parse(&with_zone)
+    })
 }
 
 /// Message ids without their angle brackets, in header order.

@@ -686,3 +686,13 @@ fn encoded_message_rfc822_is_opaque() {
         "#]],
     );
 }
+
+#[test]
+fn a_date_without_a_zone_is_read_as_utc() {
+    let date = |value: &str| summarize(format!("Date: {value}\r\n\r\nx\r\n").as_bytes()).date_unix;
+    assert_eq!(date("Tue, 03 Dec 2002 08:14:54"), Some(1038903294));
+    assert_eq!(date("Tue, 03 Dec 2002 08:14:54 +0000"), Some(1038903294));
+    assert_eq!(date("30 Jul 2002 13:29"), Some(1028035740));
+    // Without a time it is still no date.
+    assert_eq!(date("Tue, 03 Dec 2002"), None);
+}

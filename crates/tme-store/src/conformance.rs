@@ -23,6 +23,7 @@ pub const CHECKS: &[&str] = &[
     "expunged_messages_are_restorable",
     "deleted_mailbox_is_restorable",
     "change_log_misses_nothing",
+    "expunged_uids_are_kept_with_their_modseq",
     "retention_purge_and_garbage_collection",
     "directory_rules",
     "alias_resolution",
@@ -45,6 +46,9 @@ pub async fn run(name: &str, store: &Store) {
         "expunged_messages_are_restorable" => expunged_messages_are_restorable(store).await,
         "deleted_mailbox_is_restorable" => deleted_mailbox_is_restorable(store).await,
         "change_log_misses_nothing" => change_log_misses_nothing(store).await,
+        "expunged_uids_are_kept_with_their_modseq" => {
+            expunged_uids_are_kept_with_their_modseq(store).await
+        }
         "retention_purge_and_garbage_collection" => {
             retention_purge_and_garbage_collection(store).await
         }
@@ -550,6 +554,69 @@ pub async fn change_log_misses_nothing(store: &Store) {
     );
     let listed = store.mail.message_list(account, inbox.id).await.unwrap();
     assert_eq!(listed[0].flags.names(), vec!["\\Seen", "$Important"]);
+}
+
+/// The UIDs expunged after a MODSEQ are known per mailbox (QRESYNC's VANISHED), also once
+/// the messages are restored under new UIDs or purged for good.
+pub async fn expunged_uids_are_kept_with_their_modseq(store: &Store) {
+    let account = account(store, "user@example.com", 1 << 30).await;
+    let inbox = inbox_of(store, account).await;
+    let other = store
+        .mail
+        .mailbox_create(account, "Other", None)
+        .await
+        .unwrap();
+    for number in 0..6 {
+        deliver_one(store, account, inbox.id, &message(number)).await;
+    }
+    deliver_one(store, account, other.id, &message(9)).await;
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[2])
+        .await
+        .unwrap();
+    let between = store.mail.highest_modseq(account).await.unwrap();
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[5, 4])
+        .await
+        .unwrap();
+    store
+        .mail
+        .messages_expunge(account, other.id, &[1])
+        .await
+        .unwrap();
+    let since = |modseq| store.mail.expunged_uids_since(account, inbox.id, modseq);
+    assert_eq!(since(0).await.unwrap(), vec![2, 4, 5]);
+    assert_eq!(
+        since(between).await.unwrap(),
+        vec![4, 5],
+        "only what was expunged after the MODSEQ"
+    );
+    let highest = store.mail.highest_modseq(account).await.unwrap();
+    assert!(since(highest).await.unwrap().is_empty());
+    // Restored under a new UID, the old one stays expunged; purged, it is still known.
+    let retained = store
+        .mail
+        .message_list_expunged(account, inbox.id)
+        .await
+        .unwrap();
+    let two: Vec<i64> = retained
+        .iter()
+        .filter(|record| record.uid == 2)
+        .map(|record| record.id)
+        .collect();
+    store.mail.messages_restore(account, &two).await.unwrap();
+    store.mail.retention_purge(i64::MAX).await.unwrap();
+    assert_eq!(since(0).await.unwrap(), vec![2, 4, 5]);
+    assert_eq!(
+        store
+            .mail
+            .expunged_uids_since(account, other.id, 0)
+            .await
+            .unwrap(),
+        vec![1]
+    );
 }
 
 /// What is past retention is purged; then only unreferenced blobs are collected, and a blob

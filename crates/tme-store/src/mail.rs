@@ -550,6 +550,15 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> StoreResult<Vec<Change>>;
     async fn highest_modseq(&self, account: AccountId) -> StoreResult<ModSeq>;
+    /// The UIDs expunged from a mailbox at a MODSEQ above `modseq`, ascending, from the
+    /// change log (which keeps them after the messages are purged), for QRESYNC's VANISHED
+    /// (RFC 7162 §3.2.5, §3.2.6).
+    async fn expunged_uids_since(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        modseq: ModSeq,
+    ) -> StoreResult<Vec<Uid>>;
 
     /// Removes for good what was expunged or deleted before `cutoff_unix`.
     async fn retention_purge(&self, cutoff_unix: i64) -> StoreResult<PurgeReport>;

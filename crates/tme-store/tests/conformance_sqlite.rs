@@ -40,6 +40,7 @@ conformance_tests!(
     expunged_messages_are_restorable,
     deleted_mailbox_is_restorable,
     change_log_misses_nothing,
+    expunged_uids_are_kept_with_their_modseq,
     retention_purge_and_garbage_collection,
     directory_rules,
     alias_resolution,

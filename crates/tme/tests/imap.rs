@@ -1,6 +1,8 @@
 //! IMAP against real clients: Python's imaplib for every command and bad input
 //! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
-//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways.
+//! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways (over COMPRESS=DEFLATE);
+//! QUOTA, SORT, THREAD (both also compared with a private Dovecot's answers), SEARCHRES,
+//! COMPRESS=DEFLATE with a zlib client, and QRESYNC.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,6 +127,44 @@ fn mbsync_syncs_a_mailbox_both_ways() {
 }
 
 #[test]
+fn quota_is_reported_and_enforced() {
+    let (mut node, app_password) = node_with_account();
+    // Set while the node runs: the session reads the quota from the store, not the login.
+    node.tme_ok(&["account", "set", "alice@example.org", "--quota", "200K"])
+        .expect("tme account set --quota");
+    run_python(&node, "quota.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn sort_and_thread_give_the_rfc_answers_and_dovecot_s() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "sort_thread.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn searchres_saves_a_result_for_later_commands() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "searchres.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn compress_deflate_with_a_zlib_client() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "compress.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
+fn qresync_reports_what_a_cache_missed() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "qresync.py", &app_password);
+    node.stop().expect("stop");
+}
+
+#[test]
 fn failed_logins_lock_the_account_and_the_cli_lifts_the_lock() {
     // (`node_with_account_and` turns the delays off: the lock is what is tested here.)
     let (mut node, app_password) =
@@ -170,7 +210,7 @@ fn failed_logins_lock_the_account_and_the_cli_lifts_the_lock() {
 const CORPUS_STRIDE: usize = 8;
 
 #[test]
-fn fetch_answers_match_dovecot_on_the_corpus() {
+fn fetch_sort_and_thread_answers_match_dovecot_on_the_corpus() {
     let corpus = tme_testkit::corpus_messages();
     if corpus.is_empty() {
         eprintln!("the shared corpus is absent: the differential test has nothing to compare");

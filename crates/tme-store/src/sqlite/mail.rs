@@ -1021,6 +1021,32 @@ impl MailStore for SqliteMailStore {
         Ok(row.try_get(0)?)
     }
 
+    async fn expunged_uids_since(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        modseq: ModSeq,
+    ) -> StoreResult<Vec<Uid>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT uid FROM changes
+             WHERE account_id = ? AND modseq > ? AND mailbox_id = ? AND kind = ? AND uid IS NOT NULL
+             ORDER BY uid",
+        )
+        .bind(account)
+        .bind(modseq)
+        .bind(mailbox)
+        .bind(ChangeKind::MessageExpunged.code())
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let uid: i64 = row.try_get(0)?;
+                u32::try_from(uid)
+                    .map_err(|_| StoreError::Corrupt(format!("an expunged UID {uid}")))
+            })
+            .collect()
+    }
+
     async fn retention_purge(&self, cutoff_unix: i64) -> StoreResult<PurgeReport> {
         let mut transaction = self.database.begin_write().await?;
         let expired_mailboxes = sqlx::query(

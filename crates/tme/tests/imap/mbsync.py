@@ -1,4 +1,5 @@
-"""mbsync (isync) syncs a mailbox with tme both ways: messages, flags, expunges, folders.
+"""mbsync (isync) syncs a mailbox with tme both ways: messages, flags, expunges, folders,
+over COMPRESS=DEFLATE (isync uses it when the server offers it).
 
 Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD,
 CERTIFICATE (the node's certificate, which mbsync is told to trust), WORK_DIR.
@@ -6,6 +7,7 @@ CERTIFICATE (the node's certificate, which mbsync is told to trust), WORK_DIR.
 
 import imaplib
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -59,10 +61,18 @@ SyncState *
 """)
 
 
-def sync():
-    result = subprocess.run(["mbsync", "-c", config, "-D", "sync"] if os.environ.get("MBSYNC_DEBUG") else ["mbsync", "-c", config, "-V", "sync"], capture_output=True, text=True, timeout=120)
+def sync(network_debug=False):
+    if os.environ.get("MBSYNC_DEBUG"):
+        arguments = ["-D"]
+    elif network_debug:
+        # The IMAP conversation, as mbsync sees it (after inflating).
+        arguments = ["-Dn"]
+    else:
+        arguments = ["-V"]
+    result = subprocess.run(["mbsync", "-c", config, *arguments, "sync"], capture_output=True, text=True, timeout=120)
     print(result.stdout[-6000:], result.stderr[-6000:])
     check(result.returncode == 0, f"mbsync exit status {result.returncode}")
+    return result.stdout + result.stderr
 
 
 def local_files(folder):
@@ -86,7 +96,13 @@ os.makedirs(os.path.join(MAILDIR, "INBOX", "tmp"))
 with open(os.path.join(MAILDIR, "INBOX", "cur", "1700000000.local.host:2,S"), "wb") as file:
     file.write(b"From: near@example.com\r\nSubject: from the client\r\nMessage-ID: <near@example.com>\r\n\r\nnear body\r\n")
 
-sync()
+conversation = sync(network_debug=True)
+# isync (built with zlib) asks for COMPRESS=DEFLATE when offered: everything after is deflate.
+lines = conversation.splitlines()
+asked = [index for index, line in enumerate(lines) if re.fullmatch(r">>> \d+ COMPRESS DEFLATE", line)]
+check(asked and re.fullmatch(r"\d+ OK DEFLATE active", lines[asked[0] + 1])
+      and any(line.startswith(">>> ") for line in lines[asked[0] + 2:]),
+      f"mbsync compressed the connection and went on talking: {lines[asked[0]:asked[0] + 4] if asked else lines[:20]}")
 inbox = local_files("INBOX")
 check(len(inbox) == 2, f"INBOX has both messages locally: {inbox}")
 far = [path for path in inbox if b"far body" in open(path, "rb").read()]
