@@ -11,11 +11,11 @@ self-signed one), EHLO again, AUTH PLAIN as A (password from the environment var
 SUBMISSION_PASSWORD), then sends its share of N messages back to back, one command at a time
 as a mail client does (MAIL FROM A, RCPT TO B, DATA, the message, "."). With
 --connection-per-message every message gets a connection of its own (TLS handshake and AUTH
-included). With --rate, the messages are paced at R per second in all (message i is sent
-no earlier than i / R seconds after every session has authenticated), so that latency is measured at a load both
-servers can take; without it, each session sends as fast as it is answered. Every reply must
-be the expected one, or the run fails. The time of each 250 to
-the final "." is written to FILE as "<message-id> <unix seconds>" lines. Prints one line:
+included). With --rate, the messages are paced at R per second in all (message i is sent no
+earlier than i / R seconds after every session has authenticated), so that latency is
+measured at a load both servers can take; without it, each session sends as fast as it is
+answered. A reply other than the expected one fails the run. The time of each 250 to the
+final "." is written to FILE as "<message-id> <unix seconds>" lines. Prints one line:
 messages, replies that were not 250, connections, and the submission rate (messages / time
 from the first connection to the last 250).
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Submission benchmark: the same messages, submitted the same way, into
 #   (a) tme's `submission` role (587 with STARTTLS), and
-#   (b) Postfix as a submission server (the same STARTTLS port setup, SASL through Dovecot's
-#       auth service, DKIM by OpenDKIM as a milter),
+#   (b) Postfix as a submission server (STARTTLS required, SASL through Dovecot's auth
+#       service, DKIM by OpenDKIM milters),
 # both relaying to the SAME Postfix smtp-sink (one process for the whole invocation) on
 # another loopback address, which plays the remote MX. Private instances on loopback ports
 # in a temporary folder, from this machine's packages.
@@ -25,9 +25,9 @@
 #   From field and fixes up Date/Message-ID/Bcc (Postfix's cleanup adds a missing Date and
 #   Message-ID; both are present here).
 # - DKIM: both sign every message, relaxed/relaxed, with an RSA-2048 key and an Ed25519 key
-#   (two signatures per message: tme with the domain's keys from `domain add`; OpenDKIM
-#   2.11 with keys made by openssl, MultipleSignatures). The sink's copies are checked to
-#   carry two DKIM-Signature fields each.
+#   (two signatures per message: tme with the domain's keys from `domain add`; Postfix
+#   through two OpenDKIM milters in a row, one per key, made by openssl). The sink's copies
+#   are checked to carry two DKIM-Signature fields each.
 # - Durability: both answer 250 only once the signed message is durably queued: tme fsyncs
 #   the blob and its folder and commits queue.sqlite (synchronous=FULL); Postfix's cleanup
 #   fsyncs the queue file (its default). Neither runs with fsync off.
