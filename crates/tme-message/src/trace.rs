@@ -109,8 +109,9 @@ fn helo_safe(name: &str) -> String {
     }
 }
 
-/// Text for a header value: control characters (CR and LF above all) replaced by spaces.
-fn header_safe(text: &str) -> String {
+/// Text for a header value: control characters (CR and LF above all) replaced by spaces,
+/// so that no value can end a field early or add one.
+pub fn header_safe(text: &str) -> String {
     text.chars()
         .map(|character| {
             if character.is_control() {

@@ -6,6 +6,7 @@
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
+use tme_message::trace::header_safe;
 
 /// The most bytes of the original message returned whole; past it only the header goes back.
 pub const RETURNED_MESSAGE_OCTETS_MAX: usize = 10 * 1024 * 1024;
@@ -68,19 +69,6 @@ fn date(unix: i64) -> String {
         .unwrap_or_else(|| "Thu, 01 Jan 1970 00:00:00 +0000".to_owned())
 }
 
-/// One header line's value made safe: no CR or LF may end a field early.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|character| {
-            if character.is_control() {
-                ' '
-            } else {
-                character
-            }
-        })
-        .collect()
-}
-
 /// The original's header: everything up to the first empty line.
 fn header_of(original: &[u8]) -> &[u8] {
     let mut position = 0;
@@ -100,7 +88,10 @@ fn header_of(original: &[u8]) -> &[u8] {
 
 /// Builds the report as a complete message, CRLF line ends.
 pub fn build(report: &Report<'_>) -> Vec<u8> {
-    let boundary = format!("=_tme_report_{}", one_line(report.unique).replace(' ', "_"));
+    let boundary = format!(
+        "=_tme_report_{}",
+        header_safe(report.unique).replace(' ', "_")
+    );
     let subject = match report.kind {
         ReportKind::Failed => "Undelivered Mail Returned to Sender",
         ReportKind::Delayed => "Delayed Mail (still being retried)",
@@ -111,12 +102,12 @@ pub fn build(report: &Report<'_>) -> Vec<u8> {
         "From: Mail Delivery System <MAILER-DAEMON@{}>\r\n",
         report.reporting_host
     ));
-    out.push_str(&format!("To: <{}>\r\n", one_line(report.to)));
+    out.push_str(&format!("To: <{}>\r\n", header_safe(report.to)));
     out.push_str(&format!("Subject: {subject}\r\n"));
     out.push_str(&format!("Date: {}\r\n", date(report.now_unix)));
     out.push_str(&format!(
         "Message-ID: <dsn.{}@{}>\r\n",
-        one_line(report.unique).replace([' ', '<', '>', '@'], "."),
+        header_safe(report.unique).replace([' ', '<', '>', '@'], "."),
         report.reporting_host
     ));
     // RFC 3834 §5: an automatic message, never to be answered automatically.
@@ -156,9 +147,9 @@ pub fn build(report: &Report<'_>) -> Vec<u8> {
     }
     out.push_str("\r\n");
     for recipient in report.recipients {
-        out.push_str(&format!("<{}>", one_line(&recipient.address)));
+        out.push_str(&format!("<{}>", header_safe(&recipient.address)));
         if let Some(diagnostic) = &recipient.diagnostic {
-            out.push_str(&format!(": {}", one_line(diagnostic)));
+            out.push_str(&format!(": {}", header_safe(diagnostic)));
         }
         out.push_str("\r\n");
     }
@@ -172,28 +163,31 @@ pub fn build(report: &Report<'_>) -> Vec<u8> {
         report.reporting_host
     ));
     if let Some(id) = report.envelope_id {
-        out.push_str(&format!("Original-Envelope-Id: {}\r\n", one_line(id)));
+        out.push_str(&format!("Original-Envelope-Id: {}\r\n", header_safe(id)));
     }
     out.push_str(&format!("Arrival-Date: {}\r\n", date(report.arrival_unix)));
     for recipient in report.recipients {
         out.push_str("\r\n");
         out.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\n",
-            one_line(&recipient.address)
+            header_safe(&recipient.address)
         ));
         if let Some(original) = &recipient.original_recipient {
             // Kept as the client gave it: `addr-type;xtext` (RFC 3461 §4.2).
-            out.push_str(&format!("Original-Recipient: {}\r\n", one_line(original)));
+            out.push_str(&format!(
+                "Original-Recipient: {}\r\n",
+                header_safe(original)
+            ));
         }
         out.push_str(&format!("Action: {}\r\n", report.kind.action()));
-        out.push_str(&format!("Status: {}\r\n", one_line(&recipient.status)));
+        out.push_str(&format!("Status: {}\r\n", header_safe(&recipient.status)));
         if let Some(host) = &recipient.remote_host {
-            out.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(host)));
+            out.push_str(&format!("Remote-MTA: dns; {}\r\n", header_safe(host)));
         }
         if let Some(diagnostic) = &recipient.diagnostic {
             out.push_str(&format!(
                 "Diagnostic-Code: smtp; {}\r\n",
-                one_line(diagnostic)
+                header_safe(diagnostic)
             ));
         }
         if let Some(last) = recipient.last_attempt_unix {

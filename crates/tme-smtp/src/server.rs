@@ -718,18 +718,8 @@ async fn submit(
 ) -> Result<String, DeliveryRefusal> {
     use tme_queue::submit::{LocalTarget, Outgoing, OutgoingRecipient, Route, SubmitRefusal};
     let transaction_id = format!("{:016X}", rand::random::<u64>());
-    let now = time::OffsetDateTime::now_utc();
-    let date = now
-        .format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string());
-    let fields = TraceFields {
-        helo_name: &message.helo_name,
-        client_ip: message.client_ip,
-        hostname: &context.config.hostname,
-        mode: message.mode,
-        transaction_id: &transaction_id,
-        date: &date,
-    };
+    let (now, date) = now_and_date();
+    let fields = trace_fields(context, message, &transaction_id, &date);
     let single_recipient = match message.envelope.recipients.as_slice() {
         [only] => Some(only.address.to_string()),
         _ => None,
@@ -800,6 +790,32 @@ async fn submit(
             SubmitRefusal::TemporaryFailure
             | SubmitRefusal::Sender(tme_queue::submit::SenderRefusal::TemporaryFailure),
         ) => Err(DeliveryRefusal::TemporaryFailure),
+    }
+}
+
+/// Now, and now as an RFC 5322 date-time for the trace fields.
+fn now_and_date() -> (time::OffsetDateTime, String) {
+    let now = time::OffsetDateTime::now_utc();
+    let date = now
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    (now, date)
+}
+
+/// What the `Received` field of `message` says.
+fn trace_fields<'a>(
+    context: &'a ServerContext,
+    message: &'a MessageForDelivery,
+    transaction_id: &'a str,
+    date: &'a str,
+) -> TraceFields<'a> {
+    TraceFields {
+        helo_name: &message.helo_name,
+        client_ip: message.client_ip,
+        hostname: &context.config.hostname,
+        mode: message.mode,
+        transaction_id,
+        date,
     }
 }
 
@@ -958,18 +974,8 @@ async fn deliver(
         tme_filter::Disposition::Junk => true,
         tme_filter::Disposition::Inbox => false,
     };
-    let now = time::OffsetDateTime::now_utc();
-    let date = now
-        .format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string());
-    let fields = TraceFields {
-        helo_name: &message.helo_name,
-        client_ip: message.client_ip,
-        hostname: &context.config.hostname,
-        mode: message.mode,
-        transaction_id: &transaction_id,
-        date: &date,
-    };
+    let (now, date) = now_and_date();
+    let fields = trace_fields(context, message, &transaction_id, &date);
     // One copy per account: an address that reaches an account twice (an alias and the
     // account itself) delivers once, with the first recipient that reached it.
     let mut seen_accounts = HashSet::new();

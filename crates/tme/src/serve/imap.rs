@@ -25,36 +25,17 @@ pub struct ImapContext {
 
 pub async fn run(context: ImapContext, role: RoleContext) -> Result<()> {
     let config = &context.config;
-    let certificate = context.data_directory.join(&config.tls.certificate);
-    let private_key = context.data_directory.join(&config.tls.private_key);
-    // Without a certificate, `imap` offers no STARTTLS and so no login (LOGINDISABLED), and
-    // `imaps` cannot listen: passwords never cross in plain text.
-    let tls = match tme_smtp::server::load_tls(&certificate, &private_key) {
-        Ok(tls) => Some(tls),
-        Err(error) => {
-            tracing::warn!(%error, "imap: no TLS, so no login");
-            None
-        }
-    };
+    let tls = super::listeners::node_tls_for_logins("imap", config, &context.data_directory);
+    let (plain, implicit) = super::listeners::bind_pair(
+        "imap",
+        config.listen.imap,
+        config.listen.imaps,
+        tls.is_some(),
+    )
+    .await?;
     let mut listeners = Vec::new();
-    if let Some(address) = config.listen.imap {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on {address} (listen.imap)"))?;
-        tracing::info!(%address, starttls = tls.is_some(), "imap listening");
-        listeners.push((listener, ListenerKind::StartTls));
-    }
-    if let Some(address) = config.listen.imaps {
-        if tls.is_some() {
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address} (listen.imaps)"))?;
-            tracing::info!(%address, "imaps listening");
-            listeners.push((listener, ListenerKind::ImplicitTls));
-        } else {
-            tracing::warn!(%address, "imaps: not listening without a certificate");
-        }
-    }
+    listeners.extend(plain.map(|listener| (listener, ListenerKind::StartTls)));
+    listeners.extend(implicit.map(|listener| (listener, ListenerKind::ImplicitTls)));
     let imap = &config.imap;
     let server_config = ServerConfig {
         hostname: config.node.hostname.clone(),

@@ -9,6 +9,7 @@ mod dns;
 mod health;
 mod http;
 mod imap;
+mod listeners;
 mod maintenance;
 mod pop3;
 mod queue;

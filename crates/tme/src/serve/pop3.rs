@@ -25,36 +25,17 @@ pub struct Pop3Context {
 
 pub async fn run(context: Pop3Context, role: RoleContext) -> Result<()> {
     let config = &context.config;
-    let certificate = context.data_directory.join(&config.tls.certificate);
-    let private_key = context.data_directory.join(&config.tls.private_key);
-    // Without a certificate, `pop3` offers no STLS and so no login, and `pop3s` cannot
-    // listen: passwords never cross in plain text.
-    let tls = match tme_smtp::server::load_tls(&certificate, &private_key) {
-        Ok(tls) => Some(tls),
-        Err(error) => {
-            tracing::warn!(%error, "pop3: no TLS, so no login");
-            None
-        }
-    };
+    let tls = super::listeners::node_tls_for_logins("pop3", config, &context.data_directory);
+    let (plain, implicit) = super::listeners::bind_pair(
+        "pop3",
+        config.listen.pop3,
+        config.listen.pop3s,
+        tls.is_some(),
+    )
+    .await?;
     let mut listeners = Vec::new();
-    if let Some(address) = config.listen.pop3 {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on {address} (listen.pop3)"))?;
-        tracing::info!(%address, stls = tls.is_some(), "pop3 listening");
-        listeners.push((listener, ListenerKind::StartTls));
-    }
-    if let Some(address) = config.listen.pop3s {
-        if tls.is_some() {
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address} (listen.pop3s)"))?;
-            tracing::info!(%address, "pop3s listening");
-            listeners.push((listener, ListenerKind::ImplicitTls));
-        } else {
-            tracing::warn!(%address, "pop3s: not listening without a certificate");
-        }
-    }
+    listeners.extend(plain.map(|listener| (listener, ListenerKind::StartTls)));
+    listeners.extend(implicit.map(|listener| (listener, ListenerKind::ImplicitTls)));
     let pop3 = &config.pop3;
     let server_config = ServerConfig {
         hostname: config.node.hostname.clone(),

@@ -56,11 +56,9 @@ pub fn server_config(
 
 pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -> Result<()> {
     let config = &context.config;
-    let certificate = context.data_directory.join(&config.tls.certificate);
-    let private_key = context.data_directory.join(&config.tls.private_key);
     // Without a usable certificate the MX still runs, without STARTTLS: refusing all mail
     // for a missing file would be worse than accepting it in plain text.
-    let tls = match tme_smtp::server::load_tls(&certificate, &private_key) {
+    let tls = match super::listeners::node_tls(config, &context.data_directory) {
         Ok(tls) => Some(tls),
         Err(error) => {
             tracing::warn!(%error, "smtp: STARTTLS not offered");

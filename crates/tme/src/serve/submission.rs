@@ -32,10 +32,8 @@ pub struct SubmissionContext {
 
 pub async fn run(context: SubmissionContext, role: RoleContext) -> Result<()> {
     let config = &context.config;
-    let certificate = context.data_directory.join(&config.tls.certificate);
-    let private_key = context.data_directory.join(&config.tls.private_key);
     // Submission takes passwords: without a certificate it cannot run at all.
-    let tls = tme_smtp::server::load_tls(&certificate, &private_key)
+    let tls = super::listeners::node_tls(config, &context.data_directory)
         .context("submission needs the TLS certificate")?;
     let listeners: Vec<(&str, Option<SocketAddr>, bool)> = vec![
         ("submission", config.listen.submission, false),
