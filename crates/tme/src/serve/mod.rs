@@ -77,6 +77,18 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let dns_metrics = Arc::new(tme_dns::Metrics::register(
         registry.sub_registry_with_prefix("dns"),
     ));
+    // The full-text index behind IMAP SEARCH BODY/TEXT; searches keep it in step.
+    let search_metrics = Arc::new(tme_search::Metrics::register(
+        registry.sub_registry_with_prefix("search"),
+    ));
+    let search_indexes = config.search.enabled.then(|| {
+        tme_search::SearchIndexes::new(
+            &data_dir.path,
+            config.search.clone(),
+            store.clone(),
+            search_metrics,
+        )
+    });
     let registry = Arc::new(registry);
     let queue_runner = queue::runner(&config, store.clone(), queue_metrics)?;
     let submitter = tme_queue::Submitter::new(
@@ -152,6 +164,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             data_directory: data_dir.path.clone(),
             authenticator: authenticator.clone(),
             metrics: imap_metrics.clone(),
+            search: search_indexes.clone(),
         };
         supervisor::supervise("imap", health.clone(), shutdown.clone(), move |role| {
             imap::run(context.clone(), role)
