@@ -133,12 +133,15 @@ fn text_contains(raw: &[u8], summary: &MessageSummary, needle: &[u8], with_heade
     found
 }
 
+/// Per (scope, string): the messages that may hold the string.
+type CandidateSets = HashMap<(TextScope, Vec<u8>), HashSet<MessageId>>;
+
 /// What the full-text index said about the BODY and TEXT strings of one search.
 #[derive(Debug, Default)]
 pub struct TextPrefilter {
-    /// The MODSEQ the index had reached, and per (scope, string) the messages that may hold
-    /// the string. A string missing here (too short) rules nothing out.
-    answer: Option<(ModSeq, HashMap<(TextScope, Vec<u8>), HashSet<MessageId>>)>,
+    /// The MODSEQ the index had reached, and the candidates of each string. A string
+    /// missing here (too short) rules nothing out.
+    answer: Option<(ModSeq, CandidateSets)>,
 }
 
 fn text_queries<'k>(key: &'k SearchKey<'k>, found: &mut Vec<TextQuery<'k>>) {

@@ -368,7 +368,7 @@ async fn on_corpus_messages_the_index_never_misses_what_the_scan_finds() {
         "unsubscribe",
         "für",
         "größe",
-        "日本",
+        "日本語",
         "ファイル",
         "résumé",
         "FREE!",
