@@ -3,7 +3,8 @@
 //! records from a private NSD, a second tme node as an MX whose certificate verifies, and
 //! Postfix's smtp-sink as an MX without STARTTLS. Mail is submitted over the submission
 //! port (swaks) and the queue must deliver under `enforce` only to named MX hosts over
-//! verified TLS, wait otherwise, and deliver as usual under `testing`.
+//! verified TLS, wait otherwise, and deliver as usual under `testing`; a restarted node
+//! whose policy host is gone still honours the policy it stored.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -230,6 +231,47 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
             .iter()
             .any(|dump| { String::from_utf8_lossy(dump).contains("Subject: to-nostls") }),
         "an enforce policy's mail went out in plain text"
+    );
+
+    // Restarted, with the policy host gone: the stored policy still holds (RFC 8461 §10.2),
+    // so the mail waits instead of going out in plain text.
+    node.stop().expect("stop");
+    drop(_policy_server);
+    node.serve().expect("serve again");
+    let port = node.address("submission").port().to_string();
+    let output = Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
+        .args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            USER,
+            "--auth-password",
+            PASSWORD,
+        ])
+        .args(["--from", USER, "--to", "other@nostls.test"])
+        .args(["--header", "Subject: to-nostls-after-restart"])
+        .args(["--timeout", "30"])
+        .output()
+        .expect("swaks");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    wait_for("other@nostls.test", &node, || {
+        queued_reply(&node, "other@nostls.test").is_some_and(|reply| reply.contains("MTA-STS"))
+    });
+    let reply = queued_reply(&node, "other@nostls.test").expect("still queued");
+    assert!(
+        reply.starts_with("4.7.5 MTA-STS") && reply.contains("does not offer STARTTLS"),
+        "{reply}"
+    );
+    assert!(
+        !sink.received().expect("dumps").iter().any(|dump| {
+            String::from_utf8_lossy(dump).contains("Subject: to-nostls-after-restart")
+        }),
+        "after a restart, an enforce policy's mail went out in plain text"
     );
     node.stop().expect("stop");
     remote.stop().expect("stop remote");

@@ -55,12 +55,15 @@ pub fn runner(config: &Config, store: Store, metrics: QueueMetrics) -> Result<Ru
         // opportunistic TLS, rather than stop all outbound mail.
         match tme_queue::tls::verifying(queue.tls_trust_anchors_file.as_deref()) {
             Ok(verifying) => {
-                settings.mta_sts = Some(tme_queue::mta_sts::MtaSts::new(
-                    resolver.clone(),
-                    verifying,
-                    queue.mta_sts_https_port,
-                    seconds(queue.mta_sts_fetch_timeout_seconds),
-                ));
+                settings.mta_sts = Some(
+                    tme_queue::mta_sts::MtaSts::new(
+                        resolver.clone(),
+                        verifying,
+                        queue.mta_sts_https_port,
+                        seconds(queue.mta_sts_fetch_timeout_seconds),
+                    )
+                    .with_store(store.queue.clone()),
+                );
             }
             Err(tme_queue::tls::TrustAnchorsError::Empty) => {
                 tracing::error!(
