@@ -7,7 +7,7 @@
 //! signature, so `SignerCache` keeps each key's signer ready; signing is CPU work that the
 //! caller should run off the async workers.
 
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -142,26 +142,12 @@ impl Signer {
                     PrivatePkcs8KeyDer::from(der.as_slice()),
                 ))
                 .map_err(|error| key_error(error.to_string()))?;
-                SignerKind::Rsa(
-                    DkimSigner::from_key(signing)
-                        .domain(domain.clone())
-                        .selector(key.selector.clone())
-                        .headers(SIGNED_FIELDS.iter().copied())
-                        .header_canonicalization(Canonicalization::Relaxed)
-                        .body_canonicalization(Canonicalization::Relaxed),
-                )
+                SignerKind::Rsa(configured(signing, &domain, &key.selector))
             }
             DkimAlgorithm::Ed25519Sha256 => {
                 let signing = Ed25519Key::from_pkcs8_maybe_unchecked_der(der)
                     .map_err(|error| key_error(error.to_string()))?;
-                SignerKind::Ed25519(
-                    DkimSigner::from_key(signing)
-                        .domain(domain.clone())
-                        .selector(key.selector.clone())
-                        .headers(SIGNED_FIELDS.iter().copied())
-                        .header_canonicalization(Canonicalization::Relaxed)
-                        .body_canonicalization(Canonicalization::Relaxed),
-                )
+                SignerKind::Ed25519(configured(signing, &domain, &key.selector))
             }
         };
         Ok(Signer {
@@ -182,6 +168,16 @@ impl Signer {
         })?;
         Ok(without_fold_before_end(&signature.to_header()).into_bytes())
     }
+}
+
+/// A signer of `domain` and `selector` over `SIGNED_FIELDS`, relaxed/relaxed.
+fn configured<K: SigningKey>(key: K, domain: &str, selector: &str) -> DkimSigner<K, Done> {
+    DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(SIGNED_FIELDS.iter().copied())
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed)
 }
 
 /// The field with no folding whitespace between the end of `b=` and the closing `;`.

@@ -67,6 +67,32 @@ fn wait_for(what: &str, node: &Node, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Submits a message from `USER` to `address` with swaks over STARTTLS and AUTH PLAIN.
+fn submit(node: &Node, address: &str, subject: &str) {
+    let port = node.address("submission").port().to_string();
+    let output = Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
+        .args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            USER,
+            "--auth-password",
+            PASSWORD,
+        ])
+        .args(["--from", USER, "--to", address])
+        .args(["--header", &format!("Subject: {subject}")])
+        .args(["--timeout", "30"])
+        .output()
+        .expect("swaks");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        node.log()
+    );
+}
+
 /// The last reply recorded for `address` in the sender's queue, if it is still queued.
 fn queued_reply(node: &Node, address: &str) -> Option<String> {
     let text = node
@@ -156,7 +182,6 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
     node.add_account(USER, PASSWORD).expect("account");
     node.serve().expect("serve");
 
-    let port = node.address("submission").port().to_string();
     for (address, subject) in [
         ("friend@remote.test", "to-remote"),
         ("someone@nostls.test", "to-nostls"),
@@ -164,27 +189,7 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
         ("someone@badcert.test", "to-badcert"),
         ("someone@testing.test", "to-testing"),
     ] {
-        let output = Command::new("swaks")
-            .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
-            .args([
-                "--auth",
-                "PLAIN",
-                "--auth-user",
-                USER,
-                "--auth-password",
-                PASSWORD,
-            ])
-            .args(["--from", USER, "--to", address])
-            .args(["--header", &format!("Subject: {subject}")])
-            .args(["--timeout", "30"])
-            .output()
-            .expect("swaks");
-        assert!(
-            output.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            node.log()
-        );
+        submit(&node, address, subject);
     }
 
     // enforce, named host, verified certificate: delivered over TLS.
@@ -238,27 +243,7 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
     node.stop().expect("stop");
     drop(_policy_server);
     node.serve().expect("serve again");
-    let port = node.address("submission").port().to_string();
-    let output = Command::new("swaks")
-        .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
-        .args([
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            USER,
-            "--auth-password",
-            PASSWORD,
-        ])
-        .args(["--from", USER, "--to", "other@nostls.test"])
-        .args(["--header", "Subject: to-nostls-after-restart"])
-        .args(["--timeout", "30"])
-        .output()
-        .expect("swaks");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    submit(&node, "other@nostls.test", "to-nostls-after-restart");
     wait_for("other@nostls.test", &node, || {
         queued_reply(&node, "other@nostls.test").is_some_and(|reply| reply.contains("MTA-STS"))
     });
