@@ -20,8 +20,9 @@ cd "$(dirname "$0")/.."
 # `imap` binary, run by the test over a pipe, no daemon) answers the same FETCH commands for
 # the differential test; fetchmail fetches over POP3 in crates/tme/tests/pop3.rs (its package
 # starts no daemon unless configured); offlineimap3 and mutt sync and read a mailbox over IMAPS
-# in crates/tme/tests/imap.rs. (Later protocol tests add chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd fetchmail offlineimap3 mutt)
+# in crates/tme/tests/imap.rs; ldnsutils (ldns-keygen, ldns-signzone, ldns-key2ds) signs
+# the DNSSEC zones of crates/tme/tests/dane.rs (tme-testkit's dnssec). (Later protocol tests add chromium...)
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd fetchmail offlineimap3 mutt ldnsutils)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -76,6 +76,9 @@ pub struct RunnerSettings {
     /// MTA-STS policies of destinations (RFC 8461); None delivers with opportunistic TLS
     /// only. Not used through a relay host.
     pub mta_sts: Option<crate::mta_sts::MtaSts>,
+    /// The validating resolver DANE (RFC 7672) asks; None: no DANE. Not used through a
+    /// relay host.
+    pub dane: Option<tme_resolver::ValidatingResolver>,
 }
 
 /// What one pass did, for tests and logs.
@@ -299,6 +302,7 @@ impl Runner {
                 lanes_legs[number % lanes].push(leg);
             }
             let hosts = self.route(&domain).await;
+            let hosts = self.apply_dane(&domain, hosts).await;
             let (hosts, tls) = self.apply_mta_sts(&domain, hosts).await;
             for lane in lanes_legs {
                 let runner = self.clone();
@@ -342,6 +346,26 @@ impl Runner {
             Some(relay) => route::resolve_relay(&self.resolver, relay).await,
             None => route::resolve_domain(&self.resolver, domain, self.settings.remote_port).await,
         }
+    }
+
+    /// DANE applied to the destination's hosts (`route::apply_dane`): hosts with TLSA
+    /// records get their own TLS demand, which an MTA-STS policy does not replace.
+    async fn apply_dane(
+        &self,
+        domain: &str,
+        hosts: Result<Vec<Host>, RouteError>,
+    ) -> Result<Vec<Host>, RouteError> {
+        let (Some(validating), None) = (&self.settings.dane, &self.settings.relay_host) else {
+            return hosts;
+        };
+        route::apply_dane(
+            validating,
+            domain,
+            hosts?,
+            self.settings.remote_port,
+            &self.metrics,
+        )
+        .await
     }
 
     /// The destination's MTA-STS policy applied to its hosts (RFC 8461 §4): with `enforce`,
@@ -550,8 +574,9 @@ impl Runner {
     }
 
     /// Opens a connection to the first host that takes one (RFC 5321 §5.1: in order of
-    /// preference). A failed opportunistic TLS handshake is retried in plain text unless
-    /// the message requires TLS; a verified one (MTA-STS) never is.
+    /// preference), each with its own TLS demand (DANE) or else the destination's. A failed
+    /// opportunistic TLS handshake is retried in plain text unless the message requires
+    /// TLS; one under a policy (MTA-STS, DANE) never is.
     async fn connect(
         &self,
         hosts: &[Host],
@@ -560,6 +585,7 @@ impl Runner {
     ) -> Result<Connection, SessionError> {
         let mut last_error = SessionError::Temporary("no host to try".to_owned());
         for host in hosts {
+            let tls = host.tls.as_ref().unwrap_or(tls);
             match Connection::open(host, &self.settings.client, tls).await {
                 Ok(connection) => return Ok(connection),
                 Err(SessionError::TlsFailed(name)) if !requiretls => {

@@ -106,6 +106,7 @@ impl World {
         let resolver = tme_resolver::build(&ResolverConfig {
             nameservers: vec![nameserver.unwrap_or(nsd.address())],
             timeout_ms: 2_000,
+            ..ResolverConfig::default()
         })
         .unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(START)));
@@ -128,6 +129,7 @@ impl World {
                 tls: tme_queue::tls::opportunistic().unwrap(),
             },
             mta_sts: None,
+            dane: None,
         };
         let runner = Runner::new(
             store.clone(),

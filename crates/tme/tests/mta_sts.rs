@@ -9,7 +9,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use tme_testkit::dns::{Nsd, Zone};
 use tme_testkit::pki::TestCa;
@@ -18,7 +17,6 @@ use tme_testkit::{Node, SinkBehaviour, SmtpSink};
 mod common;
 
 const TME: &str = env!("CARGO_BIN_EXE_tme");
-const DEADLINE: Duration = Duration::from_secs(120);
 /// Where the MX without STARTTLS listens (on the remote node's port).
 const SINK_IP: &str = "127.0.0.9";
 const USER: &str = "sender@example.com";
@@ -55,18 +53,6 @@ fn start_policy_server(ca: &TestCa, port: u16, directory: &Path, hosts: &[&str])
     PolicyServer(child)
 }
 
-fn wait_for(what: &str, node: &Node, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; node log:\n{}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Submits a message from `USER` to `address` with swaks over STARTTLS and AUTH PLAIN.
 fn submit(node: &Node, address: &str, subject: &str) {
     let port = node.address("submission").port().to_string();
@@ -91,21 +77,6 @@ fn submit(node: &Node, address: &str, subject: &str) {
         String::from_utf8_lossy(&output.stdout),
         node.log()
     );
-}
-
-/// The last reply recorded for `address` in the sender's queue, if it is still queued.
-fn queued_reply(node: &Node, address: &str) -> Option<String> {
-    let text = node
-        .tme_ok(&["queue", "list", "--json"])
-        .expect("queue list");
-    let listed: serde_json::Value = serde_json::from_str(&text).expect("json");
-    listed.as_array()?.iter().find_map(|message| {
-        message["recipients"]
-            .as_array()?
-            .iter()
-            .find(|recipient| recipient["address"] == address)
-            .map(|recipient| recipient["last_reply"].as_str().unwrap_or("").to_owned())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,8 +164,8 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
     }
 
     // enforce, named host, verified certificate: delivered over TLS.
-    wait_for("delivery to remote.test", &node, || {
-        queued_reply(&node, "friend@remote.test").is_none()
+    common::wait_for("delivery to remote.test", &node, || {
+        common::queued_reply(&node, "friend@remote.test").is_none()
     });
     let stored = common::stored_messages(remote.data_dir(), "friend@remote.test", "INBOX").await;
     assert_eq!(stored.len(), 1);
@@ -204,7 +175,7 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
 
     // testing: delivered as without a policy (plain text to a host the policy does not
     // name).
-    wait_for("delivery to testing.test", &node, || {
+    common::wait_for("delivery to testing.test", &node, || {
         sink.received()
             .expect("dumps")
             .iter()
@@ -220,10 +191,10 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
         ),
         ("someone@badcert.test", "TLS with mx2.badcert.test"),
     ] {
-        wait_for(address, &node, || {
-            queued_reply(&node, address).is_some_and(|reply| reply.contains("MTA-STS"))
+        common::wait_for(address, &node, || {
+            common::queued_reply(&node, address).is_some_and(|reply| reply.contains("MTA-STS"))
         });
-        let reply = queued_reply(&node, address).expect("still queued");
+        let reply = common::queued_reply(&node, address).expect("still queued");
         assert!(
             reply.starts_with("4.7.5 MTA-STS") && reply.contains(reason),
             "{address}: {reply}"
@@ -244,10 +215,11 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
     drop(_policy_server);
     node.serve().expect("serve again");
     submit(&node, "other@nostls.test", "to-nostls-after-restart");
-    wait_for("other@nostls.test", &node, || {
-        queued_reply(&node, "other@nostls.test").is_some_and(|reply| reply.contains("MTA-STS"))
+    common::wait_for("other@nostls.test", &node, || {
+        common::queued_reply(&node, "other@nostls.test")
+            .is_some_and(|reply| reply.contains("MTA-STS"))
     });
-    let reply = queued_reply(&node, "other@nostls.test").expect("still queued");
+    let reply = common::queued_reply(&node, "other@nostls.test").expect("still queued");
     assert!(
         reply.starts_with("4.7.5 MTA-STS") && reply.contains("does not offer STARTTLS"),
         "{reply}"

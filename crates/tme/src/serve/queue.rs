@@ -47,6 +47,7 @@ pub fn runner(config: &Config, store: Store, metrics: QueueMetrics) -> Result<Ru
             tls: tme_queue::tls::opportunistic().context("cannot set up outbound TLS")?,
         },
         mta_sts: None,
+        dane: None,
     };
     let resolver = Arc::new(resolver);
     let mut settings = settings;
@@ -74,6 +75,13 @@ pub fn runner(config: &Config, store: Store, metrics: QueueMetrics) -> Result<Ru
                 return Err(error).context("queue.tls_trust_anchors_file");
             }
         }
+    }
+    if queue.dane {
+        // Its own resolver: DNSSEC validation is asked for DANE only (tme-resolver).
+        settings.dane = Some(
+            tme_resolver::build_validating(&config.resolver)
+                .context("the validating resolver for queue.dane")?,
+        );
     }
     Ok(Runner::new(
         store,

@@ -164,3 +164,34 @@ pub fn metrics_lines(node: &tme_testkit::Node, prefix: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Waits until `done`, failing with the node's log after two minutes (generous: nothing
+/// asserts speed).
+#[allow(dead_code)] // not every test crate that shares this module waits on the queue
+pub fn wait_for(what: &str, node: &tme_testkit::Node, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; node log:\n{}",
+            node.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The last reply recorded for `address` in the node's queue, if it is still queued.
+#[allow(dead_code)] // not every test crate that shares this module reads the queue
+pub fn queued_reply(node: &tme_testkit::Node, address: &str) -> Option<String> {
+    let text = node
+        .tme_ok(&["queue", "list", "--json"])
+        .expect("queue list");
+    let listed: serde_json::Value = serde_json::from_str(&text).expect("json");
+    listed.as_array()?.iter().find_map(|message| {
+        message["recipients"]
+            .as_array()?
+            .iter()
+            .find(|recipient| recipient["address"] == address)
+            .map(|recipient| recipient["last_reply"].as_str().unwrap_or("").to_owned())
+    })
+}
