@@ -166,34 +166,13 @@ async fn tlsa_records_decide_how_mail_leaves() {
     node.add_account(USER, PASSWORD).expect("account");
     node.serve().expect("serve");
 
-    let submission_port = node.address("submission").port().to_string();
     let cases = ["ee", "eebad", "nostls", "ta", "bogus", "plain"];
     for case in cases {
         let address = match case {
             "plain" => "friend@plain.test".to_owned(),
             _ => format!("friend@{case}.dane.test"),
         };
-        let output = Command::new("swaks")
-            .args(["--server", "127.0.0.1", "--port", &submission_port, "--tls"])
-            .args([
-                "--auth",
-                "PLAIN",
-                "--auth-user",
-                USER,
-                "--auth-password",
-                PASSWORD,
-            ])
-            .args(["--from", USER, "--to", &address])
-            .args(["--header", &format!("Subject: to-{case}")])
-            .args(["--timeout", "30"])
-            .output()
-            .expect("swaks");
-        assert!(
-            output.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            node.log()
-        );
+        common::submit(&node, USER, PASSWORD, &address, &format!("to-{case}"));
     }
 
     // Matching DANE-EE and DANE-TA records, and the unsigned domain: delivered over TLS.

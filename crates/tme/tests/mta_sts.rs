@@ -53,32 +53,6 @@ fn start_policy_server(ca: &TestCa, port: u16, directory: &Path, hosts: &[&str])
     PolicyServer(child)
 }
 
-/// Submits a message from `USER` to `address` with swaks over STARTTLS and AUTH PLAIN.
-fn submit(node: &Node, address: &str, subject: &str) {
-    let port = node.address("submission").port().to_string();
-    let output = Command::new("swaks")
-        .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
-        .args([
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            USER,
-            "--auth-password",
-            PASSWORD,
-        ])
-        .args(["--from", USER, "--to", address])
-        .args(["--header", &format!("Subject: {subject}")])
-        .args(["--timeout", "30"])
-        .output()
-        .expect("swaks");
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        node.log()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
     let ca = TestCa::new().expect("ca");
@@ -160,7 +134,7 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
         ("someone@badcert.test", "to-badcert"),
         ("someone@testing.test", "to-testing"),
     ] {
-        submit(&node, address, subject);
+        common::submit(&node, USER, PASSWORD, address, subject);
     }
 
     // enforce, named host, verified certificate: delivered over TLS.
@@ -214,7 +188,13 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
     node.stop().expect("stop");
     drop(_policy_server);
     node.serve().expect("serve again");
-    submit(&node, "other@nostls.test", "to-nostls-after-restart");
+    common::submit(
+        &node,
+        USER,
+        PASSWORD,
+        "other@nostls.test",
+        "to-nostls-after-restart",
+    );
     common::wait_for("other@nostls.test", &node, || {
         common::queued_reply(&node, "other@nostls.test")
             .is_some_and(|reply| reply.contains("MTA-STS"))

@@ -195,3 +195,31 @@ pub fn queued_reply(node: &tme_testkit::Node, address: &str) -> Option<String> {
             .map(|recipient| recipient["last_reply"].as_str().unwrap_or("").to_owned())
     })
 }
+
+/// Submits a message from `user` to `address` with swaks on the node's submission port
+/// (STARTTLS, AUTH PLAIN); panics with swaks' transcript and the node's log when refused.
+#[allow(dead_code)] // not every test crate that shares this module submits mail
+pub fn submit(node: &tme_testkit::Node, user: &str, password: &str, address: &str, subject: &str) {
+    let port = node.address("submission").port().to_string();
+    let output = std::process::Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
+        .args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            user,
+            "--auth-password",
+            password,
+        ])
+        .args(["--from", user, "--to", address])
+        .args(["--header", &format!("Subject: {subject}")])
+        .args(["--timeout", "30"])
+        .output()
+        .expect("swaks");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        node.log()
+    );
+}
