@@ -66,7 +66,7 @@ QUERIES = [
     ("body muenchen", ("BODY",), "MÜNCHEN"),
     ("body grosse", ("BODY",), "größe"),
     ("body japanese", ("BODY",), "ファイルの形式"),
-    ("body smtp", ("BODY", "delivered by smtp"), None),
+    ("body smtp", ("BODY", '"delivered by smtp"'), None),
     ("not body", ("NOT", "BODY", "submarine"), None),
     ("or body", ("OR", "BODY", "submarine", "BODY", "chaud"), None),
     ("body and subject", ("BODY", "chaud", "SUBJECT", "caf"), None),
@@ -93,7 +93,8 @@ def populate(results_path):
 
     # Found as soon as the APPEND is answered: the search catches the index up first.
     check(uid_search(client, "BODY", "hello") == [uids["latin1"]], "BODY hello right after APPEND")
-    check(uid_search(client, "BODY", "ello") == [uids["latin1"]], "a substring inside a word")
+    check(uid_search(client, "BODY", "ello") == sorted([uids["latin1"], uids["plain"]]),
+          "a substring inside a word (Hello, yellow)")
     check(uid_search(client, "BODY", '"HELLO WORLD"') == [uids["latin1"]], "case ignored")
     short = uid_search(client, "BODY", "el")
     check(uids["latin1"] in short and uids["plain"] in short and uids["utf8"] not in short,
@@ -119,7 +120,7 @@ def populate(results_path):
                   b"This one was Delivered by SMTP.\r\n")
     smtp.quit()
     client.noop()
-    found = uid_search(client, "BODY", "delivered by smtp")
+    found = uid_search(client, "BODY", '"delivered by smtp"')
     check(len(found) == 1 and found[0] > max(uids.values()), "a message delivered over SMTP")
 
     # An expunged message is not found; a message that no longer holds nothing matters.
@@ -137,8 +138,10 @@ def populate(results_path):
     other.logout()
 
     # ESEARCH, SORT and THREAD go through the same search.
-    typ, data = client.uid("SEARCH", "RETURN", "(COUNT)", "BODY", "hello")
-    check(typ == "OK" and b"COUNT 1" in data[0], f"ESEARCH COUNT: {data}")
+    typ, _ = client.uid("SEARCH", "RETURN", "(COUNT)", "BODY", "hello")
+    # imaplib files the answer under its own name, ESEARCH (RFC 4731 §3).
+    _, data = client.response("ESEARCH")
+    check(typ == "OK" and data[0] is not None and b"COUNT 1" in data[0], f"ESEARCH COUNT: {data}")
     typ, data = client.uid("SORT", "(SUBJECT)", "UTF-8", "BODY", "chaud")
     check(typ == "OK" and data[0].split() == [str(uids["latin1"]).encode()], f"SORT: {data}")
     typ, data = client.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "BODY", "yellow")
