@@ -230,34 +230,48 @@ impl SearchIndexes {
     }
 
     fn catch_up_in_background(self: &Arc<Self>, account: AccountId) {
-        {
-            let mut running = self
-                .catching_up
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if !running.insert(account) {
-                return;
-            }
+        if !self.start_catching_up(account) {
+            return;
         }
         let this = self.clone();
-        tokio::spawn(async move {
-            let result = async {
-                let entry = this.entry(account).await?;
-                let _guard = entry.catch_up.lock().await;
-                this.catch_up(account, &entry, None).await
+        tokio::spawn(async move { this.catch_up_and_finish(account).await });
+    }
+
+    /// Brings the index of an account that changed up to the store (the node's indexer,
+    /// woken by deliveries and expunges), so a later search finds it ready. Errors are
+    /// logged; a damaged index is removed to be built again. Does nothing while another
+    /// catch-up of the account runs in the background.
+    pub async fn follow_change(self: &Arc<Self>, account: AccountId) {
+        if self.config.enabled && self.start_catching_up(account) {
+            self.catch_up_and_finish(account).await;
+        }
+    }
+
+    /// Marks the account's background catch-up as running; false when one already is.
+    fn start_catching_up(&self, account: AccountId) -> bool {
+        self.catching_up
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(account)
+    }
+
+    async fn catch_up_and_finish(&self, account: AccountId) {
+        let result = async {
+            let entry = self.entry(account).await?;
+            let _guard = entry.catch_up.lock().await;
+            self.catch_up(account, &entry, None).await
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(account, %error, "search index catch-up failed");
+            if error.is_damage() {
+                self.discard(account).await;
             }
-            .await;
-            if let Err(error) = result {
-                tracing::warn!(account, %error, "search index catch-up failed");
-                if error.is_damage() {
-                    this.discard(account).await;
-                }
-            }
-            this.catching_up
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remove(&account);
-        });
+        }
+        self.catching_up
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&account);
     }
 
     /// Applies the account's change log since the index's MODSEQ. Returns the MODSEQ it

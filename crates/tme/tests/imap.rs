@@ -266,6 +266,14 @@ fn fetch_sort_and_thread_answers_match_dovecot_on_the_corpus() {
     node.stop().expect("stop");
 }
 
+/// `tme_search_messages_indexed_total`, as the node reports it.
+fn messages_indexed(node: &Node) -> u64 {
+    common::metrics_lines(node, "tme_search_messages_indexed_total")
+        .first()
+        .and_then(|line| line.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn search_body_and_text_through_the_full_text_index() {
     let corpus = tme_testkit::corpus_dir().expect("the corpus (TME_CORPUS_DIR)");
@@ -287,6 +295,21 @@ fn search_body_and_text_through_the_full_text_index() {
         metrics.contains("tme_search_queries_total{answered_by=\"index\"}"),
         "searches answered by the index are counted:\n{metrics}"
     );
+    // Mail that arrives is indexed by the node's indexer, before anyone searches: bob
+    // never searches, yet his new message is counted as indexed.
+    node.add_account("bob@example.org", "bob's pw")
+        .expect("account bob");
+    let indexed_before = messages_indexed(&node);
+    common::submit(
+        &node,
+        "alice@example.org",
+        &app_password,
+        "bob@example.org",
+        "indexed on arrival",
+    );
+    common::wait_for("the indexer to index bob's new message", &node, || {
+        messages_indexed(&node) > indexed_before
+    });
     // The index deleted under the running node: built again, the same answers.
     let index_root = node.data_dir().join("search");
     assert!(

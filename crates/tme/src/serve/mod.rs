@@ -9,6 +9,7 @@ mod dns;
 mod health;
 mod http;
 mod imap;
+mod indexer;
 mod listeners;
 mod maintenance;
 mod pop3;
@@ -77,7 +78,8 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let dns_metrics = Arc::new(tme_dns::Metrics::register(
         registry.sub_registry_with_prefix("dns"),
     ));
-    // The full-text index behind IMAP SEARCH BODY/TEXT; searches keep it in step.
+    // The full-text index behind IMAP SEARCH BODY/TEXT, kept in step by the `indexer` role
+    // (and by each search, which catches it up first).
     let search_metrics = Arc::new(tme_search::Metrics::register(
         registry.sub_registry_with_prefix("search"),
     ));
@@ -194,6 +196,12 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         supervisor::supervise("queue", health.clone(), shutdown.clone(), move |role| {
             queue::run(queue_runner.clone(), role)
         });
+    let indexer_role = search_indexes.clone().map(|indexes| {
+        let store = store.clone();
+        supervisor::supervise("indexer", health.clone(), shutdown.clone(), move |role| {
+            indexer::run(store.clone(), indexes.clone(), role)
+        })
+    });
     let maintenance_role = {
         let store = store.clone();
         supervisor::supervise(
@@ -223,6 +231,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     }
     tracker.spawn(spool_role);
     tracker.spawn(queue_role);
+    if let Some(role) = indexer_role {
+        tracker.spawn(role);
+    }
     tracker.spawn(maintenance_role);
     tracker.close();
 
