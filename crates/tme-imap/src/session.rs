@@ -56,6 +56,8 @@ pub struct SessionConfig {
     pub starttls_available: bool,
     /// `BAD` answers before `BYE`.
     pub session_errors_max: u32,
+    /// The full-text index SEARCH asks for BODY and TEXT; None reads every message.
+    pub search: Option<Arc<tme_search::SearchIndexes>>,
 }
 
 /// What the server does after a command.
@@ -1758,8 +1760,9 @@ impl Session {
         let Some(selected) = &self.selected else {
             return Vec::new();
         };
-        let need_summary = search::needs_summary(key);
-        let need_raw = search::needs_raw(key);
+        // The full-text index rules out messages for BODY and TEXT; the rest are read.
+        let prefilter =
+            search::TextPrefilter::new(self.config.search.as_ref(), account_id, key).await;
         let mut found = Vec::new();
         let empty_summary = tme_message::summarize(b"");
         for (index, message) in selected
@@ -1768,6 +1771,7 @@ impl Session {
             .enumerate()
             .take(MESSAGES_PER_COMMAND_MAX)
         {
+            let (need_summary, need_raw) = prefilter.loads(key, &message.record);
             let summary = if need_summary {
                 match self
                     .store
@@ -1793,7 +1797,7 @@ impl Session {
                 raw: raw.as_deref(),
             };
             let mut sets_iter = sets.iter().cloned();
-            if search::matches(key, &candidate, &mut sets_iter) {
+            if search::matches_with(key, &candidate, &mut sets_iter, &prefilter) {
                 found.push(index);
             }
         }
