@@ -558,6 +558,41 @@ pub async fn change_log_misses_nothing(store: &Store) {
     );
     let listed = store.mail.message_list(account, inbox.id).await.unwrap();
     assert_eq!(listed[0].flags.names(), vec!["\\Seen", "$Important"]);
+
+    // One expunge of three messages logs three entries under one MODSEQ. A reader going
+    // one entry at a time (from the last MODSEQ it got) must still see all three.
+    for number in 3..6 {
+        deliver_one(store, account, inbox.id, &message(number)).await;
+    }
+    let before_expunge = store.mail.highest_modseq(account).await.unwrap();
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[3, 4, 5])
+        .await
+        .unwrap();
+    let mut read_from = before_expunge;
+    let mut expunged_uids = Vec::new();
+    for _ in 0..10 {
+        let batch = store
+            .mail
+            .changes_since(account, read_from, 1)
+            .await
+            .unwrap();
+        let Some(last) = batch.last() else { break };
+        read_from = last.modseq;
+        expunged_uids.extend(
+            batch
+                .iter()
+                .filter(|change| change.kind == ChangeKind::MessageExpunged)
+                .filter_map(|change| change.message.map(|(_, uid)| uid)),
+        );
+    }
+    expunged_uids.sort_unstable();
+    assert_eq!(
+        expunged_uids,
+        vec![3, 4, 5],
+        "a batch never ends inside a MODSEQ"
+    );
 }
 
 /// The UIDs expunged after a MODSEQ are known per mailbox (QRESYNC's VANISHED), also once

@@ -542,7 +542,12 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         ids: &[MessageId],
     ) -> StoreResult<Vec<Appended>>;
 
-    /// The account's change log after `modseq`, oldest first, at most `limit` entries.
+    /// The account's change log after `modseq`, oldest first: at most `limit` entries, except
+    /// that the entries of one MODSEQ are never split. One write (an expunge of many
+    /// messages, a batch of appends) logs all its entries under one MODSEQ, and a reader
+    /// goes on from the last MODSEQ it was given; a batch that ended inside a MODSEQ would
+    /// make it skip the rest of that write. So the last MODSEQ returned comes whole, even
+    /// when that passes `limit`.
     async fn changes_since(
         &self,
         account: AccountId,

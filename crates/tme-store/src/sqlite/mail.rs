@@ -1009,13 +1009,21 @@ impl MailStore for SqliteMailStore {
         modseq: ModSeq,
         limit: u32,
     ) -> StoreResult<Vec<Change>> {
+        // The MODSEQ of the `limit`th entry bounds the answer, so its entries come whole
+        // (see the trait); with fewer entries than that, there is no bound.
         let rows = sqlx::query(
             "SELECT modseq, kind, mailbox_id, message_id, uid FROM changes
-             WHERE account_id = ? AND modseq > ? ORDER BY modseq, change_id LIMIT ?",
+             WHERE account_id = ? AND modseq > ? AND modseq <= COALESCE(
+                 (SELECT modseq FROM changes WHERE account_id = ? AND modseq > ?
+                  ORDER BY modseq, change_id LIMIT 1 OFFSET ?),
+                 9223372036854775807)
+             ORDER BY modseq, change_id",
         )
         .bind(account)
         .bind(modseq)
-        .bind(i64::from(limit))
+        .bind(account)
+        .bind(modseq)
+        .bind(i64::from(limit.max(1)) - 1)
         .fetch_all(&self.database.reader)
         .await?;
         rows.iter()
