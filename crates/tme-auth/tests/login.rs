@@ -7,35 +7,22 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tme_auth::{Authenticator, LoginRefusal, Metrics};
-use tme_core::config::{LoginConfig, StoreConfig};
+use tme_core::Secret;
+use tme_core::config::LoginConfig;
 use tme_core::password::hash_password;
-use tme_core::{Domain, EmailAddress, Secret};
-use tme_store::{AccountState, Branding, NewAccount, Store};
+use tme_store::fixture;
+use tme_store::{AccountState, Store};
 
 async fn store_with_account() -> (tempfile::TempDir, Store, i64) {
     let directory = tempfile::tempdir().unwrap();
-    let store = Store::open(directory.path(), &StoreConfig::default())
-        .await
-        .unwrap();
-    store
-        .directory
-        .partner_add("p", Branding::default())
-        .await
-        .unwrap();
-    store
-        .directory
-        .domain_add(&Domain::parse("example.org").unwrap(), "p")
-        .await
-        .unwrap();
-    let account = store
-        .account_create(NewAccount {
-            address: EmailAddress::parse("alice@example.org").unwrap(),
-            display_name: None,
-            password_hash: hash_password("right password").unwrap(),
-            quota_bytes_max: 1 << 30,
-        })
-        .await
-        .unwrap();
+    let (store, account) = fixture::store_with_account(
+        directory.path(),
+        "alice@example.org",
+        "right password",
+        1 << 30,
+    )
+    .await
+    .unwrap();
     store
         .directory
         .app_password_add(

@@ -8,13 +8,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tme_auth::Authenticator;
-use tme_core::config::{LoginConfig, StoreConfig};
-use tme_core::password::hash_password;
-use tme_core::{Domain, EmailAddress};
+use tme_core::EmailAddress;
+use tme_core::config::LoginConfig;
 use tme_pop3::Metrics;
 use tme_pop3::maildrop::{MaildropLocks, WireSizeCache};
 use tme_pop3::session::{Next, Session, SessionConfig, Shared};
-use tme_store::{Branding, Delivery, Flags, NewAccount, Store};
+use tme_store::fixture::store_with_account;
+use tme_store::{Delivery, Flags, Store};
 
 const MESSAGES: [&[u8]; 2] = [
     b"Subject: one\r\n\r\nfirst\r\n.dot\r\n",
@@ -30,28 +30,14 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let directory = tempfile::tempdir().unwrap();
-    let store = Store::open(directory.path(), &StoreConfig::default())
-        .await
-        .unwrap();
-    store
-        .directory
-        .partner_add("p", Branding::default())
-        .await
-        .unwrap();
-    store
-        .directory
-        .domain_add(&Domain::parse("example.org").unwrap(), "p")
-        .await
-        .unwrap();
-    let account = store
-        .account_create(NewAccount {
-            address: EmailAddress::parse("alice@example.org").unwrap(),
-            display_name: None,
-            password_hash: hash_password("right password").unwrap(),
-            quota_bytes_max: 1 << 30,
-        })
-        .await
-        .unwrap();
+    let (store, account) = store_with_account(
+        directory.path(),
+        "alice@example.org",
+        "right password",
+        1 << 30,
+    )
+    .await
+    .unwrap();
     let inbox = store
         .mail
         .mailbox_find(account.id, "INBOX")

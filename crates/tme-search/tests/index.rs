@@ -7,11 +7,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tme_core::config::{SearchConfig, StoreConfig};
-use tme_core::password::hash_password;
-use tme_core::{Domain, EmailAddress};
+use tme_core::config::SearchConfig;
 use tme_search::{Metrics, SearchIndexes, TextQuery, TextScope};
-use tme_store::{AccountId, Branding, Delivery, Flags, MailboxId, MessageId, NewAccount, Store};
+use tme_store::fixture::store_with_account;
+use tme_store::{AccountId, Delivery, Flags, MailboxId, MessageId, Store};
 
 struct Fixture {
     directory: tempfile::TempDir,
@@ -23,28 +22,10 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let directory = tempfile::tempdir().unwrap();
-    let store = Store::open(directory.path(), &StoreConfig::default())
-        .await
-        .unwrap();
-    store
-        .directory
-        .partner_add("p", Branding::default())
-        .await
-        .unwrap();
-    store
-        .directory
-        .domain_add(&Domain::parse("example.org").unwrap(), "p")
-        .await
-        .unwrap();
-    let account = store
-        .account_create(NewAccount {
-            address: EmailAddress::parse("alice@example.org").unwrap(),
-            display_name: None,
-            password_hash: hash_password("password").unwrap(),
-            quota_bytes_max: 1 << 40,
-        })
-        .await
-        .unwrap();
+    let (store, account) =
+        store_with_account(directory.path(), "alice@example.org", "password", 1 << 40)
+            .await
+            .unwrap();
     let inbox = store
         .mail
         .mailbox_find(account.id, "INBOX")

@@ -20,6 +20,7 @@ pub mod directory;
 pub mod dns;
 mod durable;
 pub mod error;
+pub mod fixture;
 pub mod mail;
 pub mod notify;
 pub mod queue;

@@ -8,8 +8,8 @@ import base64
 import imaplib
 import os
 import socket
-import ssl
-import sys
+
+from peers import CONTEXT, check
 
 HOST = "127.0.0.1"
 IMAP_PORT = int(os.environ["IMAP_PORT"])
@@ -17,10 +17,6 @@ IMAPS_PORT = int(os.environ["IMAPS_PORT"])
 USER = os.environ["USER_ADDRESS"]
 PASSWORD = os.environ["PASSWORD"]
 APP_PASSWORD = os.environ["APP_PASSWORD"]
-
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
 
 MESSAGE = (
     b"From: Bob Sender <bob@example.com>\r\n"
@@ -45,13 +41,6 @@ MESSAGE = (
     b"AAECAwQ=\r\n"
     b"--b1--\r\n"
 )
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
 
 
 def ok(response, what):

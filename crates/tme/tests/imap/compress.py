@@ -10,22 +10,14 @@ Run by crates/tme/tests/imap.rs. Environment: IMAP_PORT, IMAPS_PORT, USER_ADDRES
 import imaplib
 import os
 import socket
-import sys
 import zlib
 
-from peers import CONTEXT, tme
+from peers import CONTEXT, check, tme
 
 HOST = "127.0.0.1"
 # imaplib does not know COMPRESS; NONAUTH too, to see the server refuse it there.
 imaplib.Commands["COMPRESS"] = ("NONAUTH", "AUTH", "SELECTED")
 USER, PASSWORD = os.environ["USER_ADDRESS"], os.environ["PASSWORD"]
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
 
 
 class Compressing:

@@ -6,27 +6,7 @@ new messages come as EXISTS; UIDs are never reused.
 Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD.
 """
 
-import imaplib
-import os
-import ssl
-import sys
-
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
-
-
-def client():
-    session = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=CONTEXT)
-    session.login(os.environ["USER_ADDRESS"], os.environ["PASSWORD"])
-    return session
+from peers import check, tme
 
 
 def drain(session):
@@ -35,8 +15,8 @@ def drain(session):
     return responses
 
 
-first = client()
-second = client()
+first = tme()
+second = tme()
 for number in range(1, 4):
     first.append("INBOX", None, None, b"Subject: message %d\r\n\r\nbody %d\r\n" % (number, number))
 first.select("INBOX")

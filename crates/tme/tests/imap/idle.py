@@ -6,29 +6,11 @@ arrives here came through the store's in-process change notification.
 Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, SMTP_PORT, USER_ADDRESS, PASSWORD.
 """
 
-import imaplib
 import os
-import ssl
 import subprocess
-import sys
 import time
 
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
-
-
-def client():
-    session = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=CONTEXT)
-    session.login(os.environ["USER_ADDRESS"], os.environ["PASSWORD"])
-    return session
+from peers import check, tme
 
 
 def read_until(session, marker):
@@ -42,7 +24,7 @@ def read_until(session, marker):
             return lines
 
 
-idler = client()
+idler = tme()
 idler.select("INBOX")
 idler.sock.settimeout(60)
 tag = idler._new_tag()
@@ -60,7 +42,7 @@ lines = read_until(idler, b"EXISTS")
 print(f"EXISTS {time.monotonic() - started:.3f} s after swaks started (informational)")
 check(lines[-1] == b"* 1 EXISTS\r\n", f"IDLE reports the delivery: {lines}")
 
-other = client()
+other = tme()
 other.select("INBOX")
 other.store("1", "+FLAGS", "(\\Flagged)")
 lines = read_until(idler, b"FETCH")

@@ -13,20 +13,14 @@ import datetime
 import os
 import smtplib
 import ssl
-import sys
 
 import imapclient
 from imapclient.exceptions import IMAPClientError
 
+from peers import check
+
 PEER_TIMEOUT_SECONDS = 60
 ATTACHMENT = b"binary \xff\xfe data"
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
 
 
 def connect():

@@ -10,20 +10,8 @@ file listing the imported messages, one path a line).
 import hashlib
 import imaplib
 import os
-import ssl
-import sys
 
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
-
+from peers import CONTEXT, check
 
 expected = {}
 with open(os.environ["LARGE_FILES"]) as listing:

@@ -5,12 +5,9 @@ right password is refused while it is locked. Run by crates/tme/tests/imap.rs in
 
 import imaplib
 import os
-import ssl
 import sys
 
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
+from peers import CONTEXT
 
 
 def attempt(password):

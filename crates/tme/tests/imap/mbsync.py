@@ -5,31 +5,14 @@ Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD
 CERTIFICATE (the node's certificate, which mbsync is told to trust), WORK_DIR.
 """
 
-import imaplib
 import os
 import re
-import ssl
 import subprocess
-import sys
 
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
+from peers import check, tme
+
 WORK = os.environ["WORK_DIR"]
 MAILDIR = os.path.join(WORK, "mail")
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
-
-
-def client():
-    session = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=CONTEXT)
-    session.login(os.environ["USER_ADDRESS"], os.environ["PASSWORD"])
-    return session
 
 
 config = os.path.join(WORK, "mbsyncrc")
@@ -84,7 +67,7 @@ def local_files(folder):
     return found
 
 
-remote = client()
+remote = tme()
 remote.append("INBOX", "(\\Flagged)", None, b"From: far@example.com\r\nSubject: from the server\r\nMessage-ID: <far@example.com>\r\n\r\nfar body\r\n")
 remote.create("Projects")
 remote.append("Projects", None, None, b"Subject: project plan\r\nMessage-ID: <plan@example.com>\r\n\r\nplan\r\n")

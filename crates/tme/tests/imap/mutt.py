@@ -11,21 +11,15 @@ import imaplib
 import os
 import smtplib
 import ssl
-import sys
 
 import pexpect
+
+from peers import check
 
 STEP_TIMEOUT_SECONDS = 30
 WORK = os.environ["WORK_DIR"]
 CONTEXT = ssl.create_default_context(cafile=os.environ["CA_CERTIFICATE"])
 SUBJECTS = ["mutt-alpha", "mutt-bravo", "mutt-charlie"]
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
 
 
 def server():

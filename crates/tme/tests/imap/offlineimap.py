@@ -13,19 +13,13 @@ import os
 import re
 import ssl
 import subprocess
-import sys
+
+from peers import check
 
 PEER_TIMEOUT_SECONDS = 180
 WORK = os.environ["WORK_DIR"]
 MAILDIR = os.path.join(WORK, "maildir")
 CONTEXT = ssl.create_default_context(cafile=os.environ["CA_CERTIFICATE"])
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
 
 
 def crlf(raw):

@@ -9,14 +9,24 @@ import imaplib
 import os
 import ssl
 import subprocess
+import sys
 
 CONTEXT = ssl.create_default_context()
 CONTEXT.check_hostname = False
 CONTEXT.verify_mode = ssl.CERT_NONE
 
 
-def tme():
-    session = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=CONTEXT)
+def check(condition, what):
+    """Prints `ok: what`, or fails the script with `FAILED: what`."""
+    if not condition:
+        print("FAILED:", what, file=sys.stderr)
+        sys.exit(1)
+    print("ok:", what)
+
+
+def tme(timeout=None):
+    session = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=CONTEXT,
+                                timeout=timeout)
     session.login(os.environ["USER_ADDRESS"], os.environ["PASSWORD"])
     return session
 

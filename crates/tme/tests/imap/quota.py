@@ -7,20 +7,10 @@ Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD
 
 import imaplib
 import os
-import ssl
-import sys
 
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
+from peers import CONTEXT, check
+
 QUOTA_KIB = 200
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
 
 
 def message(size):

@@ -17,14 +17,7 @@ import os
 import smtplib
 import sys
 
-from peers import tme
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
+from peers import check, tme
 
 
 def uid_search(client, *criteria, literal=None):

@@ -8,16 +8,8 @@ Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD
 
 import os
 import socket
-import sys
 
-from peers import CONTEXT, tme
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
+from peers import CONTEXT, check, tme
 
 
 def command(session, *arguments):

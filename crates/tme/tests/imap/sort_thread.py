@@ -9,14 +9,7 @@ Run by crates/tme/tests/imap.rs. Environment: IMAPS_PORT, USER_ADDRESS, PASSWORD
 import imaplib
 import sys
 
-from peers import dovecot, tme
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
+from peers import check, dovecot, tme
 
 
 def message(headers, body="text"):
