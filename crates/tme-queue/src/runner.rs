@@ -186,9 +186,11 @@ impl Runner {
         let mut passes = tokio::task::JoinSet::new();
         let mut start_pass = true;
         loop {
+            // A wake that comes while the most passes run is kept until one ends.
             if start_pass && passes.len() < PASSES_AT_ONCE_MAX {
                 let runner = self.clone();
                 passes.spawn(async move { runner.pass().await });
+                start_pass = false;
             }
             // While passes run, the queue's next due time is theirs: only a wake, a pass
             // ending or the idle wait start another.
@@ -209,7 +211,9 @@ impl Runner {
                 Some(joined) = passes.join_next(), if !passes.is_empty() => {
                     // A full pass leaves more due: the next starts at once. Otherwise the
                     // next due time decides, on the next turn.
-                    start_pass = log_pass(joined) >= MESSAGES_PER_PASS_MAX;
+                    if log_pass(joined) >= MESSAGES_PER_PASS_MAX {
+                        start_pass = true;
+                    }
                 }
                 () = tokio::time::sleep(wait) => start_pass = true,
             }
