@@ -455,9 +455,11 @@ pub struct QueueConfig {
     /// certificate must verify (MTA-STS): a private PKI.
     pub tls_trust_anchors_file: Option<std::path::PathBuf>,
     /// Honour DANE (RFC 7672): MX hosts whose DNSSEC-signed TLSA records say so get mail only
-    /// over TLS with a certificate those records authenticate. Off by default: it needs
-    /// resolvers that pass DNSSEC records through (`resolver.nameservers`, or the system's);
-    /// one that strips them makes every signed answer bogus, and such mail waits.
+    /// over TLS with a certificate those records authenticate. On by default. It needs
+    /// resolvers that pass DNSSEC records through (`resolver.nameservers`, or the system's):
+    /// the queue checks that the root's keys validate before each pass (hourly while they
+    /// do) and sends as without DANE while they do not, so a resolver that strips
+    /// signatures costs DANE, not mail.
     pub dane: bool,
 }
 
@@ -483,7 +485,7 @@ impl Default for QueueConfig {
             mta_sts_https_port: 443,
             mta_sts_fetch_timeout_seconds: 60,
             tls_trust_anchors_file: None,
-            dane: false,
+            dane: true,
         }
     }
 }

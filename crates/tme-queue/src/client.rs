@@ -98,8 +98,13 @@ pub enum TlsMode {
     /// config (MTA-STS, RFC 8461 §4.2).
     Verified(Arc<rustls::ClientConfig>),
     /// STARTTLS required, and the certificate must match the host's TLSA records, which
-    /// this config's verifier holds (DANE, RFC 7672 §2.2).
-    Dane(Arc<rustls::ClientConfig>),
+    /// this config's verifier holds (DANE, RFC 7672 §2.2). `server_name` is the TLSA base
+    /// domain, sent as SNI (RFC 7672 §8.1): the MX host name, or the name its CNAME chain
+    /// ends at when the TLSA records were found there (§2.2.2).
+    Dane {
+        config: Arc<rustls::ClientConfig>,
+        server_name: String,
+    },
 }
 
 impl TlsMode {
@@ -108,7 +113,7 @@ impl TlsMode {
         match self {
             TlsMode::Plain | TlsMode::Opportunistic => None,
             TlsMode::Verified(_) => Some("MTA-STS"),
-            TlsMode::Dane(_) => Some("DANE"),
+            TlsMode::Dane { .. } => Some("DANE"),
         }
     }
 }
@@ -119,7 +124,7 @@ impl std::fmt::Debug for TlsMode {
             TlsMode::Plain => "Plain",
             TlsMode::Opportunistic => "Opportunistic",
             TlsMode::Verified(_) => "Verified",
-            TlsMode::Dane(_) => "Dane",
+            TlsMode::Dane { .. } => "Dane",
         })
     }
 }
@@ -205,7 +210,11 @@ impl Connection {
         let config = match tls {
             TlsMode::Plain => None,
             TlsMode::Opportunistic => Some(settings.tls.clone()),
-            TlsMode::Verified(config) | TlsMode::Dane(config) => Some(config.clone()),
+            TlsMode::Verified(config) | TlsMode::Dane { config, .. } => Some(config.clone()),
+        };
+        let server_name = match tls {
+            TlsMode::Dane { server_name, .. } => server_name.as_str(),
+            _ => host.name.as_str(),
         };
         let policy = tls.policy();
         if let Some(policy) = policy
@@ -231,7 +240,7 @@ impl Connection {
                     None => SessionError::TlsFailed(host.name.clone()),
                 });
             }
-            connection.start_tls(config, policy).await?;
+            connection.start_tls(config, server_name, policy).await?;
             // RFC 3207 §4.2: forget what was learnt before TLS and greet again.
             connection.hello().await?;
         }
@@ -281,6 +290,7 @@ impl Connection {
     async fn start_tls(
         &mut self,
         config: Arc<rustls::ClientConfig>,
+        server_name: &str,
         policy: Option<&'static str>,
     ) -> Result<(), SessionError> {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
@@ -293,9 +303,10 @@ impl Connection {
             }
             None => SessionError::TlsFailed(host.clone()),
         };
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .or_else(|_| rustls::pki_types::ServerName::try_from(self.address.ip().to_string()))
-            .map_err(|_| failed("not a valid server name".to_owned()))?;
+        let name =
+            rustls::pki_types::ServerName::try_from(server_name.trim_end_matches('.').to_owned())
+                .or_else(|_| rustls::pki_types::ServerName::try_from(self.address.ip().to_string()))
+                .map_err(|_| failed("not a valid server name".to_owned()))?;
         let connector = TlsConnector::from(config);
         let tls = tokio::time::timeout(self.settings.command_timeout, connector.connect(name, tcp))
             .await

@@ -112,11 +112,12 @@ pub enum DaneError {
 /// DANE-EE (RFC 7672 §3.1.1): the end-entity certificate matches; its names and dates are
 /// not checked, since the DNS has already said which key is right. DANE-TA (§3.1.2): a
 /// certificate of the chain matches (the server must send it, §3.2.1), the end-entity
-/// certificate chains up to it with valid signatures and dates, and it is valid for the
-/// MX host name, the reference identifier of §3.2.2 (no CNAME is followed here).
+/// certificate chains up to it with valid signatures and dates, and it is valid for one of
+/// `names`, the reference identifiers of §3.2.2: the TLSA base domain first, then the MX
+/// host name when its CNAME chain led elsewhere (§2.2.2). `names` must not be empty.
 pub fn authenticate(
     records: &[Tlsa],
-    host: &str,
+    names: &[String],
     end_entity: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     now: UnixTime,
@@ -130,6 +131,7 @@ pub fn authenticate(
     if usable.is_empty() {
         return Ok(Authenticated::Unauthenticated);
     }
+    let host = names.first().map_or("", String::as_str);
     let no_match = || DaneError::NoMatch {
         host: host.to_owned(),
     };
@@ -142,9 +144,10 @@ pub fn authenticate(
     let Ok(parsed) = webpki::EndEntityCert::try_from(end_entity) else {
         return Err(no_match());
     };
-    let Ok(server_name) = ServerName::try_from(host.trim_end_matches('.')) else {
-        return Err(no_match());
-    };
+    let server_names: Vec<ServerName<'_>> = names
+        .iter()
+        .filter_map(|name| ServerName::try_from(name.trim_end_matches('.')).ok())
+        .collect();
     for anchor_certificate in intermediates {
         if !usable
             .iter()
@@ -168,9 +171,9 @@ pub fn authenticate(
             )
             .is_ok();
         if chained
-            && parsed
-                .verify_is_valid_for_subject_name(&server_name)
-                .is_ok()
+            && server_names
+                .iter()
+                .any(|name| parsed.verify_is_valid_for_subject_name(name).is_ok())
         {
             return Ok(Authenticated::TrustAnchor);
         }
@@ -189,7 +192,8 @@ pub struct DaneCounters {
 /// rustls's certificate check for a host with TLSA records.
 #[derive(Debug)]
 struct DaneVerifier {
-    host: String,
+    /// The reference identifiers, the TLSA base domain first (for the logs).
+    names: Vec<String>,
     records: Vec<Tlsa>,
     provider: Arc<CryptoProvider>,
     counters: DaneCounters,
@@ -206,14 +210,14 @@ impl ServerCertVerifier for DaneVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         match authenticate(
             &self.records,
-            &self.host,
+            &self.names,
             end_entity,
             intermediates,
             now,
             self.provider.signature_verification_algorithms.all,
         ) {
             Ok(how) => {
-                tracing::info!(host = %self.host, ?how, "DANE: certificate accepted");
+                tracing::info!(host = ?self.names, ?how, "DANE: certificate accepted");
                 match how {
                     Authenticated::Unauthenticated => self.counters.unauthenticated.inc(),
                     _ => self.counters.authenticated.inc(),
@@ -221,7 +225,7 @@ impl ServerCertVerifier for DaneVerifier {
                 Ok(ServerCertVerified::assertion())
             }
             Err(error) => {
-                tracing::warn!(host = %self.host, %error, "DANE: certificate refused");
+                tracing::warn!(host = ?self.names, %error, "DANE: certificate refused");
                 self.counters.refused.inc();
                 Err(rustls::Error::General(error.to_string()))
             }
@@ -263,15 +267,16 @@ impl ServerCertVerifier for DaneVerifier {
     }
 }
 
-/// The client config for STARTTLS to `host`, accepting only what its TLSA `records` allow.
+/// The client config for STARTTLS to a host whose reference identifiers are `names` (see
+/// `authenticate`), accepting only what its TLSA `records` allow.
 pub fn tls_config(
-    host: &str,
+    names: Vec<String>,
     records: Vec<Tlsa>,
     counters: DaneCounters,
 ) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = DaneVerifier {
-        host: host.to_owned(),
+        names,
         records,
         provider: provider.clone(),
         counters,
@@ -356,10 +361,19 @@ mod tests {
     }
 
     fn check(records: &[Tlsa], host: &str, chain: &Chain) -> Result<Authenticated, DaneError> {
+        check_names(records, &[host], chain)
+    }
+
+    fn check_names(
+        records: &[Tlsa],
+        names: &[&str],
+        chain: &Chain,
+    ) -> Result<Authenticated, DaneError> {
         let provider = rustls::crypto::ring::default_provider();
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         authenticate(
             records,
-            host,
+            &names,
             &chain.leaf,
             std::slice::from_ref(&chain.ca),
             UnixTime::now(),
@@ -426,11 +440,45 @@ mod tests {
         assert!(
             authenticate(
                 &records,
-                "mx.example",
+                &["mx.example".to_owned()],
                 &chain.leaf,
                 &[],
                 UnixTime::now(),
                 provider.signature_verification_algorithms.all,
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn dane_ta_accepts_the_cname_target_or_the_mx_name() {
+        // RFC 7672 §3.2.2: with TLSA records at the CNAME-expanded name, both it and the MX
+        // host name are reference identifiers.
+        let records_for = |chain: &Chain| [record(2, 0, 1, sha256(&chain.ca))];
+        let target_certificate = chain(&["mail.provider.example"]);
+        assert_eq!(
+            check_names(
+                &records_for(&target_certificate),
+                &["mail.provider.example", "mx.example"],
+                &target_certificate,
+            ),
+            Ok(Authenticated::TrustAnchor)
+        );
+        let mx_certificate = chain(&["mx.example"]);
+        assert_eq!(
+            check_names(
+                &records_for(&mx_certificate),
+                &["mail.provider.example", "mx.example"],
+                &mx_certificate,
+            ),
+            Ok(Authenticated::TrustAnchor)
+        );
+        let other_certificate = chain(&["other.example"]);
+        assert!(
+            check_names(
+                &records_for(&other_certificate),
+                &["mail.provider.example", "mx.example"],
+                &other_certificate,
             )
             .is_err()
         );

@@ -41,6 +41,7 @@ pub struct QueueMetrics {
     destinations: Arc<Mutex<HashSet<String>>>,
     dane_hosts: Family<OutcomeLabels, Counter>,
     dane_handshakes: Family<OutcomeLabels, Counter>,
+    dane_resolver_works: Gauge,
 }
 
 /// What a DANE lookup found for one MX host (`tme_queue_dane_hosts_total{outcome}`).
@@ -94,7 +95,17 @@ impl QueueMetrics {
             "TLS handshakes under DANE TLSA records, by outcome (authenticated, unauthenticated, refused)",
             metrics.dane_handshakes.clone(),
         );
+        registry.register(
+            "dane_resolver_works",
+            "1 when the validating resolver gets the root's signed keys (DANE applied), 0 when not (DANE skipped)",
+            metrics.dane_resolver_works.clone(),
+        );
         metrics
+    }
+
+    /// Records the last check of the validating resolver.
+    pub(crate) fn set_dane_resolver_works(&self, works: bool) {
+        self.dane_resolver_works.set(i64::from(works));
     }
 
     /// Counts what the DANE lookup of one MX host found.

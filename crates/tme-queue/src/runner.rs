@@ -9,7 +9,7 @@
 //! attempt number and the kind, before the attempt is recorded: a crash in between makes the
 //! next try produce the same key, and the report is stored once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,12 +26,21 @@ use crate::route::{self, Host, RouteError};
 use crate::schedule::Schedule;
 use tme_resolver::MessageAuthenticator;
 use tme_store::{
-    AttemptRecord, Delivery, Flags, NewQueued, NewRecipient, Notify, QueuedMessage,
+    AttemptRecord, Delivery, Flags, NewQueued, NewRecipient, Notify, QueueId, QueuedMessage,
     RecipientOutcome, RecipientState, Store, StoreError, StoreResult,
 };
 
 /// How many messages one pass claims at most.
 const MESSAGES_PER_PASS_MAX: usize = 500;
+/// How many claimed messages one node works on at once, over all passes. It bounds how long
+/// a claimed message can wait in a lane, which must stay well under its lease.
+const MESSAGES_IN_FLIGHT_MAX: usize = 1_000;
+/// How many passes run at once: a message queued while others are being delivered is
+/// claimed by a new pass at once and joins its destination's running lanes.
+const PASSES_AT_ONCE_MAX: usize = 8;
+/// A claimed message is not started when less than this is left of its lease: another
+/// node may take it over soon after, and the message must not go out twice.
+const LEASE_MARGIN_SECONDS: i64 = 60;
 /// How many messages of a pass are finished (reports, records) at the same time.
 const FINISHING_AT_ONCE_MAX: usize = 64;
 /// The longest sleep between passes when nothing is due (a message queued by another
@@ -100,6 +109,36 @@ pub struct Runner {
     clock: Arc<dyn Clock>,
     metrics: QueueMetrics,
     wake: Arc<tokio::sync::Notify>,
+    /// The last check that the validating resolver gets signatures through: whether it
+    /// did, and when (`dane_resolver_works`).
+    dane_probe: Arc<std::sync::Mutex<Option<(bool, i64)>>>,
+    /// Connections open at once to all destinations (`queue.connections_max`).
+    connections: Arc<Semaphore>,
+    /// Held while claiming (see `pass`).
+    claiming: Arc<tokio::sync::Mutex<()>>,
+    /// The messages this runner's passes hold now: never claimed twice.
+    in_flight: Arc<std::sync::Mutex<HashSet<QueueId>>>,
+    /// The work waiting for each destination's lanes, and how many lanes run.
+    destinations: Arc<std::sync::Mutex<HashMap<String, Destination>>>,
+}
+
+/// One message's recipients for one destination, waiting for a lane of it.
+struct LaneWork {
+    message: QueuedMessage,
+    raw: Arc<Vec<u8>>,
+    positions: Vec<u32>,
+    /// The end of the lease the pass took on the message.
+    lease_until_unix: i64,
+    /// Where the lane sends the recipients' outcomes.
+    done: tokio::sync::oneshot::Sender<Vec<RecipientOutcome>>,
+}
+
+/// A destination's waiting work and running lanes (at most
+/// `queue.connections_per_domain_max`, each with one connection at a time).
+#[derive(Default)]
+struct Destination {
+    waiting: std::collections::VecDeque<LaneWork>,
+    lanes: usize,
 }
 
 impl std::fmt::Debug for Runner {
@@ -111,15 +150,6 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-/// One message in a lane: its index in the pass, itself, its bytes, the recipients to send.
-type LaneItem = (usize, QueuedMessage, Arc<Vec<u8>>, Vec<u32>);
-
-/// The recipients of one message bound for one destination.
-struct Leg {
-    message: usize,
-    positions: Vec<u32>,
-}
-
 impl Runner {
     pub fn new(
         store: Store,
@@ -128,6 +158,7 @@ impl Runner {
         clock: Arc<dyn Clock>,
         metrics: QueueMetrics,
     ) -> Runner {
+        let settings_connections_max = settings.connections_max.max(1);
         Runner {
             store,
             resolver,
@@ -135,6 +166,11 @@ impl Runner {
             clock,
             metrics,
             wake: Arc::new(tokio::sync::Notify::new()),
+            dane_probe: Arc::new(std::sync::Mutex::new(None)),
+            connections: Arc::new(Semaphore::new(settings_connections_max)),
+            claiming: Arc::new(tokio::sync::Mutex::new(())),
+            in_flight: Arc::new(std::sync::Mutex::new(HashSet::new())),
+            destinations: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
     }
 
@@ -143,33 +179,66 @@ impl Runner {
         self.wake.notify_one();
     }
 
-    /// Runs passes until `shutdown`: at once when woken, when the next message is due, or
-    /// every few seconds.
+    /// Runs passes until `shutdown`: at once when woken (also while other passes are still
+    /// delivering: up to `PASSES_AT_ONCE_MAX` at a time), when the next message is due, or
+    /// every few seconds. On shutdown, the passes under way are finished first.
     pub async fn run(&self, shutdown: CancellationToken) {
+        let mut passes = tokio::task::JoinSet::new();
+        let mut start_pass = true;
         loop {
-            match self.pass().await {
-                Ok(report) if report.messages > 0 => tracing::info!(?report, "queue pass"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "queue pass failed"),
+            // A wake that comes while the most passes run is kept until one ends.
+            if start_pass && passes.len() < PASSES_AT_ONCE_MAX {
+                let runner = self.clone();
+                passes.spawn(async move { runner.pass().await });
+                start_pass = false;
             }
-            let wait = match self.store.queue.next_due_unix().await {
-                Ok(Some(due)) => {
-                    let seconds = due.saturating_sub(self.clock.now_unix()).max(0);
-                    Duration::from_secs(seconds as u64).min(IDLE_WAIT)
+            // While passes run, the queue's next due time is theirs: only a wake, a pass
+            // ending or the idle wait start another.
+            let wait = if passes.is_empty() {
+                match self.store.queue.next_due_unix().await {
+                    Ok(Some(due)) => {
+                        let seconds = due.saturating_sub(self.clock.now_unix()).max(0);
+                        Duration::from_secs(seconds as u64).min(IDLE_WAIT)
+                    }
+                    _ => IDLE_WAIT,
                 }
-                _ => IDLE_WAIT,
+            } else {
+                IDLE_WAIT
             };
             tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => start_pass = true,
+                Some(joined) = passes.join_next(), if !passes.is_empty() => {
+                    // A full pass leaves more due: the next starts at once. Otherwise the
+                    // next due time decides, on the next turn.
+                    if log_pass(joined) >= MESSAGES_PER_PASS_MAX {
+                        start_pass = true;
+                    }
+                }
+                () = tokio::time::sleep(wait) => start_pass = true,
             }
+        }
+        while let Some(joined) = passes.join_next().await {
+            log_pass(joined);
         }
     }
 
     /// One pass: claim what is due, deliver it, record it.
     pub async fn pass(&self) -> StoreResult<PassReport> {
         let now = self.clock.now_unix();
+        // One claim at a time: a claim must see every message an earlier one took in the
+        // in-flight set, or it would take them again (an owner re-claims its own leases).
+        let claiming = self.claiming.lock().await;
+        let in_flight: Vec<QueueId> = self
+            .in_flight
+            .lock()
+            .map(|in_flight| in_flight.iter().copied().collect())
+            .unwrap_or_default();
+        let limit =
+            MESSAGES_PER_PASS_MAX.min(MESSAGES_IN_FLIGHT_MAX.saturating_sub(in_flight.len()));
+        if limit == 0 {
+            return Ok(PassReport::default());
+        }
         let claimed = self
             .store
             .queue
@@ -177,9 +246,12 @@ impl Runner {
                 now,
                 &self.settings.owner,
                 self.settings.lease_seconds,
-                MESSAGES_PER_PASS_MAX,
+                limit,
+                &in_flight,
             )
             .await?;
+        let _holding = InFlight::hold(&self.in_flight, claimed.iter().map(|message| message.id));
+        drop(claiming);
         let mut report = PassReport {
             messages: claimed.len(),
             ..PassReport::default()
@@ -198,35 +270,27 @@ impl Runner {
                 }
             }
         }
-        let mut outcomes = self.deliver_all(&claimed, &raws).await;
-        // Messages are finished side by side: their records then share the queue file's
-        // transactions (group commit) instead of taking one fsync each.
+        let lease_until_unix = now.saturating_add(self.settings.lease_seconds);
+        let mut legs = self.dispatch_all(&claimed, &raws, lease_until_unix);
+        // Messages are finished side by side, each as soon as its lanes are done with it:
+        // their records then share the queue file's transactions (group commit) instead of
+        // taking one fsync each.
         let finishing = Arc::new(Semaphore::new(FINISHING_AT_ONCE_MAX));
         let mut tasks = tokio::task::JoinSet::new();
         for (index, (message, raw)) in claimed.into_iter().zip(raws).enumerate() {
-            let mut message_outcomes = outcomes.remove(&index).unwrap_or_default();
-            if raw.is_none() {
-                message_outcomes = message
-                    .pending_recipients()
-                    .map(|recipient| RecipientOutcome {
-                        position: recipient.position,
-                        state: RecipientState::Pending,
-                        reply: "4.3.0 the queued message cannot be read".to_owned(),
-                        remote_host: None,
-                    })
-                    .collect();
-            }
+            let message_legs = legs.remove(&index).unwrap_or_default();
             let runner = self.clone();
             let finishing = finishing.clone();
             tasks.spawn(async move {
+                // A lane that ended without an answer leaves its recipients pending
+                // ("not attempted" in `finish_attempt`).
+                let mut message_outcomes = Vec::new();
+                for leg in message_legs {
+                    message_outcomes.extend(leg.await.unwrap_or_default());
+                }
                 let _permit = finishing.acquire_owned().await.ok();
                 let result = runner
-                    .finish_attempt(
-                        &message,
-                        raw.as_deref().map(Vec::as_slice),
-                        message_outcomes,
-                        now,
-                    )
+                    .finish_attempt_of(&message, raw.as_deref(), message_outcomes, now)
                     .await;
                 (message.id, result)
             });
@@ -249,6 +313,29 @@ impl Runner {
         Ok(report)
     }
 
+    /// `finish_attempt`, with the outcomes of a message whose bytes could not be read.
+    async fn finish_attempt_of(
+        &self,
+        message: &QueuedMessage,
+        raw: Option<&Vec<u8>>,
+        mut message_outcomes: Vec<RecipientOutcome>,
+        now: i64,
+    ) -> StoreResult<Finished> {
+        if raw.is_none() {
+            message_outcomes = message
+                .pending_recipients()
+                .map(|recipient| RecipientOutcome {
+                    position: recipient.position,
+                    state: RecipientState::Pending,
+                    reply: "4.3.0 the queued message cannot be read".to_owned(),
+                    remote_host: None,
+                })
+                .collect();
+        }
+        self.finish_attempt(message, raw.map(Vec::as_slice), message_outcomes, now)
+            .await
+    }
+
     async fn update_gauges(&self) {
         if let Ok(stats) = self.store.queue.stats().await {
             self.metrics.set_depth(
@@ -260,19 +347,21 @@ impl Runner {
         }
     }
 
-    /// Delivers every pending recipient of `messages`, grouped by destination; returns the
-    /// outcomes by message index.
-    async fn deliver_all(
+    /// Hands every pending recipient of `messages` to its destination's lanes (one leg per
+    /// message and destination); returns, by message index, where each leg's outcomes
+    /// will come.
+    fn dispatch_all(
         &self,
         messages: &[QueuedMessage],
         raws: &[Option<Arc<Vec<u8>>>],
-    ) -> BTreeMap<usize, Vec<RecipientOutcome>> {
-        // Destination → the legs bound there. With a relay host, one destination for all.
-        let mut destinations: BTreeMap<String, Vec<Leg>> = BTreeMap::new();
+        lease_until_unix: i64,
+    ) -> BTreeMap<usize, Vec<tokio::sync::oneshot::Receiver<Vec<RecipientOutcome>>>> {
+        let mut legs: BTreeMap<usize, Vec<_>> = BTreeMap::new();
         for (index, message) in messages.iter().enumerate() {
-            if raws[index].is_none() {
+            let Some(raw) = raws[index].clone() else {
                 continue;
-            }
+            };
+            // With a relay host, one destination for all.
             let mut by_domain: BTreeMap<String, Vec<u32>> = BTreeMap::new();
             for recipient in message.pending_recipients() {
                 let key = match &self.settings.relay_host {
@@ -282,63 +371,70 @@ impl Runner {
                 by_domain.entry(key).or_default().push(recipient.position);
             }
             for (domain, positions) in by_domain {
-                destinations.entry(domain).or_default().push(Leg {
-                    message: index,
-                    positions,
-                });
+                let (done, outcomes) = tokio::sync::oneshot::channel();
+                self.dispatch(
+                    domain,
+                    LaneWork {
+                        message: message.clone(),
+                        raw: raw.clone(),
+                        positions,
+                        lease_until_unix,
+                        done,
+                    },
+                );
+                legs.entry(index).or_default().push(outcomes);
             }
         }
-        let connections = Arc::new(Semaphore::new(self.settings.connections_max.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (domain, legs) in destinations {
-            // Up to connections_per_domain_max connections share a destination's legs.
-            let lanes = self
-                .settings
-                .connections_per_domain_max
-                .max(1)
-                .min(legs.len());
-            let mut lanes_legs: Vec<Vec<Leg>> = (0..lanes).map(|_| Vec::new()).collect();
-            for (number, leg) in legs.into_iter().enumerate() {
-                lanes_legs[number % lanes].push(leg);
-            }
+        legs
+    }
+
+    /// Puts `work` in `domain`'s line, and starts a lane for it unless the destination has
+    /// as many as it may (`queue.connections_per_domain_max`): a running lane takes it when
+    /// its current message is done, on the connection it has open.
+    fn dispatch(&self, domain: String, work: LaneWork) {
+        let Ok(mut destinations) = self.destinations.lock() else {
+            // A poisoned lock: the work is dropped and its recipients stay pending.
+            return;
+        };
+        let destination = destinations.entry(domain.clone()).or_default();
+        destination.waiting.push_back(work);
+        if destination.lanes < self.settings.connections_per_domain_max.max(1) {
+            destination.lanes += 1;
+            let runner = self.clone();
+            tokio::spawn(async move { runner.run_lane(domain).await });
+        }
+    }
+
+    /// The next work waiting for `domain`; None ends the calling lane, counted out under
+    /// the same lock so that work dispatched after it starts a new lane.
+    fn next_work(&self, domain: &str) -> Option<LaneWork> {
+        let mut destinations = self.destinations.lock().ok()?;
+        let destination = destinations.get_mut(domain)?;
+        if let Some(work) = destination.waiting.pop_front() {
+            return Some(work);
+        }
+        destination.lanes = destination.lanes.saturating_sub(1);
+        if destination.lanes == 0 {
+            destinations.remove(domain);
+        }
+        None
+    }
+
+    /// One lane of `domain`: takes one of the node's connections, finds the destination's
+    /// hosts and policies, and delivers waiting work over one connection after the other
+    /// (each up to `queue.messages_per_connection_max` messages, the route looked up again
+    /// for each) until no work is left.
+    async fn run_lane(&self, domain: String) {
+        let _permit = self.connections.clone().acquire_owned().await.ok();
+        loop {
             let hosts = self.route(&domain).await;
-            let hosts = self.apply_dane(&domain, hosts).await;
+            let dane_works = self.dane_resolver_works().await;
+            let hosts = self.apply_dane(&domain, hosts, dane_works).await;
             let (hosts, tls) = self.apply_mta_sts(&domain, hosts).await;
-            for lane in lanes_legs {
-                let runner = self.clone();
-                let connections = connections.clone();
-                let hosts = hosts.clone();
-                let tls = tls.clone();
-                let work: Vec<LaneItem> = lane
-                    .into_iter()
-                    .filter_map(|leg| {
-                        let raw = raws[leg.message].clone()?;
-                        Some((
-                            leg.message,
-                            messages[leg.message].clone(),
-                            raw,
-                            leg.positions,
-                        ))
-                    })
-                    .collect();
-                tasks.spawn(async move {
-                    let _permit = connections.acquire_owned().await.ok();
-                    runner.deliver_lane(hosts, &tls, work).await
-                });
+            if !self.deliver_lane(&domain, hosts, &tls).await {
+                return;
             }
         }
-        let mut outcomes: BTreeMap<usize, Vec<RecipientOutcome>> = BTreeMap::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(lane) => {
-                    for (index, outcome) in lane {
-                        outcomes.entry(index).or_default().push(outcome);
-                    }
-                }
-                Err(error) => tracing::error!(%error, "a delivery task failed"),
-            }
-        }
-        outcomes
     }
 
     async fn route(&self, domain: &str) -> Result<Vec<Host>, RouteError> {
@@ -354,8 +450,11 @@ impl Runner {
         &self,
         domain: &str,
         hosts: Result<Vec<Host>, RouteError>,
+        dane_works: bool,
     ) -> Result<Vec<Host>, RouteError> {
-        let (Some(validating), None) = (&self.settings.dane, &self.settings.relay_host) else {
+        let (Some(validating), None, true) =
+            (&self.settings.dane, &self.settings.relay_host, dane_works)
+        else {
             return hosts;
         };
         route::apply_dane(
@@ -366,6 +465,47 @@ impl Runner {
             &self.metrics,
         )
         .await
+    }
+
+    /// Whether DANE can be applied now: DANE is on and the validating resolver gets the
+    /// root's signed keys through (`route::resolver_validates`). A resolver that strips
+    /// signatures, or no root zone (a private test DNS), would make every answer bogus or
+    /// unprovable and hold all mail: then the queue works as without DANE, as Postfix does
+    /// with a resolver that does not validate, and says so in the log. The check is
+    /// repeated hourly while it passes, every five minutes while it fails.
+    async fn dane_resolver_works(&self) -> bool {
+        const RECHECK_WORKING_SECONDS: i64 = 3_600;
+        const RECHECK_BROKEN_SECONDS: i64 = 300;
+        let (Some(validating), None) = (&self.settings.dane, &self.settings.relay_host) else {
+            return false;
+        };
+        let now = self.clock.now_unix();
+        let last = self.dane_probe.lock().ok().and_then(|probe| *probe);
+        if let Some((works, checked_unix)) = last {
+            let recheck = if works {
+                RECHECK_WORKING_SECONDS
+            } else {
+                RECHECK_BROKEN_SECONDS
+            };
+            if (0..recheck).contains(&now.saturating_sub(checked_unix)) {
+                return works;
+            }
+        }
+        let works = route::resolver_validates(validating).await;
+        if last.map(|(before, _)| before) != Some(works) {
+            if works {
+                tracing::info!("DANE: the validating resolver works; TLSA records are honoured");
+            } else {
+                tracing::warn!(
+                    "DANE: the resolver does not deliver validated root keys (signatures stripped, or no root zone); mail goes out without DANE until it does"
+                );
+            }
+        }
+        self.metrics.set_dane_resolver_works(works);
+        if let Ok(mut probe) = self.dane_probe.lock() {
+            *probe = Some((works, now));
+        }
+        works
     }
 
     /// The destination's MTA-STS policy applied to its hosts (RFC 8461 §4): with `enforce`,
@@ -422,14 +562,15 @@ impl Runner {
         }
     }
 
-    /// Sends a lane's messages over as few connections as it can.
+    /// Sends `domain`'s waiting work over one connection (reopened after a failure), up to
+    /// `queue.messages_per_connection_max` messages. True: the connection is used up and
+    /// work may be left; false: no work is left and the lane has been counted out.
     async fn deliver_lane(
         &self,
+        domain: &str,
         hosts: Result<Vec<Host>, RouteError>,
         tls: &TlsMode,
-        work: Vec<LaneItem>,
-    ) -> Vec<(usize, RecipientOutcome)> {
-        let mut outcomes = Vec::new();
+    ) -> bool {
         let hosts = match hosts {
             Ok(hosts) => hosts,
             Err(error) => {
@@ -439,22 +580,52 @@ impl Runner {
                         (RecipientState::Pending, error.text())
                     }
                 };
-                for (index, _, _, positions) in &work {
-                    push_same(&mut outcomes, *index, positions, state, &reply, None);
+                // What waits now gets the same answer; later work looks the route up again.
+                let mut answered = 0;
+                while answered < self.settings.messages_per_connection_max.max(1) {
+                    let Some(work) = self.next_work(domain) else {
+                        return false;
+                    };
+                    let mut outcomes = Vec::new();
+                    push_same(&mut outcomes, 0, &work.positions, state, &reply, None);
+                    let _ = work.done.send(strip_index(outcomes));
+                    answered += 1;
                 }
-                return outcomes;
+                return true;
             }
         };
         let mut connection: Option<Connection> = None;
         let mut sent_on_connection = 0;
-        for (index, message, raw, positions) in work {
-            if sent_on_connection >= self.settings.messages_per_connection_max
-                && let Some(open) = connection.take()
-            {
-                open.quit().await;
+        let mut used_up = false;
+        while !used_up {
+            let Some(work) = self.next_work(domain) else {
+                if let Some(open) = connection {
+                    open.quit().await;
+                }
+                return false;
+            };
+            let LaneWork {
+                message,
+                raw,
+                positions,
+                lease_until_unix,
+                done,
+            } = work;
+            let mut outcomes = Vec::new();
+            if self.clock.now_unix() >= lease_until_unix.saturating_sub(LEASE_MARGIN_SECONDS) {
+                // Waited too long in line: another node may take the message over soon.
+                push_same(
+                    &mut outcomes,
+                    0,
+                    &positions,
+                    RecipientState::Pending,
+                    "4.4.7 not attempted before the queue's lease ran out",
+                    None,
+                );
+                let _ = done.send(strip_index(outcomes));
+                continue;
             }
             if connection.is_none() {
-                sent_on_connection = 0;
                 match self.connect(&hosts, message.requiretls, tls).await {
                     Ok(open) => connection = Some(open),
                     Err(error) => {
@@ -464,12 +635,13 @@ impl Runner {
                         };
                         push_same(
                             &mut outcomes,
-                            index,
+                            0,
                             &positions,
                             state,
                             &error.to_string(),
                             None,
                         );
+                        let _ = done.send(strip_index(outcomes));
                         continue;
                     }
                 }
@@ -480,9 +652,9 @@ impl Runner {
             let host = open.host().to_owned();
             let envelope = envelope_of(&message, &positions);
             sent_on_connection += 1;
+            used_up = sent_on_connection >= self.settings.messages_per_connection_max.max(1);
             match open.send(&envelope, &raw).await {
                 Ok(results) => {
-                    let first = outcomes.len();
                     for (position, result) in positions.iter().zip(results) {
                         let (state, reply) = match result {
                             RecipientResult::Accepted(reply) => {
@@ -494,7 +666,7 @@ impl Runner {
                             RecipientResult::Deferred(text) => (RecipientState::Pending, text),
                         };
                         outcomes.push((
-                            index,
+                            0,
                             RecipientOutcome {
                                 position: *position,
                                 state,
@@ -503,8 +675,7 @@ impl Runner {
                             },
                         ));
                     }
-                    self.record_delivered_now(&message, &outcomes[first..])
-                        .await;
+                    self.record_delivered_now(&message, &outcomes).await;
                 }
                 Err(error) => {
                     let state = match error {
@@ -517,7 +688,7 @@ impl Runner {
                     };
                     push_same(
                         &mut outcomes,
-                        index,
+                        0,
                         &positions,
                         state,
                         &error.to_string(),
@@ -525,11 +696,12 @@ impl Runner {
                     );
                 }
             }
+            let _ = done.send(strip_index(outcomes));
         }
         if let Some(open) = connection {
             open.quit().await;
         }
-        outcomes
+        true
     }
 
     /// Writes at once which recipients the remote server took, so that a crash before the
@@ -818,6 +990,64 @@ struct Finished {
 
 /// One outcome per position, all with the same state and reply (a whole leg that failed or
 /// was deferred together).
+/// The outcomes of `push_same` and the lanes, without their (single) message index.
+fn strip_index(outcomes: Vec<(usize, RecipientOutcome)>) -> Vec<RecipientOutcome> {
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// Logs what a pass did; returns how many messages it claimed.
+fn log_pass(joined: Result<StoreResult<PassReport>, tokio::task::JoinError>) -> usize {
+    match joined {
+        Ok(Ok(report)) => {
+            if report.messages > 0 {
+                tracing::info!(?report, "queue pass");
+            }
+            report.messages
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "queue pass failed");
+            0
+        }
+        Err(error) => {
+            tracing::error!(%error, "a queue pass failed");
+            0
+        }
+    }
+}
+
+/// The messages a pass holds, in the runner's in-flight set until the pass ends (also when
+/// it ends early), so that no other pass of this node claims them meanwhile.
+struct InFlight {
+    set: Arc<std::sync::Mutex<HashSet<QueueId>>>,
+    ids: Vec<QueueId>,
+}
+
+impl InFlight {
+    fn hold(
+        set: &Arc<std::sync::Mutex<HashSet<QueueId>>>,
+        ids: impl Iterator<Item = QueueId>,
+    ) -> InFlight {
+        let ids: Vec<QueueId> = ids.collect();
+        if let Ok(mut held) = set.lock() {
+            held.extend(ids.iter().copied());
+        }
+        InFlight {
+            set: set.clone(),
+            ids,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.set.lock() {
+            for id in &self.ids {
+                held.remove(id);
+            }
+        }
+    }
+}
+
 fn push_same(
     outcomes: &mut Vec<(usize, RecipientOutcome)>,
     index: usize,

@@ -75,7 +75,8 @@ impl World {
              mx.v6only.test. AAAA ::1\n\
              dual.test. MX 10 mx.dual.test.\n\
              mx.dual.test. A 127.0.0.11\n\
-             mx.dual.test. AAAA ::1\n",
+             mx.dual.test. AAAA ::1\n\
+             gate.test. A 127.0.0.12\n",
         )])
         .unwrap();
         let directory = tempfile::tempdir().unwrap();
@@ -601,4 +602,126 @@ async fn malformed_dns_answers_end_in_a_retry_with_the_reason() {
         assert_eq!(queued.next_attempt_unix, START + 300, "answer {number}");
         server.abort();
     }
+}
+
+/// An SMTP server that holds its answer to the first message's data until `gate` opens, and
+/// counts connections and the messages each one carried.
+async fn gated_server(
+    address: SocketAddr,
+    gate: Arc<tokio::sync::Notify>,
+    first_data: Arc<tokio::sync::Notify>,
+    messages_by_connection: Arc<std::sync::Mutex<Vec<usize>>>,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let connection = {
+                let mut counts = messages_by_connection.lock().unwrap();
+                counts.push(0);
+                counts.len() - 1
+            };
+            let gate = gate.clone();
+            let first_data = first_data.clone();
+            let messages_by_connection = messages_by_connection.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 gate.test ESMTP\r\n").await;
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = if in_data {
+                        if line != "." {
+                            continue;
+                        }
+                        in_data = false;
+                        let count = {
+                            let mut counts = messages_by_connection.lock().unwrap();
+                            counts[connection] += 1;
+                            counts.iter().sum::<usize>()
+                        };
+                        if count == 1 {
+                            first_data.notify_one();
+                            gate.notified().await;
+                        }
+                        b"250 queued\r\n"
+                    } else {
+                        match line
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_ascii_uppercase()
+                            .as_str()
+                        {
+                            "EHLO" => b"250-gate.test\r\n250 8BITMIME\r\n",
+                            "DATA" => {
+                                in_data = true;
+                                b"354 go on\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                return;
+                            }
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_during_a_delivery_does_not_wait_for_it() {
+    // Burst latency: a message queued while its destination's lane is busy is claimed by a
+    // second pass at once (the first one's message is not claimed again) and goes out on
+    // another lane of the destination, while the first pass is still delivering.
+    let world = World::new().await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let first_data = Arc::new(tokio::sync::Notify::new());
+    let messages_by_connection = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server = gated_server(
+        format!("127.0.0.12:{}", world.port).parse().unwrap(),
+        gate.clone(),
+        first_data.clone(),
+        messages_by_connection.clone(),
+    )
+    .await;
+    let first = world.enqueue(&["friend@gate.test"]).await;
+    let runner = world.runner.clone();
+    let first_pass = tokio::spawn(async move { runner.pass().await.unwrap() });
+    first_data.notified().await;
+    // The first message's data is in, its 250 held back.
+    let second = world.enqueue(&["other@gate.test"]).await;
+    let second_report = world.runner.pass().await.unwrap();
+    assert_eq!(
+        (second_report.messages, second_report.delivered),
+        (1, 1),
+        "the second pass claims only the new message and delivers it"
+    );
+    assert!(
+        world.store.queue.get(second).await.is_err(),
+        "delivered and removed"
+    );
+    assert!(
+        !first_pass.is_finished(),
+        "the first delivery is still held"
+    );
+    gate.notify_one();
+    let first_report = first_pass.await.unwrap();
+    assert_eq!((first_report.messages, first_report.delivered), (1, 1));
+    assert!(
+        world.store.queue.get(first).await.is_err(),
+        "delivered and removed"
+    );
+    // Each message went out once, each on its own connection (two lanes).
+    let counts = messages_by_connection.lock().unwrap().clone();
+    assert_eq!(counts, [1, 1]);
+    server.abort();
 }

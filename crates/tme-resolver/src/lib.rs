@@ -86,10 +86,64 @@ pub enum Security {
 
 /// A validated answer: its records of the asked type (none: the name or the type does not
 /// exist) and their security.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validated {
     pub records: Vec<RData>,
     pub security: Security,
+    /// Where the CNAME chain of the asked name ends (lower case, no final dot), when the
+    /// answer went through one; None: the name is no alias. `security` covers every CNAME
+    /// of the chain: one insecure link makes the whole answer insecure (RFC 7672 §2.1.3).
+    pub canonical_name: Option<String>,
+}
+
+/// The most CNAME links followed in one answer (a loop ends there).
+const CNAME_LINKS_MAX: usize = 16;
+
+/// What a validating lookup does, so that the callers' decisions can be tested with
+/// answers made up in the test instead of a signed zone.
+pub trait ValidatedLookup: Send + Sync {
+    /// The `record_type` records of `name` with their security (see
+    /// `ValidatingResolver::lookup`).
+    fn validated_lookup(
+        &self,
+        name: &str,
+        record_type: RecordType,
+    ) -> impl std::future::Future<Output = Result<Validated, ValidationError>> + Send;
+}
+
+impl ValidatedLookup for ValidatingResolver {
+    fn validated_lookup(
+        &self,
+        name: &str,
+        record_type: RecordType,
+    ) -> impl std::future::Future<Output = Result<Validated, ValidationError>> + Send {
+        self.lookup(name, record_type)
+    }
+}
+
+/// The end of the CNAME chain that starts at `name` among `answers`; None when `name` has
+/// no CNAME there. A chain longer than `CNAME_LINKS_MAX` (or a loop) ends where it was cut.
+fn canonical_name(name: &Name, answers: &[Record]) -> Option<String> {
+    let mut current = name.clone();
+    let mut links = 0;
+    while links < CNAME_LINKS_MAX {
+        let next = answers.iter().find_map(|record| match &record.data {
+            RData::CNAME(target) if record.name == current => Some(target.0.clone()),
+            _ => None,
+        });
+        let Some(next) = next else { break };
+        current = next;
+        links += 1;
+    }
+    if links == 0 {
+        return None;
+    }
+    Some(
+        current
+            .to_ascii()
+            .trim_end_matches('.')
+            .to_ascii_lowercase(),
+    )
 }
 
 /// Why a validating lookup gave no answer.
@@ -162,7 +216,7 @@ impl ValidatingResolver {
         let mut query_name = Name::from_ascii(name).map_err(|error| failed(error.to_string()))?;
         // Absolute: no search list, one query.
         query_name.set_fqdn(true);
-        match self.resolver.lookup(query_name, record_type).await {
+        match self.resolver.lookup(query_name.clone(), record_type).await {
             Ok(lookup) => {
                 let mut records = Vec::new();
                 let mut security = Security::Secure;
@@ -179,11 +233,16 @@ impl ValidatingResolver {
                         records.push(record.data.clone());
                     }
                 }
-                Ok(Validated { records, security })
+                Ok(Validated {
+                    records,
+                    security,
+                    canonical_name: canonical_name(&query_name, lookup.answers()),
+                })
             }
             Err(NetError::Dns(DnsError::NoRecordsFound(no_records))) => Ok(Validated {
                 records: Vec::new(),
                 security: denial_security(no_records.authorities.as_deref().unwrap_or(&[])),
+                canonical_name: None,
             }),
             Err(NetError::Dns(DnsError::Nsec {
                 proof, response, ..
@@ -191,6 +250,7 @@ impl ValidatingResolver {
                 Proof::Secure | Proof::Insecure => Ok(Validated {
                     records: Vec::new(),
                     security: denial_security(&response.authorities),
+                    canonical_name: None,
                 }),
                 Proof::Bogus | Proof::Indeterminate => Err(bogus()),
             },

@@ -1104,12 +1104,16 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert_eq!((stats.messages, stats.oldest_created_unix), (1, Some(now)));
 
     // One owner at a time.
-    let claimed = store.queue.claim_due(now, "node-a", 600, 10).await.unwrap();
+    let claimed = store
+        .queue
+        .claim_due(now, "node-a", 600, 10, &[])
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(
         store
             .queue
-            .claim_due(now, "node-b", 600, 10)
+            .claim_due(now, "node-b", 600, 10, &[])
             .await
             .unwrap()
             .is_empty(),
@@ -1118,12 +1122,21 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert_eq!(
         store
             .queue
-            .claim_due(now, "node-a", 600, 10)
+            .claim_due(now, "node-a", 600, 10, &[])
             .await
             .unwrap()
             .len(),
         1,
         "a node restarted takes back its own lease"
+    );
+    assert!(
+        store
+            .queue
+            .claim_due(now, "node-a", 600, 10, &[claimed[0].id])
+            .await
+            .unwrap()
+            .is_empty(),
+        "a message the node is working on is not claimed twice"
     );
     let attempt = AttemptRecord {
         attempted_unix: now,
@@ -1193,7 +1206,7 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert!(
         store
             .queue
-            .claim_due(now + 10, "node-a", 600, 10)
+            .claim_due(now + 10, "node-a", 600, 10, &[])
             .await
             .unwrap()
             .is_empty()
@@ -1201,7 +1214,7 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert_eq!(
         store
             .queue
-            .claim_due(now + 300, "node-a", 60, 10)
+            .claim_due(now + 300, "node-a", 60, 10, &[])
             .await
             .unwrap()
             .len(),
@@ -1210,7 +1223,7 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert_eq!(
         store
             .queue
-            .claim_due(now + 361, "node-b", 60, 10)
+            .claim_due(now + 361, "node-b", 60, 10, &[])
             .await
             .unwrap()
             .len(),
@@ -1224,7 +1237,7 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert!(
         store
             .queue
-            .claim_due(now + 400, "node-a", 60, 10)
+            .claim_due(now + 400, "node-a", 60, 10, &[])
             .await
             .unwrap()
             .is_empty()
@@ -1234,7 +1247,7 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert_eq!(
         store
             .queue
-            .claim_due(now + 400, "node-a", 60, 10)
+            .claim_due(now + 400, "node-a", 60, 10, &[])
             .await
             .unwrap()
             .len(),
@@ -1268,7 +1281,7 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     assert_eq!(
         store
             .queue
-            .claim_due(now, "node-a", 600, 10)
+            .claim_due(now, "node-a", 600, 10, &[])
             .await
             .unwrap()
             .len(),

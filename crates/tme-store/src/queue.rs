@@ -239,13 +239,15 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
     async fn enqueue(&self, message: &NewQueued) -> StoreResult<QueueId>;
     /// Claims up to `limit` messages that are due (not held, next attempt reached, no live
     /// lease of another owner), leasing them to `owner` until `now_unix + lease_seconds`.
-    /// An owner is one node: after a restart it takes back its own leases at once.
+    /// An owner is one node: after a restart it takes back its own leases at once, except
+    /// those in `in_flight`, which it is still working on (claims made while others run).
     async fn claim_due(
         &self,
         now_unix: i64,
         owner: &str,
         lease_seconds: i64,
         limit: usize,
+        in_flight: &[QueueId],
     ) -> StoreResult<Vec<QueuedMessage>>;
     /// Records an attempt by the lease's `owner` and releases the lease; when no recipient
     /// is left pending, the message leaves the queue in the same transaction (its reports

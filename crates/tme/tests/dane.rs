@@ -6,7 +6,9 @@
 //! computed with openssl, as an operator would. Mail submitted over the submission port
 //! (swaks) must reach hosts whose TLSA records match over TLS only, wait with 4.7.5 when
 //! they do not match, when STARTTLS is missing or when a signature is bogus (nothing in plain
-//! text), and go out as before to the unsigned domain, whose TLSA records do not count.
+//! text), and go out as before to the unsigned domain, whose TLSA records do not count. MX
+//! hosts that are CNAMEs are judged by the records at the end of the chain first, then at
+//! their own name (RFC 7672 §2.2.2); records that are all unusable still require TLS.
 
 use std::path::Path;
 use std::process::Command;
@@ -84,6 +86,10 @@ async fn tlsa_records_decide_how_mail_leaves() {
         "eebad.dane.test",
         "ta.dane.test",
         "bogus.dane.test",
+        "cname.dane.test",
+        "cnamebad.dane.test",
+        "cnameorig.dane.test",
+        "unusable.dane.test",
         "plain.test",
     ];
     for domain in delivered_domains {
@@ -122,12 +128,42 @@ async fn tlsa_records_decide_how_mail_leaves() {
         ("nostls", "mx-nostls", SINK_IP, "3 1 1", spki.as_str()),
         ("ta", "mx-ta", "127.0.0.1", "2 0 1", ca_certificate.as_str()),
         ("bogus", "mx-bogus", "127.0.0.1", "3 1 1", spki.as_str()),
+        // PKIX-TA(0) only: unusable for SMTP (RFC 7672 §3.1.3), so TLS is required but not
+        // authenticated (§2.2).
+        (
+            "unusable",
+            "mx-unusable",
+            "127.0.0.1",
+            "0 0 1",
+            ca_certificate.as_str(),
+        ),
+        (
+            "unusablenostls",
+            "mx-unusablenostls",
+            SINK_IP,
+            "0 0 1",
+            ca_certificate.as_str(),
+        ),
     ] {
         records.push_str(&format!(
             "{domain}.dane.test. MX 10 {host}.dane.test.\n{host}.dane.test. A {address}\n"
         ));
         records.push_str(&tlsa(&format!("{host}.dane.test"), data, usage));
     }
+    // MX hosts that are aliases (RFC 7672 §2.2.2): the TLSA records at the end of the
+    // secure CNAME chain count first (mx-ee's good key, mx-eebad's wrong one); with none
+    // there, those at the MX host name itself (a wrong key here).
+    for (domain, host, target) in [
+        ("cname", "mx-cname", "mx-ee"),
+        ("cnamebad", "mx-cnamebad", "mx-eebad"),
+        ("cnameorig", "mx-cnameorig", "mx-notlsa"),
+    ] {
+        records.push_str(&format!(
+            "{domain}.dane.test. MX 10 {host}.dane.test.\n{host}.dane.test. CNAME {target}.dane.test.\n"
+        ));
+    }
+    records.push_str("mx-notlsa.dane.test. A 127.0.0.1\n");
+    records.push_str(&tlsa("mx-cnameorig.dane.test", &wrong, "3 1 1"));
     let mut dane_zone = dnssec::sign("dane.test.", &records).expect("sign dane.test");
     break_signature(
         &mut dane_zone.zone,
@@ -158,7 +194,7 @@ async fn tlsa_records_decide_how_mail_leaves() {
         Nsd::start(&[root.zone.clone(), dane_zone.zone.clone(), plain_zone]).expect("nsd"),
     );
     node.set_environment("TME_QUEUE__REMOTE_PORT", &port.to_string());
-    node.set_environment("TME_QUEUE__DANE", "true");
+    // DANE is on by default (queue.dane); this node's resolver validates up to the test root.
     node.set_environment(
         "TME_RESOLVER__DNSSEC_TRUST_ANCHOR_FILE",
         &trust_anchor.display().to_string(),
@@ -166,7 +202,19 @@ async fn tlsa_records_decide_how_mail_leaves() {
     node.add_account(USER, PASSWORD).expect("account");
     node.serve().expect("serve");
 
-    let cases = ["ee", "eebad", "nostls", "ta", "bogus", "plain"];
+    let cases = [
+        "ee",
+        "eebad",
+        "nostls",
+        "ta",
+        "bogus",
+        "cname",
+        "cnamebad",
+        "cnameorig",
+        "unusable",
+        "unusablenostls",
+        "plain",
+    ];
     for case in cases {
         let address = match case {
             "plain" => "friend@plain.test".to_owned(),
@@ -179,6 +227,8 @@ async fn tlsa_records_decide_how_mail_leaves() {
     for (address, subject) in [
         ("friend@ee.dane.test", "to-ee"),
         ("friend@ta.dane.test", "to-ta"),
+        ("friend@cname.dane.test", "to-cname"),
+        ("friend@unusable.dane.test", "to-unusable"),
         ("friend@plain.test", "to-plain"),
     ] {
         common::wait_for(address, &node, || {
@@ -200,6 +250,18 @@ async fn tlsa_records_decide_how_mail_leaves() {
             "mx-nostls.dane.test does not offer STARTTLS",
         ),
         ("friend@bogus.dane.test", "failed (bogus)"),
+        (
+            "friend@cnamebad.dane.test",
+            "TLS with mx-cnamebad.dane.test",
+        ),
+        (
+            "friend@cnameorig.dane.test",
+            "TLS with mx-cnameorig.dane.test",
+        ),
+        (
+            "friend@unusablenostls.dane.test",
+            "mx-unusablenostls.dane.test does not offer STARTTLS",
+        ),
     ] {
         common::wait_for(address, &node, || {
             common::queued_reply(&node, address).is_some_and(|reply| reply.contains("DANE"))
@@ -210,7 +272,12 @@ async fn tlsa_records_decide_how_mail_leaves() {
             "{address}: {reply}"
         );
     }
-    for address in ["friend@eebad.dane.test", "friend@bogus.dane.test"] {
+    for address in [
+        "friend@eebad.dane.test",
+        "friend@bogus.dane.test",
+        "friend@cnamebad.dane.test",
+        "friend@cnameorig.dane.test",
+    ] {
         assert!(
             common::stored_messages(remote.data_dir(), address, "INBOX")
                 .await
@@ -219,20 +286,22 @@ async fn tlsa_records_decide_how_mail_leaves() {
         );
     }
     assert!(
-        !sink
-            .received()
-            .expect("dumps")
-            .iter()
-            .any(|dump| String::from_utf8_lossy(dump).contains("Subject: to-nostls")),
+        !sink.received().expect("dumps").iter().any(|dump| {
+            let text = String::from_utf8_lossy(dump);
+            text.contains("Subject: to-nostls") || text.contains("Subject: to-unusablenostls")
+        }),
         "mail for a host with TLSA records went out in plain text"
     );
     let dane_metrics = common::metrics_lines(&node, "tme_queue_dane");
     for outcome in [
         "tme_queue_dane_hosts_total{outcome=\"usable\"}",
+        "tme_queue_dane_hosts_total{outcome=\"unusable\"}",
         "tme_queue_dane_hosts_total{outcome=\"bogus\"}",
         "tme_queue_dane_hosts_total{outcome=\"insecure\"}",
         "tme_queue_dane_handshakes_total{outcome=\"authenticated\"}",
+        "tme_queue_dane_handshakes_total{outcome=\"unauthenticated\"}",
         "tme_queue_dane_handshakes_total{outcome=\"refused\"}",
+        "tme_queue_dane_resolver_works 1",
     ] {
         assert!(
             dane_metrics.iter().any(|line| line.starts_with(outcome)),

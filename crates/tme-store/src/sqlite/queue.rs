@@ -187,13 +187,24 @@ impl QueueStore for SqliteQueueStore {
         owner: &str,
         lease_seconds: i64,
         limit: usize,
+        in_flight: &[QueueId],
     ) -> StoreResult<Vec<QueuedMessage>> {
+        // The ids in flight as one JSON array: one bound parameter however many there are.
+        let in_flight = format!(
+            "[{}]",
+            in_flight
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let mut transaction = self.database.begin_write().await?;
         let rows = sqlx::query(
             "UPDATE queue_messages SET lease_owner = ?, lease_until_unix = ?
              WHERE id IN (SELECT id FROM queue_messages
                           WHERE held = 0 AND next_attempt_unix <= ?
                             AND (lease_until_unix <= ? OR lease_owner = ?)
+                            AND id NOT IN (SELECT value FROM json_each(?))
                           ORDER BY next_attempt_unix, id LIMIT ?)
              RETURNING *",
         )
@@ -202,6 +213,7 @@ impl QueueStore for SqliteQueueStore {
         .bind(now_unix)
         .bind(now_unix)
         .bind(owner)
+        .bind(in_flight)
         .bind(to_i64(limit as u64)?)
         .fetch_all(&mut *transaction)
         .await?;
