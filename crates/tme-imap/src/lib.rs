@@ -22,6 +22,7 @@ pub mod compress;
 pub mod extensions;
 pub mod framing;
 pub mod metrics;
+pub mod multiappend;
 pub mod render;
 pub mod response;
 pub mod search;

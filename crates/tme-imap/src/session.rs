@@ -46,6 +46,9 @@ use crate::thread::{self, ThreadMessage};
 use crate::utf7;
 use crate::view::{NumberSet, SelectedView, ViewMessage, flag_fetch_line};
 
+mod incremental;
+mod multiappend;
+
 /// What the session needs from the node.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -215,6 +218,7 @@ impl Session {
         if self.state != State::NotAuthenticated {
             words.extend([
                 "UIDPLUS",
+                "MULTIAPPEND",
                 "MOVE",
                 "SPECIAL-USE",
                 "CREATE-SPECIAL-USE",
@@ -282,6 +286,10 @@ impl Session {
     /// Handles one whole command.
     pub async fn command(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Next {
         let tag = tag_of(bytes);
+        // MULTIAPPEND (RFC 3502): imap-codec parses one message per APPEND.
+        if let Some(parts) = crate::multiappend::split(bytes) {
+            return self.multiappend(&tag, &parts, out).await;
+        }
         let (base, extracted) = extensions::extract(bytes);
         let codec = CommandCodec::default();
         let command = match codec.decode(&base) {
@@ -1001,10 +1009,10 @@ impl Session {
                 return;
             }
         };
-        let (records, account_modseq) = match (
-            self.current_list(found.id).await,
-            self.store.mail.highest_modseq(found.account_id).await,
-        ) {
+        // The MODSEQ first, then the list: a refresh applies the changes after it
+        // (`incremental`), so the list may be newer than the MODSEQ, never older.
+        let account_modseq = self.store.mail.highest_modseq(found.account_id).await;
+        let (records, account_modseq) = match (self.current_list(found.id).await, account_modseq) {
             (Ok(records), Ok(modseq)) => (records, modseq),
             (Err(error), _) | (_, Err(error)) => {
                 let (code, text) = store_refusal(&error);
@@ -1595,12 +1603,15 @@ impl Session {
         if account_modseq == selected.account_modseq && !(expunge_allowed && pending_expunges) {
             return;
         }
-        let Ok(current) = self
-            .store
-            .mail
-            .message_list(account_id, selected.mailbox_id)
-            .await
-        else {
+        let mailbox_id = selected.mailbox_id;
+        let current = match self.current_from_changes().await {
+            Some(current) => current,
+            None => match self.store.mail.message_list(account_id, mailbox_id).await {
+                Ok(current) => current,
+                Err(_) => return,
+            },
+        };
+        let Some(selected) = self.selected.as_mut() else {
             return;
         };
         selected.refresh(current, expunge_allowed, self.condstore, self.qresync, out);

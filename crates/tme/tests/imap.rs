@@ -2,7 +2,7 @@
 //! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
 //! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways (over COMPRESS=DEFLATE);
 //! QUOTA, SORT, THREAD (both also compared with a private Dovecot's answers), SEARCHRES,
-//! COMPRESS=DEFLATE with a zlib client, and QRESYNC.
+//! COMPRESS=DEFLATE with a zlib client, QRESYNC, and MULTIAPPEND on a raw TLS socket.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -232,5 +232,12 @@ fn fetch_sort_and_thread_answers_match_dovecot_on_the_corpus() {
         &[],
         &[("CORPUS_FILES", list.path())],
     );
+    node.stop().expect("stop");
+}
+
+#[test]
+fn multiappend_appends_all_or_nothing() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "multiappend.py", &app_password);
     node.stop().expect("stop");
 }
