@@ -355,6 +355,11 @@ pub struct ResolverConfig {
     /// How long one attempt of a query may take (a query makes at most two attempts) before
     /// it counts as a temporary failure.
     pub timeout_ms: u64,
+    /// DNSKEY records (zone-file syntax) trusted as DNSSEC trust anchors by the validating
+    /// resolver the queue uses for DANE (`queue.dane`); unset means the root zone's own keys
+    /// (KSK-2017 and KSK-2024) as built into hickory-resolver. Tests point it at the key of
+    /// their own signed root.
+    pub dnssec_trust_anchor_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ResolverConfig {
@@ -362,6 +367,7 @@ impl Default for ResolverConfig {
         ResolverConfig {
             nameservers: Vec::new(),
             timeout_ms: 5_000,
+            dnssec_trust_anchor_file: None,
         }
     }
 }
@@ -413,6 +419,11 @@ pub struct QueueConfig {
     /// PEM certificates trusted besides the system's (Debian's ca-certificates) when a
     /// certificate must verify (MTA-STS): a private PKI.
     pub tls_trust_anchors_file: Option<std::path::PathBuf>,
+    /// Honour DANE (RFC 7672): MX hosts whose DNSSEC-signed TLSA records say so get mail only
+    /// over TLS with a certificate those records authenticate. Off by default: it needs
+    /// resolvers that pass DNSSEC records through (`resolver.nameservers`, or the system's);
+    /// one that strips them makes every signed answer bogus, and such mail waits.
+    pub dane: bool,
 }
 
 impl Default for QueueConfig {
@@ -437,6 +448,7 @@ impl Default for QueueConfig {
             mta_sts_https_port: 443,
             mta_sts_fetch_timeout_seconds: 60,
             tls_trust_anchors_file: None,
+            dane: false,
         }
     }
 }

@@ -29,6 +29,7 @@ fn filter(url: &str, timeout_ms: u64, reject_action: RspamdRejectAction) -> Filt
     let resolver = ResolverConfig {
         nameservers: vec!["127.0.0.1:9".parse().expect("address")],
         timeout_ms: 50,
+        ..ResolverConfig::default()
     };
     Filter::new(config, &resolver, "mx.test".to_owned()).expect("filter")
 }

@@ -8,18 +8,22 @@
 //! may be reported); `render` writes FETCH data from the stored `MessageSummary` and slices
 //! of the raw message; `search` evaluates SEARCH keys; `collation`, `sort` and `thread`
 //! are SORT and THREAD (RFC 5256, RFC 5957); `compress` is COMPRESS=DEFLATE's deflate
-//! streams; `response` writes values on the wire; `utf7` converts mailbox names for
-//! IMAP4rev1 clients. `session` is the state machine: it takes a whole command and appends
-//! responses, calling the store (async) but never a socket. Async half: `server` (accept
+//! streams; `response` writes values on the wire; `fetch_output` is one message's FETCH
+//! response with its literals still in the message, handed out in pieces; `utf7` converts
+//! mailbox names for IMAP4rev1 clients. `session` is the state machine: it takes a whole
+//! command and appends responses, calling the store (async) but never a socket; a FETCH
+//! it answers one message at a time (`session/fetch.rs`). Async half: `server` (accept
 //! loops, TLS, compression, timeouts, connection limits, IDLE).
 //!
 //! Invariants: nothing outside `server` touches a socket; no input is buffered past its
 //! limit; an EXPUNGE response is never sent during FETCH, STORE, SEARCH, SORT or THREAD
-//! (RFC 9051 §7.5.1); FETCH never parses a message; a login goes through `tme_auth` only.
+//! (RFC 9051 §7.5.1); FETCH never parses a message, and holds one message's raw bytes at a time, its
+//! response written before the next is loaded; a login goes through `tme_auth` only.
 
 pub mod collation;
 pub mod compress;
 pub mod extensions;
+pub mod fetch_output;
 pub mod framing;
 pub mod metrics;
 pub mod multiappend;

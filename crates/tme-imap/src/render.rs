@@ -239,10 +239,56 @@ pub enum SectionText {
     Mime,
 }
 
-fn slice(raw: &[u8], range: std::ops::Range<u64>) -> Option<&[u8]> {
+/// Where the octets of a section are: a range of the raw message, written from it without a
+/// copy however large the message, or octets made for the answer (HEADER.FIELDS, a BINARY
+/// part with its transfer encoding undone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionBytes {
+    Raw(std::ops::Range<usize>),
+    Made(Vec<u8>),
+}
+
+impl SectionBytes {
+    /// The octets, `raw` being the message the range is of.
+    pub fn of<'a>(&'a self, raw: &'a [u8]) -> &'a [u8] {
+        match self {
+            SectionBytes::Raw(range) => raw.get(range.clone()).unwrap_or_default(),
+            SectionBytes::Made(bytes) => bytes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            SectionBytes::Raw(range) => range.len(),
+            SectionBytes::Made(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A partial fetch's octets: from `origin`, at most `length` (RFC 9051 §6.4.5: past the
+    /// end gives no octets, not an error).
+    pub fn part(self, origin: usize, length: usize) -> SectionBytes {
+        let start = origin.min(self.len());
+        let end = start.saturating_add(length).min(self.len());
+        match self {
+            SectionBytes::Raw(range) => SectionBytes::Raw(range.start + start..range.start + end),
+            SectionBytes::Made(mut bytes) => {
+                bytes.truncate(end);
+                bytes.drain(..start);
+                SectionBytes::Made(bytes)
+            }
+        }
+    }
+}
+
+/// `range` of `raw`, when it lies within it.
+fn range(raw: &[u8], range: std::ops::Range<u64>) -> Option<std::ops::Range<usize>> {
     let start = usize::try_from(range.start).ok()?;
     let end = usize::try_from(range.end).ok()?;
-    raw.get(start..end)
+    (start <= end && end <= raw.len()).then_some(start..end)
 }
 
 /// The bytes of `BODY[part.text]`; None when the part does not exist.
@@ -252,28 +298,43 @@ pub fn section_bytes(
     part_numbers: &[u32],
     text: &SectionText,
 ) -> Option<Vec<u8>> {
+    section(raw, summary, part_numbers, text).map(|bytes| bytes.of(raw).to_vec())
+}
+
+/// Where the bytes of `BODY[part.text]` are; None when the part does not exist.
+pub fn section(
+    raw: &[u8],
+    summary: &MessageSummary,
+    part_numbers: &[u32],
+    text: &SectionText,
+) -> Option<SectionBytes> {
+    let made = |header: &[u8], names: &[Vec<u8>], not: bool| {
+        SectionBytes::Made(header_fields(header, names, not))
+    };
     if part_numbers.is_empty() {
-        let header = slice(raw, 0..summary.header_end)?;
+        let header = range(raw, 0..summary.header_end)?;
         return Some(match text {
-            SectionText::Whole => raw.to_vec(),
-            SectionText::Header => header.to_vec(),
-            SectionText::HeaderFields { names, not } => header_fields(header, names, *not),
-            SectionText::Text => slice(raw, summary.header_end..summary.size_bytes)?.to_vec(),
+            SectionText::Whole => SectionBytes::Raw(0..raw.len()),
+            SectionText::Header => SectionBytes::Raw(header),
+            SectionText::HeaderFields { names, not } => made(&raw[header], names, *not),
+            SectionText::Text => {
+                SectionBytes::Raw(range(raw, summary.header_end..summary.size_bytes)?)
+            }
             SectionText::Mime => return None,
         });
     }
     let part = summary.part(part_numbers)?;
     match text {
-        SectionText::Whole => Some(slice(raw, part.body_range())?.to_vec()),
-        SectionText::Mime => Some(slice(raw, part.mime_header_range())?.to_vec()),
+        SectionText::Whole => Some(SectionBytes::Raw(range(raw, part.body_range())?)),
+        SectionText::Mime => Some(SectionBytes::Raw(range(raw, part.mime_header_range())?)),
         SectionText::Header | SectionText::HeaderFields { .. } | SectionText::Text => {
             // HEADER and TEXT of a part are those of the message it encapsulates.
             let nested = &part.message.as_ref()?.body;
-            let header = slice(raw, nested.mime_header_range())?;
+            let header = range(raw, nested.mime_header_range())?;
             Some(match text {
-                SectionText::Header => header.to_vec(),
-                SectionText::HeaderFields { names, not } => header_fields(header, names, *not),
-                _ => slice(raw, nested.body_range())?.to_vec(),
+                SectionText::Header => SectionBytes::Raw(header),
+                SectionText::HeaderFields { names, not } => made(&raw[header], names, *not),
+                _ => SectionBytes::Raw(range(raw, nested.body_range())?),
             })
         }
     }
@@ -319,15 +380,19 @@ pub fn binary_bytes(
     raw: &[u8],
     summary: &MessageSummary,
     part_numbers: &[u32],
-) -> Option<Result<Vec<u8>, ()>> {
+) -> Option<Result<SectionBytes, ()>> {
     if part_numbers.is_empty() {
-        return Some(Ok(raw.to_vec()));
+        return Some(Ok(SectionBytes::Raw(0..raw.len())));
     }
     let part = summary.part(part_numbers)?;
     if part.is_multipart() {
-        return Some(Ok(slice(raw, part.body_range())?.to_vec()));
+        return Some(Ok(SectionBytes::Raw(range(raw, part.body_range())?)));
     }
-    Some(tme_message::decoded_body(raw, part).ok_or(()))
+    Some(
+        tme_message::decoded_body(raw, part)
+            .map(SectionBytes::Made)
+            .ok_or(()),
+    )
 }
 
 /// INTERNALDATE as `"dd-Mon-yyyy hh:mm:ss +0000"` (RFC 9051 §9 date-time).
@@ -409,6 +474,15 @@ mod tests {
         assert_eq!(
             section_bytes(raw, &summary, &[2], &SectionText::Whole),
             None
+        );
+        // Whole sections and parts are ranges of the message, never copies.
+        assert_eq!(
+            section(raw, &summary, &[], &SectionText::Whole),
+            Some(SectionBytes::Raw(0..raw.len()))
+        );
+        assert_eq!(
+            section(raw, &summary, &[], &SectionText::Text),
+            Some(SectionBytes::Raw(raw.len() - 6..raw.len()))
         );
         assert_eq!(internal_date(0), "\"01-Jan-1970 00:00:00 +0000\"");
     }

@@ -419,6 +419,28 @@ async fn run_session(
                     return "errors";
                 }
             }
+            Next::Fetch => {
+                // One message at a time, each in pieces: memory stays at one message and one
+                // piece, however many messages or octets the FETCH asks for.
+                let mut piece = Vec::new();
+                while let Some(mut output) = session.fetch_next().await {
+                    loop {
+                        piece.clear();
+                        let done = output.fill(&mut piece);
+                        if stream.write_all(&piece).await.is_err() {
+                            return "io_error";
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                }
+                piece.clear();
+                session.fetch_end(&mut piece).await;
+                if stream.write_all(&piece).await.is_err() {
+                    return "io_error";
+                }
+            }
             Next::Idle { tag } => {
                 match idle(stream, &mut session, &mut framer, &mut buffer, &tag, shared).await {
                     Ok(true) => {}

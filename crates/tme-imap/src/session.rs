@@ -8,6 +8,8 @@
 //! `render`, search from `search`, and `view` keeps the sequence numbers and decides which
 //! untagged responses another session's changes give, and when (RFC 9051 §5.2, §7.5.1).
 
+mod fetch;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -20,9 +22,7 @@ use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
-use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
-};
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_codec::imap_types::search::SearchKey;
@@ -38,8 +38,7 @@ use tme_store::{
 use crate::collation;
 use crate::extensions::{self, Extracted};
 use crate::framing::tag_of;
-use crate::render::{self, SectionText};
-use crate::response::{push_astring, push_literal, status, untagged};
+use crate::response::{push_astring, status, untagged};
 use crate::search::{self, Candidate};
 use crate::sort;
 use crate::thread::{self, ThreadMessage};
@@ -75,6 +74,9 @@ pub enum Next {
     AuthenticateLine {
         tag: String,
     },
+    /// Write the responses, then each message's FETCH response as `fetch_next` gives it (in
+    /// pieces, `FetchOutput::fill`), then what `fetch_end` gives.
+    Fetch,
     /// Write `+ idling`, then report changes (`idle_refresh`) until the client sends DONE
     /// (`idle_done`).
     Idle {
@@ -102,6 +104,8 @@ pub struct Session {
     state: State,
     account: Option<Account>,
     selected: Option<SelectedView>,
+    /// The FETCH being answered, between `Next::Fetch` and `fetch_end`.
+    fetch_plan: Option<fetch::FetchPlan>,
     condstore: bool,
     rev2: bool,
     utf8: bool,
@@ -166,6 +170,7 @@ impl Session {
             state: State::NotAuthenticated,
             account: None,
             selected: None,
+            fetch_plan: None,
             condstore: false,
             rev2: false,
             utf8: false,
@@ -664,6 +669,9 @@ impl Session {
                 };
                 self.fetch(tag, &sequence_set, &items, uid, changed_since, out)
                     .await;
+                if self.fetch_plan.is_some() {
+                    return Next::Fetch;
+                }
             }
             CommandBody::Store {
                 sequence_set,
@@ -2276,281 +2284,6 @@ impl Session {
             status(out, tag, "OK", Some(&code), "COPY completed");
         }
     }
-
-    async fn fetch(
-        &mut self,
-        tag: &str,
-        set: &SequenceSet,
-        items: &[MessageDataItemName<'_>],
-        by_uid: bool,
-        changed_since: Option<u64>,
-        out: &mut Vec<u8>,
-    ) {
-        let Some(account_id) = self.account_id() else {
-            return;
-        };
-        if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
-            self.condstore = true;
-        }
-        let numbers = self.resolve_set(set, by_uid);
-        let Some(selected) = &self.selected else {
-            return;
-        };
-        let mut indexes = match selected.resolve(&numbers, by_uid) {
-            Ok(indexes) => indexes,
-            Err(text) => {
-                self.bad(out, tag, &text);
-                return;
-            }
-        };
-        if let Some(since) = changed_since {
-            indexes.retain(|&index| {
-                u64::try_from(selected.messages[index].record.modseq).unwrap_or(0) > since
-            });
-        }
-        indexes.truncate(MESSAGES_PER_COMMAND_MAX);
-        let need_summary = items.iter().any(|item| {
-            !matches!(
-                item,
-                MessageDataItemName::Flags
-                    | MessageDataItemName::InternalDate
-                    | MessageDataItemName::Rfc822Size
-                    | MessageDataItemName::Uid
-                    | MessageDataItemName::ModSeq
-            )
-        });
-        let need_raw = items.iter().any(|item| {
-            matches!(
-                item,
-                MessageDataItemName::BodyExt { .. }
-                    | MessageDataItemName::Binary { .. }
-                    | MessageDataItemName::BinarySize { .. }
-                    | MessageDataItemName::Rfc822
-                    | MessageDataItemName::Rfc822Header
-                    | MessageDataItemName::Rfc822Text
-            )
-        });
-        let sets_seen = !selected.read_only
-            && items.iter().any(|item| {
-                matches!(
-                    item,
-                    MessageDataItemName::BodyExt { peek: false, .. }
-                        | MessageDataItemName::Binary { peek: false, .. }
-                        | MessageDataItemName::Rfc822
-                        | MessageDataItemName::Rfc822Text
-                )
-            });
-        // \Seen first, so the FETCH reports the flags as they are after it (RFC 9051 §6.4.5).
-        let mut seen_now: Vec<u32> = Vec::new();
-        if sets_seen {
-            let unseen: Vec<u32> = indexes
-                .iter()
-                .map(|&index| &selected.messages[index])
-                .filter(|message| {
-                    !message.expunged && !message.record.flags.system.contains(SystemFlags::SEEN)
-                })
-                .map(|message| message.record.uid)
-                .collect();
-            if !unseen.is_empty() {
-                let mut seen = Flags::default();
-                seen.system.0 |= SystemFlags::SEEN;
-                if let Ok(changed) = self
-                    .store
-                    .mail
-                    .messages_set_flags(
-                        account_id,
-                        selected.mailbox_id,
-                        &unseen,
-                        &FlagChange::Add(seen),
-                        None,
-                    )
-                    .await
-                {
-                    self.store.changes.notify(account_id);
-                    if let Some(selected) = self.selected.as_mut() {
-                        for record in changed {
-                            seen_now.push(record.uid);
-                            if let Some(message) = selected
-                                .messages
-                                .iter_mut()
-                                .find(|message| message.record.uid == record.uid)
-                            {
-                                message.record = record;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let condstore = self.condstore;
-        let Some(selected) = &self.selected else {
-            return;
-        };
-        for index in indexes {
-            let message = &selected.messages[index];
-            let record = &message.record;
-            let summary = if need_summary {
-                match self.store.mail.message_summary(account_id, record.id).await {
-                    Ok(summary) => Some(summary),
-                    Err(_) => continue,
-                }
-            } else {
-                None
-            };
-            let raw = if need_raw {
-                match self.store.message_raw(record).await {
-                    Ok(raw) => Some(raw),
-                    Err(_) => continue,
-                }
-            } else {
-                None
-            };
-            let mut line = format!("* {} FETCH (", index + 1).into_bytes();
-            let mut parts: Vec<Vec<u8>> = Vec::new();
-            let mut flags_sent = false;
-            let mut uid_sent = false;
-            for item in items {
-                let mut part = Vec::new();
-                match item {
-                    MessageDataItemName::Flags => {
-                        flags_sent = true;
-                        part.extend(format!("FLAGS {}", render::flags(&record.flags)).bytes());
-                    }
-                    MessageDataItemName::Uid => {
-                        uid_sent = true;
-                        part.extend(format!("UID {}", record.uid).bytes());
-                    }
-                    MessageDataItemName::InternalDate => part.extend(
-                        format!(
-                            "INTERNALDATE {}",
-                            render::internal_date(record.internal_date_unix)
-                        )
-                        .bytes(),
-                    ),
-                    MessageDataItemName::Rfc822Size => {
-                        part.extend(format!("RFC822.SIZE {}", record.size_bytes).bytes())
-                    }
-                    MessageDataItemName::ModSeq => {
-                        part.extend(format!("MODSEQ ({})", record.modseq).bytes())
-                    }
-                    MessageDataItemName::Envelope => {
-                        if let Some(summary) = &summary {
-                            part.extend_from_slice(b"ENVELOPE ");
-                            render::envelope(&mut part, &summary.envelope);
-                        }
-                    }
-                    MessageDataItemName::BodyStructure => {
-                        if let Some(summary) = &summary {
-                            part.extend_from_slice(b"BODYSTRUCTURE ");
-                            render::body_structure(&mut part, &summary.body, true);
-                        }
-                    }
-                    MessageDataItemName::Body => {
-                        if let Some(summary) = &summary {
-                            part.extend_from_slice(b"BODY ");
-                            render::body_structure(&mut part, &summary.body, false);
-                        }
-                    }
-                    MessageDataItemName::Rfc822
-                    | MessageDataItemName::Rfc822Header
-                    | MessageDataItemName::Rfc822Text => {
-                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let (name, text) = match item {
-                                MessageDataItemName::Rfc822 => ("RFC822", SectionText::Whole),
-                                MessageDataItemName::Rfc822Header => {
-                                    ("RFC822.HEADER", SectionText::Header)
-                                }
-                                _ => ("RFC822.TEXT", SectionText::Text),
-                            };
-                            part.extend(format!("{name} ").bytes());
-                            let bytes =
-                                render::section_bytes(raw, summary, &[], &text).unwrap_or_default();
-                            push_literal(&mut part, &bytes);
-                        }
-                    }
-                    MessageDataItemName::BodyExt {
-                        section, partial, ..
-                    } => {
-                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let (numbers, text, label) = section_parts(section.as_ref());
-                            let bytes = render::section_bytes(raw, summary, &numbers, &text);
-                            part.extend(format!("BODY[{label}]").bytes());
-                            push_partial(&mut part, bytes.as_deref(), *partial);
-                        }
-                    }
-                    MessageDataItemName::Binary {
-                        section, partial, ..
-                    } => {
-                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let (numbers, label) = binary_section(section);
-                            match render::binary_bytes(raw, summary, &numbers) {
-                                Some(Err(())) => {
-                                    status(
-                                        out,
-                                        tag,
-                                        "NO",
-                                        Some("UNKNOWN-CTE"),
-                                        "Unknown Content-Transfer-Encoding",
-                                    );
-                                    return;
-                                }
-                                Some(Ok(bytes)) => {
-                                    part.extend(format!("BINARY[{label}]").bytes());
-                                    push_partial_binary(&mut part, &bytes, *partial);
-                                }
-                                None => {
-                                    part.extend(format!("BINARY[{label}] NIL").bytes());
-                                }
-                            }
-                        }
-                    }
-                    MessageDataItemName::BinarySize { section } => {
-                        if let (Some(summary), Some(raw)) = (&summary, &raw) {
-                            let (numbers, label) = binary_section(section);
-                            match render::binary_bytes(raw, summary, &numbers) {
-                                Some(Err(())) => {
-                                    status(
-                                        out,
-                                        tag,
-                                        "NO",
-                                        Some("UNKNOWN-CTE"),
-                                        "Unknown Content-Transfer-Encoding",
-                                    );
-                                    return;
-                                }
-                                Some(Ok(bytes)) => part.extend(
-                                    format!("BINARY.SIZE[{label}] {}", bytes.len()).bytes(),
-                                ),
-                                None => part.extend(format!("BINARY.SIZE[{label}] 0").bytes()),
-                            }
-                        }
-                    }
-                }
-                if !part.is_empty() {
-                    parts.push(part);
-                }
-            }
-            if by_uid && !uid_sent {
-                parts.insert(0, format!("UID {}", record.uid).into_bytes());
-            }
-            if seen_now.contains(&record.uid) && !flags_sent {
-                parts.push(format!("FLAGS {}", render::flags(&record.flags)).into_bytes());
-            }
-            if condstore && !items.contains(&MessageDataItemName::ModSeq) {
-                parts.push(format!("MODSEQ ({})", record.modseq).into_bytes());
-            }
-            for (position, part) in parts.iter().enumerate() {
-                if position > 0 {
-                    line.push(b' ');
-                }
-                line.extend_from_slice(part);
-            }
-            line.extend_from_slice(b")\r\n");
-            out.extend(line);
-        }
-        self.refresh(by_uid, out).await;
-        status(out, tag, "OK", None, "FETCH completed");
-    }
 }
 
 /// The charsets SEARCH, SORT and THREAD take (RFC 9051 §6.4.4: US-ASCII and UTF-8).
@@ -2578,127 +2311,6 @@ fn search_key(criteria: Vec<SearchKey<'_>>) -> SearchKey<'_> {
             Err(_) => SearchKey::All,
         }
     }
-}
-
-/// Part numbers, the section's text and its label as the response names it.
-fn section_parts(section: Option<&Section<'_>>) -> (Vec<u32>, SectionText, String) {
-    let numbers = |part: Option<&Part>| -> Vec<u32> {
-        part.map(|part| part.0.as_ref().iter().map(|number| number.get()).collect())
-            .unwrap_or_default()
-    };
-    let prefix = |numbers: &[u32]| -> String {
-        if numbers.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "{}.",
-                numbers
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(".")
-            )
-        }
-    };
-    let names_label = |names: &[imap_codec::imap_types::core::AString<'_>]| -> String {
-        let mut label = Vec::new();
-        for (index, name) in names.iter().enumerate() {
-            if index > 0 {
-                label.push(b' ');
-            }
-            push_astring(&mut label, name.as_ref());
-        }
-        bytes_to_text(&label)
-    };
-    match section {
-        None => (Vec::new(), SectionText::Whole, String::new()),
-        Some(Section::Part(part)) => {
-            let numbers = numbers(Some(part));
-            let label = numbers
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(".");
-            (numbers, SectionText::Whole, label)
-        }
-        Some(Section::Header(part)) => {
-            let numbers = numbers(part.as_ref());
-            let label = format!("{}HEADER", prefix(&numbers));
-            (numbers, SectionText::Header, label)
-        }
-        Some(Section::Text(part)) => {
-            let numbers = numbers(part.as_ref());
-            let label = format!("{}TEXT", prefix(&numbers));
-            (numbers, SectionText::Text, label)
-        }
-        Some(Section::Mime(part)) => {
-            let numbers = numbers(Some(part));
-            let label = format!("{}MIME", prefix(&numbers));
-            (numbers, SectionText::Mime, label)
-        }
-        Some(Section::HeaderFields(part, names)) | Some(Section::HeaderFieldsNot(part, names)) => {
-            let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
-            let numbers = numbers(part.as_ref());
-            let names_list = names.as_ref();
-            let label = format!(
-                "{}HEADER.FIELDS{} ({})",
-                prefix(&numbers),
-                if not { ".NOT" } else { "" },
-                names_label(names_list)
-            );
-            let names = names_list
-                .iter()
-                .map(|name| name.as_ref().to_vec())
-                .collect();
-            (numbers, SectionText::HeaderFields { names, not }, label)
-        }
-    }
-}
-
-/// ` <origin>` and the (partial) bytes as a literal, or ` NIL`.
-fn push_partial(
-    out: &mut Vec<u8>,
-    bytes: Option<&[u8]>,
-    partial: Option<(u32, std::num::NonZeroU32)>,
-) {
-    let Some(bytes) = bytes else {
-        out.extend_from_slice(b" NIL");
-        return;
-    };
-    match partial {
-        Some((origin, length)) => {
-            let start = (origin as usize).min(bytes.len());
-            let end = start.saturating_add(length.get() as usize).min(bytes.len());
-            out.extend(format!("<{origin}> ").bytes());
-            push_literal(out, &bytes[start..end]);
-        }
-        None => {
-            out.push(b' ');
-            push_literal(out, bytes);
-        }
-    }
-}
-
-/// Like `push_partial`, as `~{N}` (literal8, RFC 3516) when the bytes hold NUL.
-fn push_partial_binary(
-    out: &mut Vec<u8>,
-    bytes: &[u8],
-    partial: Option<(u32, std::num::NonZeroU32)>,
-) {
-    let slice = match partial {
-        Some((origin, length)) => {
-            let start = (origin as usize).min(bytes.len());
-            let end = start.saturating_add(length.get() as usize).min(bytes.len());
-            out.extend(format!("<{origin}>").bytes());
-            &bytes[start..end]
-        }
-        None => bytes,
-    };
-    out.push(b' ');
-    if slice.contains(&0) {
-        out.push(b'~');
-    }
-    push_literal(out, slice);
 }
 
 fn parse_flags(flags: &[Flag<'_>]) -> Result<Flags, String> {
@@ -2784,17 +2396,6 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     let name: Vec<char> = name.chars().collect();
     // Bounded work: patterns are short (a command line) and names are bounded by the store.
     walk(&pattern, &name)
-}
-
-/// A BINARY section's part numbers and their label as written back (`1.2`).
-fn binary_section(section: &[std::num::NonZeroU32]) -> (Vec<u32>, String) {
-    let numbers: Vec<u32> = section.iter().map(|number| number.get()).collect();
-    let label = numbers
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".");
-    (numbers, label)
 }
 
 #[cfg(test)]

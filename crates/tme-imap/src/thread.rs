@@ -15,6 +15,12 @@
 //! thread may be as deep as the mailbox is long (each message answering the one before),
 //! so nothing here recurses along the nesting: the forest is an arena of nodes and every
 //! walk keeps its own stack.
+//!
+//! The input is the senders' header fields, so it may be hostile: References fields of
+//! thousands of ids, ids a megabyte long, references that go round in circles, mailboxes
+//! of millions of ids. `ReferenceLimits` bounds what one THREAD holds and does: ids per
+//! message, octets per id, ids over the whole command, steps of a loop check. Past a
+//! limit the answer is still a valid THREAD response, only less deeply linked.
 
 use std::collections::HashMap;
 
@@ -135,6 +141,70 @@ pub fn ordered_subject(messages: &[ThreadMessage]) -> Forest {
     forest
 }
 
+/// How much of the senders' References one REFERENCES threading takes in (see the module
+/// doc). Every limit only ever drops links, never messages: each message is in the answer
+/// exactly once whatever the input.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferenceLimits {
+    /// Ids considered per message: the first and the last ones. RFC 5256 §3 (REFERENCES,
+    /// step 1.A) links every id to the next, so a References field of N ids costs N
+    /// containers; threading needs the last id (the parent, step 1.B) and the nearest
+    /// ancestors most, and the first one names the thread's start, which is also what
+    /// news software keeps when it trims a long References field (RFC 5537 §3.4.4 removes
+    /// ids from the second one on).
+    pub per_message_max: usize,
+    /// An id longer than this is ignored: a msg-id cannot be folded, so a longer one cannot
+    /// fit on a header line (RFC 5322 §2.1.1: 998 octets).
+    pub id_octets_max: usize,
+    /// Ids considered over the whole command. Past it a message keeps only its parent (its
+    /// last id), so memory grows by at most one id per message.
+    pub total_max: usize,
+    /// Steps of one loop check (walking up from the parent-to-be). A check that would walk
+    /// further refuses the link as if it made a loop: a loop is never made, and a hostile
+    /// mailbox of long chains linked in reverse order costs at most this much per link.
+    pub ancestor_walk_max: usize,
+}
+
+impl Default for ReferenceLimits {
+    fn default() -> ReferenceLimits {
+        ReferenceLimits {
+            per_message_max: 64,
+            id_octets_max: 998,
+            total_max: 1_000_000,
+            ancestor_walk_max: 1_000,
+        }
+    }
+}
+
+impl ReferenceLimits {
+    /// The ids of `references` that threading considers, oldest first; takes them from
+    /// `budget` (the ids left for the command).
+    fn considered<'a>(&self, references: &'a [String], budget: &mut usize) -> Vec<&'a str> {
+        let usable: Vec<&str> = references
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !id.is_empty() && id.len() <= self.id_octets_max)
+            .collect();
+        let mut chosen: Vec<&str> = if usable.len() > self.per_message_max {
+            let last = self.per_message_max.saturating_sub(1);
+            usable
+                .iter()
+                .take(1)
+                .chain(&usable[usable.len() - last..])
+                .copied()
+                .collect()
+        } else {
+            usable
+        };
+        if chosen.len() > *budget {
+            // Only the parent: step 1.B needs it, and it is one id per message.
+            chosen.drain(..chosen.len().saturating_sub(1));
+        }
+        *budget = budget.saturating_sub(chosen.len());
+        chosen
+    }
+}
+
 /// A container of the REFERENCES algorithm: a Message-ID seen, with or without a message.
 #[derive(Debug, Default, Clone)]
 struct Container {
@@ -144,10 +214,12 @@ struct Container {
     has_children: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Linker {
     containers: Vec<Container>,
     by_id: HashMap<String, usize>,
+    /// Steps a loop check may take (`ReferenceLimits::ancestor_walk_max`).
+    ancestor_walk_max: usize,
 }
 
 impl Linker {
@@ -165,14 +237,16 @@ impl Linker {
         index
     }
 
-    /// Whether `ancestor` is `node` or above it. Parent chains never loop (`link` refuses
-    /// what would make one), so the walk ends; one without children is above nothing, so
-    /// linking a new message (the common case, even in a very long thread) walks nowhere.
-    fn is_ancestor(&self, ancestor: usize, mut node: usize) -> bool {
+    /// Whether `ancestor` may be `node` or above it: true when it is, and when finding out
+    /// would take more than `ancestor_walk_max` steps. Parent chains never loop (`link`
+    /// refuses what would make one), so the walk ends; one without children is above
+    /// nothing, so linking a new message (the common case, even in a very long thread)
+    /// walks nowhere.
+    fn may_be_ancestor(&self, ancestor: usize, mut node: usize) -> bool {
         if ancestor != node && !self.containers[ancestor].has_children {
             return false;
         }
-        loop {
+        for _ in 0..=self.ancestor_walk_max {
             if node == ancestor {
                 return true;
             }
@@ -181,12 +255,13 @@ impl Linker {
                 None => return false,
             }
         }
+        true
     }
 
     /// RFC 5256 §2.3 step 1.A: make `parent` the parent of `child`, unless `child` has a
     /// parent already or the link would make a loop.
     fn link(&mut self, parent: usize, child: usize) {
-        if self.containers[child].parent.is_some() || self.is_ancestor(child, parent) {
+        if self.containers[child].parent.is_some() || self.may_be_ancestor(child, parent) {
             return;
         }
         self.containers[child].parent = Some(parent);
@@ -197,10 +272,24 @@ impl Linker {
 /// REFERENCES: threads from Message-ID, References and In-Reply-To, then the top-level
 /// threads with the same base subject gathered together (RFC 5256 §2.3 steps 1 to 6).
 pub fn references(messages: &[ThreadMessage]) -> Forest {
-    let mut linker = Linker::default();
+    references_within(messages, ReferenceLimits::default())
+}
+
+/// `references` under other limits (the tests make them small).
+pub fn references_within(messages: &[ThreadMessage], limits: ReferenceLimits) -> Forest {
+    let mut linker = Linker {
+        containers: Vec::new(),
+        by_id: HashMap::new(),
+        ancestor_walk_max: limits.ancestor_walk_max,
+    };
+    let mut budget = limits.total_max;
     // (1) Link messages by their references.
     for (index, message) in messages.iter().enumerate() {
-        let own = match message.message_id.as_deref().filter(|id| !id.is_empty()) {
+        let own = match message
+            .message_id
+            .as_deref()
+            .filter(|id| !id.is_empty() && id.len() <= limits.id_octets_max)
+        {
             Some(id) => {
                 let found = linker.container_for(id);
                 if linker.containers[found].message.is_none() {
@@ -215,7 +304,7 @@ pub fn references(messages: &[ThreadMessage]) -> Forest {
         linker.containers[own].message = Some(index);
         // (1.A) Each reference is the parent of the next.
         let mut previous: Option<usize> = None;
-        for reference in message.references.iter().filter(|id| !id.is_empty()) {
+        for reference in limits.considered(&message.references, &mut budget) {
             let current = linker.container_for(reference);
             if let Some(parent) = previous {
                 linker.link(parent, current);
@@ -620,5 +709,139 @@ mod tests {
         let rendered = render(&references(&messages), &messages);
         assert!(rendered.starts_with("(1 2 3 "));
         assert!(rendered.ends_with(" 200000)"));
+    }
+    /// Every message of `messages` is in the answer exactly once, and the answer is
+    /// balanced.
+    fn check_each_once(messages: &[ThreadMessage], rendered: &str) {
+        let mut depth = 0i64;
+        for character in rendered.chars() {
+            match character {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            assert!(depth >= 0, "unbalanced: {rendered}");
+        }
+        assert_eq!(depth, 0, "unbalanced: {rendered}");
+        let mut numbers: Vec<u32> = rendered
+            .split(|character: char| !character.is_ascii_digit())
+            .filter(|number| !number.is_empty())
+            .map(|number| number.parse().expect("a number"))
+            .collect();
+        numbers.sort_unstable();
+        let expected: Vec<u32> = messages.iter().map(|message| message.number).collect();
+        assert_eq!(numbers, expected, "each message once");
+    }
+
+    #[test]
+    fn a_huge_references_field_costs_a_bounded_number_of_containers() {
+        // 100,000 ids, most of them long; the parent (the last id) still counts.
+        let mut huge: Vec<String> = vec!["start".to_owned()];
+        huge.extend((0..100_000).map(|index| format!("{index:0>200}@flood")));
+        huge.push("x".repeat(5_000));
+        huge.push("a".to_owned());
+        let messages = vec![
+            message(1, 10, "Plan", "a", &[]),
+            ThreadMessage {
+                references: huge,
+                ..message(2, 20, "Re: Plan", "b", &[])
+            },
+        ];
+        let forest = references(&messages);
+        let limits = ReferenceLimits::default();
+        // The arena's nodes are the containers (and dummies the subjects added).
+        assert!(
+            forest.nodes.len() <= messages.len() + limits.per_message_max + 1,
+            "{} containers",
+            forest.nodes.len()
+        );
+        assert_eq!(render(&forest, &messages), "(1 2)");
+    }
+
+    #[test]
+    fn references_that_go_round_are_safe() {
+        // A ring: each message names the next as its parent; a References field that
+        // repeats itself; a message that is its own parent and grandparent.
+        let count = 5_000u32;
+        let mut messages: Vec<ThreadMessage> = (0..count)
+            .map(|index| {
+                let next = format!("r{}", (index + 1) % count);
+                let id = format!("r{index}");
+                ThreadMessage {
+                    references: vec![next],
+                    ..message(index + 1, i64::from(index), "Ring", &id, &[])
+                }
+            })
+            .collect();
+        messages.push(message(
+            count + 1,
+            1,
+            "Twice",
+            "t",
+            &["u", "v", "u", "v", "t", "u"],
+        ));
+        messages.push(message(count + 2, 2, "Self", "s", &["s", "s", "s"]));
+        let rendered = render(&references(&messages), &messages);
+        check_each_once(&messages, &rendered);
+    }
+
+    #[test]
+    fn millions_of_ids_stay_within_the_total() {
+        // Small limits stand for the real ones: 2,000 messages of 300 distinct ids each
+        // would be 600,000 containers; the total lets 1,000 in, then one per message.
+        let limits = ReferenceLimits {
+            per_message_max: 300,
+            total_max: 1_000,
+            ..ReferenceLimits::default()
+        };
+        let messages: Vec<ThreadMessage> = (0..2_000u32)
+            .map(|index| {
+                let references: Vec<String> = (0..300).map(|id| format!("m{index}-{id}")).collect();
+                ThreadMessage {
+                    references,
+                    ..message(index + 1, i64::from(index), "", &format!("own{index}"), &[])
+                }
+            })
+            .collect();
+        let forest = references_within(&messages, limits);
+        assert!(
+            forest.nodes.len() <= 2 * messages.len() + limits.total_max,
+            "{} containers",
+            forest.nodes.len()
+        );
+        check_each_once(&messages, &render(&forest, &messages));
+    }
+
+    #[test]
+    fn a_chain_linked_backwards_costs_bounded_loop_checks() {
+        // Each message names its whole ancestry, newest message first: every link joins a
+        // container that has children already, the case where a loop check walks. With a
+        // walk of at most 50 steps the work stays linear and the answer is complete.
+        let count = 3_000u32;
+        let limits = ReferenceLimits {
+            ancestor_walk_max: 50,
+            ..ReferenceLimits::default()
+        };
+        let messages: Vec<ThreadMessage> = (0..count)
+            .rev()
+            .enumerate()
+            .map(|(position, depth)| {
+                let references: Vec<String> = (0..depth).map(|id| format!("c{id}")).collect();
+                let number = u32::try_from(position).expect("small") + 1;
+                ThreadMessage {
+                    references,
+                    ..message(number, i64::from(depth), "Chain", &format!("c{depth}"), &[])
+                }
+            })
+            .collect();
+        let rendered = render(&references_within(&messages, limits), &messages);
+        check_each_once(&messages, &rendered);
+        // Under the default limits the same chain is one thread, oldest first.
+        let rendered = render(&references(&messages), &messages);
+        check_each_once(&messages, &rendered);
+        assert!(
+            rendered.starts_with(&format!("({} {} ", count, count - 1)),
+            "{rendered:.40}"
+        );
     }
 }

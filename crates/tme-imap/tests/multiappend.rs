@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tme_auth::Authenticator;
 use tme_core::EmailAddress;
 use tme_core::config::{LoginConfig, StoreConfig};
-use tme_imap::session::{Session, SessionConfig};
+use tme_imap::session::{Next, Session, SessionConfig};
 use tme_store::{Branding, NewAccount, Store};
 
 const QUOTA_BYTES_MAX: u64 = 1_000;
@@ -62,9 +62,15 @@ async fn logged_in() -> (tempfile::TempDir, Session) {
     (directory, session)
 }
 
+/// One command's whole answer; a FETCH is drained one message at a time as the server does.
 async fn run(session: &mut Session, command: &[u8]) -> String {
     let mut out = Vec::new();
-    session.command(command, &mut out).await;
+    if let Next::Fetch = session.command(command, &mut out).await {
+        while let Some(mut output) = session.fetch_next().await {
+            output.fill_all(&mut out);
+        }
+        session.fetch_end(&mut out).await;
+    }
     String::from_utf8(out).expect("utf-8 answer")
 }
 

@@ -10,4 +10,4 @@ pub mod limits;
 pub mod stream;
 
 pub use limits::{Admission, ConnectionLimits};
-pub use stream::Stream;
+pub use stream::{Stream, WRITE_CHUNK_OCTETS};

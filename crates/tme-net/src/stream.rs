@@ -10,6 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+/// How much of a large response (POP3's RETR, IMAP's FETCH of a message body) a server hands
+/// the stream in one write: the response is made in pieces of this size, so it costs the
+/// message it is made from and one piece, never a second copy of the message.
+pub const WRITE_CHUNK_OCTETS: usize = 64 * 1024;
+
 /// One client's stream.
 #[derive(Debug)]
 pub enum Stream {

@@ -18,8 +18,8 @@
 //! never a second copy. It does no I/O.
 
 /// How much `Transfer::fill` adds to the output at most per call (plus at most the few octets
-/// of a line end, a stuffed dot and the terminator).
-pub const CHUNK_OCTETS: usize = 64 * 1024;
+/// of a line end, a stuffed dot and the terminator): the servers' shared write size.
+pub const CHUNK_OCTETS: usize = tme_net::WRITE_CHUNK_OCTETS;
 
 /// The size of `raw`'s wire form before byte-stuffing.
 pub fn wire_size(raw: &[u8]) -> u64 {

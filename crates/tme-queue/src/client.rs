@@ -3,7 +3,8 @@
 //! It greets with EHLO (HELO when EHLO is refused), takes STARTTLS when offered
 //! (opportunistic, RFC 3207 and RFC 7435: the certificate is not checked, so that TLS is
 //! never worse than plain text; a failed handshake is retried in plain text unless the
-//! message requires TLS), authenticates at a relay host (AUTH PLAIN, only over TLS), and
+//! message requires TLS; under MTA-STS or DANE, `TlsMode` makes it mandatory and checked,
+//! never retried in plain text), authenticates at a relay host (AUTH PLAIN, only over TLS), and
 //! sends each message as MAIL, RCPT..., DATA, pipelined when the server offers PIPELINING
 //! (RFC 2920). Each recipient gets its own outcome: accepted, refused for good (5xx) or for
 //! now (4xx). Every read and write has a timeout (RFC 5321 §4.5.3.2).
@@ -80,8 +81,8 @@ pub enum SessionError {
     /// The TLS handshake failed; the caller may retry the host without TLS.
     #[error("TLS handshake with {0} failed")]
     TlsFailed(String),
-    /// A policy (MTA-STS) demands a verified TLS session this host did not give: retry
-    /// later, never in plain text.
+    /// A policy (MTA-STS, DANE) demands an authenticated TLS session this host did not
+    /// give: retry later, never in plain text.
     #[error("4.7.5 {0}")]
     TlsRequired(String),
 }
@@ -96,6 +97,20 @@ pub enum TlsMode {
     /// STARTTLS required, and the certificate must verify for the MX host name with this
     /// config (MTA-STS, RFC 8461 §4.2).
     Verified(Arc<rustls::ClientConfig>),
+    /// STARTTLS required, and the certificate must match the host's TLSA records, which
+    /// this config's verifier holds (DANE, RFC 7672 §2.2).
+    Dane(Arc<rustls::ClientConfig>),
+}
+
+impl TlsMode {
+    /// The policy that makes TLS mandatory, named in the reasons recorded when it fails.
+    fn policy(&self) -> Option<&'static str> {
+        match self {
+            TlsMode::Plain | TlsMode::Opportunistic => None,
+            TlsMode::Verified(_) => Some("MTA-STS"),
+            TlsMode::Dane(_) => Some("DANE"),
+        }
+    }
 }
 
 impl std::fmt::Debug for TlsMode {
@@ -104,6 +119,7 @@ impl std::fmt::Debug for TlsMode {
             TlsMode::Plain => "Plain",
             TlsMode::Opportunistic => "Opportunistic",
             TlsMode::Verified(_) => "Verified",
+            TlsMode::Dane(_) => "Dane",
         })
     }
 }
@@ -189,12 +205,14 @@ impl Connection {
         let config = match tls {
             TlsMode::Plain => None,
             TlsMode::Opportunistic => Some(settings.tls.clone()),
-            TlsMode::Verified(config) => Some(config.clone()),
+            TlsMode::Verified(config) | TlsMode::Dane(config) => Some(config.clone()),
         };
-        let verified = matches!(tls, TlsMode::Verified(_));
-        if verified && !connection.capabilities.starttls {
+        let policy = tls.policy();
+        if let Some(policy) = policy
+            && !connection.capabilities.starttls
+        {
             return Err(SessionError::TlsRequired(format!(
-                "MTA-STS: {} does not offer STARTTLS",
+                "{policy}: {} does not offer STARTTLS",
                 host.name
             )));
         }
@@ -204,17 +222,16 @@ impl Connection {
             connection.write(b"STARTTLS\r\n").await?;
             let reply = connection.read_reply(settings.command_timeout).await?;
             if reply.code != 220 {
-                return Err(if verified {
-                    SessionError::TlsRequired(format!(
-                        "MTA-STS: {} refused STARTTLS: {}",
+                return Err(match policy {
+                    Some(policy) => SessionError::TlsRequired(format!(
+                        "{policy}: {} refused STARTTLS: {}",
                         host.name,
                         reply.summary()
-                    ))
-                } else {
-                    SessionError::TlsFailed(host.name.clone())
+                    )),
+                    None => SessionError::TlsFailed(host.name.clone()),
                 });
             }
-            connection.start_tls(config, verified).await?;
+            connection.start_tls(config, policy).await?;
             // RFC 3207 §4.2: forget what was learnt before TLS and greet again.
             connection.hello().await?;
         }
@@ -258,23 +275,23 @@ impl Connection {
         Err(stage_error("EHLO", &reply))
     }
 
-    /// The handshake after `220` to STARTTLS. With `verified`, the certificate must be
-    /// valid for the MX host name (RFC 8461 §4.2), and a failure is `TlsRequired`.
+    /// The handshake after `220` to STARTTLS. Under a `policy` (MTA-STS: the certificate
+    /// must be valid for the MX host name, RFC 8461 §4.2; DANE: it must match the TLSA
+    /// records, RFC 7672 §3), a failure is `TlsRequired`.
     async fn start_tls(
         &mut self,
         config: Arc<rustls::ClientConfig>,
-        verified: bool,
+        policy: Option<&'static str>,
     ) -> Result<(), SessionError> {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(SessionError::Temporary("TLS is already active".to_owned()));
         };
         let host = self.host.trim_end_matches('.').to_owned();
-        let failed = |reason: String| {
-            if verified {
-                SessionError::TlsRequired(format!("MTA-STS: TLS with {host}: {reason}"))
-            } else {
-                SessionError::TlsFailed(host.clone())
+        let failed = |reason: String| match policy {
+            Some(policy) => {
+                SessionError::TlsRequired(format!("{policy}: TLS with {host}: {reason}"))
             }
+            None => SessionError::TlsFailed(host.clone()),
         };
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .or_else(|_| rustls::pki_types::ServerName::try_from(self.address.ip().to_string()))
@@ -284,7 +301,7 @@ impl Connection {
             .await
             .map_err(|_| failed("the handshake timed out".to_owned()))?
             .map_err(|error| {
-                tracing::info!(host = %self.host, %error, verified, "TLS handshake failed");
+                tracing::info!(host = %self.host, %error, ?policy, "TLS handshake failed");
                 failed(error.to_string())
             })?;
         self.stream = Stream::Tls(Box::new(tls));

@@ -3,7 +3,8 @@
 //! `runner` claims due messages from the store's queue (`tme_store::QueueStore`) and
 //! delivers them: `route` finds the destination's hosts (MX, implicit MX, null MX, or the
 //! relay host), `client` speaks SMTP to them (`reply` reads their replies, `tls` is the
-//! opportunistic TLS config), `schedule` says when to try again and when to give up, and
+//! opportunistic and verifying TLS configs, `mta_sts` and `dane` the policies that make TLS
+//! mandatory), `schedule` says when to try again and when to give up, and
 //! `dsn` writes the reports senders get (RFC 3464). `sign` adds the sending domain's
 //! DKIM signatures. `metrics` counts it all.
 //!
@@ -14,6 +15,7 @@
 //! state anywhere but the store: any node can pick up any message.
 
 pub mod client;
+pub mod dane;
 pub mod dsn;
 pub mod metrics;
 pub mod mta_sts;

@@ -1,6 +1,7 @@
 //! The queue's metrics: how many messages wait and how old the oldest is, and what became
 //! of each recipient attempt (delivered, deferred, failed), in all and by destination
-//! domain.
+//! domain; and what DANE (RFC 7672) found: each MX host's TLSA lookup, and each handshake
+//! under TLSA records.
 //!
 //! Destinations are a label, so their number is bounded (`DESTINATIONS_MAX`): past it, new
 //! domains are counted as `other`. The first domains seen keep their series for the node's
@@ -38,6 +39,25 @@ pub struct QueueMetrics {
     recipient_attempts: Family<OutcomeLabels, Counter>,
     destination_attempts: Family<DestinationLabels, Counter>,
     destinations: Arc<Mutex<HashSet<String>>>,
+    dane_hosts: Family<OutcomeLabels, Counter>,
+    dane_handshakes: Family<OutcomeLabels, Counter>,
+}
+
+/// What a DANE lookup found for one MX host (`tme_queue_dane_hosts_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaneHostOutcome {
+    /// Secure TLSA records, at least one usable: TLS with authentication required.
+    Usable,
+    /// Secure TLSA records, none usable: TLS required, unauthenticated (RFC 7672 §2.2).
+    Unusable,
+    /// Secure proof that there are none: no DANE for the host.
+    NoRecords,
+    /// The MX records or the TLSA records are not signed: no DANE.
+    Insecure,
+    /// The signatures do not check out: the host is not used.
+    Bogus,
+    /// The lookup failed: the host is not used this time.
+    Failed,
 }
 
 impl QueueMetrics {
@@ -64,7 +84,46 @@ impl QueueMetrics {
             "Delivery attempts per recipient, by destination domain and outcome",
             metrics.destination_attempts.clone(),
         );
+        registry.register(
+            "dane_hosts",
+            "DANE TLSA lookups of MX hosts, by outcome (usable, unusable, no_records, insecure, bogus, failed)",
+            metrics.dane_hosts.clone(),
+        );
+        registry.register(
+            "dane_handshakes",
+            "TLS handshakes under DANE TLSA records, by outcome (authenticated, unauthenticated, refused)",
+            metrics.dane_handshakes.clone(),
+        );
         metrics
+    }
+
+    /// Counts what the DANE lookup of one MX host found.
+    pub(crate) fn count_dane_host(&self, outcome: DaneHostOutcome) {
+        let outcome = match outcome {
+            DaneHostOutcome::Usable => "usable",
+            DaneHostOutcome::Unusable => "unusable",
+            DaneHostOutcome::NoRecords => "no_records",
+            DaneHostOutcome::Insecure => "insecure",
+            DaneHostOutcome::Bogus => "bogus",
+            DaneHostOutcome::Failed => "failed",
+        };
+        self.dane_hosts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The counters a DANE certificate check increments.
+    pub(crate) fn dane_counters(&self) -> crate::dane::DaneCounters {
+        let counter = |outcome: &'static str| {
+            self.dane_handshakes
+                .get_or_create(&OutcomeLabels { outcome })
+                .clone()
+        };
+        crate::dane::DaneCounters {
+            authenticated: counter("authenticated"),
+            unauthenticated: counter("unauthenticated"),
+            refused: counter("refused"),
+        }
     }
 
     pub(crate) fn set_depth(&self, messages: u64, oldest_age_seconds: Option<i64>) {

@@ -11,8 +11,10 @@
 //!
 //! It must not decide how to deliver: the runner applies an `enforce` policy (only matching
 //! MX hosts, TLS with a verified certificate, no plain-text retry) and only logs what a
-//! `testing` policy would have refused. The cache lives in memory: a restarted node fetches
-//! policies again (RFC 8461 §10.2 accepts that, as a fresh sender would).
+//! `testing` policy would have refused. The cache lives in memory, backed by the queue
+//! store when one is given (`with_store`): a restarted node, or another node of the
+//! cluster, still honours a policy until its `max_age` ends, even while an attacker hides
+//! the TXT record and the policy host (RFC 8461 §10.2).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use mail_auth::MessageAuthenticator;
 use mail_auth::hickory_resolver::proto::rr::RData;
+use tme_store::{QueueStore, StoredPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -199,6 +202,8 @@ pub struct MtaSts {
     https_port: u16,
     timeout: Duration,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    /// Where policies outlive the process, when set.
+    store: Option<Arc<dyn QueueStore>>,
 }
 
 impl std::fmt::Debug for MtaSts {
@@ -223,7 +228,14 @@ impl MtaSts {
             https_port,
             timeout,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            store: None,
         }
+    }
+
+    /// Keeps fetched policies in `store` too, and reads them back after a restart.
+    pub fn with_store(mut self, store: Arc<dyn QueueStore>) -> MtaSts {
+        self.store = Some(store);
+        self
     }
 
     /// The verifying TLS config, for MX hosts under an `enforce` policy too.
@@ -243,6 +255,10 @@ impl MtaSts {
     pub async fn policy(&self, domain: &str, now_unix: i64) -> Option<Arc<Policy>> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let cached = self.cache().get(&domain).cloned();
+        let cached = match cached {
+            Some(cached) => Some(cached),
+            None => self.stored(&domain, now_unix).await,
+        };
         let cached_fresh = cached.filter(|cached| cached.fresh(now_unix));
         let id = match self.txt_id(&domain).await {
             Some(id) => id,
@@ -254,8 +270,10 @@ impl MtaSts {
             return Some(cached.policy.clone());
         }
         match self.fetch(&domain).await {
-            Ok(policy) => {
+            Ok((policy, text)) => {
                 let policy = Arc::new(policy);
+                self.store_policy(&domain, &id, &text, &policy, now_unix)
+                    .await;
                 let mut cache = self.cache();
                 if cache.len() >= CACHED_POLICIES_MAX
                     && let Some(oldest) = cache
@@ -304,7 +322,7 @@ impl MtaSts {
     /// Fetches and parses `https://mta-sts.DOMAIN/.well-known/mta-sts.txt` (RFC 8461 §3.3):
     /// the certificate must verify for `mta-sts.DOMAIN`, the status must be 200 (no
     /// redirects), the media type `text/plain`.
-    async fn fetch(&self, domain: &str) -> Result<Policy, String> {
+    async fn fetch(&self, domain: &str) -> Result<(Policy, String), String> {
         let host = format!("mta-sts.{domain}");
         let work = async {
             // The node's resolver, not the system's: the same answers as for the MX.
@@ -358,7 +376,61 @@ impl MtaSts {
         let body = http_body(&response)?;
         let text = std::str::from_utf8(body)
             .map_err(|_| format!("the policy of {domain} is not UTF-8"))?;
-        parse_policy(text).map_err(|error| format!("the policy of {domain}: {error}"))
+        let policy =
+            parse_policy(text).map_err(|error| format!("the policy of {domain}: {error}"))?;
+        Ok((policy, text.to_owned()))
+    }
+
+    /// The policy kept in the store for `domain`, when there is one that has not expired
+    /// and still parses; it joins the memory cache.
+    async fn stored(&self, domain: &str, now_unix: i64) -> Option<Cached> {
+        let store = self.store.as_ref()?;
+        let stored = match store.mta_sts_policy(domain, now_unix).await {
+            Ok(stored) => stored?,
+            Err(error) => {
+                tracing::warn!(%domain, %error, "cannot read the stored MTA-STS policy");
+                return None;
+            }
+        };
+        let policy = match parse_policy(&stored.text) {
+            Ok(policy) => policy,
+            Err(error) => {
+                tracing::warn!(%domain, %error, "a stored MTA-STS policy no longer parses");
+                return None;
+            }
+        };
+        let cached = Cached {
+            id: stored.policy_id,
+            policy: Arc::new(policy),
+            fetched_unix: stored.fetched_unix,
+        };
+        self.cache().insert(domain.to_owned(), cached.clone());
+        Some(cached)
+    }
+
+    /// Keeps a fetched policy in the store; a failure is logged (the memory cache still
+    /// has it).
+    async fn store_policy(
+        &self,
+        domain: &str,
+        id: &str,
+        text: &str,
+        policy: &Policy,
+        now_unix: i64,
+    ) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let stored = StoredPolicy {
+            domain: domain.to_owned(),
+            policy_id: id.to_owned(),
+            text: text.to_owned(),
+            fetched_unix: now_unix,
+            expires_unix: now_unix.saturating_add_unsigned(policy.max_age_seconds),
+        };
+        if let Err(error) = store.mta_sts_policy_put(&stored).await {
+            tracing::warn!(%domain, %error, "cannot keep the MTA-STS policy in the store");
+        }
     }
 }
 

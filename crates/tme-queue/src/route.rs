@@ -4,6 +4,9 @@
 //!
 //! The classification is what matters: a domain that does not exist or refuses mail is a
 //! permanent failure (the sender gets a bounce now); a DNS failure is temporary (retried).
+//!
+//! `apply_dane` then asks the validating resolver which hosts have DANE TLSA records
+//! (RFC 7672 §2.2) and gives those their own TLS demand; `dane` judges the certificates.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,7 +14,10 @@ use std::sync::Arc;
 use mail_auth::common::cache::NoCache;
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::{DnsError, Error as AuthError, MX, RecordSet};
-use tme_resolver::MessageAuthenticator;
+use tme_resolver::{MessageAuthenticator, Security, ValidatingResolver, ValidationError};
+
+use crate::client::TlsMode;
+use crate::metrics::{DaneHostOutcome, QueueMetrics};
 
 /// The most MX hosts tried per attempt (the rest wait for the next attempt).
 pub const HOSTS_PER_ATTEMPT_MAX: usize = 5;
@@ -23,7 +29,7 @@ pub const ADDRESSES_PER_HOST_MAX: usize = 4;
 pub enum RouteError {
     /// Retry later (DNS failure, no address yet): 4.4.3.
     Temporary(String),
-    /// Retry later: a policy (MTA-STS) leaves no host to try. `status` is RFC 3463's.
+    /// Retry later: a policy (MTA-STS, DANE) leaves no host to try. `status` is RFC 3463's.
     PolicyUnmet { status: &'static str, text: String },
     /// It will not work: the domain does not exist or takes no mail. `status` is the RFC 3463
     /// code for the DSN.
@@ -42,11 +48,14 @@ impl RouteError {
 }
 
 /// One host to try, with the addresses to connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Host {
     /// The name (for logs, the DSN's Remote-MTA and TLS's server name).
     pub name: String,
     pub addresses: Vec<SocketAddr>,
+    /// The host's own demand on TLS (DANE TLSA records, RFC 7672), which takes precedence
+    /// over the destination's (RFC 8461 §2); None: the destination's.
+    pub tls: Option<crate::client::TlsMode>,
 }
 
 /// Orders the MX records of `domain` into host names, or says why there are none.
@@ -113,7 +122,11 @@ pub async fn resolve_domain(
     let mut last_error = None;
     for name in names {
         match resolve_host(resolver, &name, port).await {
-            Ok(addresses) if !addresses.is_empty() => hosts.push(Host { name, addresses }),
+            Ok(addresses) if !addresses.is_empty() => hosts.push(Host {
+                name,
+                addresses,
+                tls: None,
+            }),
             Ok(_) => last_error = Some(format!("{name} has no address")),
             Err(error) => last_error = Some(error),
         }
@@ -191,7 +204,11 @@ pub async fn resolve_relay(
             "relay host {name} has no address"
         )));
     }
-    Ok(vec![Host { name, addresses }])
+    Ok(vec![Host {
+        name,
+        addresses,
+        tls: None,
+    }])
 }
 
 /// Splits `host:port`, `[v6]:port` or `host` (port 25).
@@ -208,6 +225,123 @@ pub fn split_host_port(text: &str) -> Option<(String, u16)> {
         None if !text.is_empty() => Some((text.to_owned(), 25)),
         None => None,
     }
+}
+
+/// DANE (RFC 7672 §2.2) applied to `domain`'s `hosts`, found on `port`: each host whose TLSA
+/// records (`_PORT._tcp.HOST`) are secure gets `TlsMode::Dane` (STARTTLS required, the
+/// certificate matched against them); hosts without secure records stay as they are
+/// (opportunistic TLS, or MTA-STS); hosts whose records are bogus or cannot be looked up
+/// are dropped. No host left: the mail waits (4.7.5), never sent in plain text.
+pub async fn apply_dane(
+    resolver: &ValidatingResolver,
+    domain: &str,
+    hosts: Vec<Host>,
+    port: u16,
+    metrics: &QueueMetrics,
+) -> Result<Vec<Host>, RouteError> {
+    use mail_auth::hickory_resolver::proto::rr::{RData, RecordType};
+    let unmet = |text: String| RouteError::PolicyUnmet {
+        status: "4.7.5",
+        text: format!("DANE: {text}"),
+    };
+    // RFC 7672 §2.2.1: TLSA records count only for hosts named by a secure MX RRset; with
+    // no MX, a secure denial of it makes the domain its own (implicit) MX host. A bogus MX
+    // RRset, or one that cannot be checked, leaves nowhere safe to send: the mail waits.
+    let secure_names: Vec<String> = match resolver.lookup(domain, RecordType::MX).await {
+        Ok(answer) if answer.security == Security::Secure => {
+            if answer.records.is_empty() {
+                vec![domain.to_ascii_lowercase()]
+            } else {
+                answer
+                    .records
+                    .iter()
+                    .filter_map(|record| match record {
+                        RData::MX(mx) => Some(
+                            mx.exchange
+                                .to_ascii()
+                                .trim_end_matches('.')
+                                .to_ascii_lowercase(),
+                        ),
+                        _ => None,
+                    })
+                    .collect()
+            }
+        }
+        Ok(_) => {
+            for _ in &hosts {
+                metrics.count_dane_host(DaneHostOutcome::Insecure);
+            }
+            return Ok(hosts);
+        }
+        Err(error) => {
+            let outcome = match error {
+                ValidationError::Bogus { .. } => DaneHostOutcome::Bogus,
+                ValidationError::Failed { .. } => DaneHostOutcome::Failed,
+            };
+            metrics.count_dane_host(outcome);
+            tracing::warn!(%domain, %error, "DANE: the MX records cannot be trusted; the mail waits");
+            return Err(unmet(format!("the MX records of {domain}: {error}")));
+        }
+    };
+    let mut kept = Vec::with_capacity(hosts.len());
+    let mut last_refusal = None;
+    for mut host in hosts {
+        let name = host.name.to_ascii_lowercase();
+        if !secure_names.contains(&name) {
+            // The everyday resolver named a host the validated MX RRset does not (a cache
+            // out of step): nothing secure is known of it.
+            metrics.count_dane_host(DaneHostOutcome::Insecure);
+            kept.push(host);
+            continue;
+        }
+        let tlsa_name = format!("_{port}._tcp.{name}");
+        match resolver.lookup(&tlsa_name, RecordType::TLSA).await {
+            Ok(answer) if answer.security == Security::Secure => {
+                let records = crate::dane::records_of(&answer.records);
+                if records.is_empty() {
+                    metrics.count_dane_host(DaneHostOutcome::NoRecords);
+                    kept.push(host);
+                    continue;
+                }
+                let usable = records.iter().any(crate::dane::Tlsa::usable);
+                metrics.count_dane_host(if usable {
+                    DaneHostOutcome::Usable
+                } else {
+                    DaneHostOutcome::Unusable
+                });
+                tracing::info!(host = %name, records = records.len(), usable, "DANE: TLSA records found; TLS required");
+                match crate::dane::tls_config(&name, records, metrics.dane_counters()) {
+                    Ok(config) => {
+                        host.tls = Some(TlsMode::Dane(config));
+                        kept.push(host);
+                    }
+                    Err(error) => {
+                        last_refusal = Some(format!("cannot set up TLS for {name}: {error}"));
+                    }
+                }
+            }
+            Ok(_) => {
+                // RFC 7672 §2.2: insecure TLSA records are as good as none.
+                metrics.count_dane_host(DaneHostOutcome::Insecure);
+                kept.push(host);
+            }
+            Err(error) => {
+                // RFC 7672 §2.2: a bogus or failed TLSA lookup rules the host out.
+                metrics.count_dane_host(match error {
+                    ValidationError::Bogus { .. } => DaneHostOutcome::Bogus,
+                    ValidationError::Failed { .. } => DaneHostOutcome::Failed,
+                });
+                tracing::warn!(host = %name, %error, "DANE: the TLSA records cannot be trusted; host skipped");
+                last_refusal = Some(format!("the TLSA records of {name}: {error}"));
+            }
+        }
+    }
+    if kept.is_empty() {
+        return Err(unmet(
+            last_refusal.unwrap_or_else(|| format!("no MX host of {domain} can be used")),
+        ));
+    }
+    Ok(kept)
 }
 
 /// A shared resolver handle.

@@ -32,6 +32,8 @@ use tme_store::{
 
 /// How many messages one pass claims at most.
 const MESSAGES_PER_PASS_MAX: usize = 500;
+/// How many messages of a pass are finished (reports, records) at the same time.
+const FINISHING_AT_ONCE_MAX: usize = 64;
 /// The longest sleep between passes when nothing is due (a message queued by another
 /// process is noticed this late at worst).
 const IDLE_WAIT: Duration = Duration::from_secs(5);
@@ -74,6 +76,9 @@ pub struct RunnerSettings {
     /// MTA-STS policies of destinations (RFC 8461); None delivers with opportunistic TLS
     /// only. Not used through a relay host.
     pub mta_sts: Option<crate::mta_sts::MtaSts>,
+    /// The validating resolver DANE (RFC 7672) asks; None: no DANE. Not used through a
+    /// relay host.
+    pub dane: Option<tme_resolver::ValidatingResolver>,
 }
 
 /// What one pass did, for tests and logs.
@@ -193,10 +198,14 @@ impl Runner {
                 }
             }
         }
-        let outcomes = self.deliver_all(&claimed, &raws).await;
-        for (index, message) in claimed.iter().enumerate() {
-            let mut message_outcomes = outcomes.get(&index).cloned().unwrap_or_default();
-            if raws[index].is_none() {
+        let mut outcomes = self.deliver_all(&claimed, &raws).await;
+        // Messages are finished side by side: their records then share the queue file's
+        // transactions (group commit) instead of taking one fsync each.
+        let finishing = Arc::new(Semaphore::new(FINISHING_AT_ONCE_MAX));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, (message, raw)) in claimed.into_iter().zip(raws).enumerate() {
+            let mut message_outcomes = outcomes.remove(&index).unwrap_or_default();
+            if raw.is_none() {
                 message_outcomes = message
                     .pending_recipients()
                     .map(|recipient| RecipientOutcome {
@@ -207,19 +216,33 @@ impl Runner {
                     })
                     .collect();
             }
-            match self
-                .finish_attempt(message, raws[index].as_deref(), message_outcomes, now)
-                .await
-            {
-                Ok(finished) => {
+            let runner = self.clone();
+            let finishing = finishing.clone();
+            tasks.spawn(async move {
+                let _permit = finishing.acquire_owned().await.ok();
+                let result = runner
+                    .finish_attempt(
+                        &message,
+                        raw.as_deref().map(Vec::as_slice),
+                        message_outcomes,
+                        now,
+                    )
+                    .await;
+                (message.id, result)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(finished))) => {
                     report.delivered += finished.delivered;
                     report.deferred += finished.deferred;
                     report.failed += finished.failed;
                     report.removed += finished.removed;
                 }
-                Err(error) => {
-                    tracing::warn!(queue_id = message.id, %error, "cannot record an attempt")
+                Ok((queue_id, Err(error))) => {
+                    tracing::warn!(queue_id, %error, "cannot record an attempt")
                 }
+                Err(error) => tracing::error!(%error, "a task finishing an attempt failed"),
             }
         }
         self.update_gauges().await;
@@ -279,6 +302,7 @@ impl Runner {
                 lanes_legs[number % lanes].push(leg);
             }
             let hosts = self.route(&domain).await;
+            let hosts = self.apply_dane(&domain, hosts).await;
             let (hosts, tls) = self.apply_mta_sts(&domain, hosts).await;
             for lane in lanes_legs {
                 let runner = self.clone();
@@ -322,6 +346,26 @@ impl Runner {
             Some(relay) => route::resolve_relay(&self.resolver, relay).await,
             None => route::resolve_domain(&self.resolver, domain, self.settings.remote_port).await,
         }
+    }
+
+    /// DANE applied to the destination's hosts (`route::apply_dane`): hosts with TLSA
+    /// records get their own TLS demand, which an MTA-STS policy does not replace.
+    async fn apply_dane(
+        &self,
+        domain: &str,
+        hosts: Result<Vec<Host>, RouteError>,
+    ) -> Result<Vec<Host>, RouteError> {
+        let (Some(validating), None) = (&self.settings.dane, &self.settings.relay_host) else {
+            return hosts;
+        };
+        route::apply_dane(
+            validating,
+            domain,
+            hosts?,
+            self.settings.remote_port,
+            &self.metrics,
+        )
+        .await
     }
 
     /// The destination's MTA-STS policy applied to its hosts (RFC 8461 §4): with `enforce`,
@@ -530,8 +574,9 @@ impl Runner {
     }
 
     /// Opens a connection to the first host that takes one (RFC 5321 §5.1: in order of
-    /// preference). A failed opportunistic TLS handshake is retried in plain text unless
-    /// the message requires TLS; a verified one (MTA-STS) never is.
+    /// preference), each with its own TLS demand (DANE) or else the destination's. A failed
+    /// opportunistic TLS handshake is retried in plain text unless the message requires
+    /// TLS; one under a policy (MTA-STS, DANE) never is.
     async fn connect(
         &self,
         hosts: &[Host],
@@ -540,6 +585,7 @@ impl Runner {
     ) -> Result<Connection, SessionError> {
         let mut last_error = SessionError::Temporary("no host to try".to_owned());
         for host in hosts {
+            let tls = host.tls.as_ref().unwrap_or(tls);
             match Connection::open(host, &self.settings.client, tls).await {
                 Ok(connection) => return Ok(connection),
                 Err(SessionError::TlsFailed(name)) if !requiretls => {
@@ -560,7 +606,7 @@ impl Runner {
     async fn finish_attempt(
         &self,
         message: &QueuedMessage,
-        raw: Option<&Vec<u8>>,
+        raw: Option<&[u8]>,
         mut outcomes: Vec<RecipientOutcome>,
         now: i64,
     ) -> StoreResult<Finished> {
@@ -642,12 +688,12 @@ impl Runner {
             ),
             delay_notified,
         };
+        // With nothing left pending, this also takes the message out of the queue.
         self.store
             .queue
             .record_attempt(message.id, &self.settings.owner, &record)
             .await?;
         if !still_pending {
-            self.store.queue.remove(message.id).await?;
             finished.removed = 1;
         }
         Ok(finished)

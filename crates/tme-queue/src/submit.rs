@@ -27,7 +27,7 @@ use tme_store::{
 
 use crate::runner::Runner;
 use crate::schedule::Schedule;
-use crate::sign::signature_fields;
+use crate::sign::SignerCache;
 
 /// A local mailbox a copy goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +139,7 @@ pub struct Submitter {
     schedule: Schedule,
     hostname: String,
     plus_separator: char,
+    signers: SignerCache,
 }
 
 impl Submitter {
@@ -155,6 +156,7 @@ impl Submitter {
             schedule,
             hostname,
             plus_separator,
+            signers: SignerCache::default(),
         }
     }
 
@@ -356,9 +358,18 @@ impl Submitter {
         if keys.is_empty() {
             return Vec::new();
         }
-        match signature_fields(message, &keys) {
-            Ok(fields) => fields,
+        // Signing is CPU work: off the async workers, so that other sessions keep going.
+        let signers = self.signers.clone();
+        let message = message.to_vec();
+        let signed =
+            tokio::task::spawn_blocking(move || signers.signature_fields(&message, &keys)).await;
+        match signed {
+            Ok(Ok(fields)) => fields,
             Err(error) => {
+                tracing::warn!(%error, %domain, "the DKIM signing task failed; sending unsigned");
+                Vec::new()
+            }
+            Ok(Err(error)) => {
                 tracing::warn!(%error, %domain, "cannot DKIM-sign; sending unsigned");
                 Vec::new()
             }

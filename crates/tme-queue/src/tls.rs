@@ -4,7 +4,7 @@
 //! verified, so the session key is the server's. Policies that require an authenticated
 //! peer (MTA-STS, RFC 8461) use `verifying`: the system's trust anchors (Debian's
 //! ca-certificates) plus the operator's own (`queue.tls_trust_anchors_file`, for a private
-//! PKI). DANE (RFC 7672) is not built yet.
+//! PKI). DANE (RFC 7672) has its own verifier, in `dane`.
 
 use std::sync::Arc;
 

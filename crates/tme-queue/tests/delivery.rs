@@ -70,7 +70,12 @@ impl World {
              loop.test. CNAME loop2.test.\n\
              loop2.test. CNAME loop.test.\n\
              noaddr.test. MX 10 mx.noaddr.test.\n\
-             mxloop.test. MX 10 loop.test.\n",
+             mxloop.test. MX 10 loop.test.\n\
+             v6only.test. MX 10 mx.v6only.test.\n\
+             mx.v6only.test. AAAA ::1\n\
+             dual.test. MX 10 mx.dual.test.\n\
+             mx.dual.test. A 127.0.0.11\n\
+             mx.dual.test. AAAA ::1\n",
         )])
         .unwrap();
         let directory = tempfile::tempdir().unwrap();
@@ -101,6 +106,7 @@ impl World {
         let resolver = tme_resolver::build(&ResolverConfig {
             nameservers: vec![nameserver.unwrap_or(nsd.address())],
             timeout_ms: 2_000,
+            ..ResolverConfig::default()
         })
         .unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(START)));
@@ -123,6 +129,7 @@ impl World {
                 tls: tme_queue::tls::opportunistic().unwrap(),
             },
             mta_sts: None,
+            dane: None,
         };
         let runner = Runner::new(
             store.clone(),
@@ -248,6 +255,41 @@ async fn delivers_by_mx_and_implicit_mx_and_bounces_a_null_mx_domain() {
         !report.contains("one@good.test>:"),
         "delivered recipients are not reported"
     );
+}
+
+/// IPv6: a host with only an AAAA record is reached over IPv6, and a host whose IPv4
+/// address takes no connection is reached over its IPv6 address (RFC 5321 §5.1: every
+/// address of a host is tried before the next host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_over_ipv6_and_falls_back_from_a_dead_ipv4_address() {
+    let world = World::new().await;
+    let sink = world.sink("[::1]", SinkBehaviour::Accept);
+    world.enqueue(&["one@v6only.test", "two@dual.test"]).await;
+    let report = world.runner.pass().await.unwrap();
+    assert_eq!(
+        (report.messages, report.delivered, report.removed),
+        (1, 2, 1),
+        "{report:?}"
+    );
+    let received = sink.received().unwrap();
+    assert_eq!(received.len(), 2, "one transaction per destination domain");
+    let texts: Vec<String> = received
+        .iter()
+        .map(|transaction| String::from_utf8_lossy(transaction).into_owned())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|text| text.contains("X-Rcpt-Args: <one@v6only.test>")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|text| text.contains("X-Rcpt-Args: <two@dual.test>")),
+        "{texts:?}"
+    );
+    assert!(world.store.queue.list().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

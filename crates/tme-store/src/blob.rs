@@ -245,12 +245,14 @@ impl BlobStore {
                 StoreError::io(format!("cannot open {}", path.display()), error)
             }
         })?;
-        let mut encoded = Vec::new();
-        file.read_to_end(&mut encoded)
-            .map_err(|error| StoreError::io(format!("cannot read {}", path.display()), error))?;
-        let raw = decode(&encoded).ok_or_else(|| {
-            StoreError::Corrupt(format!("blob {id} has a damaged header or body"))
-        })?;
+        // Decoded straight from the file into a buffer of the message's size: a large
+        // message costs its size once, not once encoded and once decoded (IMAP FETCH and
+        // POP3 RETR serve from it).
+        let raw = decode(&mut file)
+            .map_err(|error| StoreError::io(format!("cannot read {}", path.display()), error))?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("blob {id} has a damaged header or body"))
+            })?;
         if BlobId::of(&raw) != *id {
             return Err(StoreError::Corrupt(format!(
                 "blob {id} does not match its hash"
@@ -327,24 +329,45 @@ fn encode(raw: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(encoded)
 }
 
-fn decode(encoded: &[u8]) -> Option<Vec<u8>> {
-    if encoded.len() < FILE_HEADER_BYTES
-        || &encoded[0..4] != FILE_MAGIC
-        || encoded[4] != FILE_FORMAT_VERSION
-    {
-        return None;
+/// Reads a blob file: Ok(None) when its header or body is damaged (a wrong magic, version or
+/// codec, a length over `BLOB_BYTES_MAX`, a body that does not decode to that length).
+fn decode(file: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut header = [0u8; FILE_HEADER_BYTES];
+    if let Err(error) = file.read_exact(&mut header) {
+        return match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => Ok(None),
+            _ => Err(error),
+        };
     }
-    let raw_length = u64::from_le_bytes(encoded[6..14].try_into().ok()?);
-    let raw_length = usize::try_from(raw_length)
+    if &header[0..4] != FILE_MAGIC || header[4] != FILE_FORMAT_VERSION {
+        return Ok(None);
+    }
+    let mut length_bytes = [0u8; 8];
+    length_bytes.copy_from_slice(&header[6..14]);
+    let Some(raw_length) = usize::try_from(u64::from_le_bytes(length_bytes))
         .ok()
-        .filter(|length| *length <= BLOB_BYTES_MAX)?;
-    let body = &encoded[FILE_HEADER_BYTES..];
-    let raw = match encoded[5] {
-        CODEC_RAW => body.to_vec(),
-        CODEC_ZSTD => zstd::bulk::decompress(body, raw_length).ok()?,
-        _ => return None,
+        .filter(|length| *length <= BLOB_BYTES_MAX)
+    else {
+        return Ok(None);
     };
-    (raw.len() == raw_length).then_some(raw)
+    let mut raw = Vec::with_capacity(raw_length);
+    // One octet more than the length, to see a body that is too long.
+    let limit = raw_length as u64 + 1;
+    let read = match header[5] {
+        CODEC_RAW => file.take(limit).read_to_end(&mut raw),
+        CODEC_ZSTD => match zstd::stream::read::Decoder::new(file) {
+            Ok(decoder) => decoder.take(limit).read_to_end(&mut raw),
+            Err(_) => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    match read {
+        Ok(_) => Ok((raw.len() == raw_length).then_some(raw)),
+        // zstd reports a body that does not decode as a read error: damage, like a wrong
+        // length, not a failing disk.
+        Err(_) if header[5] == CODEC_ZSTD => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// How many fsyncs a batch keeps in flight at once.
@@ -402,6 +425,20 @@ mod tests {
         let id = store.put(&guard, &b"x".repeat(100)).expect("put");
         fs::write(store.path_of(&id), b"TMEB\x01\x00\x64\0\0\0\0\0\0\0yyyy").expect("write");
         assert!(matches!(store.get(&id), Err(StoreError::Corrupt(_))));
+        // A header cut short, a raw body longer than its length, a zstd body that does not
+        // decode, a length over the maximum: damage, never served, never a panic.
+        let mut too_long = b"TMEB\x01\x00\x02\0\0\0\0\0\0\0".to_vec();
+        too_long.extend_from_slice(b"xxx");
+        let mut bad_zstd = b"TMEB\x01\x01\x64\0\0\0\0\0\0\0".to_vec();
+        bad_zstd.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff]);
+        let huge = b"TMEB\x01\x00\xff\xff\xff\xff\xff\xff\xff\x7f".to_vec();
+        for damaged in [b"TMEB\x01".to_vec(), too_long, bad_zstd, huge] {
+            fs::write(store.path_of(&id), &damaged).expect("write");
+            assert!(
+                matches!(store.get(&id), Err(StoreError::Corrupt(_))),
+                "{damaged:?}"
+            );
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub const CHECKS: &[&str] = &[
     "delivery_keys_deliver_once_per_account",
     "concurrent_deliveries_fail_alone",
     "queue_claims_leases_and_records",
+    "mta_sts_policies_are_kept_until_they_expire",
     "dns_keys_and_records",
     "login_locks_are_kept_listed_and_lifted",
 ];
@@ -59,6 +60,9 @@ pub async fn run(name: &str, store: &Store) {
         }
         "concurrent_deliveries_fail_alone" => concurrent_deliveries_fail_alone(store).await,
         "queue_claims_leases_and_records" => queue_claims_leases_and_records(store).await,
+        "mta_sts_policies_are_kept_until_they_expire" => {
+            mta_sts_policies_are_kept_until_they_expire(store).await
+        }
         "dns_keys_and_records" => dns_keys_and_records(store).await,
         "login_locks_are_kept_listed_and_lifted" => {
             login_locks_are_kept_listed_and_lifted(store).await
@@ -1046,7 +1050,8 @@ fn queued(recipients: &[&str], now: i64) -> NewQueued {
 
 /// The outbound queue: a queued message survives as written, is claimed by one owner at a
 /// time until its lease ends, records each recipient's outcome, is not claimed while held or
-/// before its next attempt, keeps its blob from the collector, and is gone once removed.
+/// before its next attempt, keeps its blob from the collector, and is gone once removed or
+/// once its last pending recipient is final.
 pub async fn queue_claims_leases_and_records(store: &Store) {
     let now = 1_800_000_000;
     let raw = message(7);
@@ -1219,6 +1224,115 @@ pub async fn queue_claims_leases_and_records(store: &Store) {
     let (_, collected) = store.collect_garbage(now + 400).await.unwrap();
     assert_eq!(collected.blobs_deleted, 1);
     assert!(store.queue.list().await.unwrap().is_empty());
+
+    // An attempt that leaves no recipient pending takes the message out of the queue.
+    let id = store
+        .enqueue(&raw, queued(&["a@remote.example", "b@other.example"], now))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .queue
+            .claim_due(now, "node-a", 600, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let final_attempt = AttemptRecord {
+        attempted_unix: now,
+        outcomes: vec![
+            RecipientOutcome {
+                position: 0,
+                state: RecipientState::Delivered,
+                reply: "250 2.0.0 Ok".to_owned(),
+                remote_host: Some("mx.remote.example".to_owned()),
+            },
+            RecipientOutcome {
+                position: 1,
+                state: RecipientState::Failed,
+                reply: "550 5.1.1 no such user".to_owned(),
+                remote_host: Some("mx.other.example".to_owned()),
+            },
+        ],
+        next_attempt_unix: now + 300,
+        delay_notified: false,
+    };
+    store
+        .queue
+        .record_attempt(id, "node-a", &final_attempt)
+        .await
+        .unwrap();
+    assert!(
+        matches!(store.queue.get(id).await, Err(StoreError::NotFound { .. })),
+        "a message with every recipient final is removed with its last attempt"
+    );
+    assert!(store.queue.list().await.unwrap().is_empty());
+}
+
+/// An MTA-STS policy is read back as stored, replaced by a newer fetch, not returned once
+/// expired, and refused when larger than a policy may be.
+pub async fn mta_sts_policies_are_kept_until_they_expire(store: &Store) {
+    let now = 1_800_000_000;
+    assert_eq!(
+        store
+            .queue
+            .mta_sts_policy("sts.example", now)
+            .await
+            .unwrap(),
+        None
+    );
+    let first = crate::StoredPolicy {
+        domain: "sts.example".to_owned(),
+        policy_id: "20260101".to_owned(),
+        text: "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.example\r\nmax_age: 86400\r\n"
+            .to_owned(),
+        fetched_unix: now,
+        expires_unix: now + 86_400,
+    };
+    store.queue.mta_sts_policy_put(&first).await.unwrap();
+    assert_eq!(
+        store
+            .queue
+            .mta_sts_policy("sts.example", now + 10)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    let second = crate::StoredPolicy {
+        policy_id: "20260102".to_owned(),
+        fetched_unix: now + 100,
+        expires_unix: now + 100 + 3_600,
+        ..first.clone()
+    };
+    store.queue.mta_sts_policy_put(&second).await.unwrap();
+    assert_eq!(
+        store
+            .queue
+            .mta_sts_policy("sts.example", now + 200)
+            .await
+            .unwrap(),
+        Some(second.clone()),
+        "a newer fetch replaces the policy"
+    );
+    assert_eq!(
+        store
+            .queue
+            .mta_sts_policy("sts.example", now + 100 + 3_600)
+            .await
+            .unwrap(),
+        None,
+        "an expired policy is not used"
+    );
+    let huge = crate::StoredPolicy {
+        domain: "huge.example".to_owned(),
+        text: "x".repeat(crate::queue::STORED_POLICY_BYTES_MAX + 1),
+        ..first
+    };
+    assert!(matches!(
+        store.queue.mta_sts_policy_put(&huge).await,
+        Err(StoreError::Refused(_))
+    ));
 }
 
 /// A domain's DKIM keys are stored once (two racing `dkim_keys_ensure` keep one set), read

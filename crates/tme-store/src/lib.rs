@@ -42,7 +42,7 @@ pub use mail::{
 };
 pub use queue::{
     AttemptRecord, DsnReturn, NewQueued, NewRecipient, Notify, QueueId, QueueStats, QueueStore,
-    QueuedMessage, QueuedRecipient, RecipientOutcome, RecipientState,
+    QueuedMessage, QueuedRecipient, RecipientOutcome, RecipientState, StoredPolicy,
 };
 use tme_core::EmailAddress;
 use tme_core::config::{StoreBackend, StoreConfig};

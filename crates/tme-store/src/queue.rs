@@ -207,6 +207,24 @@ pub struct AttemptRecord {
     pub delay_notified: bool,
 }
 
+/// A receiving domain's MTA-STS policy as fetched (RFC 8461 §5.1), kept so that a restarted
+/// node still honours it while an attacker hides the TXT record or the policy host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicy {
+    /// Lower-case, without the trailing dot.
+    pub domain: String,
+    /// The `id` of the TXT record the policy came with.
+    pub policy_id: String,
+    /// The policy file as fetched (at most 64 KiB).
+    pub text: String,
+    pub fetched_unix: i64,
+    /// `fetched_unix` plus the policy's `max_age`: not used after this.
+    pub expires_unix: i64,
+}
+
+/// The largest policy text kept (RFC 8461 §3.3's 64 KiB).
+pub const STORED_POLICY_BYTES_MAX: usize = 64 * 1024;
+
 /// The queue's size, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -229,8 +247,10 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
         lease_seconds: i64,
         limit: usize,
     ) -> StoreResult<Vec<QueuedMessage>>;
-    /// Records an attempt by the lease's `owner` and releases the lease. Refused (`NotFound`)
-    /// when the message is gone or leased to another owner.
+    /// Records an attempt by the lease's `owner` and releases the lease; when no recipient
+    /// is left pending, the message leaves the queue in the same transaction (its reports
+    /// must have been stored before). Refused (`NotFound`) when the message is gone or
+    /// leased to another owner.
     async fn record_attempt(
         &self,
         id: QueueId,
@@ -261,6 +281,15 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
     async fn stats(&self) -> StoreResult<QueueStats>;
     /// The blobs queued messages refer to, for the collector.
     async fn blob_references(&self) -> StoreResult<HashSet<BlobId>>;
+    /// The stored MTA-STS policy of `domain` (lower-case), if one has not expired at
+    /// `now_unix`.
+    async fn mta_sts_policy(
+        &self,
+        domain: &str,
+        now_unix: i64,
+    ) -> StoreResult<Option<StoredPolicy>>;
+    /// Stores (or replaces) a domain's policy; expired ones are dropped on the way.
+    async fn mta_sts_policy_put(&self, policy: &StoredPolicy) -> StoreResult<()>;
 }
 
 /// Checks the envelope of a message to queue: at least one recipient, each with a domain.

@@ -47,6 +47,7 @@ conformance_tests!(
     delivery_keys_deliver_once_per_account,
     concurrent_deliveries_fail_alone,
     queue_claims_leases_and_records,
+    mta_sts_policies_are_kept_until_they_expire,
     dns_keys_and_records,
     login_locks_are_kept_listed_and_lifted,
 );

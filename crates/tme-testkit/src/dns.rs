@@ -20,7 +20,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const NSD: &str = "/usr/sbin/nsd";
 
 /// One zone NSD serves: its origin (`"."` for the root, `"example.test."`) and its records
-/// in zone-file syntax. The SOA and NS records are added.
+/// in zone-file syntax. The SOA and NS records are added, unless `records` is a whole zone
+/// file starting with `$ORIGIN` (a signed zone from `dnssec::sign`, whose SOA and NS are
+/// signed too), which is served as it is.
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub origin: String,
@@ -219,7 +221,10 @@ impl Drop for Nsd {
 }
 
 /// The zone file: SOA and NS (a minimum TTL of 60 s for negative answers), then the records.
-fn zone_file(zone: &Zone) -> String {
+pub(crate) fn zone_file(zone: &Zone) -> String {
+    if zone.records.starts_with("$ORIGIN") {
+        return zone.records.clone();
+    }
     format!(
         "$ORIGIN {origin}\n$TTL 60\n\
          @ IN SOA ns.nsd.invalid. hostmaster.nsd.invalid. 1 3600 600 86400 60\n\

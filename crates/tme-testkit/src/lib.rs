@@ -12,6 +12,7 @@
 
 pub mod dkim;
 pub mod dns;
+pub mod dnssec;
 pub mod pki;
 mod ready;
 mod rspamd;

@@ -3,12 +3,12 @@
 //! records from a private NSD, a second tme node as an MX whose certificate verifies, and
 //! Postfix's smtp-sink as an MX without STARTTLS. Mail is submitted over the submission
 //! port (swaks) and the queue must deliver under `enforce` only to named MX hosts over
-//! verified TLS, wait otherwise, and deliver as usual under `testing`.
+//! verified TLS, wait otherwise, and deliver as usual under `testing`; a restarted node
+//! whose policy host is gone still honours the policy it stored.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use tme_testkit::dns::{Nsd, Zone};
 use tme_testkit::pki::TestCa;
@@ -17,7 +17,6 @@ use tme_testkit::{Node, SinkBehaviour, SmtpSink};
 mod common;
 
 const TME: &str = env!("CARGO_BIN_EXE_tme");
-const DEADLINE: Duration = Duration::from_secs(120);
 /// Where the MX without STARTTLS listens (on the remote node's port).
 const SINK_IP: &str = "127.0.0.9";
 const USER: &str = "sender@example.com";
@@ -52,33 +51,6 @@ fn start_policy_server(ca: &TestCa, port: u16, directory: &Path, hosts: &[&str])
         .expect("policy server output");
     assert_eq!(line.trim(), "ready", "the policy server did not start");
     PolicyServer(child)
-}
-
-fn wait_for(what: &str, node: &Node, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; node log:\n{}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The last reply recorded for `address` in the sender's queue, if it is still queued.
-fn queued_reply(node: &Node, address: &str) -> Option<String> {
-    let text = node
-        .tme_ok(&["queue", "list", "--json"])
-        .expect("queue list");
-    let listed: serde_json::Value = serde_json::from_str(&text).expect("json");
-    listed.as_array()?.iter().find_map(|message| {
-        message["recipients"]
-            .as_array()?
-            .iter()
-            .find(|recipient| recipient["address"] == address)
-            .map(|recipient| recipient["last_reply"].as_str().unwrap_or("").to_owned())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +127,6 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
     node.add_account(USER, PASSWORD).expect("account");
     node.serve().expect("serve");
 
-    let port = node.address("submission").port().to_string();
     for (address, subject) in [
         ("friend@remote.test", "to-remote"),
         ("someone@nostls.test", "to-nostls"),
@@ -163,32 +134,12 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
         ("someone@badcert.test", "to-badcert"),
         ("someone@testing.test", "to-testing"),
     ] {
-        let output = Command::new("swaks")
-            .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
-            .args([
-                "--auth",
-                "PLAIN",
-                "--auth-user",
-                USER,
-                "--auth-password",
-                PASSWORD,
-            ])
-            .args(["--from", USER, "--to", address])
-            .args(["--header", &format!("Subject: {subject}")])
-            .args(["--timeout", "30"])
-            .output()
-            .expect("swaks");
-        assert!(
-            output.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            node.log()
-        );
+        common::submit(&node, USER, PASSWORD, address, subject);
     }
 
     // enforce, named host, verified certificate: delivered over TLS.
-    wait_for("delivery to remote.test", &node, || {
-        queued_reply(&node, "friend@remote.test").is_none()
+    common::wait_for("delivery to remote.test", &node, || {
+        common::queued_reply(&node, "friend@remote.test").is_none()
     });
     let stored = common::stored_messages(remote.data_dir(), "friend@remote.test", "INBOX").await;
     assert_eq!(stored.len(), 1);
@@ -198,7 +149,7 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
 
     // testing: delivered as without a policy (plain text to a host the policy does not
     // name).
-    wait_for("delivery to testing.test", &node, || {
+    common::wait_for("delivery to testing.test", &node, || {
         sink.received()
             .expect("dumps")
             .iter()
@@ -214,10 +165,10 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
         ),
         ("someone@badcert.test", "TLS with mx2.badcert.test"),
     ] {
-        wait_for(address, &node, || {
-            queued_reply(&node, address).is_some_and(|reply| reply.contains("MTA-STS"))
+        common::wait_for(address, &node, || {
+            common::queued_reply(&node, address).is_some_and(|reply| reply.contains("MTA-STS"))
         });
-        let reply = queued_reply(&node, address).expect("still queued");
+        let reply = common::queued_reply(&node, address).expect("still queued");
         assert!(
             reply.starts_with("4.7.5 MTA-STS") && reply.contains(reason),
             "{address}: {reply}"
@@ -230,6 +181,34 @@ async fn enforce_delivers_only_over_verified_tls_to_named_hosts() {
             .iter()
             .any(|dump| { String::from_utf8_lossy(dump).contains("Subject: to-nostls") }),
         "an enforce policy's mail went out in plain text"
+    );
+
+    // Restarted, with the policy host gone: the stored policy still holds (RFC 8461 §10.2),
+    // so the mail waits instead of going out in plain text.
+    node.stop().expect("stop");
+    drop(_policy_server);
+    node.serve().expect("serve again");
+    common::submit(
+        &node,
+        USER,
+        PASSWORD,
+        "other@nostls.test",
+        "to-nostls-after-restart",
+    );
+    common::wait_for("other@nostls.test", &node, || {
+        common::queued_reply(&node, "other@nostls.test")
+            .is_some_and(|reply| reply.contains("MTA-STS"))
+    });
+    let reply = common::queued_reply(&node, "other@nostls.test").expect("still queued");
+    assert!(
+        reply.starts_with("4.7.5 MTA-STS") && reply.contains("does not offer STARTTLS"),
+        "{reply}"
+    );
+    assert!(
+        !sink.received().expect("dumps").iter().any(|dump| {
+            String::from_utf8_lossy(dump).contains("Subject: to-nostls-after-restart")
+        }),
+        "after a restart, an enforce policy's mail went out in plain text"
     );
     node.stop().expect("stop");
     remote.stop().expect("stop remote");

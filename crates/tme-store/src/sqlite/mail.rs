@@ -13,7 +13,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 use tme_message::MessageSummary;
 
-use super::group_commit::{AppendRequest, GroupCommit};
+use super::group_commit::{GroupCommit, WriteRequest};
 use super::{Database, already_exists_if_unique, now_unix, schema, to_i64, to_u64};
 use crate::blob::BlobId;
 use crate::directory::AccountId;
@@ -32,7 +32,7 @@ const UIDS_PER_STATEMENT_MAX: usize = 500;
 #[derive(Debug, Clone)]
 pub struct SqliteMailStore {
     database: Database,
-    group_commit: GroupCommit,
+    group_commit: GroupCommit<AppendRequest>,
 }
 
 impl SqliteMailStore {
@@ -100,7 +100,34 @@ impl SqliteMailStore {
             delivery_key: delivery_key.map(str::to_owned),
             batches: rows,
         };
-        self.group_commit.append(&self.database, request).await
+        self.group_commit.write(&self.database, request).await
+    }
+}
+
+/// One caller's append: all of it or none of it.
+#[derive(Debug)]
+struct AppendRequest {
+    delivery_key: Option<String>,
+    batches: Vec<(AccountId, Vec<AppendRow>)>,
+}
+
+impl WriteRequest for AppendRequest {
+    type Output = AppendedOnce;
+
+    async fn apply(&self, transaction: &mut WriteTransaction) -> StoreResult<AppendedOnce> {
+        let mut outcome = AppendedOnce::default();
+        for (account, rows) in &self.batches {
+            if let Some(key) = &self.delivery_key
+                && !record_delivery_key(transaction, *account, key).await?
+            {
+                outcome.accounts_already_delivered.push(*account);
+                continue;
+            }
+            outcome
+                .appended
+                .extend(append_rows(transaction, *account, rows).await?);
+        }
+        Ok(outcome)
     }
 }
 

@@ -2,7 +2,10 @@
 //!
 //! A file of its own, so that queue writes (claims, attempts) never wait behind deliveries
 //! into mailboxes, which have their own writer. Every change is one `BEGIN IMMEDIATE`
-//! transaction; `synchronous=FULL` makes `enqueue` durable when it returns.
+//! transaction; `synchronous=FULL` makes `enqueue` durable when it returns. The writes that
+//! come many at a time under load (queued messages from concurrent submissions, the
+//! runner's records of deliveries and attempts) share transactions through group commit, so
+//! the runner is not starved of the writer while sessions queue mail.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,50 +15,75 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::group_commit::{GroupCommit, WriteRequest};
+use super::mail::WriteTransaction;
 use super::{Database, schema, to_i64, to_u64};
 use crate::blob::BlobId;
 use crate::error::{StoreError, StoreResult};
 use crate::queue::{
     AttemptRecord, DsnReturn, NewQueued, QueueId, QueueStats, QueueStore, QueuedMessage,
-    QueuedRecipient, RecipientOutcome, RecipientState, bounded_reply, notify_bits,
-    notify_from_bits, state_code, state_from_code, validate_new_queued,
+    QueuedRecipient, RecipientOutcome, RecipientState, STORED_POLICY_BYTES_MAX, StoredPolicy,
+    bounded_reply, notify_bits, notify_from_bits, state_code, state_from_code, validate_new_queued,
 };
 
 #[derive(Debug, Clone)]
 pub struct SqliteQueueStore {
     database: Database,
+    group_commit: GroupCommit<QueueWrite>,
 }
 
 impl SqliteQueueStore {
     pub async fn open(path: &Path, busy_timeout: Duration) -> StoreResult<SqliteQueueStore> {
         Ok(SqliteQueueStore {
             database: Database::open(path, &schema::QUEUE, busy_timeout).await?,
+            group_commit: GroupCommit::default(),
         })
+    }
+
+    async fn write(&self, request: QueueWrite) -> StoreResult<Option<QueueId>> {
+        self.group_commit.write(&self.database, request).await
     }
 
     pub async fn close(&self) {
         self.database.close().await;
     }
 
-    async fn recipients_of(&self, id: QueueId) -> StoreResult<Vec<QueuedRecipient>> {
-        let rows =
-            sqlx::query("SELECT * FROM queue_recipients WHERE message_id = ? ORDER BY position")
-                .bind(id)
-                .fetch_all(&self.database.reader)
-                .await?;
-        rows.iter().map(recipient_from_row).collect()
-    }
-
+    /// The messages of `rows` with their recipients, read in one statement per
+    /// `MESSAGES_PER_STATEMENT_MAX` messages.
     async fn with_recipients(&self, rows: Vec<SqliteRow>) -> StoreResult<Vec<QueuedMessage>> {
-        let mut messages = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut message = message_from_row(row)?;
-            message.recipients = self.recipients_of(message.id).await?;
-            messages.push(message);
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut index_of = std::collections::HashMap::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            index_of.insert(message.id, index);
+        }
+        let ids: Vec<QueueId> = messages.iter().map(|message| message.id).collect();
+        for chunk in ids.chunks(MESSAGES_PER_STATEMENT_MAX) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT * FROM queue_recipients WHERE message_id IN ({placeholders})
+                 ORDER BY message_id, position"
+            );
+            // Only placeholders are formatted in; the ids are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.database.reader).await? {
+                let message_id: QueueId = row.try_get("message_id")?;
+                if let Some(&index) = index_of.get(&message_id) {
+                    messages[index].recipients.push(recipient_from_row(&row)?);
+                }
+            }
         }
         Ok(messages)
     }
 }
+
+/// The most message ids one statement names.
+const MESSAGES_PER_STATEMENT_MAX: usize = 500;
 
 fn not_found(id: QueueId) -> StoreError {
     StoreError::NotFound {
@@ -122,7 +150,7 @@ fn recipient_from_row(row: &SqliteRow) -> StoreResult<QueuedRecipient> {
 
 /// Writes one recipient's outcome, if it is still pending (a final state never changes).
 async fn record_outcome(
-    transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    transaction: &mut WriteTransaction,
     id: QueueId,
     attempted_unix: i64,
     outcome: &RecipientOutcome,
@@ -148,45 +176,9 @@ async fn record_outcome(
 impl QueueStore for SqliteQueueStore {
     async fn enqueue(&self, message: &NewQueued) -> StoreResult<QueueId> {
         validate_new_queued(message)?;
-        let mut transaction = self.database.begin_write().await?;
-        let id = sqlx::query(
-            "INSERT INTO queue_messages (blob_id, size_bytes, return_path, sender_account_id,
-                 envelope_id, dsn_return, requiretls, smtputf8, body_8bit, created_unix,
-                 expires_unix, next_attempt_unix)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(message.blob_id.as_bytes().as_slice())
-        .bind(to_i64(message.size_bytes)?)
-        .bind(&message.return_path)
-        .bind(message.sender_account)
-        .bind(&message.envelope_id)
-        .bind(dsn_return_code(message.dsn_return))
-        .bind(message.requiretls)
-        .bind(message.smtputf8)
-        .bind(message.body_8bit)
-        .bind(message.created_unix)
-        .bind(message.expires_unix)
-        .bind(message.created_unix)
-        .execute(&mut *transaction)
-        .await?
-        .last_insert_rowid();
-        for (position, recipient) in message.recipients.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO queue_recipients (message_id, position, address, domain,
-                     original_recipient, notify)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(position as i64)
-            .bind(&recipient.address)
-            .bind(recipient.domain.to_ascii_lowercase())
-            .bind(&recipient.original_recipient)
-            .bind(notify_bits(recipient.notify))
-            .execute(&mut *transaction)
-            .await?;
-        }
-        transaction.commit().await?;
-        Ok(id)
+        self.write(QueueWrite::Enqueue(message.clone()))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a queued message got no id".to_owned()))
     }
 
     async fn claim_due(
@@ -225,27 +217,13 @@ impl QueueStore for SqliteQueueStore {
         owner: &str,
         attempt: &AttemptRecord,
     ) -> StoreResult<()> {
-        let mut transaction = self.database.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE queue_messages
-             SET attempts = attempts + 1, next_attempt_unix = ?, lease_owner = NULL,
-                 lease_until_unix = 0, delay_notified = delay_notified OR ?
-             WHERE id = ? AND lease_owner = ?",
-        )
-        .bind(attempt.next_attempt_unix)
-        .bind(attempt.delay_notified)
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *transaction)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(not_found(id));
-        }
-        for outcome in &attempt.outcomes {
-            record_outcome(&mut transaction, id, attempt.attempted_unix, outcome).await?;
-        }
-        transaction.commit().await?;
-        Ok(())
+        self.write(QueueWrite::Attempt {
+            id,
+            owner: owner.to_owned(),
+            attempt: attempt.clone(),
+        })
+        .await
+        .map(drop)
     }
 
     async fn record_delivered(
@@ -255,23 +233,18 @@ impl QueueStore for SqliteQueueStore {
         attempted_unix: i64,
         outcomes: &[RecipientOutcome],
     ) -> StoreResult<()> {
-        let mut transaction = self.database.begin_write().await?;
-        let leased = sqlx::query("SELECT 1 FROM queue_messages WHERE id = ? AND lease_owner = ?")
-            .bind(id)
-            .bind(owner)
-            .fetch_optional(&mut *transaction)
-            .await?;
-        if leased.is_none() {
-            return Err(not_found(id));
-        }
-        for outcome in outcomes
-            .iter()
-            .filter(|outcome| outcome.state == RecipientState::Delivered)
-        {
-            record_outcome(&mut transaction, id, attempted_unix, outcome).await?;
-        }
-        transaction.commit().await?;
-        Ok(())
+        self.write(QueueWrite::Delivered {
+            id,
+            owner: owner.to_owned(),
+            attempted_unix,
+            outcomes: outcomes
+                .iter()
+                .filter(|outcome| outcome.state == RecipientState::Delivered)
+                .cloned()
+                .collect(),
+        })
+        .await
+        .map(drop)
     }
 
     async fn next_due_unix(&self) -> StoreResult<Option<i64>> {
@@ -321,15 +294,7 @@ impl QueueStore for SqliteQueueStore {
 
     async fn remove(&self, id: QueueId) -> StoreResult<()> {
         let mut transaction = self.database.begin_write().await?;
-        sqlx::query("DELETE FROM queue_recipients WHERE message_id = ?")
-            .bind(id)
-            .execute(&mut *transaction)
-            .await?;
-        let deleted = sqlx::query("DELETE FROM queue_messages WHERE id = ?")
-            .bind(id)
-            .execute(&mut *transaction)
-            .await?;
-        if deleted.rows_affected() == 0 {
+        if !delete_rows(&mut transaction, id).await? {
             return Err(not_found(id));
         }
         transaction.commit().await?;
@@ -358,6 +323,57 @@ impl QueueStore for SqliteQueueStore {
             })
             .collect()
     }
+
+    async fn mta_sts_policy(
+        &self,
+        domain: &str,
+        now_unix: i64,
+    ) -> StoreResult<Option<StoredPolicy>> {
+        let row =
+            sqlx::query("SELECT * FROM mta_sts_policies WHERE domain = ? AND expires_unix > ?")
+                .bind(domain)
+                .bind(now_unix)
+                .fetch_optional(&self.database.reader)
+                .await?;
+        row.map(|row| {
+            Ok(StoredPolicy {
+                domain: row.try_get("domain")?,
+                policy_id: row.try_get("policy_id")?,
+                text: row.try_get("policy_text")?,
+                fetched_unix: row.try_get("fetched_unix")?,
+                expires_unix: row.try_get("expires_unix")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn mta_sts_policy_put(&self, policy: &StoredPolicy) -> StoreResult<()> {
+        if policy.text.len() > STORED_POLICY_BYTES_MAX || policy.domain.len() > 255 {
+            return Err(StoreError::Refused(format!(
+                "the MTA-STS policy of {} is too large to keep",
+                policy.domain
+            )));
+        }
+        let mut transaction = self.database.begin_write().await?;
+        sqlx::query("DELETE FROM mta_sts_policies WHERE expires_unix <= ?")
+            .bind(policy.fetched_unix)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO mta_sts_policies
+                 (domain, policy_id, policy_text, fetched_unix, expires_unix)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&policy.domain)
+        .bind(&policy.policy_id)
+        .bind(&policy.text)
+        .bind(policy.fetched_unix)
+        .bind(policy.expires_unix)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
 }
 
 impl SqliteQueueStore {
@@ -378,4 +394,150 @@ impl SqliteQueueStore {
         transaction.commit().await?;
         Ok(())
     }
+}
+
+/// The queue writes that share transactions (group commit).
+#[derive(Debug)]
+enum QueueWrite {
+    Enqueue(NewQueued),
+    /// Deliveries recorded during an attempt (only `Delivered` outcomes).
+    Delivered {
+        id: QueueId,
+        owner: String,
+        attempted_unix: i64,
+        outcomes: Vec<RecipientOutcome>,
+    },
+    Attempt {
+        id: QueueId,
+        owner: String,
+        attempt: AttemptRecord,
+    },
+}
+
+impl WriteRequest for QueueWrite {
+    /// The new message's id for `Enqueue`.
+    type Output = Option<QueueId>;
+
+    async fn apply(&self, transaction: &mut WriteTransaction) -> StoreResult<Option<QueueId>> {
+        match self {
+            QueueWrite::Enqueue(message) => enqueue_rows(transaction, message).await.map(Some),
+            QueueWrite::Delivered {
+                id,
+                owner,
+                attempted_unix,
+                outcomes,
+            } => {
+                let leased =
+                    sqlx::query("SELECT 1 FROM queue_messages WHERE id = ? AND lease_owner = ?")
+                        .bind(id)
+                        .bind(owner)
+                        .fetch_optional(&mut **transaction)
+                        .await?;
+                if leased.is_none() {
+                    return Err(not_found(*id));
+                }
+                for outcome in outcomes {
+                    record_outcome(transaction, *id, *attempted_unix, outcome).await?;
+                }
+                Ok(None)
+            }
+            QueueWrite::Attempt { id, owner, attempt } => {
+                attempt_rows(transaction, *id, owner, attempt).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+async fn enqueue_rows(
+    transaction: &mut WriteTransaction,
+    message: &NewQueued,
+) -> StoreResult<QueueId> {
+    let id = sqlx::query(
+        "INSERT INTO queue_messages (blob_id, size_bytes, return_path, sender_account_id,
+             envelope_id, dsn_return, requiretls, smtputf8, body_8bit, created_unix,
+             expires_unix, next_attempt_unix)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(message.blob_id.as_bytes().as_slice())
+    .bind(to_i64(message.size_bytes)?)
+    .bind(&message.return_path)
+    .bind(message.sender_account)
+    .bind(&message.envelope_id)
+    .bind(dsn_return_code(message.dsn_return))
+    .bind(message.requiretls)
+    .bind(message.smtputf8)
+    .bind(message.body_8bit)
+    .bind(message.created_unix)
+    .bind(message.expires_unix)
+    .bind(message.created_unix)
+    .execute(&mut **transaction)
+    .await?
+    .last_insert_rowid();
+    for (position, recipient) in message.recipients.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO queue_recipients (message_id, position, address, domain,
+                 original_recipient, notify)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(position as i64)
+        .bind(&recipient.address)
+        .bind(recipient.domain.to_ascii_lowercase())
+        .bind(&recipient.original_recipient)
+        .bind(notify_bits(recipient.notify))
+        .execute(&mut **transaction)
+        .await?;
+    }
+    Ok(id)
+}
+
+/// Records an attempt and releases the lease; removes the message when no recipient is
+/// left pending (its reports were stored before the attempt was recorded).
+async fn attempt_rows(
+    transaction: &mut WriteTransaction,
+    id: QueueId,
+    owner: &str,
+    attempt: &AttemptRecord,
+) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE queue_messages
+         SET attempts = attempts + 1, next_attempt_unix = ?, lease_owner = NULL,
+             lease_until_unix = 0, delay_notified = delay_notified OR ?
+         WHERE id = ? AND lease_owner = ?",
+    )
+    .bind(attempt.next_attempt_unix)
+    .bind(attempt.delay_notified)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut **transaction)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(not_found(id));
+    }
+    for outcome in &attempt.outcomes {
+        record_outcome(transaction, id, attempt.attempted_unix, outcome).await?;
+    }
+    let pending =
+        sqlx::query("SELECT 1 FROM queue_recipients WHERE message_id = ? AND state = 0 LIMIT 1")
+            .bind(id)
+            .fetch_optional(&mut **transaction)
+            .await?;
+    if pending.is_none() {
+        delete_rows(transaction, id).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a message and its recipients; false when it was not there.
+async fn delete_rows(transaction: &mut WriteTransaction, id: QueueId) -> StoreResult<bool> {
+    sqlx::query("DELETE FROM queue_recipients WHERE message_id = ?")
+        .bind(id)
+        .execute(&mut **transaction)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM queue_messages WHERE id = ?")
+        .bind(id)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(deleted.rows_affected() > 0)
 }

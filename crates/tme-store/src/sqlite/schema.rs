@@ -267,5 +267,16 @@ CREATE TABLE queue_recipients (
     PRIMARY KEY (message_id, position)
 ) WITHOUT ROWID;
 "#,
+        // 2: MTA-STS policies of destinations, kept across restarts (RFC 8461 §5.1).
+        r#"
+CREATE TABLE mta_sts_policies (
+    domain TEXT PRIMARY KEY,
+    policy_id TEXT NOT NULL,
+    policy_text TEXT NOT NULL,
+    fetched_unix INTEGER NOT NULL,
+    expires_unix INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX mta_sts_policies_expiry ON mta_sts_policies(expires_unix);
+"#,
     ],
 };

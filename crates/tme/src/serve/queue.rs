@@ -47,6 +47,7 @@ pub fn runner(config: &Config, store: Store, metrics: QueueMetrics) -> Result<Ru
             tls: tme_queue::tls::opportunistic().context("cannot set up outbound TLS")?,
         },
         mta_sts: None,
+        dane: None,
     };
     let resolver = Arc::new(resolver);
     let mut settings = settings;
@@ -55,12 +56,15 @@ pub fn runner(config: &Config, store: Store, metrics: QueueMetrics) -> Result<Ru
         // opportunistic TLS, rather than stop all outbound mail.
         match tme_queue::tls::verifying(queue.tls_trust_anchors_file.as_deref()) {
             Ok(verifying) => {
-                settings.mta_sts = Some(tme_queue::mta_sts::MtaSts::new(
-                    resolver.clone(),
-                    verifying,
-                    queue.mta_sts_https_port,
-                    seconds(queue.mta_sts_fetch_timeout_seconds),
-                ));
+                settings.mta_sts = Some(
+                    tme_queue::mta_sts::MtaSts::new(
+                        resolver.clone(),
+                        verifying,
+                        queue.mta_sts_https_port,
+                        seconds(queue.mta_sts_fetch_timeout_seconds),
+                    )
+                    .with_store(store.queue.clone()),
+                );
             }
             Err(tme_queue::tls::TrustAnchorsError::Empty) => {
                 tracing::error!(
@@ -71,6 +75,13 @@ pub fn runner(config: &Config, store: Store, metrics: QueueMetrics) -> Result<Ru
                 return Err(error).context("queue.tls_trust_anchors_file");
             }
         }
+    }
+    if queue.dane {
+        // Its own resolver: DNSSEC validation is asked for DANE only (tme-resolver).
+        settings.dane = Some(
+            tme_resolver::build_validating(&config.resolver)
+                .context("the validating resolver for queue.dane")?,
+        );
     }
     Ok(Runner::new(
         store,

@@ -164,3 +164,62 @@ pub fn metrics_lines(node: &tme_testkit::Node, prefix: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Waits until `done`, failing with the node's log after two minutes (generous: nothing
+/// asserts speed).
+#[allow(dead_code)] // not every test crate that shares this module waits on the queue
+pub fn wait_for(what: &str, node: &tme_testkit::Node, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; node log:\n{}",
+            node.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The last reply recorded for `address` in the node's queue, if it is still queued.
+#[allow(dead_code)] // not every test crate that shares this module reads the queue
+pub fn queued_reply(node: &tme_testkit::Node, address: &str) -> Option<String> {
+    let text = node
+        .tme_ok(&["queue", "list", "--json"])
+        .expect("queue list");
+    let listed: serde_json::Value = serde_json::from_str(&text).expect("json");
+    listed.as_array()?.iter().find_map(|message| {
+        message["recipients"]
+            .as_array()?
+            .iter()
+            .find(|recipient| recipient["address"] == address)
+            .map(|recipient| recipient["last_reply"].as_str().unwrap_or("").to_owned())
+    })
+}
+
+/// Submits a message from `user` to `address` with swaks on the node's submission port
+/// (STARTTLS, AUTH PLAIN); panics with swaks' transcript and the node's log when refused.
+#[allow(dead_code)] // not every test crate that shares this module submits mail
+pub fn submit(node: &tme_testkit::Node, user: &str, password: &str, address: &str, subject: &str) {
+    let port = node.address("submission").port().to_string();
+    let output = std::process::Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port", &port, "--tls"])
+        .args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            user,
+            "--auth-password",
+            password,
+        ])
+        .args(["--from", user, "--to", address])
+        .args(["--header", &format!("Subject: {subject}")])
+        .args(["--timeout", "30"])
+        .output()
+        .expect("swaks");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        node.log()
+    );
+}
