@@ -10,6 +10,7 @@
 
 mod fetch;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -30,9 +31,11 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_codec::imap_types::status::StatusDataItemName;
 use tme_auth::{Authenticator, LoginRefusal};
 use tme_core::Secret;
+use tme_message::MessageSummary;
 use tme_store::mail::{MAILBOX_DELIMITER, SystemFlags};
 use tme_store::{
-    Account, Delivery, FlagChange, Flags, Mailbox, MessageRecord, SpecialUse, Store, StoreError,
+    Account, AccountId, Delivery, FlagChange, Flags, Mailbox, MessageId, MessageRecord, SpecialUse,
+    Store, StoreError,
 };
 
 use crate::collation;
@@ -132,6 +135,9 @@ const FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
 /// How many messages one FETCH or SEARCH loads summaries or bodies for at most before it
 /// answers; more would let one command hold unbounded memory. Clients ask in batches.
 const MESSAGES_PER_COMMAND_MAX: usize = 100_000;
+/// How many messages' summaries SEARCH, SORT and THREAD read from the store at once: one
+/// read per this many messages, and at most this many decoded summaries held at a time.
+const SUMMARIES_PER_READ: usize = 256;
 
 fn store_refusal(error: &StoreError) -> (&'static str, String) {
     match error {
@@ -1033,7 +1039,7 @@ impl Session {
             name: found.name.clone(),
             read_only,
             uid_validity: found.uid_validity,
-            messages: records
+            messages: crate::records::share(records)
                 .into_iter()
                 .map(|record| ViewMessage {
                     record,
@@ -1615,7 +1621,7 @@ impl Session {
         let current = match self.current_from_changes().await {
             Some(current) => current,
             None => match self.store.mail.message_list(account_id, mailbox_id).await {
-                Ok(current) => current,
+                Ok(current) => crate::records::share(current),
                 Err(_) => return,
             },
         };
@@ -1773,42 +1779,63 @@ impl Session {
         let need_raw = search::needs_raw(key);
         let mut found = Vec::new();
         let empty_summary = tme_message::summarize(b"");
-        for (index, message) in selected
-            .messages
-            .iter()
-            .enumerate()
-            .take(MESSAGES_PER_COMMAND_MAX)
-        {
-            let summary = if need_summary {
-                match self
-                    .store
-                    .mail
-                    .message_summary(account_id, message.record.id)
-                    .await
-                {
-                    Ok(summary) => Some(summary),
-                    Err(_) => continue,
+        let messages = &selected.messages[..selected.messages.len().min(MESSAGES_PER_COMMAND_MAX)];
+        for (chunk_number, chunk) in messages.chunks(SUMMARIES_PER_READ).enumerate() {
+            // The chunk's summaries in one read, not one per message; a message whose
+            // summary cannot be read is not found (as when each was read alone).
+            let summaries = if need_summary {
+                let ids: Vec<MessageId> = chunk.iter().map(|message| message.record.id).collect();
+                match self.summaries_of(account_id, &ids).await {
+                    Some(summaries) => summaries,
+                    None => continue,
                 }
             } else {
-                None
+                HashMap::new()
             };
-            let raw = if need_raw {
-                self.store.message_raw(&message.record).await.ok()
-            } else {
-                None
-            };
-            let candidate = Candidate {
-                sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                record: &message.record,
-                summary: summary.as_ref().unwrap_or(&empty_summary),
-                raw: raw.as_deref(),
-            };
-            let mut sets_iter = sets.iter().cloned();
-            if search::matches(key, &candidate, &mut sets_iter) {
-                found.push(index);
+            for (offset, message) in chunk.iter().enumerate() {
+                let index = chunk_number * SUMMARIES_PER_READ + offset;
+                let summary = if need_summary {
+                    match summaries.get(&message.record.id) {
+                        Some(summary) => summary,
+                        None => continue,
+                    }
+                } else {
+                    &empty_summary
+                };
+                let raw = if need_raw {
+                    self.store.message_raw(&message.record).await.ok()
+                } else {
+                    None
+                };
+                let candidate = Candidate {
+                    sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                    record: &message.record,
+                    summary,
+                    raw: raw.as_deref(),
+                };
+                let mut sets_iter = sets.iter().cloned();
+                if search::matches(key, &candidate, &mut sets_iter) {
+                    found.push(index);
+                }
             }
         }
         found
+    }
+
+    /// The summaries of the messages `ids` names, by message id, in one store read (of at
+    /// most `SUMMARIES_PER_READ` decoded at once by the callers); None if the read failed.
+    async fn summaries_of(
+        &self,
+        account_id: AccountId,
+        ids: &[MessageId],
+    ) -> Option<HashMap<MessageId, MessageSummary>> {
+        let summaries = self
+            .store
+            .mail
+            .message_summaries(account_id, ids)
+            .await
+            .ok()?;
+        Some(summaries.into_iter().collect())
     }
 
     /// A message of the view as a response names it: its UID, or its sequence number.
@@ -1966,18 +1993,22 @@ impl Session {
         };
         let need_summary = sort::needs_summary(criteria);
         let mut rows = Vec::with_capacity(found.len());
-        for &index in &found {
-            let record = &selected.messages[index].record;
-            let summary = if need_summary {
-                self.store
-                    .mail
-                    .message_summary(account_id, record.id)
+        for indexes in found.chunks(SUMMARIES_PER_READ) {
+            let summaries = if need_summary {
+                let ids: Vec<MessageId> = indexes
+                    .iter()
+                    .map(|&index| selected.messages[index].record.id)
+                    .collect();
+                self.summaries_of(account_id, &ids)
                     .await
-                    .ok()
+                    .unwrap_or_default()
             } else {
-                None
+                HashMap::new()
             };
-            rows.push(sort::values(criteria, record, summary.as_ref()));
+            for &index in indexes {
+                let record = &selected.messages[index].record;
+                rows.push(sort::values(criteria, record, summaries.get(&record.id)));
+            }
         }
         let mut line = String::from("SORT");
         for position in sort::order(criteria, &rows) {
@@ -2023,15 +2054,21 @@ impl Session {
         };
         let empty_summary = tme_message::summarize(b"");
         let mut messages = Vec::with_capacity(found.len());
-        for &index in &found {
+        let mut summaries = HashMap::new();
+        for (position, &index) in found.iter().enumerate() {
+            if position % SUMMARIES_PER_READ == 0 {
+                let ids: Vec<MessageId> = found[position..]
+                    .iter()
+                    .take(SUMMARIES_PER_READ)
+                    .map(|&index| selected.messages[index].record.id)
+                    .collect();
+                summaries = self
+                    .summaries_of(account_id, &ids)
+                    .await
+                    .unwrap_or_default();
+            }
             let record = &selected.messages[index].record;
-            let loaded = self
-                .store
-                .mail
-                .message_summary(account_id, record.id)
-                .await
-                .ok();
-            let summary = loaded.as_ref().unwrap_or(&empty_summary);
+            let summary = summaries.get(&record.id).unwrap_or(&empty_summary);
             let (base_subject, reply_or_forward) =
                 collation::base_subject(summary.subject.as_deref().unwrap_or(""));
             // RFC 5256 §2.3 step 1: References, else the first In-Reply-To id.
@@ -2137,7 +2174,13 @@ impl Session {
         if !changed.is_empty() {
             self.store.changes.notify(account_id);
         }
-        let current = self.current_list(mailbox_id).await.unwrap_or_default();
+        // The mailbox as it is now, from the view and the changes since it (this STORE's
+        // among them), not the whole list read again: a STORE then reads a few rows, not
+        // every message of the mailbox.
+        let current = match self.current_from_changes().await {
+            Some(current) => current,
+            None => crate::records::share(self.current_list(mailbox_id).await.unwrap_or_default()),
+        };
         let condstore = self.condstore;
         let Some(selected) = self.selected.as_mut() else {
             return;
@@ -2149,9 +2192,11 @@ impl Session {
                 continue;
             }
             let uid = message.record.uid;
-            let Some(now) = current.iter().find(|record| record.uid == uid) else {
+            // `current` is in UID order (the store's list, and `current_from_changes`).
+            let Ok(position) = current.binary_search_by_key(&uid, |record| record.uid) else {
                 continue;
             };
+            let now = &current[position];
             let was_changed = changed.iter().any(|record| record.uid == uid);
             if let Some(since) = unchanged_since
                 && !was_changed
@@ -2236,7 +2281,7 @@ impl Session {
         let sources: Vec<(MessageRecord, Flags)> = indexes
             .iter()
             .map(|&index| &selected.messages[index].record)
-            .map(|record| (record.clone(), record.flags.clone()))
+            .map(|record| (MessageRecord::clone(record), record.flags.clone()))
             .collect();
         if sources.is_empty() {
             status(out, tag, "OK", None, "Nothing to copy");

@@ -8,6 +8,8 @@
 //! SELECT and at a full refresh): every change after it is in the log, and applying a
 //! change the list already held gives the same record again.
 
+use std::sync::Arc;
+
 use tme_store::{MessageRecord, StoreError};
 
 use super::Session;
@@ -19,7 +21,7 @@ impl Session {
     /// The selected mailbox's live messages in UID order, built from the view and the
     /// changes since its `account_modseq`; None when a full read is needed (many changes, a
     /// change to the mailbox itself, a store error).
-    pub(super) async fn current_from_changes(&self) -> Option<Vec<MessageRecord>> {
+    pub(super) async fn current_from_changes(&self) -> Option<Vec<Arc<MessageRecord>>> {
         let account_id = self.account_id()?;
         let selected = self.selected.as_ref()?;
         let changes = self
@@ -42,7 +44,7 @@ impl Session {
                 messages.push(message);
             }
         }
-        let mut current: Vec<MessageRecord> = selected
+        let mut current: Vec<Arc<MessageRecord>> = selected
             .messages
             .iter()
             .filter(|message| !message.expunged)
@@ -60,7 +62,9 @@ impl Session {
                     if record.expunged_unix.is_none()
                         && record.mailbox_id == selected.mailbox_id =>
                 {
-                    match current.binary_search_by_key(&record.uid, |record| record.uid) {
+                    let uid = record.uid;
+                    let record = crate::records::share_one(record);
+                    match current.binary_search_by_key(&uid, |record| record.uid) {
                         Ok(index) => current[index] = record,
                         Err(index) => current.insert(index, record),
                     }

@@ -26,7 +26,7 @@ use crate::mail::{
 
 /// zstd level for the stored summaries (postcard, a compact binary serde format).
 const SUMMARY_ZSTD_LEVEL: i32 = 6;
-/// The most UIDs one statement names; longer lists are split.
+/// The most UIDs (or message ids) one statement names; longer lists are split.
 const UIDS_PER_STATEMENT_MAX: usize = 500;
 
 #[derive(Debug, Clone)]
@@ -783,6 +783,35 @@ impl MailStore for SqliteMailStore {
                 })?;
         let bytes: Vec<u8> = row.try_get(0)?;
         decode_summary(&bytes)
+    }
+
+    async fn message_summaries(
+        &self,
+        account: AccountId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<(MessageId, MessageSummary)>> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(UIDS_PER_STATEMENT_MAX) {
+            let sql = format!(
+                "SELECT message_id, summary FROM messages
+                 WHERE account_id = ? AND message_id IN ({})",
+                placeholders(chunk.len())
+            );
+            // Only placeholders are formatted in; the ids are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.database.reader).await? {
+                let id: MessageId = row.try_get(0)?;
+                let bytes: Vec<u8> = row.try_get(1)?;
+                found.insert(id, decode_summary(&bytes)?);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(id).map(|summary| (*id, summary)))
+            .collect())
     }
 
     async fn message_count_by_blob(
