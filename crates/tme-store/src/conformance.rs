@@ -22,6 +22,7 @@ pub const CHECKS: &[&str] = &[
     "quota_holds_under_concurrency",
     "expunged_messages_are_restorable",
     "summaries_are_read_together",
+    "concurrent_flag_changes_fail_alone",
     "deleted_mailbox_is_restorable",
     "change_log_misses_nothing",
     "expunged_uids_are_kept_with_their_modseq",
@@ -47,6 +48,7 @@ pub async fn run(name: &str, store: &Store) {
         "quota_holds_under_concurrency" => quota_holds_under_concurrency(store).await,
         "expunged_messages_are_restorable" => expunged_messages_are_restorable(store).await,
         "summaries_are_read_together" => summaries_are_read_together(store).await,
+        "concurrent_flag_changes_fail_alone" => concurrent_flag_changes_fail_alone(store).await,
         "deleted_mailbox_is_restorable" => deleted_mailbox_is_restorable(store).await,
         "change_log_misses_nothing" => change_log_misses_nothing(store).await,
         "expunged_uids_are_kept_with_their_modseq" => {
@@ -473,6 +475,82 @@ pub async fn summaries_are_read_together(store: &Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Flag changes made at the same time (which a backend may write in one transaction) each
+/// take effect, each is in the change log, and one on a deleted mailbox fails alone.
+pub async fn concurrent_flag_changes_fail_alone(store: &Store) {
+    let account_id = account(store, "user@example.com", 1 << 30).await;
+    let inbox = inbox_of(store, account_id).await;
+    let doomed = store
+        .mail
+        .mailbox_create(account_id, "Doomed", None)
+        .await
+        .unwrap();
+    for number in 0..8 {
+        deliver_one(store, account_id, inbox.id, &message(number)).await;
+    }
+    deliver_one(store, account_id, doomed.id, &message(99)).await;
+    store
+        .mail
+        .mailbox_delete(account_id, doomed.id)
+        .await
+        .unwrap();
+    let start = store.mail.highest_modseq(account_id).await.unwrap();
+    let flagged = Flags::parse(["\\Flagged"]).unwrap();
+    let mut tasks = Vec::new();
+    for uid in 1..=8u32 {
+        let store = store.clone();
+        let flagged = flagged.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .mail
+                .messages_set_flags(
+                    account_id,
+                    inbox.id,
+                    &[uid],
+                    &FlagChange::Add(flagged),
+                    None,
+                )
+                .await
+        }));
+    }
+    let on_deleted = {
+        let store = store.clone();
+        let flagged = flagged.clone();
+        tokio::spawn(async move {
+            store
+                .mail
+                .messages_set_flags(account_id, doomed.id, &[1], &FlagChange::Add(flagged), None)
+                .await
+        })
+    };
+    for (uid, task) in (1..=8u32).zip(tasks) {
+        let changed = task.await.unwrap().unwrap();
+        assert_eq!(changed.len(), 1, "message {uid} changed");
+        assert_eq!(changed[0].uid, uid);
+        assert!(changed[0].modseq > start);
+    }
+    assert!(
+        on_deleted.await.unwrap().is_err(),
+        "a deleted mailbox's flags cannot change"
+    );
+    let listed = store.mail.message_list(account_id, inbox.id).await.unwrap();
+    assert!(
+        listed.iter().all(|record| record.flags == flagged),
+        "{listed:?}"
+    );
+    let mut logged: Vec<u32> = store
+        .mail
+        .changes_since(account_id, start, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|change| change.kind == ChangeKind::MessageFlagsChanged)
+        .filter_map(|change| change.message.map(|(_, uid)| uid))
+        .collect();
+    logged.sort_unstable();
+    assert_eq!(logged, (1..=8).collect::<Vec<_>>());
 }
 
 /// A deleted mailbox, with its messages, comes back; under another name if its name was
