@@ -49,6 +49,8 @@ pub struct Config {
     pub imap: ImapConfig,
     #[serde(default)]
     pub pop3: Pop3Config,
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 /// Who this node is.
@@ -341,6 +343,39 @@ impl Default for Pop3Config {
             connections_per_ip_max: 50,
             command_timeout_seconds: 10 * 60,
             session_errors_max: 20,
+        }
+    }
+}
+
+/// The full-text index behind IMAP SEARCH BODY and TEXT (`tme-search`), one per account
+/// under `DATA_DIR/search/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Whether searches use the index; without it BODY and TEXT read every message.
+    pub enabled: bool,
+    /// Account indexes kept open at once (least recently used closed first).
+    pub indexes_open_max: usize,
+    /// Index writers at once across the node, each holding `writer_heap_bytes`.
+    pub writers_concurrent_max: usize,
+    /// Memory of one index writer before it writes a segment (tantivy's least: 15 MB).
+    pub writer_heap_bytes: usize,
+    /// Messages a search indexes before it answers; an index further behind answers by
+    /// reading the messages this time and catches up in the background.
+    pub catch_up_inline_messages_max: usize,
+    /// Decoded text indexed per message; a message with more is always read by the search.
+    pub text_bytes_per_message_max: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            enabled: true,
+            indexes_open_max: 64,
+            writers_concurrent_max: 2,
+            writer_heap_bytes: 15_000_000,
+            catch_up_inline_messages_max: 2_000,
+            text_bytes_per_message_max: 1024 * 1024,
         }
     }
 }
@@ -1094,6 +1129,18 @@ impl Config {
                 "pop3.session_errors_max",
                 u64::from(self.pop3.session_errors_max),
             ),
+            (
+                "search.indexes_open_max",
+                self.search.indexes_open_max as u64,
+            ),
+            (
+                "search.writers_concurrent_max",
+                self.search.writers_concurrent_max as u64,
+            ),
+            (
+                "search.text_bytes_per_message_max",
+                self.search.text_bytes_per_message_max as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -1115,6 +1162,10 @@ impl Config {
             return Err(
                 "pop3.command_timeout_seconds must be at least 600 (RFC 1939 §3)".to_owned(),
             );
+        }
+        // tantivy refuses a writer with less than 15 MB (its MEMORY_BUDGET_NUM_BYTES_MIN).
+        if self.search.writer_heap_bytes < 15_000_000 {
+            return Err("search.writer_heap_bytes must be at least 15000000".to_owned());
         }
         let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
         for (role, address) in self.listen.listeners() {
@@ -1488,6 +1539,7 @@ mod tests {
             login: LoginConfig::default(),
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
+            search: SearchConfig::default(),
         };
         let text = config.to_toml();
         let read_back =

@@ -1,13 +1,25 @@
 //! SEARCH (RFC 9051 §6.4.4): whether one message matches a search key, from its record,
 //! its summary and, for the keys that look into the text (HEADER, BODY, TEXT), its raw
-//! bytes. Without a full-text index, BODY and TEXT scan the decoded text parts.
+//! bytes. BODY and TEXT look into the text `tme_message::for_each_searchable_text` gives
+//! (decoded text parts; for TEXT also the header, raw and decoded).
 //!
-//! No I/O: the session loads what `needs_raw` says and asks `matches` per message.
+//! The full-text index (`tme-search`) is asked first, once per search (`TextPrefilter`):
+//! for a BODY or TEXT string it names the messages that may hold it, and a message it rules
+//! out is not read at all. Every other message is still checked here on its text, so the
+//! answer is the same with the index as without it.
+//!
+//! No I/O here but `TextPrefilter::new` (the index): the session loads what
+//! `TextPrefilter::loads` says and asks `matches_with` per message.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use imap_codec::imap_types::search::SearchKey;
 use tme_message::{Addr, MessageSummary};
-use tme_store::MessageRecord;
+use tme_search::{SearchIndexes, TextQuery, TextScope};
 use tme_store::mail::SystemFlags;
+use tme_store::{AccountId, MessageId, MessageRecord, ModSeq};
 
 use crate::view::NumberSet;
 
@@ -110,44 +122,147 @@ fn chrono_epoch_days(text: String) -> i64 {
 }
 
 fn text_contains(raw: &[u8], summary: &MessageSummary, needle: &[u8], with_header: bool) -> bool {
-    if with_header {
-        let header_end = usize::try_from(summary.header_end).unwrap_or(raw.len());
-        if contains_ignore_case(raw.get(..header_end).unwrap_or(raw), needle) {
-            return true;
+    let mut found = false;
+    tme_message::for_each_searchable_text(raw, summary, with_header, |_, text| {
+        if contains_ignore_case(text.as_bytes(), needle) {
+            found = true;
+            return ControlFlow::Break(());
         }
-    }
-    let mut stack = vec![&summary.body];
-    let mut visited = 0usize;
-    while let Some(part) = stack.pop() {
-        visited += 1;
-        if visited > 10_000 {
-            break;
-        }
-        if part.is_multipart() {
-            stack.extend(part.children.iter());
-            continue;
-        }
-        if let Some(message) = &part.message {
-            stack.push(&message.body);
-            continue;
-        }
-        if part.content_type.eq_ignore_ascii_case("text")
-            && let Some(text) = tme_message::decoded_text(raw, part)
-            && contains_ignore_case(text.as_bytes(), needle)
-        {
-            return true;
-        }
-    }
-    false
+        ControlFlow::Continue(())
+    });
+    found
 }
 
-/// Whether `candidate` matches `key`. `sets` yields the resolved sets of the key's
-/// sequence-set and UID keys, in walk order; `last_sequence`/`last_uid` resolve nothing
-/// here (the session resolved them).
+/// Per (scope, string): the messages that may hold the string.
+type CandidateSets = HashMap<(TextScope, Vec<u8>), HashSet<MessageId>>;
+
+/// What the full-text index said about the BODY and TEXT strings of one search.
+#[derive(Debug, Default)]
+pub struct TextPrefilter {
+    /// The MODSEQ the index had reached, and the candidates of each string. A string
+    /// missing here (too short) rules nothing out.
+    answer: Option<(ModSeq, CandidateSets)>,
+}
+
+fn text_queries<'k>(key: &'k SearchKey<'k>, found: &mut Vec<TextQuery<'k>>) {
+    match key {
+        SearchKey::Body(value) => found.push(TextQuery {
+            scope: TextScope::Body,
+            needle: value.as_ref(),
+        }),
+        SearchKey::Text(value) => found.push(TextQuery {
+            scope: TextScope::Text,
+            needle: value.as_ref(),
+        }),
+        SearchKey::And(keys) => {
+            for key in keys.as_ref() {
+                text_queries(key, found);
+            }
+        }
+        SearchKey::Not(key) => text_queries(key, found),
+        SearchKey::Or(left, right) => {
+            text_queries(left, found);
+            text_queries(right, found);
+        }
+        _ => {}
+    }
+}
+
+impl TextPrefilter {
+    /// Asks the index about `key`'s BODY and TEXT strings; without an index, or when it
+    /// cannot answer, rules nothing out.
+    pub async fn new(
+        indexes: Option<&Arc<SearchIndexes>>,
+        account: AccountId,
+        key: &SearchKey<'_>,
+    ) -> TextPrefilter {
+        let Some(indexes) = indexes else {
+            return TextPrefilter::default();
+        };
+        let mut queries = Vec::new();
+        text_queries(key, &mut queries);
+        if queries.is_empty() {
+            return TextPrefilter::default();
+        }
+        let Some(prefilter) = indexes.prefilter(account, &queries).await else {
+            return TextPrefilter::default();
+        };
+        let mut sets = HashMap::new();
+        for (query, candidates) in queries.iter().zip(prefilter.candidates) {
+            if let Some(candidates) = candidates {
+                sets.insert((query.scope, query.needle.to_vec()), candidates);
+            }
+        }
+        TextPrefilter {
+            answer: Some((prefilter.modseq, sets)),
+        }
+    }
+
+    /// Whether the index shows that `record` does not hold `needle` in `scope`. A message
+    /// changed after the index's MODSEQ may be newer than the index: never ruled out.
+    fn rules_out(&self, scope: TextScope, needle: &[u8], record: &MessageRecord) -> bool {
+        let Some((modseq, sets)) = &self.answer else {
+            return false;
+        };
+        record.modseq <= *modseq
+            && sets
+                .get(&(scope, needle.to_vec()))
+                .is_some_and(|candidates| !candidates.contains(&record.id))
+    }
+
+    fn needs_raw(&self, key: &SearchKey<'_>, record: &MessageRecord) -> bool {
+        match key {
+            SearchKey::Header(..) => true,
+            SearchKey::Body(value) => !self.rules_out(TextScope::Body, value.as_ref(), record),
+            SearchKey::Text(value) => !self.rules_out(TextScope::Text, value.as_ref(), record),
+            SearchKey::And(keys) => keys.as_ref().iter().any(|key| self.needs_raw(key, record)),
+            SearchKey::Not(key) => self.needs_raw(key, record),
+            SearchKey::Or(left, right) => {
+                self.needs_raw(left, record) || self.needs_raw(right, record)
+            }
+            _ => false,
+        }
+    }
+
+    /// What the session must load to check `record` against `key`: (summary, raw bytes).
+    pub fn loads(&self, key: &SearchKey<'_>, record: &MessageRecord) -> (bool, bool) {
+        let raw = needs_raw(key) && self.needs_raw(key, record);
+        let summary = raw || needs_summary_without_text(key);
+        (summary, raw)
+    }
+}
+
+/// Whether a key other than HEADER, BODY and TEXT needs the summary.
+fn needs_summary_without_text(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::Header(..) | SearchKey::Body(_) | SearchKey::Text(_) => false,
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_summary_without_text),
+        SearchKey::Not(key) => needs_summary_without_text(key),
+        SearchKey::Or(left, right) => {
+            needs_summary_without_text(left) || needs_summary_without_text(right)
+        }
+        other => needs_summary(other),
+    }
+}
+
+/// `matches` without the index.
 pub fn matches(
     key: &SearchKey<'_>,
     candidate: &Candidate<'_>,
     sets: &mut dyn Iterator<Item = NumberSet>,
+) -> bool {
+    matches_with(key, candidate, sets, &TextPrefilter::default())
+}
+
+/// Whether `candidate` matches `key`. `sets` yields the resolved sets of the key's
+/// sequence-set and UID keys, in walk order; `last_sequence`/`last_uid` resolve nothing
+/// here (the session resolved them). A BODY or TEXT string `prefilter` rules out for the
+/// message does not match; any other is looked for in the message's text.
+pub fn matches_with(
+    key: &SearchKey<'_>,
+    candidate: &Candidate<'_>,
+    sets: &mut dyn Iterator<Item = NumberSet>,
+    prefilter: &TextPrefilter,
 ) -> bool {
     let flags = &candidate.record.flags;
     let system = |bit| flags.system.contains(bit);
@@ -157,7 +272,7 @@ pub fn matches(
             let mut all = true;
             for key in keys.as_ref() {
                 // Every key is walked, so the sets stay in step.
-                all &= matches(key, candidate, sets);
+                all &= matches_with(key, candidate, sets, prefilter);
             }
             all
         }
@@ -230,16 +345,22 @@ pub fn matches(
                 }
             })
         }
-        SearchKey::Body(value) => candidate
-            .raw
-            .is_some_and(|raw| text_contains(raw, summary, value.as_ref(), false)),
-        SearchKey::Text(value) => candidate
-            .raw
-            .is_some_and(|raw| text_contains(raw, summary, value.as_ref(), true)),
-        SearchKey::Not(key) => !matches(key, candidate, sets),
+        SearchKey::Body(value) => {
+            !prefilter.rules_out(TextScope::Body, value.as_ref(), candidate.record)
+                && candidate
+                    .raw
+                    .is_some_and(|raw| text_contains(raw, summary, value.as_ref(), false))
+        }
+        SearchKey::Text(value) => {
+            !prefilter.rules_out(TextScope::Text, value.as_ref(), candidate.record)
+                && candidate
+                    .raw
+                    .is_some_and(|raw| text_contains(raw, summary, value.as_ref(), true))
+        }
+        SearchKey::Not(key) => !matches_with(key, candidate, sets, prefilter),
         SearchKey::Or(left, right) => {
-            let left = matches(left, candidate, sets);
-            let right = matches(right, candidate, sets);
+            let left = matches_with(left, candidate, sets, prefilter);
+            let right = matches_with(right, candidate, sets, prefilter);
             left || right
         }
         SearchKey::ModSequence { modseq, .. } => {

@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub session_errors_max: u32,
     /// The certificate; None offers no STARTTLS (and so no login on `imap`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The node's full-text index for SEARCH BODY and TEXT; None reads every message.
+    pub search: Option<Arc<tme_search::SearchIndexes>>,
 }
 
 /// Whether a listener starts in TLS.
@@ -299,6 +301,7 @@ async fn run_session(
         literal_octets_max: config.literal_octets_max,
         starttls_available: config.tls.is_some() && kind == ListenerKind::StartTls,
         session_errors_max: config.session_errors_max,
+        search: config.search.clone(),
     });
     let mut session = Session::new(
         session_config,

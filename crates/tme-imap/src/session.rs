@@ -62,6 +62,8 @@ pub struct SessionConfig {
     pub starttls_available: bool,
     /// `BAD` answers before `BYE`.
     pub session_errors_max: u32,
+    /// The full-text index SEARCH asks for BODY and TEXT; None reads every message.
+    pub search: Option<Arc<tme_search::SearchIndexes>>,
 }
 
 /// What the server does after a command.
@@ -1775,24 +1777,36 @@ impl Session {
         let Some(selected) = &self.selected else {
             return Vec::new();
         };
-        let need_summary = search::needs_summary(key);
-        let need_raw = search::needs_raw(key);
+        // The full-text index rules out messages for BODY and TEXT; the rest are read.
+        let prefilter =
+            search::TextPrefilter::new(self.config.search.as_ref(), account_id, key).await;
         let mut found = Vec::new();
         let empty_summary = tme_message::summarize(b"");
         let messages = &selected.messages[..selected.messages.len().min(MESSAGES_PER_COMMAND_MAX)];
         for (chunk_number, chunk) in messages.chunks(SUMMARIES_PER_READ).enumerate() {
-            // The chunk's summaries in one read, not one per message; a message whose
-            // summary cannot be read is not found (as when each was read alone).
-            let summaries = if need_summary {
-                let ids: Vec<MessageId> = chunk.iter().map(|message| message.record.id).collect();
+            let loads: Vec<(bool, bool)> = chunk
+                .iter()
+                .map(|message| prefilter.loads(key, &message.record))
+                .collect();
+            // The summaries the chunk needs in one read, not one per message; a message
+            // whose summary cannot be read is not found (as when each was read alone).
+            let ids: Vec<MessageId> = chunk
+                .iter()
+                .zip(&loads)
+                .filter(|(_, (need_summary, _))| *need_summary)
+                .map(|(message, _)| message.record.id)
+                .collect();
+            let summaries = if ids.is_empty() {
+                HashMap::new()
+            } else {
                 match self.summaries_of(account_id, &ids).await {
                     Some(summaries) => summaries,
                     None => continue,
                 }
-            } else {
-                HashMap::new()
             };
-            for (offset, message) in chunk.iter().enumerate() {
+            for (offset, (message, &(need_summary, need_raw))) in
+                chunk.iter().zip(&loads).enumerate()
+            {
                 let index = chunk_number * SUMMARIES_PER_READ + offset;
                 let summary = if need_summary {
                     match summaries.get(&message.record.id) {
@@ -1814,7 +1828,7 @@ impl Session {
                     raw: raw.as_deref(),
                 };
                 let mut sets_iter = sets.iter().cloned();
-                if search::matches(key, &candidate, &mut sets_iter) {
+                if search::matches_with(key, &candidate, &mut sets_iter, &prefilter) {
                     found.push(index);
                 }
             }

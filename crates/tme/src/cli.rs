@@ -95,6 +95,21 @@ pub enum Command {
         #[command(subcommand)]
         command: LoginCommand,
     },
+    /// The full-text index behind IMAP SEARCH BODY and TEXT.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Empty an account's index and build it again from its mail (a running node keeps
+    /// answering searches meanwhile, by reading the messages while the index is written).
+    Reindex {
+        /// The account's address.
+        address: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

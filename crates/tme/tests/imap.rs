@@ -267,6 +267,90 @@ fn fetch_sort_and_thread_answers_match_dovecot_on_the_corpus() {
     node.stop().expect("stop");
 }
 
+/// `tme_search_messages_indexed_total`, as the node reports it.
+fn messages_indexed(node: &Node) -> u64 {
+    common::metrics_lines(node, "tme_search_messages_indexed_total")
+        .first()
+        .and_then(|line| line.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn search_body_and_text_through_the_full_text_index() {
+    let corpus = tme_testkit::corpus_dir().expect("the corpus (TME_CORPUS_DIR)");
+    let japanese = corpus.join("spamassassin-tdata/t__data__nice__cjk__iso-2022-jp.1.eml");
+    let (mut node, app_password) = node_with_account();
+    let work = tempfile::tempdir().expect("work directory");
+    let results = work.path().join("results.json");
+    let results_argument = results.to_str().expect("a UTF-8 path");
+    let environment = [("CORPUS_MESSAGE", japanese.as_path())];
+    run_python_in(
+        &node,
+        "search.py",
+        &app_password,
+        &["populate", results_argument],
+        &environment,
+    );
+    let (_, metrics) = node.http_get("/metrics").expect("metrics");
+    assert!(
+        metrics.contains("tme_search_queries_total{answered_by=\"index\"}"),
+        "searches answered by the index are counted:\n{metrics}"
+    );
+    // Mail that arrives is indexed by the node's indexer, before anyone searches: bob
+    // never searches, yet his new message is counted as indexed.
+    node.add_account("bob@example.org", "bob's pw")
+        .expect("account bob");
+    let indexed_before = messages_indexed(&node);
+    common::submit(
+        &node,
+        "alice@example.org",
+        &app_password,
+        "bob@example.org",
+        "indexed on arrival",
+    );
+    common::wait_for("the indexer to index bob's new message", &node, || {
+        messages_indexed(&node) > indexed_before
+    });
+    // The index deleted under the running node: built again, the same answers.
+    let index_root = node.data_dir().join("search");
+    assert!(
+        index_root.is_dir(),
+        "the node keeps its indexes in DATA_DIR/search"
+    );
+    std::fs::remove_dir_all(&index_root).expect("delete the index");
+    run_python_in(
+        &node,
+        "search.py",
+        &app_password,
+        &["compare", results_argument],
+        &environment,
+    );
+    // Rebuilt by the operator while the node runs.
+    let output = node
+        .tme_ok(&["search", "reindex", "alice@example.org"])
+        .expect("tme search reindex");
+    assert!(output.contains("rebuilt the search index"), "{output}");
+    run_python_in(
+        &node,
+        "search.py",
+        &app_password,
+        &["compare", results_argument],
+        &environment,
+    );
+    node.stop().expect("stop");
+    // Without the index: every message read, the same answers.
+    node.set_environment("TME_SEARCH__ENABLED", "false");
+    node.serve().expect("serve again");
+    run_python_in(
+        &node,
+        "search.py",
+        &app_password,
+        &["compare", results_argument],
+        &environment,
+    );
+    node.stop().expect("stop");
+}
+
 #[test]
 fn multiappend_appends_all_or_nothing() {
     let (mut node, app_password) = node_with_account();

@@ -7,6 +7,7 @@ mod import;
 mod init;
 mod login;
 mod queue;
+mod search;
 mod spool;
 
 use anyhow::Result;
@@ -66,6 +67,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Login { command } => {
             with_store(&cli.data_dir, |store, _| {
                 Box::pin(login::run(store, command))
+            })
+            .await
+        }
+        Command::Search { command } => {
+            with_store(&cli.data_dir, |store, data_dir| {
+                Box::pin(search::run(store, data_dir, command))
             })
             .await
         }

@@ -21,6 +21,8 @@ pub struct ImapContext {
     /// Shared by every role that takes a password, so the throttle sees them all.
     pub authenticator: Arc<tme_auth::Authenticator>,
     pub metrics: Arc<tme_imap::Metrics>,
+    /// The node's full-text index (`[search]`); None when `search.enabled` is off.
+    pub search: Option<Arc<tme_search::SearchIndexes>>,
 }
 
 pub async fn run(context: ImapContext, role: RoleContext) -> Result<()> {
@@ -48,6 +50,7 @@ pub async fn run(context: ImapContext, role: RoleContext) -> Result<()> {
         idle_poll: Duration::from_secs(imap.idle_poll_seconds),
         session_errors_max: imap.session_errors_max,
         tls,
+        search: context.search.clone(),
     };
     role.running();
     tme_imap::serve(

@@ -9,6 +9,7 @@ mod dns;
 mod health;
 mod http;
 mod imap;
+mod indexer;
 mod listeners;
 mod maintenance;
 mod pop3;
@@ -77,6 +78,19 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let dns_metrics = Arc::new(tme_dns::Metrics::register(
         registry.sub_registry_with_prefix("dns"),
     ));
+    // The full-text index behind IMAP SEARCH BODY/TEXT, kept in step by the `indexer` role
+    // (and by each search, which catches it up first).
+    let search_metrics = Arc::new(tme_search::Metrics::register(
+        registry.sub_registry_with_prefix("search"),
+    ));
+    let search_indexes = config.search.enabled.then(|| {
+        tme_search::SearchIndexes::new(
+            &data_dir.path,
+            config.search.clone(),
+            store.clone(),
+            search_metrics,
+        )
+    });
     let registry = Arc::new(registry);
     let queue_runner = queue::runner(&config, store.clone(), queue_metrics)?;
     let submitter = tme_queue::Submitter::new(
@@ -152,6 +166,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             data_directory: data_dir.path.clone(),
             authenticator: authenticator.clone(),
             metrics: imap_metrics.clone(),
+            search: search_indexes.clone(),
         };
         supervisor::supervise("imap", health.clone(), shutdown.clone(), move |role| {
             imap::run(context.clone(), role)
@@ -181,6 +196,12 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         supervisor::supervise("queue", health.clone(), shutdown.clone(), move |role| {
             queue::run(queue_runner.clone(), role)
         });
+    let indexer_role = search_indexes.clone().map(|indexes| {
+        let store = store.clone();
+        supervisor::supervise("indexer", health.clone(), shutdown.clone(), move |role| {
+            indexer::run(store.clone(), indexes.clone(), role)
+        })
+    });
     let maintenance_role = {
         let store = store.clone();
         supervisor::supervise(
@@ -210,6 +231,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     }
     tracker.spawn(spool_role);
     tracker.spawn(queue_role);
+    if let Some(role) = indexer_role {
+        tracker.spawn(role);
+    }
     tracker.spawn(maintenance_role);
     tracker.close();
 
