@@ -49,6 +49,7 @@ async fn logged_in() -> (tempfile::TempDir, Session) {
         literal_octets_max: 100_000,
         starttls_available: false,
         session_errors_max: 100,
+        search: None,
     });
     let mut session = Session::new(
         config,
