@@ -77,6 +77,17 @@ impl CommandFramer {
         self.input.extend(bytes);
     }
 
+    /// Gives back the memory a large command left behind, when nothing is buffered: called
+    /// before the connection waits for the client, so an idle connection holds no buffer.
+    pub fn release_spare_capacity(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = VecDeque::new();
+        }
+        if self.command.is_empty() && self.command.capacity() > 0 {
+            self.command = Vec::new();
+        }
+    }
+
     /// Whether bytes are waiting that were not framed yet (a client that pipelines).
     pub fn has_input(&self) -> bool {
         !self.input.is_empty()

@@ -26,6 +26,8 @@ pub mod extensions;
 pub mod fetch_output;
 pub mod framing;
 pub mod metrics;
+pub mod multiappend;
+pub mod records;
 pub mod render;
 pub mod response;
 pub mod search;

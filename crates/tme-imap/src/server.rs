@@ -1,5 +1,6 @@
 //! The thin async layer: accepts connections on `imap` (STARTTLS) and `imaps` (implicit
-//! TLS), owns sockets, TLS, timeouts and the connection limits, reads bytes into the framer
+//! TLS), owns sockets, TLS, timeouts and the connection limits (the limits and the plain or
+//! TLS stream are `tme_net`'s), reads bytes into the framer
 //! and writes what the session answers, through `compress` once the client asked for
 //! COMPRESS=DEFLATE (above TLS when there is TLS). IDLE waits here: on the account's change
 //! notification (a delivery through this process wakes it at once) or, for changes by
@@ -7,17 +8,15 @@
 //!
 //! It makes no protocol decision: every response comes from the `session`.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tme_auth::Authenticator;
+use tme_net::{ConnectionLimits, Stream};
 use tme_store::Store;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,8 +27,10 @@ use crate::framing::{CommandFramer, Frame};
 use crate::metrics::Metrics;
 use crate::session::{Next, Session, SessionConfig};
 
-/// Octets read from the socket at a time.
+/// Octets read from the socket at a time while the client sends much (a literal on its way).
 const READ_CHUNK_OCTETS: usize = 16 * 1024;
+/// Octets read at a time otherwise: what an idle connection holds for reading.
+const READ_SMALL_OCTETS: usize = 512;
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to read a response before it is dropped (a client that
@@ -71,44 +72,8 @@ struct Shared {
     store: Store,
     authenticator: Arc<Authenticator>,
     metrics: Arc<Metrics>,
-    connections: Arc<Semaphore>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
-}
-
-/// One client's stream, plain or TLS.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    /// Only between STARTTLS taking the plain stream and the handshake giving it back.
-    Closed,
-}
-
-impl Stream {
-    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(stream) => stream.read(buffer).await,
-            Stream::Tls(stream) => stream.read(buffer).await,
-            Stream::Closed => Ok(0),
-        }
-    }
-
-    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let write = async {
-            match self {
-                Stream::Plain(stream) => write_flush(stream, bytes).await,
-                Stream::Tls(stream) => write_flush(stream.as_mut(), bytes).await,
-                Stream::Closed => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
-            }
-        };
-        match timeout(WRITE_TIMEOUT, write).await {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client does not read",
-            )),
-        }
-    }
 }
 
 /// The deflate state of a connection after COMPRESS, with the compressed octets read from
@@ -185,42 +150,39 @@ impl Connection {
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let Connection { stream, compressed } = self;
         match compressed {
-            None => stream.write_all(bytes).await,
+            None => stream.write_all(bytes, WRITE_TIMEOUT).await,
             Some(compressed) => {
                 let mut wire = Vec::with_capacity(bytes.len() / 2 + 64);
                 compressed
                     .deflate
                     .compress(bytes, &mut wire)
                     .map_err(io::Error::other)?;
-                stream.write_all(&wire).await
+                stream.write_all(&wire, WRITE_TIMEOUT).await
             }
         }
     }
 }
 
-async fn write_flush<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await
+/// Where the socket is read into: small while the client sends little, so that an idle
+/// connection holds `READ_SMALL_OCTETS` and not `READ_CHUNK_OCTETS`; grown after a read
+/// filled it, and small again after a short read.
+struct ReadBuffer {
+    bytes: Vec<u8>,
 }
 
-/// A connection counted against the per-IP limit until dropped.
-struct PerIpGuard<'a> {
-    shared: &'a Shared,
-    ip: IpAddr,
-}
+impl ReadBuffer {
+    fn new() -> ReadBuffer {
+        ReadBuffer {
+            bytes: vec![0; READ_SMALL_OCTETS],
+        }
+    }
 
-impl Drop for PerIpGuard<'_> {
-    fn drop(&mut self) {
-        let mut per_ip = self
-            .shared
-            .per_ip
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&self.ip);
-            }
+    /// Call after the `count` octets read were taken out.
+    fn after_read(&mut self, count: usize) {
+        if count == self.bytes.len() && self.bytes.len() < READ_CHUNK_OCTETS {
+            self.bytes = vec![0; READ_CHUNK_OCTETS];
+        } else if count < READ_SMALL_OCTETS && self.bytes.len() > READ_SMALL_OCTETS {
+            self.bytes = vec![0; READ_SMALL_OCTETS];
         }
     }
 }
@@ -235,12 +197,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let shared = Arc::new(Shared {
-        connections: Arc::new(Semaphore::new(config.connections_max)),
+        limits: ConnectionLimits::new(config.connections_max, config.connections_per_ip_max),
         config,
         store,
         authenticator,
         metrics,
-        per_ip: Mutex::new(HashMap::new()),
         shutdown: shutdown.clone(),
     });
     let tracker = TaskTracker::new();
@@ -291,47 +252,32 @@ async fn handle_connection(
     shared: &Shared,
 ) {
     let _ = stream.set_nodelay(true);
-    let permit = shared.connections.clone().try_acquire_owned().ok();
-    let admitted = {
-        let mut per_ip = shared
-            .per_ip
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = per_ip.entry(peer.ip()).or_insert(0);
-        if *count >= shared.config.connections_per_ip_max {
-            false
-        } else {
-            *count += 1;
-            true
-        }
-    };
-    let guard = admitted.then(|| PerIpGuard {
-        shared,
-        ip: peer.ip(),
-    });
+    let admission = shared.limits.admit(peer.ip());
     let mut stream = match kind {
         ListenerKind::StartTls => Stream::Plain(stream),
         ListenerKind::ImplicitTls => {
             let Some(tls) = &shared.config.tls else {
                 return;
             };
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
-            match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => Stream::Tls(Box::new(stream)),
-                _ => {
+            match Stream::accept_tls(stream, tls.clone(), TLS_HANDSHAKE_TIMEOUT).await {
+                Ok(stream) => stream,
+                Err(_) => {
                     Metrics::count(&shared.metrics.sessions_ended, "tls_failed");
                     return;
                 }
             }
         }
     };
-    if permit.is_none() || guard.is_none() {
+    let Some(admission) = admission else {
         Metrics::count(&shared.metrics.connections, "refused_limit");
         let _ = stream
-            .write_all(b"* BYE Too many connections, try again later\r\n")
+            .write_all(
+                b"* BYE Too many connections, try again later\r\n",
+                WRITE_TIMEOUT,
+            )
             .await;
         return;
-    }
+    };
     Metrics::count(&shared.metrics.connections, "accepted");
     shared.metrics.connections_open.inc();
     let mut connection = Connection::new(stream);
@@ -339,7 +285,7 @@ async fn handle_connection(
     shared.metrics.connections_open.dec();
     Metrics::count(&shared.metrics.sessions_ended, outcome);
     tracing::debug!(outcome, "imap: session ended");
-    drop(guard);
+    drop(admission);
 }
 
 /// Runs a session to its end; returns how it ended (a metrics label).
@@ -373,11 +319,12 @@ async fn run_session(
     if stream.write_all(&out).await.is_err() {
         return "io_error";
     }
-    let mut buffer = vec![0u8; READ_CHUNK_OCTETS];
+    let mut buffer = ReadBuffer::new();
     loop {
         // Frame everything already read before reading more.
         let frame = framer.next_frame();
         let Some(frame) = frame else {
+            framer.release_spare_capacity();
             let wait = if session.account_id().is_some() {
                 config.idle_timeout
             } else {
@@ -388,7 +335,7 @@ async fn run_session(
                     let _ = stream.write_all(b"* BYE Server shutting down\r\n").await;
                     return "shutdown";
                 }
-                read = timeout(wait, stream.read(&mut buffer)) => read,
+                read = timeout(wait, stream.read(&mut buffer.bytes)) => read,
             };
             match read {
                 Err(_) => {
@@ -398,7 +345,10 @@ async fn run_session(
                     return "timeout";
                 }
                 Ok(Ok(0)) => return "client_closed",
-                Ok(Ok(count)) => framer.push(&buffer[..count]),
+                Ok(Ok(count)) => {
+                    framer.push(&buffer.bytes[..count]);
+                    buffer.after_read(count);
+                }
                 Ok(Err(_)) => return "io_error",
             }
             continue;
@@ -433,21 +383,18 @@ async fn run_session(
             Next::StartTls => {
                 // RFC 9051 §6.2.1: nothing the client sent before the handshake counts.
                 framer.take_input();
-                let Stream::Plain(plain) = std::mem::replace(&mut stream.stream, Stream::Closed)
-                else {
-                    return "tls_failed";
-                };
                 let Some(tls) = &config.tls else {
                     return "tls_failed";
                 };
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
-                match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(plain)).await {
-                    Ok(Ok(tls_stream)) => {
-                        stream.stream = Stream::Tls(Box::new(tls_stream));
-                        session.tls_started();
-                    }
-                    _ => return "tls_failed",
+                if stream
+                    .stream
+                    .start_tls(tls.clone(), TLS_HANDSHAKE_TIMEOUT)
+                    .await
+                    .is_err()
+                {
+                    return "tls_failed";
                 }
+                session.tls_started();
             }
             Next::Compress => {
                 // RFC 4978 §3: deflate starts with the first octet after the tagged OK, both
@@ -512,15 +459,18 @@ async fn run_session(
 async fn read_line(
     stream: &mut Connection,
     framer: &mut CommandFramer,
-    buffer: &mut [u8],
+    buffer: &mut ReadBuffer,
     wait: Duration,
 ) -> Option<Result<Vec<u8>, ()>> {
     loop {
         if let Some(line) = framer.next_line() {
             return Some(line);
         }
-        match timeout(wait, stream.read(buffer)).await {
-            Ok(Ok(count)) if count > 0 => framer.push(&buffer[..count]),
+        match timeout(wait, stream.read(&mut buffer.bytes)).await {
+            Ok(Ok(count)) if count > 0 => {
+                framer.push(&buffer.bytes[..count]);
+                buffer.after_read(count);
+            }
             _ => return None,
         }
     }
@@ -531,7 +481,7 @@ async fn idle(
     stream: &mut Connection,
     session: &mut Session,
     framer: &mut CommandFramer,
-    buffer: &mut [u8],
+    buffer: &mut ReadBuffer,
     tag: &str,
     shared: &Shared,
 ) -> Result<bool, &'static str> {
@@ -578,9 +528,12 @@ async fn idle(
                 session.idle_refresh(&mut out).await;
             }
             _ = poll.tick() => session.idle_refresh(&mut out).await,
-            read = stream.read(buffer) => match read {
+            read = stream.read(&mut buffer.bytes) => match read {
                 Ok(0) | Err(_) => return Ok(false),
-                Ok(count) => framer.push(&buffer[..count]),
+                Ok(count) => {
+                    framer.push(&buffer.bytes[..count]);
+                    buffer.after_read(count);
+                }
             },
         }
         if !out.is_empty() && stream.write_all(&out).await.is_err() {

@@ -10,6 +10,7 @@
 
 mod fetch;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -30,9 +31,11 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_codec::imap_types::status::StatusDataItemName;
 use tme_auth::{Authenticator, LoginRefusal};
 use tme_core::Secret;
+use tme_message::MessageSummary;
 use tme_store::mail::{MAILBOX_DELIMITER, SystemFlags};
 use tme_store::{
-    Account, Delivery, FlagChange, Flags, Mailbox, MessageRecord, SpecialUse, Store, StoreError,
+    Account, AccountId, Delivery, FlagChange, Flags, Mailbox, MessageId, MessageRecord, SpecialUse,
+    Store, StoreError,
 };
 
 use crate::collation;
@@ -44,6 +47,9 @@ use crate::sort;
 use crate::thread::{self, ThreadMessage};
 use crate::utf7;
 use crate::view::{NumberSet, SelectedView, ViewMessage, flag_fetch_line};
+
+mod incremental;
+mod multiappend;
 
 /// What the session needs from the node.
 #[derive(Debug, Clone)]
@@ -131,6 +137,9 @@ const FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
 /// How many messages one FETCH or SEARCH loads summaries or bodies for at most before it
 /// answers; more would let one command hold unbounded memory. Clients ask in batches.
 const MESSAGES_PER_COMMAND_MAX: usize = 100_000;
+/// How many messages' summaries SEARCH, SORT and THREAD read from the store at once: one
+/// read per this many messages, and at most this many decoded summaries held at a time.
+const SUMMARIES_PER_READ: usize = 256;
 
 fn store_refusal(error: &StoreError) -> (&'static str, String) {
     match error {
@@ -222,6 +231,7 @@ impl Session {
         if self.state != State::NotAuthenticated {
             words.extend([
                 "UIDPLUS",
+                "MULTIAPPEND",
                 "MOVE",
                 "SPECIAL-USE",
                 "CREATE-SPECIAL-USE",
@@ -289,6 +299,10 @@ impl Session {
     /// Handles one whole command.
     pub async fn command(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Next {
         let tag = tag_of(bytes);
+        // MULTIAPPEND (RFC 3502): imap-codec parses one message per APPEND.
+        if let Some(parts) = crate::multiappend::split(bytes) {
+            return self.multiappend(&tag, &parts, out).await;
+        }
         let (base, extracted) = extensions::extract(bytes);
         let codec = CommandCodec::default();
         let command = match codec.decode(&base) {
@@ -1011,10 +1025,10 @@ impl Session {
                 return;
             }
         };
-        let (records, account_modseq) = match (
-            self.current_list(found.id).await,
-            self.store.mail.highest_modseq(found.account_id).await,
-        ) {
+        // The MODSEQ first, then the list: a refresh applies the changes after it
+        // (`incremental`), so the list may be newer than the MODSEQ, never older.
+        let account_modseq = self.store.mail.highest_modseq(found.account_id).await;
+        let (records, account_modseq) = match (self.current_list(found.id).await, account_modseq) {
             (Ok(records), Ok(modseq)) => (records, modseq),
             (Err(error), _) | (_, Err(error)) => {
                 let (code, text) = store_refusal(&error);
@@ -1027,7 +1041,7 @@ impl Session {
             name: found.name.clone(),
             read_only,
             uid_validity: found.uid_validity,
-            messages: records
+            messages: crate::records::share(records)
                 .into_iter()
                 .map(|record| ViewMessage {
                     record,
@@ -1605,12 +1619,15 @@ impl Session {
         if account_modseq == selected.account_modseq && !(expunge_allowed && pending_expunges) {
             return;
         }
-        let Ok(current) = self
-            .store
-            .mail
-            .message_list(account_id, selected.mailbox_id)
-            .await
-        else {
+        let mailbox_id = selected.mailbox_id;
+        let current = match self.current_from_changes().await {
+            Some(current) => current,
+            None => match self.store.mail.message_list(account_id, mailbox_id).await {
+                Ok(current) => crate::records::share(current),
+                Err(_) => return,
+            },
+        };
+        let Some(selected) = self.selected.as_mut() else {
             return;
         };
         selected.refresh(current, expunge_allowed, self.condstore, self.qresync, out);
@@ -1765,43 +1782,74 @@ impl Session {
             search::TextPrefilter::new(self.config.search.as_ref(), account_id, key).await;
         let mut found = Vec::new();
         let empty_summary = tme_message::summarize(b"");
-        for (index, message) in selected
-            .messages
-            .iter()
-            .enumerate()
-            .take(MESSAGES_PER_COMMAND_MAX)
-        {
-            let (need_summary, need_raw) = prefilter.loads(key, &message.record);
-            let summary = if need_summary {
-                match self
-                    .store
-                    .mail
-                    .message_summary(account_id, message.record.id)
-                    .await
-                {
-                    Ok(summary) => Some(summary),
-                    Err(_) => continue,
+        let messages = &selected.messages[..selected.messages.len().min(MESSAGES_PER_COMMAND_MAX)];
+        for (chunk_number, chunk) in messages.chunks(SUMMARIES_PER_READ).enumerate() {
+            let loads: Vec<(bool, bool)> = chunk
+                .iter()
+                .map(|message| prefilter.loads(key, &message.record))
+                .collect();
+            // The summaries the chunk needs in one read, not one per message; a message
+            // whose summary cannot be read is not found (as when each was read alone).
+            let ids: Vec<MessageId> = chunk
+                .iter()
+                .zip(&loads)
+                .filter(|(_, (need_summary, _))| *need_summary)
+                .map(|(message, _)| message.record.id)
+                .collect();
+            let summaries = if ids.is_empty() {
+                HashMap::new()
+            } else {
+                match self.summaries_of(account_id, &ids).await {
+                    Some(summaries) => summaries,
+                    None => continue,
                 }
-            } else {
-                None
             };
-            let raw = if need_raw {
-                self.store.message_raw(&message.record).await.ok()
-            } else {
-                None
-            };
-            let candidate = Candidate {
-                sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                record: &message.record,
-                summary: summary.as_ref().unwrap_or(&empty_summary),
-                raw: raw.as_deref(),
-            };
-            let mut sets_iter = sets.iter().cloned();
-            if search::matches_with(key, &candidate, &mut sets_iter, &prefilter) {
-                found.push(index);
+            for (offset, (message, &(need_summary, need_raw))) in
+                chunk.iter().zip(&loads).enumerate()
+            {
+                let index = chunk_number * SUMMARIES_PER_READ + offset;
+                let summary = if need_summary {
+                    match summaries.get(&message.record.id) {
+                        Some(summary) => summary,
+                        None => continue,
+                    }
+                } else {
+                    &empty_summary
+                };
+                let raw = if need_raw {
+                    self.store.message_raw(&message.record).await.ok()
+                } else {
+                    None
+                };
+                let candidate = Candidate {
+                    sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                    record: &message.record,
+                    summary,
+                    raw: raw.as_deref(),
+                };
+                let mut sets_iter = sets.iter().cloned();
+                if search::matches_with(key, &candidate, &mut sets_iter, &prefilter) {
+                    found.push(index);
+                }
             }
         }
         found
+    }
+
+    /// The summaries of the messages `ids` names, by message id, in one store read (of at
+    /// most `SUMMARIES_PER_READ` decoded at once by the callers); None if the read failed.
+    async fn summaries_of(
+        &self,
+        account_id: AccountId,
+        ids: &[MessageId],
+    ) -> Option<HashMap<MessageId, MessageSummary>> {
+        let summaries = self
+            .store
+            .mail
+            .message_summaries(account_id, ids)
+            .await
+            .ok()?;
+        Some(summaries.into_iter().collect())
     }
 
     /// A message of the view as a response names it: its UID, or its sequence number.
@@ -1959,18 +2007,22 @@ impl Session {
         };
         let need_summary = sort::needs_summary(criteria);
         let mut rows = Vec::with_capacity(found.len());
-        for &index in &found {
-            let record = &selected.messages[index].record;
-            let summary = if need_summary {
-                self.store
-                    .mail
-                    .message_summary(account_id, record.id)
+        for indexes in found.chunks(SUMMARIES_PER_READ) {
+            let summaries = if need_summary {
+                let ids: Vec<MessageId> = indexes
+                    .iter()
+                    .map(|&index| selected.messages[index].record.id)
+                    .collect();
+                self.summaries_of(account_id, &ids)
                     .await
-                    .ok()
+                    .unwrap_or_default()
             } else {
-                None
+                HashMap::new()
             };
-            rows.push(sort::values(criteria, record, summary.as_ref()));
+            for &index in indexes {
+                let record = &selected.messages[index].record;
+                rows.push(sort::values(criteria, record, summaries.get(&record.id)));
+            }
         }
         let mut line = String::from("SORT");
         for position in sort::order(criteria, &rows) {
@@ -2016,15 +2068,21 @@ impl Session {
         };
         let empty_summary = tme_message::summarize(b"");
         let mut messages = Vec::with_capacity(found.len());
-        for &index in &found {
+        let mut summaries = HashMap::new();
+        for (position, &index) in found.iter().enumerate() {
+            if position % SUMMARIES_PER_READ == 0 {
+                let ids: Vec<MessageId> = found[position..]
+                    .iter()
+                    .take(SUMMARIES_PER_READ)
+                    .map(|&index| selected.messages[index].record.id)
+                    .collect();
+                summaries = self
+                    .summaries_of(account_id, &ids)
+                    .await
+                    .unwrap_or_default();
+            }
             let record = &selected.messages[index].record;
-            let loaded = self
-                .store
-                .mail
-                .message_summary(account_id, record.id)
-                .await
-                .ok();
-            let summary = loaded.as_ref().unwrap_or(&empty_summary);
+            let summary = summaries.get(&record.id).unwrap_or(&empty_summary);
             let (base_subject, reply_or_forward) =
                 collation::base_subject(summary.subject.as_deref().unwrap_or(""));
             // RFC 5256 §2.3 step 1: References, else the first In-Reply-To id.
@@ -2130,7 +2188,13 @@ impl Session {
         if !changed.is_empty() {
             self.store.changes.notify(account_id);
         }
-        let current = self.current_list(mailbox_id).await.unwrap_or_default();
+        // The mailbox as it is now, from the view and the changes since it (this STORE's
+        // among them), not the whole list read again: a STORE then reads a few rows, not
+        // every message of the mailbox.
+        let current = match self.current_from_changes().await {
+            Some(current) => current,
+            None => crate::records::share(self.current_list(mailbox_id).await.unwrap_or_default()),
+        };
         let condstore = self.condstore;
         let Some(selected) = self.selected.as_mut() else {
             return;
@@ -2142,9 +2206,11 @@ impl Session {
                 continue;
             }
             let uid = message.record.uid;
-            let Some(now) = current.iter().find(|record| record.uid == uid) else {
+            // `current` is in UID order (the store's list, and `current_from_changes`).
+            let Ok(position) = current.binary_search_by_key(&uid, |record| record.uid) else {
                 continue;
             };
+            let now = &current[position];
             let was_changed = changed.iter().any(|record| record.uid == uid);
             if let Some(since) = unchanged_since
                 && !was_changed
@@ -2229,7 +2295,7 @@ impl Session {
         let sources: Vec<(MessageRecord, Flags)> = indexes
             .iter()
             .map(|&index| &selected.messages[index].record)
-            .map(|record| (record.clone(), record.flags.clone()))
+            .map(|record| (MessageRecord::clone(record), record.flags.clone()))
             .collect();
         if sources.is_empty() {
             status(out, tag, "OK", None, "Nothing to copy");

@@ -11,6 +11,8 @@
 //!
 //! No I/O: the session hands in the store's list and writes what comes back.
 
+use std::sync::Arc;
+
 use tme_store::{Flags, MailboxId, MessageRecord, ModSeq, Uid};
 
 use crate::render;
@@ -18,7 +20,9 @@ use crate::render;
 /// One message of the view.
 #[derive(Debug, Clone)]
 pub struct ViewMessage {
-    pub record: MessageRecord,
+    /// Shared with other sessions that see the same record (`crate::records`): a view costs
+    /// a pointer per message, not a copy.
+    pub record: Arc<MessageRecord>,
     /// Expunged by another session, not yet reported to this one.
     pub expunged: bool,
 }
@@ -129,7 +133,7 @@ impl SelectedView {
     /// §3.2.10), else as EXPUNGEs; flag changes carry UID (and MODSEQ with CONDSTORE).
     pub fn refresh(
         &mut self,
-        current: Vec<MessageRecord>,
+        current: Vec<Arc<MessageRecord>>,
         expunge_allowed: bool,
         condstore: bool,
         vanished: bool,
@@ -139,7 +143,7 @@ impl SelectedView {
         let mut kept: Vec<ViewMessage> = Vec::with_capacity(self.messages.len());
         let mut expunged_sequences: Vec<usize> = Vec::new();
         let mut expunged_uids: Vec<Uid> = Vec::new();
-        let mut flag_updates: Vec<(usize, MessageRecord)> = Vec::new();
+        let mut flag_updates: Vec<(usize, Arc<MessageRecord>)> = Vec::new();
         for (index, message) in std::mem::take(&mut self.messages).into_iter().enumerate() {
             // Skip store messages with UIDs below this one: they cannot be (UIDs only grow
             // and the view had every message up to its last UID), but stay safe.
@@ -260,7 +264,7 @@ mod tests {
             messages: uids
                 .iter()
                 .map(|&uid| ViewMessage {
-                    record: record(uid, false),
+                    record: Arc::new(record(uid, false)),
                     expunged: false,
                 })
                 .collect(),
@@ -272,6 +276,7 @@ mod tests {
 
     fn refresh(view: &mut SelectedView, current: Vec<MessageRecord>, allowed: bool) -> String {
         let mut out = Vec::new();
+        let current = current.into_iter().map(Arc::new).collect();
         view.refresh(current, allowed, false, false, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -295,7 +300,7 @@ mod tests {
     #[test]
     fn vanished_instead_of_expunge_with_qresync() {
         let mut selected = view(&[1, 2, 3, 4, 5]);
-        let current = vec![record(1, false), record(4, false)];
+        let current = vec![Arc::new(record(1, false)), Arc::new(record(4, false))];
         let mut out = Vec::new();
         selected.refresh(current, true, true, true, &mut out);
         assert_eq!(String::from_utf8_lossy(&out), "* VANISHED 2:3,5\r\n");

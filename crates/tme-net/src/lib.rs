@@ -1,7 +1,7 @@
-//! Connection plumbing shared by the protocol servers (POP3 today): how many connections a
-//! listener takes, in all and from one client address (`limits`), and the client's stream,
-//! plain or TLS, whose writes are bounded in time so that a client that never reads cannot
-//! hold a task and its buffers (`stream`).
+//! Connection plumbing shared by the protocol servers (POP3 and IMAP today): how many
+//! connections a listener takes, in all and from one client address (`limits`), and the
+//! client's stream, plain or TLS, whose writes are bounded in time so that a client that
+//! never reads cannot hold a task and its buffers (`stream`).
 //!
 //! It knows no protocol: it never reads or writes a byte on its own, and it decides nothing
 //! a protocol's session decides (greetings, refusals, when to start TLS).

@@ -21,6 +21,8 @@ pub const CHECKS: &[&str] = &[
     "no_message_without_its_blob",
     "quota_holds_under_concurrency",
     "expunged_messages_are_restorable",
+    "summaries_are_read_together",
+    "concurrent_flag_changes_fail_alone",
     "deleted_mailbox_is_restorable",
     "change_log_misses_nothing",
     "expunged_uids_are_kept_with_their_modseq",
@@ -45,6 +47,8 @@ pub async fn run(name: &str, store: &Store) {
         "no_message_without_its_blob" => no_message_without_its_blob(store).await,
         "quota_holds_under_concurrency" => quota_holds_under_concurrency(store).await,
         "expunged_messages_are_restorable" => expunged_messages_are_restorable(store).await,
+        "summaries_are_read_together" => summaries_are_read_together(store).await,
+        "concurrent_flag_changes_fail_alone" => concurrent_flag_changes_fail_alone(store).await,
         "deleted_mailbox_is_restorable" => deleted_mailbox_is_restorable(store).await,
         "change_log_misses_nothing" => change_log_misses_nothing(store).await,
         "expunged_uids_are_kept_with_their_modseq" => {
@@ -406,6 +410,147 @@ pub async fn expunged_messages_are_restorable(store: &Store) {
         store.message_raw(record).await.unwrap();
     }
     assert_eq!(store.mail.account_usage(account).await.unwrap().messages, 5);
+}
+
+/// `message_summaries` gives what `message_summary` gives for each message, in the order
+/// asked, expunged messages included, unknown ids and other accounts' messages left out,
+/// across more ids than one statement takes.
+pub async fn summaries_are_read_together(store: &Store) {
+    let account_id = account(store, "user@example.com", 1 << 30).await;
+    let other = account(store, "other@example.com", 1 << 30).await;
+    let inbox = inbox_of(store, account_id).await;
+    // More than one statement's 500 ids, delivered in one call.
+    let raws: Vec<Vec<u8>> = (0..600).map(message).collect();
+    let flags = Flags::default();
+    let deliveries: Vec<Delivery> = raws
+        .iter()
+        .map(|raw| Delivery {
+            account: account_id,
+            mailbox: inbox.id,
+            raw,
+            internal_date_unix: Some(1_700_000_000),
+            flags: &flags,
+        })
+        .collect();
+    let mut ids: Vec<i64> = store
+        .deliver(&deliveries)
+        .await
+        .unwrap()
+        .iter()
+        .map(|appended| appended.message_id)
+        .collect();
+    let other_inbox = inbox_of(store, other).await;
+    let foreign = deliver_one(store, other, other_inbox.id, &message(9_999))
+        .await
+        .message_id;
+    store
+        .mail
+        .messages_expunge(account_id, inbox.id, &[3])
+        .await
+        .unwrap();
+    ids.reverse();
+    let mut asked = ids.clone();
+    asked.insert(7, foreign);
+    asked.push(i64::MAX);
+    let summaries = store
+        .mail
+        .message_summaries(account_id, &asked)
+        .await
+        .unwrap();
+    assert_eq!(
+        summaries.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids,
+        "every message of the account, in the order asked, and nothing else"
+    );
+    for (id, summary) in summaries.iter().step_by(97) {
+        let one = store.mail.message_summary(account_id, *id).await.unwrap();
+        assert_eq!(summary.subject, one.subject);
+        assert_eq!(summary.size_bytes, one.size_bytes);
+    }
+    assert!(
+        store
+            .mail
+            .message_summaries(account_id, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Flag changes made at the same time (which a backend may write in one transaction) each
+/// take effect, each is in the change log, and one on a deleted mailbox fails alone.
+pub async fn concurrent_flag_changes_fail_alone(store: &Store) {
+    let account_id = account(store, "user@example.com", 1 << 30).await;
+    let inbox = inbox_of(store, account_id).await;
+    let doomed = store
+        .mail
+        .mailbox_create(account_id, "Doomed", None)
+        .await
+        .unwrap();
+    for number in 0..8 {
+        deliver_one(store, account_id, inbox.id, &message(number)).await;
+    }
+    deliver_one(store, account_id, doomed.id, &message(99)).await;
+    store
+        .mail
+        .mailbox_delete(account_id, doomed.id)
+        .await
+        .unwrap();
+    let start = store.mail.highest_modseq(account_id).await.unwrap();
+    let flagged = Flags::parse(["\\Flagged"]).unwrap();
+    let mut tasks = Vec::new();
+    for uid in 1..=8u32 {
+        let store = store.clone();
+        let flagged = flagged.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .mail
+                .messages_set_flags(
+                    account_id,
+                    inbox.id,
+                    &[uid],
+                    &FlagChange::Add(flagged),
+                    None,
+                )
+                .await
+        }));
+    }
+    let on_deleted = {
+        let store = store.clone();
+        let flagged = flagged.clone();
+        tokio::spawn(async move {
+            store
+                .mail
+                .messages_set_flags(account_id, doomed.id, &[1], &FlagChange::Add(flagged), None)
+                .await
+        })
+    };
+    for (uid, task) in (1..=8u32).zip(tasks) {
+        let changed = task.await.unwrap().unwrap();
+        assert_eq!(changed.len(), 1, "message {uid} changed");
+        assert_eq!(changed[0].uid, uid);
+        assert!(changed[0].modseq > start);
+    }
+    assert!(
+        on_deleted.await.unwrap().is_err(),
+        "a deleted mailbox's flags cannot change"
+    );
+    let listed = store.mail.message_list(account_id, inbox.id).await.unwrap();
+    assert!(
+        listed.iter().all(|record| record.flags == flagged),
+        "{listed:?}"
+    );
+    let mut logged: Vec<u32> = store
+        .mail
+        .changes_since(account_id, start, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|change| change.kind == ChangeKind::MessageFlagsChanged)
+        .filter_map(|change| change.message.map(|(_, uid)| uid))
+        .collect();
+    logged.sort_unstable();
+    assert_eq!(logged, (1..=8).collect::<Vec<_>>());
 }
 
 /// A deleted mailbox, with its messages, comes back; under another name if its name was

@@ -505,6 +505,14 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         account: AccountId,
         id: MessageId,
     ) -> StoreResult<MessageSummary>;
+    /// The summaries of several messages of the account (expunged ones too), in the order
+    /// of `ids`; a message that does not exist is left out. One read for many messages, so a
+    /// SEARCH, SORT or THREAD over a mailbox does not make one round trip per message.
+    async fn message_summaries(
+        &self,
+        account: AccountId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<(MessageId, MessageSummary)>>;
     /// Counts live messages of the mailbox whose blob is `blob_id` (import uses it to resume).
     async fn message_count_by_blob(
         &self,

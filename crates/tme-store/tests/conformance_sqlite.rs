@@ -38,6 +38,8 @@ conformance_tests!(
     no_message_without_its_blob,
     quota_holds_under_concurrency,
     expunged_messages_are_restorable,
+    summaries_are_read_together,
+    concurrent_flag_changes_fail_alone,
     deleted_mailbox_is_restorable,
     change_log_misses_nothing,
     expunged_uids_are_kept_with_their_modseq,

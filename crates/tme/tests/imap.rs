@@ -2,10 +2,11 @@
 //! (`tests/imap/*.py`), two imaplib clients on one mailbox, IDLE seeing a delivery made by
 //! swaks over SMTP, and mbsync (isync) syncing a mailbox both ways (over COMPRESS=DEFLATE);
 //! QUOTA, SORT, THREAD (both also compared with a private Dovecot's answers), SEARCHRES,
-//! COMPRESS=DEFLATE with a zlib client, and QRESYNC. IMAPClient (PyPI) through every feature
-//! it exposes, offlineimap (offlineimap3) syncing a mailbox with corpus messages both ways and
-//! mutt reading, deleting and syncing, each checking the node's certificate against a test CA;
-//! and a FETCH of large messages streamed byte for byte with the node's peak memory reported.
+//! COMPRESS=DEFLATE with a zlib client, QRESYNC, and MULTIAPPEND on a raw TLS socket.
+//! IMAPClient (PyPI) through every feature it exposes, offlineimap (offlineimap3) syncing a
+//! mailbox with corpus messages both ways and mutt reading, deleting and syncing, each checking
+//! the node's certificate against a test CA; and a FETCH of large messages streamed byte for
+//! byte with the node's peak memory reported.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -347,6 +348,13 @@ fn search_body_and_text_through_the_full_text_index() {
         &["compare", results_argument],
         &environment,
     );
+    node.stop().expect("stop");
+}
+
+#[test]
+fn multiappend_appends_all_or_nothing() {
+    let (mut node, app_password) = node_with_account();
+    run_python(&node, "multiappend.py", &app_password);
     node.stop().expect("stop");
 }
 

@@ -5,6 +5,7 @@
 //! at a time, whatever the number of messages or their size.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use imap_codec::imap_types::fetch::{MessageDataItemName, Part, Section};
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -226,7 +227,7 @@ impl Session {
                                 .iter_mut()
                                 .find(|message| message.record.uid == record.uid)
                             {
-                                message.record = record;
+                                message.record = crate::records::share_one(record);
                             }
                         }
                     }
@@ -257,7 +258,7 @@ impl Session {
                 return None;
             }
             let index = plan.indexes.next()?;
-            let record: MessageRecord = self.selected.as_ref()?.messages.get(index)?.record.clone();
+            let record = Arc::clone(&self.selected.as_ref()?.messages.get(index)?.record);
             let summary = if plan.need_summary {
                 match self.store.mail.message_summary(account_id, record.id).await {
                     Ok(summary) => Some(summary),

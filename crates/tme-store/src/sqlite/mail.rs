@@ -26,13 +26,13 @@ use crate::mail::{
 
 /// zstd level for the stored summaries (postcard, a compact binary serde format).
 const SUMMARY_ZSTD_LEVEL: i32 = 6;
-/// The most UIDs one statement names; longer lists are split.
+/// The most UIDs (or message ids) one statement names; longer lists are split.
 const UIDS_PER_STATEMENT_MAX: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct SqliteMailStore {
     database: Database,
-    group_commit: GroupCommit<AppendRequest>,
+    group_commit: GroupCommit<MailWrite>,
 }
 
 impl SqliteMailStore {
@@ -100,8 +100,135 @@ impl SqliteMailStore {
             delivery_key: delivery_key.map(str::to_owned),
             batches: rows,
         };
-        self.group_commit.write(&self.database, request).await
+        match self
+            .group_commit
+            .write(&self.database, MailWrite::Append(request))
+            .await?
+        {
+            MailWritten::Appended(outcome) => Ok(outcome),
+            MailWritten::FlagsSet(_) => Err(mismatched_write()),
+        }
     }
+}
+
+/// What shares the mail file's group commit: appends (deliveries, IMAP APPEND) and flag
+/// changes (IMAP STORE, `\Seen` set by FETCH). A flag change must be durable before the
+/// STORE's tagged OK, so it waits for a commit like an append; sharing the commit lets
+/// concurrent STOREs and deliveries pay one WAL fsync together instead of one each.
+#[derive(Debug)]
+enum MailWrite {
+    Append(AppendRequest),
+    SetFlags(SetFlagsRequest),
+}
+
+/// What a `MailWrite` gives back, by kind.
+#[derive(Debug)]
+enum MailWritten {
+    Appended(AppendedOnce),
+    FlagsSet(Vec<MessageRecord>),
+}
+
+/// A `MailWritten` of the other kind than its request: a bug, reported as an error.
+fn mismatched_write() -> StoreError {
+    StoreError::Unavailable("the group commit answered another kind of write".to_owned())
+}
+
+impl WriteRequest for MailWrite {
+    type Output = MailWritten;
+
+    async fn apply(&self, transaction: &mut WriteTransaction) -> StoreResult<MailWritten> {
+        match self {
+            MailWrite::Append(request) => {
+                request.apply(transaction).await.map(MailWritten::Appended)
+            }
+            MailWrite::SetFlags(request) => set_flags(transaction, request)
+                .await
+                .map(MailWritten::FlagsSet),
+        }
+    }
+}
+
+/// One caller's flag change (`MailStore::messages_set_flags`).
+#[derive(Debug)]
+struct SetFlagsRequest {
+    account: AccountId,
+    mailbox: MailboxId,
+    uids: Vec<Uid>,
+    change: FlagChange,
+    unchanged_since: Option<ModSeq>,
+}
+
+/// Changes flags inside `transaction`; returns the records that changed.
+async fn set_flags(
+    transaction: &mut WriteTransaction,
+    request: &SetFlagsRequest,
+) -> StoreResult<Vec<MessageRecord>> {
+    let SetFlagsRequest {
+        account,
+        mailbox,
+        uids,
+        change,
+        unchanged_since,
+    } = request;
+    let (account, mailbox, unchanged_since) = (*account, *mailbox, *unchanged_since);
+    live_mailbox(transaction, account, mailbox).await?;
+    let mut modseq: Option<ModSeq> = None;
+    let mut changed = Vec::new();
+    for chunk in uids.chunks(UIDS_PER_STATEMENT_MAX) {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = ? AND mailbox_id = ?
+             AND expunged_unix IS NULL AND uid IN ({}) ORDER BY uid",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account)
+            .bind(mailbox);
+        for uid in chunk {
+            query = query.bind(i64::from(*uid));
+        }
+        let rows = query.fetch_all(&mut **transaction).await?;
+        for row in &rows {
+            let mut record = message_from_row(row)?;
+            if unchanged_since.is_some_and(|since| record.modseq > since) {
+                continue;
+            }
+            let flags = change.apply(&record.flags);
+            if flags == record.flags {
+                continue;
+            }
+            let modseq = match modseq {
+                Some(modseq) => modseq,
+                None => {
+                    let next = next_modseq(transaction, account).await?;
+                    touch_mailbox(transaction, mailbox, next).await?;
+                    modseq = Some(next);
+                    next
+                }
+            };
+            sqlx::query(
+                "UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE message_id = ?",
+            )
+            .bind(i64::from(flags.system.0))
+            .bind(flags.keywords_text())
+            .bind(modseq)
+            .bind(record.id)
+            .execute(&mut **transaction)
+            .await?;
+            log_change(
+                transaction,
+                account,
+                modseq,
+                ChangeKind::MessageFlagsChanged,
+                mailbox,
+                Some((record.id, record.uid)),
+            )
+            .await?;
+            record.flags = flags;
+            record.modseq = modseq;
+            changed.push(record);
+        }
+    }
+    Ok(changed)
 }
 
 /// One caller's append: all of it or none of it.
@@ -111,9 +238,7 @@ struct AppendRequest {
     batches: Vec<(AccountId, Vec<AppendRow>)>,
 }
 
-impl WriteRequest for AppendRequest {
-    type Output = AppendedOnce;
-
+impl AppendRequest {
     async fn apply(&self, transaction: &mut WriteTransaction) -> StoreResult<AppendedOnce> {
         let mut outcome = AppendedOnce::default();
         for (account, rows) in &self.batches {
@@ -785,6 +910,35 @@ impl MailStore for SqliteMailStore {
         decode_summary(&bytes)
     }
 
+    async fn message_summaries(
+        &self,
+        account: AccountId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<(MessageId, MessageSummary)>> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(UIDS_PER_STATEMENT_MAX) {
+            let sql = format!(
+                "SELECT message_id, summary FROM messages
+                 WHERE account_id = ? AND message_id IN ({})",
+                placeholders(chunk.len())
+            );
+            // Only placeholders are formatted in; the ids are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.database.reader).await? {
+                let id: MessageId = row.try_get(0)?;
+                let bytes: Vec<u8> = row.try_get(1)?;
+                found.insert(id, decode_summary(&bytes)?);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(id).map(|summary| (*id, summary)))
+            .collect())
+    }
+
     async fn message_count_by_blob(
         &self,
         account: AccountId,
@@ -812,66 +966,21 @@ impl MailStore for SqliteMailStore {
         change: &FlagChange,
         unchanged_since: Option<ModSeq>,
     ) -> StoreResult<Vec<MessageRecord>> {
-        let mut transaction = self.database.begin_write().await?;
-        live_mailbox(&mut transaction, account, mailbox).await?;
-        let mut modseq: Option<ModSeq> = None;
-        let mut changed = Vec::new();
-        for chunk in uids.chunks(UIDS_PER_STATEMENT_MAX) {
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = ? AND mailbox_id = ?
-                 AND expunged_unix IS NULL AND uid IN ({}) ORDER BY uid",
-                placeholders(chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(account)
-                .bind(mailbox);
-            for uid in chunk {
-                query = query.bind(i64::from(*uid));
-            }
-            let rows = query.fetch_all(&mut *transaction).await?;
-            for row in &rows {
-                let mut record = message_from_row(row)?;
-                if unchanged_since.is_some_and(|since| record.modseq > since) {
-                    continue;
-                }
-                let flags = change.apply(&record.flags);
-                if flags == record.flags {
-                    continue;
-                }
-                let modseq = match modseq {
-                    Some(modseq) => modseq,
-                    None => {
-                        let next = next_modseq(&mut transaction, account).await?;
-                        touch_mailbox(&mut transaction, mailbox, next).await?;
-                        modseq = Some(next);
-                        next
-                    }
-                };
-                sqlx::query(
-                    "UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE message_id = ?",
-                )
-                .bind(i64::from(flags.system.0))
-                .bind(flags.keywords_text())
-                .bind(modseq)
-                .bind(record.id)
-                .execute(&mut *transaction)
-                .await?;
-                log_change(
-                    &mut transaction,
-                    account,
-                    modseq,
-                    ChangeKind::MessageFlagsChanged,
-                    mailbox,
-                    Some((record.id, record.uid)),
-                )
-                .await?;
-                record.flags = flags;
-                record.modseq = modseq;
-                changed.push(record);
-            }
+        let request = SetFlagsRequest {
+            account,
+            mailbox,
+            uids: uids.to_vec(),
+            change: change.clone(),
+            unchanged_since,
+        };
+        match self
+            .group_commit
+            .write(&self.database, MailWrite::SetFlags(request))
+            .await?
+        {
+            MailWritten::FlagsSet(changed) => Ok(changed),
+            MailWritten::Appended(_) => Err(mismatched_write()),
         }
-        transaction.commit().await?;
-        Ok(changed)
     }
 
     async fn messages_expunge(
