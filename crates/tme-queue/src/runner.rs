@@ -39,8 +39,14 @@ const MESSAGES_IN_FLIGHT_MAX: usize = 1_000;
 /// claimed by a new pass at once and joins its destination's running lanes.
 const PASSES_AT_ONCE_MAX: usize = 8;
 /// A claimed message is not started when less than this is left of its lease: another
-/// node may take it over soon after, and the message must not go out twice.
+/// node may take it over soon after, and the message must not go out twice. Capped at a
+/// quarter of the lease (`lease_margin_seconds`), so a short lease still leaves time to work.
 const LEASE_MARGIN_SECONDS: i64 = 60;
+
+/// The margin kept before a lease ends (see `LEASE_MARGIN_SECONDS`).
+fn lease_margin_seconds(lease_seconds: i64) -> i64 {
+    (lease_seconds / 4).clamp(0, LEASE_MARGIN_SECONDS)
+}
 /// How many messages of a pass are finished (reports, records) at the same time.
 const FINISHING_AT_ONCE_MAX: usize = 64;
 /// The longest sleep between passes when nothing is due (a message queued by another
@@ -612,7 +618,7 @@ impl Runner {
                 done,
             } = work;
             let mut outcomes = Vec::new();
-            if self.clock.now_unix() >= lease_until_unix.saturating_sub(LEASE_MARGIN_SECONDS) {
+            if self.clock.now_unix() >= lease_until_unix.saturating_sub(lease_margin_seconds(self.settings.lease_seconds)) {
                 // Waited too long in line: another node may take the message over soon.
                 push_same(
                     &mut outcomes,
@@ -1131,6 +1137,13 @@ impl From<StoreError> for SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_lease_keeps_a_quarter_of_itself_as_margin() {
+        assert_eq!(lease_margin_seconds(900), 60);
+        assert_eq!(lease_margin_seconds(60), 15);
+        assert_eq!(lease_margin_seconds(2), 0);
+    }
 
     #[test]
     fn status_comes_from_the_reply_when_it_has_one() {
