@@ -618,7 +618,10 @@ impl Runner {
                 done,
             } = work;
             let mut outcomes = Vec::new();
-            if self.clock.now_unix() >= lease_until_unix.saturating_sub(lease_margin_seconds(self.settings.lease_seconds)) {
+            if self.clock.now_unix()
+                >= lease_until_unix
+                    .saturating_sub(lease_margin_seconds(self.settings.lease_seconds))
+            {
                 // Waited too long in line: another node may take the message over soon.
                 push_same(
                     &mut outcomes,
