@@ -318,36 +318,27 @@ fn search_body_and_text_through_the_full_text_index() {
         "the node keeps its indexes in DATA_DIR/search"
     );
     std::fs::remove_dir_all(&index_root).expect("delete the index");
-    run_python_in(
-        &node,
-        "search.py",
-        &app_password,
-        &["compare", results_argument],
-        &environment,
-    );
+    let compare = |node: &Node| {
+        run_python_in(
+            node,
+            "search.py",
+            &app_password,
+            &["compare", results_argument],
+            &environment,
+        )
+    };
+    compare(&node);
     // Rebuilt by the operator while the node runs.
     let output = node
         .tme_ok(&["search", "reindex", "alice@example.org"])
         .expect("tme search reindex");
     assert!(output.contains("rebuilt the search index"), "{output}");
-    run_python_in(
-        &node,
-        "search.py",
-        &app_password,
-        &["compare", results_argument],
-        &environment,
-    );
+    compare(&node);
     node.stop().expect("stop");
     // Without the index: every message read, the same answers.
     node.set_environment("TME_SEARCH__ENABLED", "false");
     node.serve().expect("serve again");
-    run_python_in(
-        &node,
-        "search.py",
-        &app_password,
-        &["compare", results_argument],
-        &environment,
-    );
+    compare(&node);
     node.stop().expect("stop");
 }
 

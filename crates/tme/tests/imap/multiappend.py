@@ -9,26 +9,14 @@ import imaplib
 import os
 import re
 import socket
-import ssl
-import sys
+
+from peers import CONTEXT, check
 
 HOST = "127.0.0.1"
 IMAPS_PORT = int(os.environ["IMAPS_PORT"])
 USER = os.environ["USER_ADDRESS"]
 PASSWORD = os.environ["PASSWORD"]
 LITERAL_LIMIT = int(os.environ["LITERAL_LIMIT"])
-
-CONTEXT = ssl.create_default_context()
-CONTEXT.check_hostname = False
-CONTEXT.verify_mode = ssl.CERT_NONE
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what, file=sys.stderr)
-        sys.exit(1)
-    print("ok:", what)
-
 
 def message(subject):
     return (f"From: Bob <bob@example.com>\r\nTo: {USER}\r\nSubject: {subject}\r\n"
