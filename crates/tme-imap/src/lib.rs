@@ -25,6 +25,7 @@ pub mod compress;
 pub mod extensions;
 pub mod fetch_output;
 pub mod framing;
+pub mod mailbox_lists;
 pub mod metrics;
 pub mod multiappend;
 pub mod records;

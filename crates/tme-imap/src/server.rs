@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::compress::Deflate;
 use crate::framing::{CommandFramer, Frame};
+use crate::mailbox_lists::MailboxLists;
 use crate::metrics::Metrics;
 use crate::session::{Next, Session, SessionConfig};
 
@@ -74,6 +75,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     limits: ConnectionLimits,
     shutdown: CancellationToken,
+    mailbox_lists: Arc<MailboxLists>,
 }
 
 /// The deflate state of a connection after COMPRESS, with the compressed octets read from
@@ -203,6 +205,7 @@ pub async fn serve(
         authenticator,
         metrics,
         shutdown: shutdown.clone(),
+        mailbox_lists: Arc::default(),
     });
     let tracker = TaskTracker::new();
     for (listener, kind) in listeners {
@@ -302,6 +305,7 @@ async fn run_session(
         starttls_available: config.tls.is_some() && kind == ListenerKind::StartTls,
         session_errors_max: config.session_errors_max,
         search: config.search.clone(),
+        mailbox_lists: shared.mailbox_lists.clone(),
     });
     let mut session = Session::new(
         session_config,

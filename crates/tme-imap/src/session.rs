@@ -64,6 +64,8 @@ pub struct SessionConfig {
     pub session_errors_max: u32,
     /// The full-text index SEARCH asks for BODY and TEXT; None reads every message.
     pub search: Option<Arc<tme_search::SearchIndexes>>,
+    /// The latest message lists, shared by the sessions of one server and one store.
+    pub mailbox_lists: Arc<crate::mailbox_lists::MailboxLists>,
 }
 
 /// What the server does after a command.
@@ -1027,10 +1029,16 @@ impl Session {
         };
         // The MODSEQ first, then the list: a refresh applies the changes after it
         // (`incremental`), so the list may be newer than the MODSEQ, never older.
-        let account_modseq = self.store.mail.highest_modseq(found.account_id).await;
-        let (records, account_modseq) = match (self.current_list(found.id).await, account_modseq) {
-            (Ok(records), Ok(modseq)) => (records, modseq),
-            (Err(error), _) | (_, Err(error)) => {
+        let list = match self.store.mail.highest_modseq(found.account_id).await {
+            Ok(now) => self
+                .mailbox_list(found.account_id, found.id, now, None)
+                .await
+                .map(|list| (list, now)),
+            Err(error) => Err(error),
+        };
+        let (list, account_modseq) = match list {
+            Ok(found) => found,
+            Err(error) => {
                 let (code, text) = store_refusal(&error);
                 status(out, tag, "NO", Some(code), &text);
                 return;
@@ -1041,10 +1049,11 @@ impl Session {
             name: found.name.clone(),
             read_only,
             uid_validity: found.uid_validity,
-            messages: crate::records::share(records)
-                .into_iter()
+            messages: list
+                .records
+                .iter()
                 .map(|record| ViewMessage {
-                    record,
+                    record: record.clone(),
                     expunged: false,
                 })
                 .collect(),
@@ -1620,17 +1629,28 @@ impl Session {
             return;
         }
         let mailbox_id = selected.mailbox_id;
-        let current = match self.current_from_changes().await {
-            Some(current) => current,
-            None => match self.store.mail.message_list(account_id, mailbox_id).await {
-                Ok(current) => crate::records::share(current),
-                Err(_) => return,
-            },
+        let list = match self
+            .mailbox_list(
+                account_id,
+                mailbox_id,
+                account_modseq,
+                self.selected.as_ref(),
+            )
+            .await
+        {
+            Ok(list) => list,
+            Err(_) => return,
         };
         let Some(selected) = self.selected.as_mut() else {
             return;
         };
-        selected.refresh(current, expunge_allowed, self.condstore, self.qresync, out);
+        selected.refresh(
+            &list.records,
+            expunge_allowed,
+            self.condstore,
+            self.qresync,
+            out,
+        );
         selected.account_modseq = account_modseq;
     }
 
@@ -1842,7 +1862,7 @@ impl Session {
         &self,
         account_id: AccountId,
         ids: &[MessageId],
-    ) -> Option<HashMap<MessageId, MessageSummary>> {
+    ) -> Option<HashMap<MessageId, Arc<MessageSummary>>> {
         let summaries = self
             .store
             .mail
@@ -2021,7 +2041,11 @@ impl Session {
             };
             for &index in indexes {
                 let record = &selected.messages[index].record;
-                rows.push(sort::values(criteria, record, summaries.get(&record.id)));
+                rows.push(sort::values(
+                    criteria,
+                    record,
+                    summaries.get(&record.id).map(|summary| &**summary),
+                ));
             }
         }
         let mut line = String::from("SORT");
@@ -2082,7 +2106,9 @@ impl Session {
                     .unwrap_or_default();
             }
             let record = &selected.messages[index].record;
-            let summary = summaries.get(&record.id).unwrap_or(&empty_summary);
+            let summary = summaries
+                .get(&record.id)
+                .map_or(&empty_summary, |summary| &**summary);
             let (base_subject, reply_or_forward) =
                 collation::base_subject(summary.subject.as_deref().unwrap_or(""));
             // RFC 5256 §2.3 step 1: References, else the first In-Reply-To id.
@@ -2190,11 +2216,16 @@ impl Session {
         }
         // The mailbox as it is now, from the view and the changes since it (this STORE's
         // among them), not the whole list read again: a STORE then reads a few rows, not
-        // every message of the mailbox.
-        let current = match self.current_from_changes().await {
-            Some(current) => current,
-            None => crate::records::share(self.current_list(mailbox_id).await.unwrap_or_default()),
+        // every message of the mailbox; the list is shared with the other sessions, which
+        // need it next.
+        let list = match self.store.mail.highest_modseq(account_id).await {
+            Ok(now) => self
+                .mailbox_list(account_id, mailbox_id, now, self.selected.as_ref())
+                .await
+                .ok(),
+            Err(_) => None,
         };
+        let current = list.as_ref().map_or(&[][..], |list| &list.records[..]);
         let condstore = self.condstore;
         let Some(selected) = self.selected.as_mut() else {
             return;
@@ -2206,7 +2237,7 @@ impl Session {
                 continue;
             }
             let uid = message.record.uid;
-            // `current` is in UID order (the store's list, and `current_from_changes`).
+            // `current` is in UID order (the store's list, and `mailbox_list`).
             let Ok(position) = current.binary_search_by_key(&uid, |record| record.uid) else {
                 continue;
             };

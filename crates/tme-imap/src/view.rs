@@ -133,13 +133,13 @@ impl SelectedView {
     /// §3.2.10), else as EXPUNGEs; flag changes carry UID (and MODSEQ with CONDSTORE).
     pub fn refresh(
         &mut self,
-        current: Vec<Arc<MessageRecord>>,
+        current: &[Arc<MessageRecord>],
         expunge_allowed: bool,
         condstore: bool,
         vanished: bool,
         out: &mut Vec<u8>,
     ) {
-        let mut current = current.into_iter().peekable();
+        let mut current = current.iter().peekable();
         let mut kept: Vec<ViewMessage> = Vec::with_capacity(self.messages.len());
         let mut expunged_sequences: Vec<usize> = Vec::new();
         let mut expunged_uids: Vec<Uid> = Vec::new();
@@ -164,7 +164,7 @@ impl SelectedView {
                             expunged: false,
                         });
                         if changed_flags {
-                            flag_updates.push((new_index, next));
+                            flag_updates.push((new_index, next.clone()));
                         }
                     } else {
                         kept.push(message);
@@ -199,7 +199,7 @@ impl SelectedView {
         for record in current {
             if record.uid > last_uid {
                 kept.push(ViewMessage {
-                    record,
+                    record: record.clone(),
                     expunged: false,
                 });
             }
@@ -276,8 +276,8 @@ mod tests {
 
     fn refresh(view: &mut SelectedView, current: Vec<MessageRecord>, allowed: bool) -> String {
         let mut out = Vec::new();
-        let current = current.into_iter().map(Arc::new).collect();
-        view.refresh(current, allowed, false, false, &mut out);
+        let current: Vec<_> = current.into_iter().map(Arc::new).collect();
+        view.refresh(&current, allowed, false, false, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -302,7 +302,7 @@ mod tests {
         let mut selected = view(&[1, 2, 3, 4, 5]);
         let current = vec![Arc::new(record(1, false)), Arc::new(record(4, false))];
         let mut out = Vec::new();
-        selected.refresh(current, true, true, true, &mut out);
+        selected.refresh(&current, true, true, true, &mut out);
         assert_eq!(String::from_utf8_lossy(&out), "* VANISHED 2:3,5\r\n");
         assert_eq!(selected.uid_of(2), Some(4));
     }

@@ -50,6 +50,7 @@ async fn logged_in() -> (tempfile::TempDir, Session) {
         starttls_available: false,
         session_errors_max: 100,
         search: None,
+        mailbox_lists: Arc::default(),
     });
     let mut session = Session::new(
         config,

@@ -326,7 +326,7 @@ impl SearchIndexes {
                 }
             }
             let mut removed = Vec::new();
-            let mut loaded: Vec<(MessageId, Vec<u8>, MessageSummary)> = Vec::new();
+            let mut loaded: Vec<(MessageId, Vec<u8>, Arc<MessageSummary>)> = Vec::new();
             for (message, added) in latest {
                 if !added {
                     removed.push(message);
@@ -399,7 +399,7 @@ impl SearchIndexes {
         &self,
         account: AccountId,
         message: MessageId,
-    ) -> Result<Option<(Vec<u8>, MessageSummary)>, SearchError> {
+    ) -> Result<Option<(Vec<u8>, Arc<MessageSummary>)>, SearchError> {
         let record = match self.store.mail.message_get(account, message).await {
             Ok(record) if record.expunged_unix.is_none() => record,
             Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(None),

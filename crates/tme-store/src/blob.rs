@@ -350,23 +350,28 @@ fn decode(file: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
     else {
         return Ok(None);
     };
-    let mut raw = Vec::with_capacity(raw_length);
-    // One octet more than the length, to see a body that is too long.
-    let limit = raw_length as u64 + 1;
-    let read = match header[5] {
-        CODEC_RAW => file.take(limit).read_to_end(&mut raw),
-        CODEC_ZSTD => match zstd::stream::read::Decoder::new(file) {
-            Ok(decoder) => decoder.take(limit).read_to_end(&mut raw),
-            Err(_) => return Ok(None),
-        },
-        _ => return Ok(None),
-    };
-    match read {
-        Ok(_) => Ok((raw.len() == raw_length).then_some(raw)),
-        // zstd reports a body that does not decode as a read error: damage, like a wrong
-        // length, not a failing disk.
-        Err(_) if header[5] == CODEC_ZSTD => Ok(None),
-        Err(error) => Err(error),
+    match header[5] {
+        CODEC_RAW => {
+            let mut raw = Vec::with_capacity(raw_length);
+            // One octet more than the length, to see a body that is too long.
+            file.take(raw_length as u64 + 1).read_to_end(&mut raw)?;
+            Ok((raw.len() == raw_length).then_some(raw))
+        }
+        CODEC_ZSTD => {
+            // A compressed body is never longer than its raw length plus zstd's framing; one
+            // octet more than that bound shows a body that is too long.
+            let bound = zstd::zstd_safe::compress_bound(raw_length) as u64 + 1;
+            let mut compressed = Vec::new();
+            file.take(bound).read_to_end(&mut compressed)?;
+            // A body that does not decode to the recorded length is damage, like a wrong
+            // length, not a failing disk.
+            Ok(crate::compression::decompress_exact(
+                &compressed,
+                Some(raw_length),
+                BLOB_BYTES_MAX,
+            ))
+        }
+        _ => Ok(None),
     }
 }
 

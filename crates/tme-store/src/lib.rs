@@ -15,6 +15,7 @@
 //! and passes the same `conformance` suite. No SQL outside a backend module.
 
 pub mod blob;
+mod compression;
 pub mod conformance;
 pub mod directory;
 pub mod dns;
@@ -26,6 +27,7 @@ pub mod notify;
 pub mod queue;
 pub mod spool;
 pub mod sqlite;
+mod summary_cache;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -335,7 +337,7 @@ impl Store {
                 size_bytes: record.size_bytes,
                 internal_date_unix: record.internal_date_unix,
                 flags: flags.clone(),
-                summary: self.mail.message_summary(account, record.id).await?,
+                summary: Arc::unwrap_or_clone(self.mail.message_summary(account, record.id).await?),
             });
         }
         let appended = self.mail.messages_append(account, &messages).await?;

@@ -11,6 +11,8 @@
 //! It refers to blobs by id only: writing a blob before its metadata is the caller's job
 //! (see `Store::deliver`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tme_message::MessageSummary;
@@ -504,7 +506,7 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         &self,
         account: AccountId,
         id: MessageId,
-    ) -> StoreResult<MessageSummary>;
+    ) -> StoreResult<Arc<MessageSummary>>;
     /// The summaries of several messages of the account (expunged ones too), in the order
     /// of `ids`; a message that does not exist is left out. One read for many messages, so a
     /// SEARCH, SORT or THREAD over a mailbox does not make one round trip per message.
@@ -512,7 +514,7 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         &self,
         account: AccountId,
         ids: &[MessageId],
-    ) -> StoreResult<Vec<(MessageId, MessageSummary)>>;
+    ) -> StoreResult<Vec<(MessageId, Arc<MessageSummary>)>>;
     /// Counts live messages of the mailbox whose blob is `blob_id` (import uses it to resume).
     async fn message_count_by_blob(
         &self,

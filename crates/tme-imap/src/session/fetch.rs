@@ -276,7 +276,7 @@ impl Session {
                 Vec::new()
             };
             let plan = self.fetch_plan.as_mut()?;
-            match render_message(plan, index, &record, summary.as_ref(), raw) {
+            match render_message(plan, index, &record, summary.as_deref(), raw) {
                 Some(output) => return Some(output),
                 None => {
                     plan.unknown_cte = true;

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +24,7 @@ use crate::mail::{
     MailStore, Mailbox, MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage,
     PurgeReport, SpecialUse, Uid, Usage, validate_delivery_key, validate_mailbox_name,
 };
+use crate::summary_cache::{SUMMARY_CACHE_BYTES_MAX, SummaryCache};
 
 /// zstd level for the stored summaries (postcard, a compact binary serde format).
 const SUMMARY_ZSTD_LEVEL: i32 = 6;
@@ -33,6 +35,8 @@ const UIDS_PER_STATEMENT_MAX: usize = 500;
 pub struct SqliteMailStore {
     database: Database,
     group_commit: GroupCommit<MailWrite>,
+    /// Shared by the clones of this store.
+    summaries: Arc<SummaryCache>,
 }
 
 impl SqliteMailStore {
@@ -40,7 +44,22 @@ impl SqliteMailStore {
         Ok(SqliteMailStore {
             database: Database::open(path, &schema::MAIL, busy_timeout).await?,
             group_commit: GroupCommit::default(),
+            summaries: Arc::new(SummaryCache::new(SUMMARY_CACHE_BYTES_MAX)),
         })
+    }
+
+    /// A stored summary of the account's message, decoded and kept in the cache.
+    fn decode_and_cache(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        bytes: &[u8],
+    ) -> StoreResult<Arc<MessageSummary>> {
+        let (summary, encoded_bytes) = decode_summary(bytes)?;
+        let summary = Arc::new(summary);
+        self.summaries
+            .insert(account, id, summary.clone(), encoded_bytes);
+        Ok(summary)
     }
 
     pub async fn close(&self) {
@@ -318,13 +337,16 @@ fn encode_summary(summary: &MessageSummary) -> StoreResult<Vec<u8>> {
         .map_err(|error| StoreError::io("cannot compress a summary", error))
 }
 
-fn decode_summary(bytes: &[u8]) -> StoreResult<MessageSummary> {
+/// A stored summary, decoded, with the size of its encoded form (for the cache's bound).
+fn decode_summary(bytes: &[u8]) -> StoreResult<(MessageSummary, usize)> {
     // The summary of the largest message allowed stays far below this.
     const SUMMARY_ENCODED_BYTES_MAX: usize = 64 * 1024 * 1024;
-    let encoded = zstd::bulk::decompress(bytes, SUMMARY_ENCODED_BYTES_MAX)
-        .map_err(|_| StoreError::Corrupt("a stored summary does not decompress".to_owned()))?;
-    postcard::from_bytes(&encoded)
-        .map_err(|error| StoreError::Corrupt(format!("a stored summary does not decode: {error}")))
+    let encoded = crate::compression::decompress_exact(bytes, None, SUMMARY_ENCODED_BYTES_MAX)
+        .ok_or_else(|| StoreError::Corrupt("a stored summary does not decompress".to_owned()))?;
+    let summary = postcard::from_bytes(&encoded).map_err(|error| {
+        StoreError::Corrupt(format!("a stored summary does not decode: {error}"))
+    })?;
+    Ok((summary, encoded.len()))
 }
 
 /// Takes the account's next MODSEQ inside the transaction.
@@ -895,7 +917,10 @@ impl MailStore for SqliteMailStore {
         &self,
         account: AccountId,
         id: MessageId,
-    ) -> StoreResult<MessageSummary> {
+    ) -> StoreResult<Arc<MessageSummary>> {
+        if let Some(summary) = self.summaries.get(account, id) {
+            return Ok(summary);
+        }
         let row =
             sqlx::query("SELECT summary FROM messages WHERE account_id = ? AND message_id = ?")
                 .bind(account)
@@ -907,16 +932,25 @@ impl MailStore for SqliteMailStore {
                     name: id.to_string(),
                 })?;
         let bytes: Vec<u8> = row.try_get(0)?;
-        decode_summary(&bytes)
+        self.decode_and_cache(account, id, &bytes)
     }
 
     async fn message_summaries(
         &self,
         account: AccountId,
         ids: &[MessageId],
-    ) -> StoreResult<Vec<(MessageId, MessageSummary)>> {
+    ) -> StoreResult<Vec<(MessageId, Arc<MessageSummary>)>> {
         let mut found = std::collections::HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(UIDS_PER_STATEMENT_MAX) {
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.summaries.get(account, *id) {
+                Some(summary) => {
+                    found.insert(*id, summary);
+                }
+                None => missing.push(*id),
+            }
+        }
+        for chunk in missing.chunks(UIDS_PER_STATEMENT_MAX) {
             let sql = format!(
                 "SELECT message_id, summary FROM messages
                  WHERE account_id = ? AND message_id IN ({})",
@@ -930,7 +964,7 @@ impl MailStore for SqliteMailStore {
             for row in query.fetch_all(&self.database.reader).await? {
                 let id: MessageId = row.try_get(0)?;
                 let bytes: Vec<u8> = row.try_get(1)?;
-                found.insert(id, decode_summary(&bytes)?);
+                found.insert(id, self.decode_and_cache(account, id, &bytes)?);
             }
         }
         Ok(ids
