@@ -17,18 +17,28 @@ use super::supervisor::RoleContext;
 /// How long changes gather before the indexer reads them.
 const SETTLE_DELAY: Duration = Duration::from_millis(500);
 
+/// The least time from one pass to the next. Each pass ends in an index commit per account
+/// (a new segment, its fsyncs, perhaps a merge): under a steady stream of mail, passes this
+/// far apart batch it into a few large commits instead of many small ones that compete with
+/// the mail store's own fsyncs. A quiet account's new mail is still indexed `SETTLE_DELAY`
+/// after it arrives.
+const PASS_INTERVAL_MIN: Duration = Duration::from_secs(5);
+
 pub async fn run(store: Store, indexes: Arc<SearchIndexes>, role: RoleContext) -> Result<()> {
     let changes = store.changes.every_account();
     role.running();
+    let mut next_pass_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = role.shutdown.cancelled() => return Ok(()),
             _ = changes.wait() => {}
         }
+        let settled_at = tokio::time::Instant::now() + SETTLE_DELAY;
         tokio::select! {
             _ = role.shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(SETTLE_DELAY) => {}
+            _ = tokio::time::sleep_until(settled_at.max(next_pass_at)) => {}
         }
+        next_pass_at = tokio::time::Instant::now() + PASS_INTERVAL_MIN;
         for account in changes.take() {
             if role.shutdown.is_cancelled() {
                 return Ok(());
