@@ -24,7 +24,8 @@ const RECORDS_MAX: usize = 1_000_000;
 #[derive(Debug)]
 pub struct MailboxList {
     pub account_modseq: ModSeq,
-    pub records: Vec<Arc<MessageRecord>>,
+    /// Shared as it is by the views equal to it (`SelectedView::refresh`).
+    pub records: Arc<Vec<Arc<MessageRecord>>>,
 }
 
 #[derive(Debug, Default)]
@@ -127,7 +128,7 @@ mod tests {
         });
         Arc::new(MailboxList {
             account_modseq,
-            records: vec![record; records],
+            records: Arc::new(vec![record; records]),
         })
     }
 

@@ -46,7 +46,7 @@ use crate::search::{self, Candidate};
 use crate::sort;
 use crate::thread::{self, ThreadMessage};
 use crate::utf7;
-use crate::view::{NumberSet, SelectedView, ViewMessage, flag_fetch_line};
+use crate::view::{NumberSet, SelectedView, flag_fetch_line};
 
 mod incremental;
 mod multiappend;
@@ -1044,23 +1044,15 @@ impl Session {
                 return;
             }
         };
-        let view = SelectedView {
-            mailbox_id: found.id,
-            name: found.name.clone(),
+        let view = SelectedView::new(
+            found.id,
+            found.name.clone(),
             read_only,
-            uid_validity: found.uid_validity,
-            messages: list
-                .records
-                .iter()
-                .map(|record| ViewMessage {
-                    record: record.clone(),
-                    expunged: false,
-                })
-                .collect(),
-            highest_modseq: found.highest_modseq,
+            found.uid_validity,
+            list.records.clone(),
+            found.highest_modseq,
             account_modseq,
-            saved_result: Vec::new(),
-        };
+        );
         untagged(out, &format!("FLAGS {FLAGS}"));
         untagged(out, &format!("{} EXISTS", view.exists()));
         if !self.rev2 {
@@ -1103,8 +1095,7 @@ impl Session {
             self.report_vanished(resync.modseq, known.as_ref(), out)
                 .await;
             if let Some(selected) = &self.selected {
-                for (index, message) in selected.messages.iter().enumerate() {
-                    let record = &message.record;
+                for (index, record) in selected.records().iter().enumerate() {
                     if u64::try_from(record.modseq).unwrap_or(0) > resync.modseq {
                         out.extend_from_slice(
                             flag_fetch_line(
@@ -1624,7 +1615,7 @@ impl Session {
         let Ok(account_modseq) = self.store.mail.highest_modseq(account_id).await else {
             return;
         };
-        let pending_expunges = selected.messages.iter().any(|message| message.expunged);
+        let pending_expunges = selected.has_pending_expunges();
         if account_modseq == selected.account_modseq && !(expunge_allowed && pending_expunges) {
             return;
         }
@@ -1802,11 +1793,12 @@ impl Session {
             search::TextPrefilter::new(self.config.search.as_ref(), account_id, key).await;
         let mut found = Vec::new();
         let empty_summary = tme_message::summarize(b"");
-        let messages = &selected.messages[..selected.messages.len().min(MESSAGES_PER_COMMAND_MAX)];
+        let messages =
+            &selected.records()[..selected.records().len().min(MESSAGES_PER_COMMAND_MAX)];
         for (chunk_number, chunk) in messages.chunks(SUMMARIES_PER_READ).enumerate() {
             let loads: Vec<(bool, bool)> = chunk
                 .iter()
-                .map(|message| prefilter.loads(key, &message.record))
+                .map(|record| prefilter.loads(key, record))
                 .collect();
             // The summaries the chunk needs in one read, not one per message; a message
             // whose summary cannot be read is not found (as when each was read alone).
@@ -1814,7 +1806,7 @@ impl Session {
                 .iter()
                 .zip(&loads)
                 .filter(|(_, (need_summary, _))| *need_summary)
-                .map(|(message, _)| message.record.id)
+                .map(|(record, _)| record.id)
                 .collect();
             let summaries = if ids.is_empty() {
                 HashMap::new()
@@ -1824,12 +1816,12 @@ impl Session {
                     None => continue,
                 }
             };
-            for (offset, (message, &(need_summary, need_raw))) in
+            for (offset, (record, &(need_summary, need_raw))) in
                 chunk.iter().zip(&loads).enumerate()
             {
                 let index = chunk_number * SUMMARIES_PER_READ + offset;
                 let summary = if need_summary {
-                    match summaries.get(&message.record.id) {
+                    match summaries.get(&record.id) {
                         Some(summary) => summary,
                         None => continue,
                     }
@@ -1837,13 +1829,13 @@ impl Session {
                     &empty_summary
                 };
                 let raw = if need_raw {
-                    self.store.message_raw(&message.record).await.ok()
+                    self.store.message_raw(record).await.ok()
                 } else {
                     None
                 };
                 let candidate = Candidate {
                     sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                    record: &message.record,
+                    record,
                     summary,
                     raw: raw.as_deref(),
                 };
@@ -1877,8 +1869,8 @@ impl Session {
         if by_uid {
             self.selected
                 .as_ref()
-                .and_then(|selected| selected.messages.get(index))
-                .map_or(0, |message| message.record.uid)
+                .and_then(|selected| selected.records().get(index))
+                .map_or(0, |record| record.uid)
         } else {
             u32::try_from(index + 1).unwrap_or(u32::MAX)
         }
@@ -1893,8 +1885,8 @@ impl Session {
         let selected = self.selected.as_ref()?;
         indexes
             .iter()
-            .filter_map(|&index| selected.messages.get(index))
-            .map(|message| message.record.modseq)
+            .filter_map(|&index| selected.records().get(index))
+            .map(|record| record.modseq)
             .max()
     }
 
@@ -1936,8 +1928,8 @@ impl Session {
             if let Some(selected) = self.selected.as_mut() {
                 let mut uids: Vec<u32> = saved
                     .iter()
-                    .filter_map(|&index| selected.messages.get(index))
-                    .map(|message| message.record.uid)
+                    .filter_map(|&index| selected.records().get(index))
+                    .map(|record| record.uid)
                     .collect();
                 uids.sort_unstable();
                 uids.dedup();
@@ -2031,7 +2023,7 @@ impl Session {
             let summaries = if need_summary {
                 let ids: Vec<MessageId> = indexes
                     .iter()
-                    .map(|&index| selected.messages[index].record.id)
+                    .map(|&index| selected.records()[index].id)
                     .collect();
                 self.summaries_of(account_id, &ids)
                     .await
@@ -2040,7 +2032,7 @@ impl Session {
                 HashMap::new()
             };
             for &index in indexes {
-                let record = &selected.messages[index].record;
+                let record = &selected.records()[index];
                 rows.push(sort::values(
                     criteria,
                     record,
@@ -2098,14 +2090,14 @@ impl Session {
                 let ids: Vec<MessageId> = found[position..]
                     .iter()
                     .take(SUMMARIES_PER_READ)
-                    .map(|&index| selected.messages[index].record.id)
+                    .map(|&index| selected.records()[index].id)
                     .collect();
                 summaries = self
                     .summaries_of(account_id, &ids)
                     .await
                     .unwrap_or_default();
             }
-            let record = &selected.messages[index].record;
+            let record = &selected.records()[index];
             let summary = summaries
                 .get(&record.id)
                 .map_or(&empty_summary, |summary| &**summary);
@@ -2194,8 +2186,8 @@ impl Session {
         let mailbox_id = selected.mailbox_id;
         let uids: Vec<u32> = indexes
             .iter()
-            .filter(|&&index| !selected.messages[index].expunged)
-            .map(|&index| selected.messages[index].record.uid)
+            .filter(|&&index| !selected.is_expunged(index))
+            .map(|&index| selected.records()[index].uid)
             .collect();
         let unchanged_since = unchanged_since.map(|value| i64::try_from(value).unwrap_or(i64::MAX));
         let changed = match self
@@ -2232,11 +2224,10 @@ impl Session {
         };
         let mut modified: Vec<u32> = Vec::new();
         for &index in &indexes {
-            let message = &mut selected.messages[index];
-            if message.expunged {
+            if selected.is_expunged(index) {
                 continue;
             }
-            let uid = message.record.uid;
+            let uid = selected.records()[index].uid;
             // `current` is in UID order (the store's list, and `mailbox_list`).
             let Ok(position) = current.binary_search_by_key(&uid, |record| record.uid) else {
                 continue;
@@ -2250,7 +2241,7 @@ impl Session {
                 modified.push(if by_uid { uid } else { index as u32 + 1 });
                 continue;
             }
-            message.record = now.clone();
+            selected.set_record(index, now.clone());
             if !silent || (condstore && was_changed) {
                 let line = if silent {
                     format!(
@@ -2325,7 +2316,7 @@ impl Session {
         };
         let sources: Vec<(MessageRecord, Flags)> = indexes
             .iter()
-            .map(|&index| &selected.messages[index].record)
+            .map(|&index| &selected.records()[index])
             .map(|record| (MessageRecord::clone(record), record.flags.clone()))
             .collect();
         if sources.is_empty() {

@@ -17,16 +17,6 @@ use tme_store::{Flags, MailboxId, MessageRecord, ModSeq, Uid};
 
 use crate::render;
 
-/// One message of the view.
-#[derive(Debug, Clone)]
-pub struct ViewMessage {
-    /// Shared with other sessions that see the same record (`crate::records`): a view costs
-    /// a pointer per message, not a copy.
-    pub record: Arc<MessageRecord>,
-    /// Expunged by another session, not yet reported to this one.
-    pub expunged: bool,
-}
-
 /// The selected mailbox.
 #[derive(Debug, Clone)]
 pub struct SelectedView {
@@ -34,7 +24,14 @@ pub struct SelectedView {
     pub name: String,
     pub read_only: bool,
     pub uid_validity: u32,
-    pub messages: Vec<ViewMessage>,
+    /// The messages in sequence-number order. The outer `Arc` is shared with the server's
+    /// latest list of the mailbox (`crate::mailbox_lists`), and so with the other sessions
+    /// that see it, as long as this view equals that list: an idle session's messages cost
+    /// a pointer, not a pointer per message. Changed copy-on-write.
+    records: Arc<Vec<Arc<MessageRecord>>>,
+    /// The UIDs, sorted, of messages another session expunged that this one was not told
+    /// of yet: they keep their sequence numbers, with the data last known.
+    expunged: Vec<Uid>,
     /// The mailbox's HIGHESTMODSEQ as of the last refresh.
     pub highest_modseq: ModSeq,
     /// The account's MODSEQ as of the last refresh: nothing changed if it still is.
@@ -57,17 +54,74 @@ impl NumberSet {
 }
 
 impl SelectedView {
+    /// A view of `records` (the mailbox's live messages in UID order, as of
+    /// `account_modseq`), none of them expunged.
+    pub fn new(
+        mailbox_id: MailboxId,
+        name: String,
+        read_only: bool,
+        uid_validity: u32,
+        records: Arc<Vec<Arc<MessageRecord>>>,
+        highest_modseq: ModSeq,
+        account_modseq: ModSeq,
+    ) -> SelectedView {
+        SelectedView {
+            mailbox_id,
+            name,
+            read_only,
+            uid_validity,
+            records,
+            expunged: Vec::new(),
+            highest_modseq,
+            account_modseq,
+            saved_result: Vec::new(),
+        }
+    }
+
+    /// The messages in sequence-number order (index 0 is message 1), expunged ones too.
+    pub fn records(&self) -> &[Arc<MessageRecord>] {
+        &self.records
+    }
+
+    /// Whether the message at `index` was expunged by another session (not yet reported).
+    pub fn is_expunged(&self, index: usize) -> bool {
+        !self.expunged.is_empty()
+            && self
+                .records
+                .get(index)
+                .is_some_and(|record| self.expunged.binary_search(&record.uid).is_ok())
+    }
+
+    /// Whether an expunge waits to be reported.
+    pub fn has_pending_expunges(&self) -> bool {
+        !self.expunged.is_empty()
+    }
+
+    /// The messages not expunged, in UID order.
+    pub fn live_records(&self) -> impl Iterator<Item = &Arc<MessageRecord>> {
+        self.records
+            .iter()
+            .filter(|record| self.expunged.binary_search(&record.uid).is_err())
+    }
+
+    /// Replaces the message at `index` with a newer record of it (same UID).
+    pub fn set_record(&mut self, index: usize, record: Arc<MessageRecord>) {
+        if let Some(slot) = Arc::make_mut(&mut self.records).get_mut(index) {
+            *slot = record;
+        }
+    }
+
     pub fn exists(&self) -> u32 {
-        u32::try_from(self.messages.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.records.len()).unwrap_or(u32::MAX)
     }
 
     pub fn uid_of(&self, sequence: u32) -> Option<Uid> {
         let index = usize::try_from(sequence.checked_sub(1)?).ok()?;
-        self.messages.get(index).map(|message| message.record.uid)
+        self.records.get(index).map(|record| record.uid)
     }
 
     pub fn last_uid(&self) -> Uid {
-        self.messages.last().map_or(0, |message| message.record.uid)
+        self.records.last().map_or(0, |record| record.uid)
     }
 
     /// The saved search result as a set of UIDs, or of the sequence numbers of its
@@ -75,17 +129,14 @@ impl SelectedView {
     /// was saved.
     pub fn saved_set(&self, by_uid: bool) -> NumberSet {
         let mut ranges: Vec<(u32, u32)> = Vec::new();
-        for (index, message) in self.messages.iter().enumerate() {
-            if message.expunged
-                || self
-                    .saved_result
-                    .binary_search(&message.record.uid)
-                    .is_err()
+        for (index, record) in self.records.iter().enumerate() {
+            if self.expunged.binary_search(&record.uid).is_ok()
+                || self.saved_result.binary_search(&record.uid).is_err()
             {
                 continue;
             }
             let number = if by_uid {
-                message.record.uid
+                record.uid
             } else {
                 u32::try_from(index + 1).unwrap_or(u32::MAX)
             };
@@ -103,10 +154,10 @@ impl SelectedView {
     pub fn resolve(&self, set: &NumberSet, by_uid: bool) -> Result<Vec<usize>, String> {
         if by_uid {
             return Ok(self
-                .messages
+                .records
                 .iter()
                 .enumerate()
-                .filter(|(_, message)| set.contains(message.record.uid))
+                .filter(|(_, record)| set.contains(record.uid))
                 .map(|(index, _)| index)
                 .collect());
         }
@@ -133,52 +184,43 @@ impl SelectedView {
     /// §3.2.10), else as EXPUNGEs; flag changes carry UID (and MODSEQ with CONDSTORE).
     pub fn refresh(
         &mut self,
-        current: &[Arc<MessageRecord>],
+        current_list: &Arc<Vec<Arc<MessageRecord>>>,
         expunge_allowed: bool,
         condstore: bool,
         vanished: bool,
         out: &mut Vec<u8>,
     ) {
-        let mut current = current.iter().peekable();
-        let mut kept: Vec<ViewMessage> = Vec::with_capacity(self.messages.len());
+        let mut current = current_list.iter().peekable();
+        let mut kept: Vec<Arc<MessageRecord>> = Vec::with_capacity(self.records.len());
+        let mut still_expunged: Vec<Uid> = Vec::new();
         let mut expunged_sequences: Vec<usize> = Vec::new();
         let mut expunged_uids: Vec<Uid> = Vec::new();
         let mut flag_updates: Vec<(usize, Arc<MessageRecord>)> = Vec::new();
-        for (index, message) in std::mem::take(&mut self.messages).into_iter().enumerate() {
+        for (index, record) in self.records.iter().enumerate() {
             // Skip store messages with UIDs below this one: they cannot be (UIDs only grow
             // and the view had every message up to its last UID), but stay safe.
-            while current
-                .peek()
-                .is_some_and(|next| next.uid < message.record.uid)
-            {
+            while current.peek().is_some_and(|next| next.uid < record.uid) {
                 current.next();
             }
             match current.peek() {
-                Some(next) if next.uid == message.record.uid => {
+                Some(next) if next.uid == record.uid => {
                     let Some(next) = current.next() else { break };
-                    if next.flags != message.record.flags || next.modseq != message.record.modseq {
-                        let changed_flags = next.flags != message.record.flags;
-                        let new_index = kept.len();
-                        kept.push(ViewMessage {
-                            record: next.clone(),
-                            expunged: false,
-                        });
-                        if changed_flags {
-                            flag_updates.push((new_index, next.clone()));
+                    if next.flags != record.flags || next.modseq != record.modseq {
+                        if next.flags != record.flags {
+                            flag_updates.push((kept.len(), next.clone()));
                         }
+                        kept.push(next.clone());
                     } else {
-                        kept.push(message);
+                        kept.push(record.clone());
                     }
                 }
                 _ => {
                     if expunge_allowed {
                         expunged_sequences.push(index + 1);
-                        expunged_uids.push(message.record.uid);
+                        expunged_uids.push(record.uid);
                     } else {
-                        kept.push(ViewMessage {
-                            record: message.record,
-                            expunged: true,
-                        });
+                        still_expunged.push(record.uid);
+                        kept.push(record.clone());
                     }
                 }
             }
@@ -195,17 +237,17 @@ impl SelectedView {
             }
         }
         let before = kept.len();
-        let last_uid = kept.last().map_or(0, |message| message.record.uid);
-        for record in current {
-            if record.uid > last_uid {
-                kept.push(ViewMessage {
-                    record: record.clone(),
-                    expunged: false,
-                });
-            }
-        }
-        self.messages = kept;
-        if self.messages.len() != before {
+        let last_uid = kept.last().map_or(0, |record| record.uid);
+        kept.extend(current.filter(|record| record.uid > last_uid).cloned());
+        let exists_changed = kept.len() != before;
+        // Every message of the store's list and no other: share that list instead.
+        self.records = if still_expunged.is_empty() && kept.len() == current_list.len() {
+            current_list.clone()
+        } else {
+            Arc::new(kept)
+        };
+        self.expunged = still_expunged;
+        if exists_changed {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
         }
         for (index, record) in flag_updates {
@@ -256,27 +298,16 @@ mod tests {
     }
 
     fn view(uids: &[Uid]) -> SelectedView {
-        SelectedView {
-            mailbox_id: 1,
-            name: "INBOX".to_owned(),
-            read_only: false,
-            uid_validity: 1,
-            messages: uids
-                .iter()
-                .map(|&uid| ViewMessage {
-                    record: Arc::new(record(uid, false)),
-                    expunged: false,
-                })
-                .collect(),
-            highest_modseq: 0,
-            account_modseq: 0,
-            saved_result: Vec::new(),
-        }
+        let records = uids
+            .iter()
+            .map(|&uid| Arc::new(record(uid, false)))
+            .collect();
+        SelectedView::new(1, "INBOX".to_owned(), false, 1, Arc::new(records), 0, 0)
     }
 
     fn refresh(view: &mut SelectedView, current: Vec<MessageRecord>, allowed: bool) -> String {
         let mut out = Vec::new();
-        let current: Vec<_> = current.into_iter().map(Arc::new).collect();
+        let current = Arc::new(current.into_iter().map(Arc::new).collect());
         view.refresh(&current, allowed, false, false, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -300,11 +331,41 @@ mod tests {
     #[test]
     fn vanished_instead_of_expunge_with_qresync() {
         let mut selected = view(&[1, 2, 3, 4, 5]);
-        let current = vec![Arc::new(record(1, false)), Arc::new(record(4, false))];
+        let current = Arc::new(vec![Arc::new(record(1, false)), Arc::new(record(4, false))]);
         let mut out = Vec::new();
         selected.refresh(&current, true, true, true, &mut out);
         assert_eq!(String::from_utf8_lossy(&out), "* VANISHED 2:3,5\r\n");
         assert_eq!(selected.uid_of(2), Some(4));
+        assert!(
+            Arc::ptr_eq(&selected.records, &current),
+            "a view equal to the store's list shares it"
+        );
+    }
+
+    #[test]
+    fn a_view_with_pending_expunges_keeps_its_own_list() {
+        let mut selected = view(&[1, 2, 3]);
+        let current = Arc::new(vec![Arc::new(record(1, false)), Arc::new(record(3, true))]);
+        let mut out = Vec::new();
+        selected.refresh(&current, false, false, false, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* 3 FETCH (UID 3 FLAGS (\\Seen))\r\n"
+        );
+        assert!(!Arc::ptr_eq(&selected.records, &current));
+        assert!(selected.is_expunged(1) && !selected.is_expunged(0) && !selected.is_expunged(2));
+        assert_eq!(
+            selected
+                .live_records()
+                .map(|record| record.uid)
+                .collect::<Vec<_>>(),
+            [1, 3]
+        );
+        out.clear();
+        selected.refresh(&current, true, false, false, &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "* 2 EXPUNGE\r\n");
+        assert!(Arc::ptr_eq(&selected.records, &current));
+        assert!(!selected.has_pending_expunges());
     }
 
     #[test]

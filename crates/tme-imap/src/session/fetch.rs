@@ -178,7 +178,7 @@ impl Session {
         };
         if let Some(since) = changed_since {
             indexes.retain(|&index| {
-                u64::try_from(selected.messages[index].record.modseq).unwrap_or(0) > since
+                u64::try_from(selected.records()[index].modseq).unwrap_or(0) > since
             });
         }
         indexes.truncate(MESSAGES_PER_COMMAND_MAX);
@@ -197,11 +197,14 @@ impl Session {
         if sets_seen {
             let unseen: Vec<u32> = indexes
                 .iter()
-                .map(|&index| &selected.messages[index])
-                .filter(|message| {
-                    !message.expunged && !message.record.flags.system.contains(SystemFlags::SEEN)
+                .filter(|&&index| {
+                    !selected.is_expunged(index)
+                        && !selected.records()[index]
+                            .flags
+                            .system
+                            .contains(SystemFlags::SEEN)
                 })
-                .map(|message| message.record.uid)
+                .map(|&index| selected.records()[index].uid)
                 .collect();
             if !unseen.is_empty() {
                 let mut seen = Flags::default();
@@ -222,12 +225,12 @@ impl Session {
                     if let Some(selected) = self.selected.as_mut() {
                         for record in changed {
                             seen_now.push(record.uid);
-                            if let Some(message) = selected
-                                .messages
-                                .iter_mut()
-                                .find(|message| message.record.uid == record.uid)
+                            if let Some(index) = selected
+                                .records()
+                                .iter()
+                                .position(|known| known.uid == record.uid)
                             {
-                                message.record = crate::records::share_one(record);
+                                selected.set_record(index, crate::records::share_one(record));
                             }
                         }
                     }
@@ -258,7 +261,7 @@ impl Session {
                 return None;
             }
             let index = plan.indexes.next()?;
-            let record = Arc::clone(&self.selected.as_ref()?.messages.get(index)?.record);
+            let record = Arc::clone(self.selected.as_ref()?.records().get(index)?);
             let summary = if plan.need_summary {
                 match self.store.mail.message_summary(account_id, record.id).await {
                     Ok(summary) => Some(summary),

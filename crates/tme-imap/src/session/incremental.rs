@@ -48,12 +48,7 @@ impl Session {
             {
                 Some(MailboxList {
                     account_modseq: view.account_modseq,
-                    records: view
-                        .messages
-                        .iter()
-                        .filter(|message| !message.expunged)
-                        .map(|message| message.record.clone())
-                        .collect(),
+                    records: Arc::new(view.live_records().cloned().collect()),
                 })
             }
             (Some(shared), _) => Some(MailboxList {
@@ -74,7 +69,7 @@ impl Session {
         };
         let list = Arc::new(MailboxList {
             account_modseq: now,
-            records,
+            records: Arc::new(records),
         });
         lists.publish(account_id, mailbox_id, list.clone());
         Ok(list)
@@ -108,7 +103,7 @@ impl Session {
                 messages.push(message);
             }
         }
-        let mut current = base.records;
+        let mut current = Arc::unwrap_or_clone(base.records);
         for (message_id, uid) in messages {
             let record = match self.store.mail.message_get(account_id, message_id).await {
                 Ok(record) => Some(record),
