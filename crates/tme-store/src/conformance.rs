@@ -35,6 +35,7 @@ pub const CHECKS: &[&str] = &[
     "mta_sts_policies_are_kept_until_they_expire",
     "dns_keys_and_records",
     "login_locks_are_kept_listed_and_lifted",
+    "web_sessions_are_kept_per_account_and_revoked",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -70,6 +71,9 @@ pub async fn run(name: &str, store: &Store) {
         "dns_keys_and_records" => dns_keys_and_records(store).await,
         "login_locks_are_kept_listed_and_lifted" => {
             login_locks_are_kept_listed_and_lifted(store).await
+        }
+        "web_sessions_are_kept_per_account_and_revoked" => {
+            web_sessions_are_kept_per_account_and_revoked(store).await
         }
         other => panic!("no conformance check named {other}"),
     }
@@ -1686,4 +1690,100 @@ pub async fn login_locks_are_kept_listed_and_lifted(store: &Store) {
     );
     assert!(directory.login_lock_remove("ip:192.0.2.1").await.unwrap());
     assert!(directory.login_lock_list().await.unwrap().is_empty());
+}
+
+/// A web session is found by its token hash, listed with its account's (newest first),
+/// revoked only by its own account, and goes with its account; a second session with the
+/// same hash is refused; adding one forgets the expired ones.
+pub async fn web_sessions_are_kept_per_account_and_revoked(store: &Store) {
+    let alice = account(store, "alice@example.org", 1 << 20).await;
+    let bob = account(store, "bob@example.org", 1 << 20).await;
+    let far = i64::MAX / 2;
+    let session = |hash: &str, account_id: AccountId, created_unix: i64, expires_unix: i64| {
+        crate::WebSession {
+            token_hash: hash.repeat(64),
+            account_id,
+            created_unix,
+            expires_unix,
+            client_address: "192.0.2.1".to_owned(),
+            user_agent: "conformance".to_owned(),
+        }
+    };
+    let directory = &store.directory;
+    let expired = session("0", alice, 1_000, 2_000);
+    directory.web_session_add(&expired).await.unwrap();
+    assert_eq!(
+        directory
+            .web_session_get(&expired.token_hash)
+            .await
+            .unwrap(),
+        Some(expired.clone()),
+        "an expired session is returned: the caller checks the time"
+    );
+    let first = session("a", alice, 3_000, far);
+    let second = session("b", alice, 4_000, far);
+    let bobs = session("c", bob, 3_500, far);
+    for added in [&first, &second, &bobs] {
+        directory.web_session_add(added).await.unwrap();
+    }
+    assert!(matches!(
+        directory.web_session_add(&first).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        directory
+            .web_session_get(&expired.token_hash)
+            .await
+            .unwrap(),
+        None,
+        "adding a session forgets the expired ones"
+    );
+    assert_eq!(
+        directory.web_session_list(alice).await.unwrap(),
+        vec![second.clone(), first.clone()],
+        "an account's sessions, newest first, and no other account's"
+    );
+    let long_agent = crate::WebSession {
+        user_agent: "x".repeat(1_000),
+        ..session("d", bob, 5_000, far)
+    };
+    directory.web_session_add(&long_agent).await.unwrap();
+    assert_eq!(
+        directory
+            .web_session_get(&long_agent.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_agent
+            .chars()
+            .count(),
+        crate::WEB_SESSION_USER_AGENT_CHARS_MAX
+    );
+    assert!(
+        !directory
+            .web_session_remove(bob, &first.token_hash)
+            .await
+            .unwrap(),
+        "an account cannot revoke another account's session"
+    );
+    assert!(
+        directory
+            .web_session_remove(alice, &first.token_hash)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        directory.web_session_get(&first.token_hash).await.unwrap(),
+        None
+    );
+    directory.account_remove(bob).await.unwrap();
+    assert_eq!(
+        directory.web_session_get(&bobs.token_hash).await.unwrap(),
+        None,
+        "sessions go with their account"
+    );
+    assert_eq!(
+        directory.web_session_list(alice).await.unwrap(),
+        vec![second]
+    );
 }

@@ -175,6 +175,25 @@ pub struct LoginLock {
     pub locked_until_unix: i64,
 }
 
+/// A webmail session: who is logged in under a session cookie, until when. The directory
+/// keeps only a hash of the cookie's token (`token_hash`, 64 hex digits), so whoever reads
+/// the directory cannot take over a session; sessions are keyed by account so an account's
+/// can be listed and revoked (and go with the account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSession {
+    pub token_hash: String,
+    pub account_id: AccountId,
+    pub created_unix: i64,
+    pub expires_unix: i64,
+    /// The client address the session logged in from, as text, for the list of sessions.
+    pub client_address: String,
+    /// The browser's User-Agent at login, cut to `WEB_SESSION_USER_AGENT_CHARS_MAX`.
+    pub user_agent: String,
+}
+
+/// The longest User-Agent a web session keeps, in characters.
+pub const WEB_SESSION_USER_AGENT_CHARS_MAX: usize = 200;
+
 /// Where mail for an address goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -248,6 +267,16 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     async fn login_lock_get(&self, key: &str) -> StoreResult<Option<LoginLock>>;
     /// Lifts a lock; false when there was none. Also forgets expired locks.
     async fn login_lock_remove(&self, key: &str) -> StoreResult<bool>;
+
+    /// Records a new web session (a session with the same `token_hash` is refused:
+    /// `AlreadyExists`). Also forgets the sessions that have expired.
+    async fn web_session_add(&self, session: &WebSession) -> StoreResult<()>;
+    /// The session whose token hashes to `token_hash`, expired or not (the caller checks).
+    async fn web_session_get(&self, token_hash: &str) -> StoreResult<Option<WebSession>>;
+    /// The account's sessions, newest first.
+    async fn web_session_list(&self, account: AccountId) -> StoreResult<Vec<WebSession>>;
+    /// Ends one of the account's sessions; false when the account has no such session.
+    async fn web_session_remove(&self, account: AccountId, token_hash: &str) -> StoreResult<bool>;
 
     /// A number that grows with every change to the directory, so a running node notices a
     /// change made by another process (`tme account add` beside `tme serve`).

@@ -52,4 +52,5 @@ conformance_tests!(
     mta_sts_policies_are_kept_until_they_expire,
     dns_keys_and_records,
     login_locks_are_kept_listed_and_lifted,
+    web_sessions_are_kept_per_account_and_revoked,
 );

@@ -11,7 +11,7 @@ use tme_core::{Domain, EmailAddress};
 use super::{Database, already_exists_if_unique, now_unix, row_exists, schema, to_i64, to_u64};
 use crate::directory::{
     Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
-    DomainRecord, LoginLock, NewAccount, Partner,
+    DomainRecord, LoginLock, NewAccount, Partner, WEB_SESSION_USER_AGENT_CHARS_MAX, WebSession,
 };
 use crate::error::{StoreError, StoreResult};
 
@@ -86,6 +86,17 @@ fn app_password_from_row(row: &SqliteRow) -> StoreResult<AppPassword> {
         password_hash: row.try_get("password_hash")?,
         created_unix: row.try_get("created_unix")?,
         last_used_unix: row.try_get("last_used_unix")?,
+    })
+}
+
+fn web_session_from_row(row: &SqliteRow) -> StoreResult<WebSession> {
+    Ok(WebSession {
+        token_hash: row.try_get("token_hash")?,
+        account_id: row.try_get("account_id")?,
+        created_unix: row.try_get("created_unix")?,
+        expires_unix: row.try_get("expires_unix")?,
+        client_address: row.try_get("client_address")?,
+        user_agent: row.try_get("user_agent")?,
     })
 }
 
@@ -627,6 +638,62 @@ impl Directory for SqliteDirectory {
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
+        Ok(removed > 0)
+    }
+
+    async fn web_session_add(&self, session: &WebSession) -> StoreResult<()> {
+        let user_agent: String = session
+            .user_agent
+            .chars()
+            .take(WEB_SESSION_USER_AGENT_CHARS_MAX)
+            .collect();
+        let mut transaction = self.database.begin_write().await?;
+        sqlx::query("DELETE FROM web_sessions WHERE expires_unix < ?")
+            .bind(now_unix())
+            .execute(&mut *transaction)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO web_sessions (token_hash, account_id, created_unix, expires_unix, client_address, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&session.token_hash)
+        .bind(session.account_id)
+        .bind(session.created_unix)
+        .bind(session.expires_unix)
+        .bind(&session.client_address)
+        .bind(&user_agent)
+        .execute(&mut *transaction)
+        .await;
+        already_exists_if_unique(inserted, "web session", || "(token)".to_owned())?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn web_session_get(&self, token_hash: &str) -> StoreResult<Option<WebSession>> {
+        let row = sqlx::query("SELECT * FROM web_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.database.reader)
+            .await?;
+        row.as_ref().map(web_session_from_row).transpose()
+    }
+
+    async fn web_session_list(&self, account: AccountId) -> StoreResult<Vec<WebSession>> {
+        let rows = sqlx::query(
+            "SELECT * FROM web_sessions WHERE account_id = ? ORDER BY created_unix DESC, token_hash",
+        )
+        .bind(account)
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(web_session_from_row).collect()
+    }
+
+    async fn web_session_remove(&self, account: AccountId, token_hash: &str) -> StoreResult<bool> {
+        let removed =
+            sqlx::query("DELETE FROM web_sessions WHERE account_id = ? AND token_hash = ?")
+                .bind(account)
+                .bind(token_hash)
+                .execute(&self.database.writer)
+                .await?
+                .rows_affected();
         Ok(removed > 0)
     }
 

@@ -155,6 +155,20 @@ CREATE TABLE login_locks (
     locked_until_unix INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+        // 4: webmail sessions, by the hash of their cookie's token, listed per account; they
+        // go with their account. No generation trigger: a login is not a directory change.
+        r#"
+CREATE TABLE web_sessions (
+    token_hash TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(account_id) ON DELETE CASCADE,
+    created_unix INTEGER NOT NULL,
+    expires_unix INTEGER NOT NULL,
+    client_address TEXT NOT NULL,
+    user_agent TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_sessions_account ON web_sessions(account_id);
+CREATE INDEX web_sessions_expires ON web_sessions(expires_unix);
+"#,
     ],
 };
 
