@@ -1,5 +1,6 @@
-//! The `http` role: today `/healthz`, `/readyz` and `/metrics` (Prometheus); webmail, JMAP,
-//! the admin API and the status page join this router as their issues land (DESIGN §7).
+//! The `http` role: `/healthz`, `/readyz` and `/metrics` (Prometheus), the client set-up
+//! documents (`client_setup`) and the webmail (`tme_web`, at `/`); JMAP, the admin API and
+//! the status page join this router as their issues land (DESIGN §7).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct HttpContext {
     pub metrics: Arc<Registry>,
     /// What the client set-up documents (MTA-STS, autoconfig) say; see `client_setup`.
     pub zone_settings: tme_dns::ZoneSettings,
+    /// The node's one login authenticator: the webmail's login shares its throttle.
+    pub authenticator: Arc<tme_auth::Authenticator>,
 }
 
 pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -> Result<()> {
@@ -41,14 +44,22 @@ pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -
         .merge(super::client_setup::router(
             context.store.clone(),
             context.zone_settings.clone(),
-        ));
+        ))
+        .merge(tme_web::router(tme_web::WebState {
+            store: context.store.clone(),
+            authenticator: context.authenticator.clone(),
+        }));
     role.running();
     tracing::info!(%address, "http listening");
     let shutdown = role.shutdown.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("http server failed")
+    // The webmail's login throttle needs the client's address.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("http server failed")
 }
 
 /// Alive: the process answers. Lists each role's state for operators.

@@ -114,6 +114,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             store: store.clone(),
             metrics: registry.clone(),
             zone_settings: zone_settings.clone(),
+            authenticator: authenticator.clone(),
         };
         supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
             http::run(address, context.clone(), role)
