@@ -21,8 +21,10 @@ cd "$(dirname "$0")/.."
 # the differential test; fetchmail fetches over POP3 in crates/tme/tests/pop3.rs (its package
 # starts no daemon unless configured); offlineimap3 and mutt sync and read a mailbox over IMAPS
 # in crates/tme/tests/imap.rs; ldnsutils (ldns-keygen, ldns-signzone, ldns-key2ds) signs
-# the DNSSEC zones of crates/tme/tests/dane.rs (tme-testkit's dnssec). (Later protocol tests add chromium...)
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd fetchmail offlineimap3 mutt ldnsutils)
+# the DNSSEC zones of crates/tme/tests/dane.rs (tme-testkit's dnssec); chromium and
+# chromium-driver (its WebDriver server, chromedriver) are the headless browser of the webmail
+# tests in crates/tme/tests/web.rs.
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd fetchmail offlineimap3 mutt ldnsutils chromium chromium-driver)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -58,8 +60,10 @@ fi
 
 # Python packages from PyPI, for the python3 the tests run (Debian has no imapclient):
 # imapclient speaks IMAP in crates/tme/tests/imap.rs, and pexpect runs mutt there under a
-# pseudo-terminal. Installed only when missing.
-PIP_PACKAGES=(imapclient pexpect)
+# pseudo-terminal; selenium drives Debian's chromium over WebDriver in
+# crates/tme/tests/web.rs (PyPI's follows WebDriver's changes; bookworm's python3-selenium
+# stays at 4.8). Installed only when missing.
+PIP_PACKAGES=(imapclient pexpect selenium)
 for package in "${PIP_PACKAGES[@]}"; do
   python3 -c "import $package" 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check "$package"

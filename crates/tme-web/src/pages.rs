@@ -252,7 +252,7 @@ fn message_row(mailbox_id: MailboxId, row: &MessageRow) -> Markup {
                     (subject)
                 }
                 @if flagged { " " span class="flag" title="Flagged" { "★" } }
-                @if attachment { " " span class="attachment" title="Has attachments" { "📎" } }
+                @if attachment { " " span class="attachment" { "attachment" } }
             }
             td class="date" { (format_date(date_unix)) }
         }
