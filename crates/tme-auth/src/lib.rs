@@ -1,5 +1,6 @@
-//! Login for every role that takes a password (IMAP now; POP3, submission and webmail
-//! later): an address and a password checked against the directory, and login throttling.
+//! Login for every role that takes a password (IMAP, POP3, submission and the webmail's
+//! login form): an address and a password checked against the directory, and login
+//! throttling.
 //!
 //! This crate owns the rules of a login: the password is the account's or one of its app
 //! passwords (argon2id, `tme_core::password`); an unknown address costs the same Argon2
