@@ -32,6 +32,8 @@
 # such a directory instead of adding the domains again (its domains, whatever BENCH_DOMAINS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 domains="${BENCH_DOMAINS:-1000}"
 queries="${BENCH_QUERIES:-100000}"
@@ -277,10 +279,6 @@ average_ms = float(latency.group(1)) * 1000
 maximum_ms = float(latency.group(3)) * 1000
 print(f"qps={qps:.0f} completed={completed} lost={lost} avg_ms={average_ms:.3f} max_ms={maximum_ms:.1f} codes=[{codes}]")
 EOF
-}
-
-field() { # NAME LINE
-  sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"
 }
 
 echo "dns: $domains domains, $queries queries in the file, $seconds s per measurement, dnsperf -c $clients -q $outstanding -T $threads$([ "$edns" = 1 ] && echo " -e"), $runs runs"

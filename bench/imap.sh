@@ -24,6 +24,8 @@
 # Needs root (Dovecot's master). Temporary folders live in BENCH_TMPDIR (or TMPDIR, or /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 corpus="${BENCH_CORPUS:-../shared/corpus}"
 messages="${BENCH_MESSAGES:-2000}"
@@ -40,15 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "run as root: Dovecot's master process needs it" >&2
   exit 1
 fi
-packages=(dovecot-core dovecot-imapd python3)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+install_missing dovecot-core dovecot-imapd python3
 [ -d "$corpus" ] || { echo "no corpus at $corpus" >&2; exit 1; }
 
 cargo build --release --locked -q -p tme -p imap-load
@@ -63,25 +57,6 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((idle_count + 1000)
   echo "open files limited to $(ulimit -n): too few for $idle_count idle connections" >&2
   exit 1
 fi
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for_port() { # PORT
-  python3 - "$1" <<'EOF'
-import socket, sys, time
-port = int(sys.argv[1])
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(f"nothing listens on port {port}")
-EOF
-}
 
 rss_kib() { # PID
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
@@ -226,10 +201,6 @@ stop_idle() {
   kill "$load_pid" 2>/dev/null || true
   wait "$load_pid" 2>/dev/null || true
   load_pid=""
-}
-
-field() { # NAME LINE
-  sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"
 }
 
 echo "imap: $messages corpus messages in INBOX, $sessions sessions, ${seconds} s per system after ${warmup_seconds} s of warm-up, $runs runs; idle: $idle_count connections to tme, $dovecot_idle_count to Dovecot"

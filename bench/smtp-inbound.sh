@@ -22,6 +22,8 @@
 # TMPDIR, or /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 messages="${BENCH_MESSAGES:-5000}"
 sessions="${BENCH_SESSIONS:-16}"
@@ -35,43 +37,12 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "run as root: Postfix's and Dovecot's master processes need it" >&2
   exit 1
 fi
-packages=(postfix dovecot-core dovecot-lmtpd python3 nsd)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  # The package's own Postfix stays unconfigured (nothing on port 25); we run private ones.
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+install_missing postfix dovecot-core dovecot-lmtpd python3 nsd
 
 cargo build --release --locked -q -p tme
 target_dir="${CARGO_TARGET_DIR:-target}"
 tme="$(realpath "$target_dir/release/tme")"
 latency_client="$(realpath bench/smtp-latency.py)"
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for_greeting() { # PORT
-  python3 - "$1" <<'EOF'
-import socket, sys, time
-port = int(sys.argv[1])
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-            if connection.makefile("rb").readline().startswith(b"220"):
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(f"nothing greets on port {port}")
-EOF
-}
 
 now() { date +%s.%N; }
 
@@ -295,10 +266,6 @@ EOF
   pd_latency=$(python3 "$latency_client" "127.0.0.1:$smtpd_port" --sessions "$sessions" --messages "$latency_messages" \
     --size "$size" --sender "$sender" --recipient "$recipient")
   wait_for_maildir $((messages + latency_messages))
-}
-
-field() { # NAME LINE: the value of NAME=... in LINE
-  sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"
 }
 
 echo "smtp-inbound: $messages messages of $size body bytes over $sessions sessions (throughput), $latency_messages over $sessions sessions (latency), $runs runs"

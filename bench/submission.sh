@@ -59,6 +59,8 @@
 # Temporary folders live in BENCH_TMPDIR (or TMPDIR, or /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 messages="${BENCH_MESSAGES:-5000}"
 sessions="${BENCH_SESSIONS:-16}"
@@ -76,17 +78,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "run as root: Postfix's and Dovecot's master processes need it" >&2
   exit 1
 fi
-packages=(postfix dovecot-core opendkim opendkim-tools python3 python3-dkim python3-nacl openssl)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  # The packages' own daemons stay unconfigured or unused; we run private ones.
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+install_missing postfix dovecot-core opendkim opendkim-tools python3 python3-dkim python3-nacl openssl
 
 cargo build --release --locked -q -p tme
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -94,41 +86,6 @@ tme="$(realpath "$target_dir/release/tme")"
 load="$(realpath bench/submission-load.py)"
 # Debian's Python, which has the python3-dkim and python3-nacl packages.
 python=/usr/bin/python3
-
-free_port() { # on ADDRESS (127.0.0.1 by default)
-  "$python" -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "${1:-127.0.0.1}"
-}
-
-wait_for_greeting() { # PORT [ADDRESS]
-  "$python" - "$1" "${2:-127.0.0.1}" <<'EOF'
-import socket, sys, time
-port, address = int(sys.argv[1]), sys.argv[2]
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        with socket.create_connection((address, port), timeout=5) as connection:
-            if connection.makefile("rb").readline().startswith(b"220"):
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(f"nothing greets on {address}:{port}")
-EOF
-}
-
-wait_for_port() { # PORT: something listens on 127.0.0.1:PORT
-  "$python" - "$1" <<'EOF'
-import socket, sys, time
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(f"nothing listens on port {sys.argv[1]}")
-EOF
-}
 
 work=""
 sink=""
@@ -431,10 +388,6 @@ EOF
   postfix -c "$run/postfix/config" start >/dev/null 2>&1
   wait_for_greeting "$smtpd_port"
   measure_phases postfix "$smtpd_port" || postfix_failed
-}
-
-field() { # NAME LINE: the value of NAME=... in LINE
-  sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"
 }
 
 show() { # RUN SYSTEM VARIANT LINE

@@ -5,7 +5,8 @@
 //! bounded (lines, literals; LITERAL+); `extensions` takes out the extension syntax that
 //! imap-codec does not parse, and imap-codec parses the rest; `view` is the selected
 //! mailbox as one session sees it (sequence numbers, and when another session's changes
-//! may be reported); `render` writes FETCH data from the stored `MessageSummary` and slices
+//! may be reported); `records` and `mailbox_lists` share message records and whole message
+//! lists between the sessions of a server (caches only: a miss reads the store); `render` writes FETCH data from the stored `MessageSummary` and slices
 //! of the raw message; `search` evaluates SEARCH keys; `collation`, `sort` and `thread`
 //! are SORT and THREAD (RFC 5256, RFC 5957); `compress` is COMPRESS=DEFLATE's deflate
 //! streams; `response` writes values on the wire; `fetch_output` is one message's FETCH

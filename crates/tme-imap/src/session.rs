@@ -1556,6 +1556,28 @@ impl Session {
         raw: &[u8],
         out: &mut Vec<u8>,
     ) {
+        let flags = match parse_flags(flags) {
+            Ok(flags) => flags,
+            Err(text) => {
+                self.bad(out, tag, &text);
+                return;
+            }
+        };
+        let internal_date_unix = date_unix.unwrap_or_else(now_unix);
+        self.append_messages(tag, mailbox, &[(raw, &flags, internal_date_unix)], out)
+            .await;
+    }
+
+    /// Appends `messages` (raw bytes, flags, internal date) to `mailbox` in one store
+    /// transaction, all or none (RFC 3502 §6.3.11), and answers: `TRYCREATE` when the mailbox
+    /// does not exist (RFC 9051 §6.3.12), else `APPENDUID` with the new UIDs (RFC 4315 §3).
+    async fn append_messages(
+        &mut self,
+        tag: &str,
+        mailbox: &WireMailbox<'_>,
+        messages: &[(&[u8], &Flags, i64)],
+        out: &mut Vec<u8>,
+    ) {
         let found = match self.find_mailbox(mailbox).await {
             Ok(found) => found,
             Err(("NONEXISTENT", text)) => {
@@ -1567,23 +1589,19 @@ impl Session {
                 return;
             }
         };
-        let flags = match parse_flags(flags) {
-            Ok(flags) => flags,
-            Err(text) => {
-                self.bad(out, tag, &text);
-                return;
-            }
-        };
-        let delivery = Delivery {
-            account: found.account_id,
-            mailbox: found.id,
-            raw,
-            internal_date_unix: Some(date_unix.unwrap_or_else(now_unix)),
-            flags: &flags,
-        };
-        match self.store.deliver(&[delivery]).await {
+        let deliveries: Vec<Delivery<'_>> = messages
+            .iter()
+            .map(|&(raw, flags, internal_date_unix)| Delivery {
+                account: found.account_id,
+                mailbox: found.id,
+                raw,
+                internal_date_unix: Some(internal_date_unix),
+                flags,
+            })
+            .collect();
+        match self.store.deliver(&deliveries).await {
             Ok(appended) => {
-                let uid = appended.first().map_or(0, |appended| appended.uid);
+                let uids: Vec<u32> = appended.iter().map(|appended| appended.uid).collect();
                 let mut pending = Vec::new();
                 self.refresh(true, &mut pending).await;
                 out.extend(pending);
@@ -1591,7 +1609,11 @@ impl Session {
                     out,
                     tag,
                     "OK",
-                    Some(&format!("APPENDUID {} {uid}", found.uid_validity)),
+                    Some(&format!(
+                        "APPENDUID {} {}",
+                        found.uid_validity,
+                        compress_set(&uids)
+                    )),
                     "APPEND completed",
                 );
             }

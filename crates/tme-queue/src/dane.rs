@@ -196,6 +196,8 @@ struct DaneVerifier {
     names: Vec<String>,
     records: Vec<Tlsa>,
     provider: Arc<CryptoProvider>,
+    /// Checks the handshake's signatures (the certificate is judged by `records`).
+    signatures: tme_net::AnyServerCertificate,
     counters: DaneCounters,
 }
 
@@ -232,18 +234,15 @@ impl ServerCertVerifier for DaneVerifier {
         }
     }
 
+    // The handshake's signatures are checked as for any certificate.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         certificate: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            certificate,
-            signature,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures
+            .verify_tls12_signature(message, certificate, signature)
     }
 
     fn verify_tls13_signature(
@@ -252,18 +251,12 @@ impl ServerCertVerifier for DaneVerifier {
         certificate: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            certificate,
-            signature,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures
+            .verify_tls13_signature(message, certificate, signature)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
@@ -279,6 +272,7 @@ pub fn tls_config(
         names,
         records,
         provider: provider.clone(),
+        signatures: tme_net::AnyServerCertificate::new(provider.clone()),
         counters,
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)

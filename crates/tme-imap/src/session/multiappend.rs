@@ -8,10 +8,9 @@ use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
-use tme_store::{Delivery, Flags};
+use tme_store::Flags;
 
-use super::{Session, State, compress_set, now_unix, parse_flags, store_refusal};
-use crate::response::status;
+use super::{Session, State, now_unix, parse_flags};
 
 /// One message of the command, parsed.
 struct Message {
@@ -69,50 +68,11 @@ impl Session {
         if self.state == State::Selected {
             self.refresh(true, out).await;
         }
-        let found = match self.find_mailbox(&mailbox).await {
-            Ok(found) => found,
-            Err(("NONEXISTENT", text)) => {
-                status(out, tag, "NO", Some("TRYCREATE"), &text);
-                return super::Next::Continue;
-            }
-            Err((code, text)) => {
-                status(out, tag, "NO", Some(code), &text);
-                return super::Next::Continue;
-            }
-        };
-        let deliveries: Vec<Delivery<'_>> = messages
+        let messages: Vec<(&[u8], &Flags, i64)> = messages
             .iter()
-            .map(|message| Delivery {
-                account: found.account_id,
-                mailbox: found.id,
-                raw: &message.raw,
-                internal_date_unix: Some(message.internal_date_unix),
-                flags: &message.flags,
-            })
+            .map(|message| (&message.raw[..], &message.flags, message.internal_date_unix))
             .collect();
-        match self.store.deliver(&deliveries).await {
-            Ok(appended) => {
-                let uids: Vec<u32> = appended.iter().map(|appended| appended.uid).collect();
-                let mut pending = Vec::new();
-                self.refresh(true, &mut pending).await;
-                out.extend(pending);
-                status(
-                    out,
-                    tag,
-                    "OK",
-                    Some(&format!(
-                        "APPENDUID {} {}",
-                        found.uid_validity,
-                        compress_set(&uids)
-                    )),
-                    "APPEND completed",
-                );
-            }
-            Err(error) => {
-                let (code, text) = store_refusal(&error);
-                status(out, tag, "NO", Some(code), &text);
-            }
-        }
+        self.append_messages(tag, &mailbox, &messages, out).await;
         super::Next::Continue
     }
 }
