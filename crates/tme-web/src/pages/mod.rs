@@ -1,0 +1,112 @@
+//! The HTML of every page, as maud templates: values are escaped when inserted; the one
+//! exception (`PreEscaped`) is the message HTML that `body::sanitize_html` returned.
+//!
+//! Pages need no JavaScript and load nothing but `/static/style.css`: the Content Security
+//! Policy (`lib.rs`) forbids inline styles and scripts, so none are written here. Every form
+//! that changes state is a POST carrying the session's CSRF token (`csrf_field`).
+
+pub mod mail;
+
+use maud::{DOCTYPE, Markup, html};
+
+pub use mail::{FolderEntry, MessageRow, Paging, format_date};
+
+/// The product name on every page (partner branding replaces it later).
+pub const PRODUCT_NAME: &str = "tme Mail";
+
+/// Who is logged in, for the page header.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub address: &'a str,
+    pub csrf_token: &'a str,
+}
+
+pub fn layout(title: &str, viewer: Option<Viewer<'_>>, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " – " (PRODUCT_NAME) }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body {
+                header class="top" {
+                    a class="product" href="/mail" { (PRODUCT_NAME) }
+                    @if let Some(viewer) = viewer {
+                        span class="viewer" { (viewer.address) }
+                        form method="post" action="/logout" class="logout" {
+                            (csrf_field(viewer.csrf_token))
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                (content)
+            }
+        }
+    }
+}
+
+/// The hidden field every state-changing form carries.
+pub fn csrf_field(csrf_token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf_token); }
+}
+
+/// The login form; `error` says why the last try failed.
+pub fn login(login_token: &str, address: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Log in",
+        None,
+        html! {
+            main class="login" {
+                h1 { "Log in" }
+                @if let Some(error) = error {
+                    p class="error" role="alert" { (error) }
+                }
+                form method="post" action="/login" {
+                    input type="hidden" name="login_token" value=(login_token);
+                    label for="address" { "Email address" }
+                    input id="address" name="address" type="email" autocomplete="username"
+                        required value=(address);
+                    label for="password" { "Password" }
+                    input id="password" name="password" type="password"
+                        autocomplete="current-password" required;
+                    button type="submit" { "Log in" }
+                }
+            }
+        },
+    )
+}
+
+/// An error page.
+pub fn error(status_title: &str, explanation: &str, viewer: Option<Viewer<'_>>) -> Markup {
+    layout(
+        status_title,
+        viewer,
+        html! {
+            main class="error-page" {
+                h1 { (status_title) }
+                p { (explanation) }
+                p { a href="/mail" { "Back to the mail" } }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped() {
+        let page = login("t", "\"><script>x()</script>", Some("<b>no</b>")).into_string();
+        assert!(!page.contains("<script>x()"), "{page}");
+        assert!(page.contains("&lt;b&gt;no&lt;/b&gt;"), "{page}");
+        assert!(
+            !page.contains("style="),
+            "no inline style: the CSP forbids it"
+        );
+    }
+}

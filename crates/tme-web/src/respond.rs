@@ -1,0 +1,88 @@
+//! How a request fails and how a page goes out: `WebError`, the one place that maps what went
+//! wrong to an HTTP status and an error page, and the small response helpers every handler
+//! uses. It must not read the store or the session.
+
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::response::{IntoResponse, Response};
+use maud::Markup;
+use tme_store::StoreError;
+
+use crate::pages;
+
+/// Why a request failed, mapped to its status and page in one place (`into_response`).
+#[derive(Debug)]
+pub enum WebError {
+    /// No valid session: GETs go to the login form.
+    NotLoggedIn,
+    /// A POST without a valid CSRF token (or session).
+    Forbidden,
+    /// Nothing here for this account: an unknown id, or another account's.
+    NotFound,
+    /// The store failed: our fault; a retry may help.
+    Unavailable,
+}
+
+impl From<StoreError> for WebError {
+    fn from(error: StoreError) -> WebError {
+        match error {
+            StoreError::NotFound { .. } => WebError::NotFound,
+            other => {
+                tracing::warn!(error = %other, "webmail: the store failed");
+                WebError::Unavailable
+            }
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::NotLoggedIn => redirect("/login"),
+            WebError::Forbidden => page(
+                StatusCode::FORBIDDEN,
+                pages::error(
+                    "Forbidden",
+                    "This form has expired or did not come from this site. Go back, reload the page and try again.",
+                    None,
+                ),
+            ),
+            WebError::NotFound => page(
+                StatusCode::NOT_FOUND,
+                pages::error("Not found", "There is nothing here.", None),
+            ),
+            WebError::Unavailable => page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::error(
+                    "Unavailable",
+                    "The mail store cannot be reached just now. Try again in a moment.",
+                    None,
+                ),
+            ),
+        }
+    }
+}
+
+pub fn page(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [(CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+pub fn redirect(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub fn page_ok(markup: Markup) -> Response {
+    page(StatusCode::OK, markup)
+}
