@@ -36,6 +36,12 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, content: Markup) -> Marku
                 header class="top" {
                     a class="product" href="/mail" { (PRODUCT_NAME) }
                     @if let Some(viewer) = viewer {
+                        nav class="app-nav" aria-label="Webmail" {
+                            a href="/mail" accesskey="m" { "Mail" }
+                            a href="/compose" accesskey="c" { "Compose" }
+                            a href="/search" accesskey="s" { "Search" }
+                            a href="/settings" { "Settings" }
+                        }
                         span class="viewer" { (viewer.address) }
                         form method="post" action="/logout" class="logout" {
                             (csrf_field(viewer.csrf_token))
