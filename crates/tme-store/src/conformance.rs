@@ -10,8 +10,9 @@ use std::collections::HashSet;
 use tme_core::{Domain, EmailAddress};
 
 use crate::{
-    AccountId, AttemptRecord, Branding, ChangeKind, Delivery, FlagChange, Flags, NewAccount,
-    NewQueued, NewRecipient, Notify, RecipientOutcome, RecipientState, Store, StoreError,
+    AccountId, AttemptRecord, Branding, ChangeKind, Delivery, FlagChange, Flags, MessageOrder,
+    NewAccount, NewQueued, NewRecipient, Notify, RecipientOutcome, RecipientState, Store,
+    StoreError,
 };
 
 /// Every check, by name, for a backend's test to run one by one.
@@ -21,6 +22,7 @@ pub const CHECKS: &[&str] = &[
     "no_message_without_its_blob",
     "quota_holds_under_concurrency",
     "expunged_messages_are_restorable",
+    "message_pages_follow_their_order",
     "summaries_are_read_together",
     "concurrent_flag_changes_fail_alone",
     "deleted_mailbox_is_restorable",
@@ -48,6 +50,7 @@ pub async fn run(name: &str, store: &Store) {
         "no_message_without_its_blob" => no_message_without_its_blob(store).await,
         "quota_holds_under_concurrency" => quota_holds_under_concurrency(store).await,
         "expunged_messages_are_restorable" => expunged_messages_are_restorable(store).await,
+        "message_pages_follow_their_order" => message_pages_follow_their_order(store).await,
         "summaries_are_read_together" => summaries_are_read_together(store).await,
         "concurrent_flag_changes_fail_alone" => concurrent_flag_changes_fail_alone(store).await,
         "deleted_mailbox_is_restorable" => deleted_mailbox_is_restorable(store).await,
@@ -414,6 +417,127 @@ pub async fn expunged_messages_are_restorable(store: &Store) {
         store.message_raw(record).await.unwrap();
     }
     assert_eq!(store.mail.account_usage(account).await.unwrap().messages, 5);
+}
+
+/// `message_page` reads the live messages of one mailbox in each order, a page at a time,
+/// with no message shown twice or skipped across pages (ties go by UID); `message_by_uid`
+/// finds a live message and nothing for an expunged UID, another mailbox or another account.
+pub async fn message_pages_follow_their_order(store: &Store) {
+    let other = account(store, "other@example.com", 1 << 30).await;
+    let account = account(store, "user@example.com", 1 << 30).await;
+    let inbox = inbox_of(store, account).await;
+    let flags = Flags::default();
+    // Dates and sizes that disagree with arrival, with ties.
+    let dates = [50, 10, 30, 10, 40, 20, 30];
+    for (number, date) in dates.iter().enumerate() {
+        let raw = format!(
+            "{}{}",
+            String::from_utf8(message(number)).unwrap(),
+            "x".repeat((number * 7) % 3 * 10)
+        );
+        let delivery = Delivery {
+            account,
+            mailbox: inbox.id,
+            raw: raw.as_bytes(),
+            internal_date_unix: Some(1_700_000_000 + date),
+            flags: &flags,
+        };
+        store.deliver(&[delivery]).await.unwrap();
+    }
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[4])
+        .await
+        .unwrap();
+    let live = store.mail.message_list(account, inbox.id).await.unwrap();
+    assert_eq!(live.len(), 6);
+    for order in MessageOrder::ALL {
+        let mut expected = live.clone();
+        match order {
+            MessageOrder::ArrivalNewestFirst => expected.sort_by_key(|m| std::cmp::Reverse(m.uid)),
+            MessageOrder::ArrivalOldestFirst => expected.sort_by_key(|m| m.uid),
+            MessageOrder::DateNewestFirst => {
+                expected.sort_by_key(|m| std::cmp::Reverse((m.internal_date_unix, m.uid)))
+            }
+            MessageOrder::DateOldestFirst => {
+                expected.sort_by_key(|m| (m.internal_date_unix, m.uid))
+            }
+            MessageOrder::SizeLargestFirst => {
+                expected.sort_by_key(|m| std::cmp::Reverse((m.size_bytes, m.uid)))
+            }
+            MessageOrder::SizeSmallestFirst => expected.sort_by_key(|m| (m.size_bytes, m.uid)),
+        }
+        let mut paged = Vec::new();
+        for offset in (0..8).step_by(4) {
+            paged.extend(
+                store
+                    .mail
+                    .message_page(account, inbox.id, order, offset, 4)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let uids =
+            |records: &[crate::MessageRecord]| records.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!(uids(&paged), uids(&expected), "{order:?}");
+    }
+    assert!(
+        store
+            .mail
+            .message_page(account, inbox.id, MessageOrder::ArrivalNewestFirst, 100, 4)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let found = store
+        .mail
+        .message_by_uid(account, inbox.id, 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.uid, 3);
+    assert_eq!(found, live[2]);
+    assert!(
+        store
+            .mail
+            .message_by_uid(account, inbox.id, 4)
+            .await
+            .unwrap()
+            .is_none(),
+        "expunged"
+    );
+    assert!(
+        store
+            .mail
+            .message_by_uid(account, inbox.id, 99)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .mail
+            .message_by_uid(other, inbox.id, 3)
+            .await
+            .unwrap()
+            .is_none(),
+        "another account"
+    );
+    let sent = store
+        .mail
+        .mailbox_find(account, "Sent")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .mail
+            .message_by_uid(account, sent.id, 3)
+            .await
+            .unwrap()
+            .is_none(),
+        "another mailbox"
+    );
 }
 
 /// `message_summaries` gives what `message_summary` gives for each message, in the order

@@ -42,7 +42,8 @@ pub use dns::{DkimAlgorithm, DkimKey, DnsRecord, NewDkimKey, NewDnsRecord};
 pub use error::{StoreError, StoreResult};
 pub use mail::{
     Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MailStore, Mailbox,
-    MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage, SpecialUse, Uid, Usage,
+    MailboxCounts, MailboxId, MessageId, MessageOrder, MessageRecord, ModSeq, NewMessage,
+    SpecialUse, Uid, Usage,
 };
 pub use queue::{
     AttemptRecord, DsnReturn, NewQueued, NewRecipient, Notify, QueueId, QueueStats, QueueStore,
@@ -343,6 +344,35 @@ impl Store {
         }
         let appended = self.mail.messages_append(account, &messages).await?;
         drop(guard);
+        self.changes.notify(account);
+        Ok(appended)
+    }
+
+    /// Moves live messages of `source` into `target` (the webmail's move, delete to Trash,
+    /// archive and spam): copied with their flags (`messages_copy`), then expunged from the
+    /// source, which keeps them restorable. The copy commits first, so a failure in between
+    /// leaves the message in both mailboxes, never in neither. Returns the copies.
+    pub async fn messages_move(
+        &self,
+        account: AccountId,
+        source: MailboxId,
+        records: &[MessageRecord],
+        target: MailboxId,
+    ) -> StoreResult<Vec<Appended>> {
+        let records: Vec<&MessageRecord> = records
+            .iter()
+            .filter(|record| record.mailbox_id == source && record.expunged_unix.is_none())
+            .collect();
+        if records.is_empty() || source == target {
+            return Ok(Vec::new());
+        }
+        let copies: Vec<(MessageRecord, Flags)> = records
+            .iter()
+            .map(|record| (MessageRecord::clone(record), record.flags.clone()))
+            .collect();
+        let appended = self.messages_copy(account, &copies, target).await?;
+        let uids: Vec<Uid> = records.iter().map(|record| record.uid).collect();
+        self.mail.messages_expunge(account, source, &uids).await?;
         self.changes.notify(account);
         Ok(appended)
     }

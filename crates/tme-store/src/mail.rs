@@ -429,6 +429,36 @@ pub struct AppendedOnce {
     pub accounts_already_delivered: Vec<AccountId>,
 }
 
+/// The orders `MailStore::message_page` reads a mailbox in. Ties (same date or size) go by
+/// UID, so a page boundary never shows a message twice or skips one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageOrder {
+    /// Newest arrival first: descending UID.
+    #[default]
+    ArrivalNewestFirst,
+    /// Oldest arrival first: ascending UID.
+    ArrivalOldestFirst,
+    /// By internal date (when the message arrived, or the date an import or APPEND gave),
+    /// newest first.
+    DateNewestFirst,
+    DateOldestFirst,
+    /// Largest first.
+    SizeLargestFirst,
+    SizeSmallestFirst,
+}
+
+impl MessageOrder {
+    /// Every order, for lists and tests.
+    pub const ALL: [MessageOrder; 6] = [
+        MessageOrder::ArrivalNewestFirst,
+        MessageOrder::ArrivalOldestFirst,
+        MessageOrder::DateNewestFirst,
+        MessageOrder::DateOldestFirst,
+        MessageOrder::SizeLargestFirst,
+        MessageOrder::SizeSmallestFirst,
+    ];
+}
+
 /// The mail store, as every backend provides it. Every call names the account first.
 #[async_trait]
 pub trait MailStore: Send + Sync + std::fmt::Debug {
@@ -502,6 +532,23 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         mailbox: MailboxId,
     ) -> StoreResult<Vec<MessageRecord>>;
     async fn message_get(&self, account: AccountId, id: MessageId) -> StoreResult<MessageRecord>;
+    /// One page of a mailbox's live messages, in `order`: at most `limit` of them, after
+    /// skipping `offset`. A web page of a 50,000-message folder reads 50 records, not all.
+    async fn message_page(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        order: MessageOrder,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>>;
+    /// The live message of a mailbox with `uid`, if there is one.
+    async fn message_by_uid(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> StoreResult<Option<MessageRecord>>;
     async fn message_summary(
         &self,
         account: AccountId,

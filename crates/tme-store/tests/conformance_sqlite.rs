@@ -38,6 +38,7 @@ conformance_tests!(
     no_message_without_its_blob,
     quota_holds_under_concurrency,
     expunged_messages_are_restorable,
+    message_pages_follow_their_order,
     summaries_are_read_together,
     concurrent_flag_changes_fail_alone,
     deleted_mailbox_is_restorable,

@@ -23,6 +23,7 @@
 pub mod auth;
 pub mod body;
 pub mod current;
+pub mod organise;
 pub mod pages;
 pub mod read;
 pub mod respond;
@@ -76,6 +77,7 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(read::routes())
+        .merge(organise::routes())
         .route("/static/style.css", get(style))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -123,10 +125,11 @@ async fn require_csrf(State(state): State<WebState>, request: Request, next: Nex
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        CSP_HEADER,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // A handler may send its own policy (a message shown with its remote images, a
+    // download); every other response gets the strict one.
+    headers
+        .entry(CSP_HEADER)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

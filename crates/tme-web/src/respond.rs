@@ -21,12 +21,22 @@ pub enum WebError {
     NotFound,
     /// The store failed: our fault; a retry may help.
     Unavailable,
+    /// The request breaks a rule (a folder name taken or malformed, a system folder that
+    /// cannot be deleted, a full quota): the user's to fix; the text says how.
+    Refused(String),
 }
 
 impl From<StoreError> for WebError {
     fn from(error: StoreError) -> WebError {
         match error {
             StoreError::NotFound { .. } => WebError::NotFound,
+            StoreError::AlreadyExists { kind, .. } => {
+                WebError::Refused(format!("That {kind} exists already."))
+            }
+            StoreError::Refused(text) => WebError::Refused(text),
+            StoreError::QuotaExceeded { .. } => WebError::Refused(
+                "The mailbox is full: delete some mail (and empty the Trash) first.".to_owned(),
+            ),
             other => {
                 tracing::warn!(error = %other, "webmail: the store failed");
                 WebError::Unavailable
@@ -50,6 +60,10 @@ impl IntoResponse for WebError {
             WebError::NotFound => page(
                 StatusCode::NOT_FOUND,
                 pages::error("Not found", "There is nothing here.", None),
+            ),
+            WebError::Refused(text) => page(
+                StatusCode::BAD_REQUEST,
+                pages::error("That did not work", &text, None),
             ),
             WebError::Unavailable => page(
                 StatusCode::SERVICE_UNAVAILABLE,

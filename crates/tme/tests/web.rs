@@ -145,3 +145,71 @@ fn chromium_logs_in_reads_mail_and_runs_no_payload() {
     let (node, app_password) = node_with_mail(pixel_port);
     run(&node, &app_password, "browser.py", pixel_port);
 }
+
+const RELATED_SUBJECT: &str = "Inline logo and a report";
+/// How many plain messages the organising test pages through (with the related one: three
+/// pages of 50).
+const BULK_MESSAGES: usize = 120;
+
+/// A message with an inline image (`cid:`), a PDF attachment and a remote image.
+fn related_message() -> String {
+    format!(
+        "From: Dora <dora@example.net>\r\nTo: alice@example.org\r\nSubject: {RELATED_SUBJECT}\r\n\
+Date: Sat, 28 Nov 2026 11:00:00 +0000\r\nMessage-ID: <related@example.net>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n\
+Content-Type: multipart/related; boundary=\"r\"\r\n\r\n--r\r\n\
+Content-Type: text/html; charset=utf-8\r\n\r\n\
+<p>Our logo: <img src=\"cid:logo@example.net\" alt=\"logo\"></p>\
+<p><img src=\"https://tracker.example/pixel.gif\" alt=\"\"></p>\r\n--r\r\n\
+Content-Type: image/png\r\nContent-ID: <logo@example.net>\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+iVBORw0KGgo=\r\n--r--\r\n--m\r\n\
+Content-Type: application/pdf; name=\"report.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"report.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQgdG1lCg==\r\n--m--\r\n"
+    )
+}
+
+/// Paging, sorting, parts, flags, moves and folders through urllib, checked over IMAP.
+#[test]
+fn reading_and_organising_with_urllib_seen_over_imap() {
+    let (node, app_password) = common::node_with_client_account(&[]);
+    // Bulk messages grow with their number; their dates go the other way round, so the
+    // orders differ.
+    let mut messages: Vec<(String, Vec<u8>)> = (0..BULK_MESSAGES)
+        .map(|number| {
+            let day = 1 + (BULK_MESSAGES - number) % 28;
+            (
+                format!("{number:04}.eml"),
+                format!(
+                    "From: Bulk <bulk@example.net>\r\nTo: alice@example.org\r\n\
+Subject: Bulk message {number}\r\nDate: {day} Oct 2026 10:00:00 +0000\r\n\
+Message-ID: <bulk-{number}@example.net>\r\n\r\n{}\r\n",
+                    "x".repeat(number * 10)
+                )
+                .into_bytes(),
+            )
+        })
+        .collect();
+    messages.push((
+        "9999-related.eml".to_owned(),
+        related_message().into_bytes(),
+    ));
+    let borrowed: Vec<(&str, Vec<u8>)> = messages
+        .iter()
+        .map(|(name, content)| (name.as_str(), content.clone()))
+        .collect();
+    import(&node, common::CLIENT_ADDRESS, &borrowed);
+    let http_port = node.address("http").port().to_string();
+    let bulk = BULK_MESSAGES.to_string();
+    common::run_python_client(
+        &node,
+        &script("organise.py"),
+        &app_password,
+        &[],
+        &[
+            ("HTTP_PORT", http_port.as_ref()),
+            ("RELATED_SUBJECT", RELATED_SUBJECT.as_ref()),
+            ("BULK_MESSAGES", bulk.as_ref()),
+        ],
+    );
+}

@@ -21,8 +21,8 @@ use crate::directory::AccountId;
 use crate::error::{StoreError, StoreResult};
 use crate::mail::{
     Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MAILBOXES_PER_ACCOUNT_MAX,
-    MailStore, Mailbox, MailboxCounts, MailboxId, MessageId, MessageRecord, ModSeq, NewMessage,
-    PurgeReport, SpecialUse, Uid, Usage, validate_delivery_key, validate_mailbox_name,
+    MailStore, Mailbox, MailboxCounts, MailboxId, MessageId, MessageOrder, MessageRecord, ModSeq,
+    NewMessage, PurgeReport, SpecialUse, Uid, Usage, validate_delivery_key, validate_mailbox_name,
 };
 use crate::summary_cache::{SUMMARY_CACHE_BYTES_MAX, SummaryCache};
 
@@ -896,6 +896,54 @@ impl MailStore for SqliteMailStore {
         .fetch_all(&self.database.reader)
         .await?;
         rows.iter().map(message_from_row).collect()
+    }
+
+    async fn message_page(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        order: MessageOrder,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        let order_by = match order {
+            MessageOrder::ArrivalNewestFirst => "uid DESC",
+            MessageOrder::ArrivalOldestFirst => "uid ASC",
+            MessageOrder::DateNewestFirst => "internal_date_unix DESC, uid DESC",
+            MessageOrder::DateOldestFirst => "internal_date_unix ASC, uid ASC",
+            MessageOrder::SizeLargestFirst => "size_bytes DESC, uid DESC",
+            MessageOrder::SizeSmallestFirst => "size_bytes ASC, uid ASC",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL
+             ORDER BY {order_by} LIMIT ? OFFSET ?"
+        )))
+        .bind(account)
+        .bind(mailbox)
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.database.reader)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn message_by_uid(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> StoreResult<Option<MessageRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND uid = ? AND expunged_unix IS NULL"
+        )))
+        .bind(account)
+        .bind(mailbox)
+        .bind(uid)
+        .fetch_optional(&self.database.reader)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
     }
 
     async fn message_get(&self, account: AccountId, id: MessageId) -> StoreResult<MessageRecord> {

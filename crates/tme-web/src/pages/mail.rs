@@ -6,8 +6,10 @@ use tme_message::{Addr, MessageSummary};
 use tme_store::mail::SystemFlags;
 use tme_store::{Mailbox, MailboxCounts, MailboxId, MessageRecord};
 
-use super::{Viewer, layout};
+use super::{Viewer, csrf_field, layout};
 use crate::body::{MessageBody, Shown};
+use crate::organise::folder_is_own;
+use tme_store::SpecialUse;
 
 /// A mailbox in the folder list.
 #[derive(Debug, Clone)]
@@ -29,7 +31,7 @@ pub(crate) fn folder_list(folders: &[FolderEntry], current: MailboxId) -> Markup
             ul {
                 @for folder in folders {
                     li {
-                        a href={ "/mail/" (folder.mailbox.id) }
+                        a href={ "/mail/" (folder.mailbox.id) } data-mailbox=(folder.mailbox.id)
                             aria-current=[(folder.mailbox.id == current).then_some("page")] {
                             (folder.mailbox.name)
                             @if folder.counts.unseen > 0 {
@@ -39,6 +41,7 @@ pub(crate) fn folder_list(folders: &[FolderEntry], current: MailboxId) -> Markup
                     }
                 }
             }
+            p class="manage" { a href="/folders" { "Manage folders" } }
         }
     }
 }
@@ -85,9 +88,56 @@ pub struct Paging {
     pub page: usize,
     pub pages: usize,
     pub messages: usize,
+    /// The order's name (`read::SORTS`).
+    pub sort: &'static str,
 }
 
-/// A mailbox: the folder list and one page of its messages, newest first.
+/// The list's sortable columns: a label, the order named when the column is clicked, and the
+/// order named when it is clicked again.
+const SORT_COLUMNS: [(&str, &str, &str); 2] = [
+    ("Date", "date", "date-oldest"),
+    ("Size", "size", "size-smallest"),
+];
+
+/// The buttons of a list of messages in `mailbox`, for the selected ones.
+fn list_actions(folders: &[FolderEntry], mailbox: &Mailbox) -> Markup {
+    let in_trash = mailbox.special_use == Some(SpecialUse::Trash);
+    let in_junk = mailbox.special_use == Some(SpecialUse::Junk);
+    html! {
+        div class="actions" role="toolbar" aria-label="Selected messages" {
+            button type="submit" name="action" value="read" { "Mark read" }
+            button type="submit" name="action" value="unread" { "Mark unread" }
+            button type="submit" name="action" value="flag" { "Flag" }
+            button type="submit" name="action" value="unflag" { "Unflag" }
+            @if in_trash {
+                button type="submit" name="action" value="restore" { "Restore to Inbox" }
+                button type="submit" name="action" value="delete" { "Delete for good" }
+            } @else {
+                button type="submit" name="action" value="delete" data-key="#" { "Delete" }
+            }
+            @if mailbox.special_use != Some(SpecialUse::Archive) && !in_trash {
+                button type="submit" name="action" value="archive" data-key="e" { "Archive" }
+            }
+            @if in_junk {
+                button type="submit" name="action" value="not-spam" { "Not spam" }
+            } @else if !in_trash {
+                button type="submit" name="action" value="spam" { "Spam" }
+            }
+            label for="move-target" class="visually-hidden" { "Move to folder" }
+            select id="move-target" name="target" {
+                @for folder in folders {
+                    @if folder.mailbox.id != mailbox.id {
+                        option value=(folder.mailbox.id) { (folder.mailbox.name) }
+                    }
+                }
+            }
+            button type="submit" name="action" value="move" { "Move" }
+        }
+    }
+}
+
+/// A mailbox: the folder list and one page of its messages, in the order of `paging.sort`,
+/// each with a box to select it for the actions above the list.
 pub fn mailbox(
     viewer: Viewer<'_>,
     folders: &[FolderEntry],
@@ -95,6 +145,12 @@ pub fn mailbox(
     rows: &[MessageRow],
     paging: Paging,
 ) -> Markup {
+    let sort_link =
+        |page: usize, sort: &str| format!("/mail/{}?page={page}&sort={sort}", mailbox.id);
+    let emptiable = matches!(
+        mailbox.special_use,
+        Some(SpecialUse::Trash | SpecialUse::Junk)
+    );
     layout(
         &mailbox.name,
         Some(viewer),
@@ -102,29 +158,52 @@ pub fn mailbox(
             div class="app" {
                 (folder_list(folders, mailbox.id))
                 main class="messages" {
-                    h1 { (mailbox.name) }
+                    div class="list-head" {
+                        h1 { (mailbox.name) }
+                        span class="count" { (paging.messages) " messages" }
+                        @if emptiable && paging.messages > 0 {
+                            form method="post" action={ "/mail/" (mailbox.id) "/empty" } class="inline" {
+                                (csrf_field(viewer.csrf_token))
+                                button type="submit" { "Empty " (mailbox.name) }
+                            }
+                        }
+                    }
                     @if rows.is_empty() {
                         p class="empty" { "No messages." }
                     } @else {
-                        table class="message-list" {
-                            thead { tr {
-                                th scope="col" { "From" }
-                                th scope="col" { "Subject" }
-                                th scope="col" { "Date" }
-                            } }
-                            tbody {
-                                @for row in rows { (message_row(mailbox.id, row)) }
+                        form method="post" action={ "/mail/" (mailbox.id) "/act" } id="message-list-form" {
+                            (csrf_field(viewer.csrf_token))
+                            input type="hidden" name="page" value=(paging.page);
+                            input type="hidden" name="sort" value=(paging.sort);
+                            (list_actions(folders, mailbox))
+                            table class="message-list" {
+                                thead { tr {
+                                    th scope="col" class="select" { span class="visually-hidden" { "Select" } }
+                                    th scope="col" class="star" { span class="visually-hidden" { "Flag" } }
+                                    th scope="col" { "From" }
+                                    th scope="col" { "Subject" }
+                                    @for (label, first, second) in SORT_COLUMNS {
+                                        @let current = paging.sort == first || paging.sort == second;
+                                        @let next = if paging.sort == first { second } else { first };
+                                        th scope="col" aria-sort=[current.then(|| if paging.sort == first { "descending" } else { "ascending" })] {
+                                            a href=(sort_link(1, next)) { (label) @if current { @if paging.sort == first { " ↓" } @else { " ↑" } } }
+                                        }
+                                    }
+                                }}
+                                tbody {
+                                    @for row in rows { (message_row(mailbox.id, row)) }
+                                }
                             }
                         }
                     }
                     @if paging.pages > 1 {
                         nav class="paging" aria-label="Pages" {
                             @if paging.page > 1 {
-                                a rel="prev" href={ "/mail/" (mailbox.id) "?page=" (paging.page - 1) } { "Newer" }
+                                a rel="prev" href=(sort_link(paging.page - 1, paging.sort)) { "Newer" }
                             }
                             span { "Page " (paging.page) " of " (paging.pages) }
                             @if paging.page < paging.pages {
-                                a rel="next" href={ "/mail/" (mailbox.id) "?page=" (paging.page + 1) } { "Older" }
+                                a rel="next" href=(sort_link(paging.page + 1, paging.sort)) { "Older" }
                             }
                         }
                     }
@@ -156,20 +235,99 @@ fn message_row(mailbox_id: MailboxId, row: &MessageRow) -> Markup {
     } else {
         subject
     };
+    let uid = row.record.uid;
     html! {
-        tr class=[unread.then_some("unread")] {
+        tr class=[unread.then_some("unread")] data-uid=(uid) {
+            td class="select" {
+                input type="checkbox" name="uid" value=(uid) id={ "select-" (uid) };
+                label for={ "select-" (uid) } class="visually-hidden" { "Select “" (subject) "”" }
+            }
+            td class="star" {
+                @if flagged {
+                    button type="submit" name="action" value={ "unflag:" (uid) } class="star on" title="Flagged: unflag" aria-label="Unflag" { "★" }
+                } @else {
+                    button type="submit" name="action" value={ "flag:" (uid) } class="star" title="Flag" aria-label="Flag" { "☆" }
+                }
+            }
             td class="from" { (from) }
             td class="subject" {
-                a href={ "/mail/" (mailbox_id) "/" (row.record.uid) } {
+                a href={ "/mail/" (mailbox_id) "/" (uid) } {
                     @if unread { span class="visually-hidden" { "Unread: " } }
                     (subject)
                 }
-                @if flagged { " " span class="flag" title="Flagged" { "★" } }
                 @if attachment { " " span class="attachment" { "attachment" } }
             }
             td class="date" { (format_date(date_unix)) }
+            td class="size" { (size_text(row.record.size_bytes)) }
         }
     }
+}
+
+/// The folders page: every folder with its counts, forms to rename and delete the user's
+/// own, and one to create a folder.
+pub fn folders_page(viewer: Viewer<'_>, folders: &[FolderEntry]) -> Markup {
+    layout(
+        "Folders",
+        Some(viewer),
+        html! {
+            div class="app" {
+                (folder_list(folders, 0))
+                main class="folders-admin" {
+                    h1 { "Folders" }
+                    table class="folder-table" {
+                        thead { tr {
+                            th scope="col" { "Folder" }
+                            th scope="col" { "Messages" }
+                            th scope="col" { "Unread" }
+                            th scope="col" { "Size" }
+                            th scope="col" { "Change" }
+                        }}
+                        tbody {
+                            @for folder in folders {
+                                tr {
+                                    td { a href={ "/mail/" (folder.mailbox.id) } { (folder.mailbox.name) } }
+                                    td { (folder.counts.messages) }
+                                    td { (folder.counts.unseen) }
+                                    td { (size_text(folder.counts.size_bytes)) }
+                                    td {
+                                        @if folder_is_own(&folder.mailbox) {
+                                            form method="post" action={ "/folders/" (folder.mailbox.id) "/rename" } class="inline" {
+                                                (csrf_field(viewer.csrf_token))
+                                                label for={ "rename-" (folder.mailbox.id) } class="visually-hidden" { "New name for " (folder.mailbox.name) }
+                                                input id={ "rename-" (folder.mailbox.id) } name="name" required
+                                                    value=(folder.mailbox.name.rsplit('/').next().unwrap_or(&folder.mailbox.name));
+                                                button type="submit" { "Rename" }
+                                            }
+                                            form method="post" action={ "/folders/" (folder.mailbox.id) "/delete" } class="inline" {
+                                                (csrf_field(viewer.csrf_token))
+                                                button type="submit" aria-label={ "Delete " (folder.mailbox.name) } { "Delete" }
+                                            }
+                                        } @else {
+                                            span class="muted" { "system folder" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    h2 { "New folder" }
+                    form method="post" action="/folders/create" class="new-folder" {
+                        (csrf_field(viewer.csrf_token))
+                        label for="new-folder-name" { "Name" }
+                        input id="new-folder-name" name="name" required;
+                        label for="new-folder-parent" { "Inside" }
+                        select id="new-folder-parent" name="parent" {
+                            option value="" { "(top level)" }
+                            @for folder in folders {
+                                option value=(folder.mailbox.id) { (folder.mailbox.name) }
+                            }
+                        }
+                        button type="submit" { "Create" }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// One message: its header fields, its body and its attachments.
@@ -199,6 +357,13 @@ pub fn message(
                         @if !summary.cc.is_empty() { dt { "Cc" } dd { (full_addresses(&summary.cc)) } }
                         dt { "Date" } dd { (format_date(summary.date_unix.unwrap_or(record.internal_date_unix))) }
                     }
+                    (message_actions(viewer, folders, mailbox, record))
+                    @if body.remote_images_blocked > 0 {
+                        p class="notice" {
+                            "Remote images (" (body.remote_images_blocked) ") are not shown: they can tell the sender you read this. "
+                            a href={ "/mail/" (mailbox.id) "/" (record.uid) "?images=show" } { "Show them" }
+                        }
+                    }
                     @if body.truncated {
                         p class="notice" { "This message is long: only its beginning is shown." }
                     }
@@ -213,7 +378,9 @@ pub fn message(
                             ul {
                                 @for attachment in &body.attachments {
                                     li {
-                                        (attachment.name.as_deref().unwrap_or("(no name)"))
+                                        a href={ "/mail/" (mailbox.id) "/" (record.uid) "/part/" (attachment.part) } download {
+                                            (attachment.name.as_deref().unwrap_or("(no name)"))
+                                        }
                                         " — " (attachment.media_type) ", " (size_text(attachment.size_octets))
                                     }
                                 }
@@ -224,6 +391,56 @@ pub fn message(
                 }
             }
         }))
+    }
+}
+
+/// The buttons of the message view: the list's actions for this one message.
+fn message_actions(
+    viewer: Viewer<'_>,
+    folders: &[FolderEntry],
+    mailbox: &Mailbox,
+    record: &MessageRecord,
+) -> Markup {
+    let flagged = record.flags.system.contains(SystemFlags::FLAGGED);
+    let in_trash = mailbox.special_use == Some(SpecialUse::Trash);
+    let in_junk = mailbox.special_use == Some(SpecialUse::Junk);
+    html! {
+        form method="post" action={ "/mail/" (mailbox.id) "/act" } class="message-actions" {
+            (csrf_field(viewer.csrf_token))
+            input type="hidden" name="uid" value=(record.uid);
+            input type="hidden" name="from" value="message";
+            div class="actions" role="toolbar" aria-label="This message" {
+                button type="submit" name="action" value="unread" { "Mark unread" }
+                @if flagged {
+                    button type="submit" name="action" value="unflag" { "Unflag" }
+                } @else {
+                    button type="submit" name="action" value="flag" { "Flag" }
+                }
+                @if in_trash {
+                    button type="submit" name="action" value="restore" { "Restore to Inbox" }
+                    button type="submit" name="action" value="delete" { "Delete for good" }
+                } @else {
+                    button type="submit" name="action" value="delete" data-key="#" { "Delete" }
+                    @if mailbox.special_use != Some(SpecialUse::Archive) {
+                        button type="submit" name="action" value="archive" data-key="e" { "Archive" }
+                    }
+                }
+                @if in_junk {
+                    button type="submit" name="action" value="not-spam" { "Not spam" }
+                } @else if !in_trash {
+                    button type="submit" name="action" value="spam" { "Spam" }
+                }
+                label for="message-move-target" class="visually-hidden" { "Move to folder" }
+                select id="message-move-target" name="target" {
+                    @for folder in folders {
+                        @if folder.mailbox.id != mailbox.id {
+                            option value=(folder.mailbox.id) { (folder.mailbox.name) }
+                        }
+                    }
+                }
+                button type="submit" name="action" value="move" { "Move" }
+            }
+        }
     }
 }
 
