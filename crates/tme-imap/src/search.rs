@@ -12,11 +12,13 @@
 //! `TextPrefilter::loads` says and asks `matches_with` per message.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use imap_codec::imap_types::search::SearchKey;
-use tme_message::{Addr, MessageSummary};
+use tme_message::{
+    MessageSummary, addresses_contain, contains_ignore_case,
+    searchable_text_contains as text_contains,
+};
 use tme_search::{SearchIndexes, TextQuery, TextScope};
 use tme_store::mail::SystemFlags;
 use tme_store::{AccountId, MessageId, MessageRecord, ModSeq};
@@ -68,36 +70,6 @@ pub fn needs_summary(key: &SearchKey<'_>) -> bool {
     }
 }
 
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    let needle_lower: Vec<u8> = needle.iter().map(u8::to_ascii_lowercase).collect();
-    let needle_text = String::from_utf8_lossy(needle).to_lowercase();
-    if needle.is_ascii() {
-        haystack.windows(needle.len()).any(|window| {
-            window
-                .iter()
-                .zip(&needle_lower)
-                .all(|(a, b)| a.to_ascii_lowercase() == *b)
-        })
-    } else {
-        String::from_utf8_lossy(haystack)
-            .to_lowercase()
-            .contains(&needle_text)
-    }
-}
-
-fn addresses_contain(list: &[Addr], needle: &[u8]) -> bool {
-    list.iter().any(|address| {
-        contains_ignore_case(address.email.as_bytes(), needle)
-            || address
-                .name
-                .as_ref()
-                .is_some_and(|name| contains_ignore_case(name.as_bytes(), needle))
-    })
-}
-
 /// Days since the epoch of a UNIX time (dates compare by day, RFC 9051 §6.4.4, in UTC).
 fn day_of(unix: i64) -> i64 {
     unix.div_euclid(86_400)
@@ -119,18 +91,6 @@ fn chrono_epoch_days(text: String) -> i64 {
     time::Date::from_calendar_date(year, month, day)
         .map(|date| i64::from(date.to_julian_day()) - 2_440_588)
         .unwrap_or(0)
-}
-
-fn text_contains(raw: &[u8], summary: &MessageSummary, needle: &[u8], with_header: bool) -> bool {
-    let mut found = false;
-    tme_message::for_each_searchable_text(raw, summary, with_header, |_, text| {
-        if contains_ignore_case(text.as_bytes(), needle) {
-            found = true;
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    found
 }
 
 /// Per (scope, string): the messages that may hold the string.

@@ -43,7 +43,10 @@ pub use envelope::{Envelope, EnvelopeAddress};
 pub use header_index::HeaderField;
 pub use mime_fields::Parameter;
 pub use raw_bytes::RawBytes;
-pub use searchable::{SEARCHABLE_PARTS_MAX, SearchableKind, for_each_searchable_text};
+pub use searchable::{
+    SEARCHABLE_PARTS_MAX, SearchableKind, addresses_contain, contains_ignore_case,
+    for_each_searchable_text, searchable_text_contains,
+};
 pub use section::part_by_section;
 pub use submission::{SubmissionContext, SubmittedMessage, prepare_submission};
 pub use transfer_decoding::{decode_transfer_encoding, decoded_body, decoded_text};

@@ -12,8 +12,8 @@
 
 use std::ops::ControlFlow;
 
-use crate::MessageSummary;
 use crate::transfer_decoding::decoded_text;
+use crate::{Addr, MessageSummary};
 
 /// Parts visited at most (a summary holds at most `limits::PARTS_MAX` already).
 pub const SEARCHABLE_PARTS_MAX: usize = 10_000;
@@ -84,6 +84,58 @@ pub fn for_each_searchable_text(
             return;
         }
     }
+}
+
+/// Whether `haystack` holds `needle`, ignoring case: ASCII case for an ASCII needle,
+/// Unicode lowercase otherwise (RFC 9051 §6.4.4: SEARCH strings match case-insensitively).
+pub fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let needle_lower: Vec<u8> = needle.iter().map(u8::to_ascii_lowercase).collect();
+    let needle_text = String::from_utf8_lossy(needle).to_lowercase();
+    if needle.is_ascii() {
+        haystack.windows(needle.len()).any(|window| {
+            window
+                .iter()
+                .zip(&needle_lower)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+    } else {
+        String::from_utf8_lossy(haystack)
+            .to_lowercase()
+            .contains(&needle_text)
+    }
+}
+
+/// Whether an address of `list`, or its display name, holds `needle` (ignoring case).
+pub fn addresses_contain(list: &[Addr], needle: &[u8]) -> bool {
+    list.iter().any(|address| {
+        contains_ignore_case(address.email.as_bytes(), needle)
+            || address
+                .name
+                .as_ref()
+                .is_some_and(|name| contains_ignore_case(name.as_bytes(), needle))
+    })
+}
+
+/// Whether the searchable text of the message holds `needle` (ignoring case): its body,
+/// and its header too when `with_header` (IMAP's BODY and TEXT).
+pub fn searchable_text_contains(
+    raw: &[u8],
+    summary: &MessageSummary,
+    needle: &[u8],
+    with_header: bool,
+) -> bool {
+    let mut found = false;
+    for_each_searchable_text(raw, summary, with_header, |_, text| {
+        if contains_ignore_case(text.as_bytes(), needle) {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod organise;
 pub mod pages;
 pub mod read;
 pub mod respond;
+pub mod search;
 pub mod session;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct WebState {
     pub store: Store,
     /// The node's one authenticator: the web login shares the throttle and locks of IMAP.
     pub authenticator: Arc<Authenticator>,
+    /// The full-text index, when it is on; without it, search reads the messages.
+    pub search: Option<Arc<tme_search::SearchIndexes>>,
 }
 
 /// The webmail's routes, to be merged into the `http` role's router. It needs
@@ -78,6 +81,7 @@ pub fn router(state: WebState) -> Router {
         .merge(auth::routes())
         .merge(read::routes())
         .merge(organise::routes())
+        .merge(search::routes())
         .route("/static/style.css", get(style))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

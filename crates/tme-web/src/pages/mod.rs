@@ -6,6 +6,7 @@
 //! that changes state is a POST carrying the session's CSRF token (`csrf_field`).
 
 pub mod mail;
+pub mod search;
 
 use maud::{DOCTYPE, Markup, html};
 

@@ -30,6 +30,8 @@ pub struct HttpContext {
     pub zone_settings: tme_dns::ZoneSettings,
     /// The node's one login authenticator: the webmail's login shares its throttle.
     pub authenticator: Arc<tme_auth::Authenticator>,
+    /// The full-text index, when `[search]` is on: the webmail's search asks it first.
+    pub search: Option<Arc<tme_search::SearchIndexes>>,
 }
 
 pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -> Result<()> {
@@ -48,6 +50,7 @@ pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -
         .merge(tme_web::router(tme_web::WebState {
             store: context.store.clone(),
             authenticator: context.authenticator.clone(),
+            search: context.search.clone(),
         }));
     role.running();
     tracing::info!(%address, "http listening");

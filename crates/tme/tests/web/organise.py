@@ -12,6 +12,7 @@ import imaplib
 import os
 import re
 import ssl
+import urllib.parse
 import urllib.request
 
 from http_client import Client, csrf_of, message_link
@@ -96,6 +97,33 @@ def main():
     listing = user.request(f"/mail/{inbox}?sort=size")[2]
     assert 'aria-sort="descending"' in listing, listing
     print("paging and sorting: every message once, in order")
+
+    # Search: words anywhere (through the index or the messages), filters, folders.
+    def search(**fields):
+        status, _, page, _ = user.request("/search?" + urllib.parse.urlencode(fields))
+        assert status == 200, (fields, status, page)
+        return page, [subject for subject in re.findall(
+            r'<td class="subject"><a href="/mail/\d+/\d+">([^<]*)</a>', page)]
+    _, found = search(q="our logo")
+    assert found == [RELATED_SUBJECT], found
+    _, found = search(q="Bulk message 11")
+    assert sorted(found) == sorted(
+        ["Bulk message 11"] + [f"Bulk message {n}" for n in range(110, 120)]), found
+    _, found = search(subject="bulk MESSAGE 11", since="2026-10-01")
+    assert len(found) == 11, found
+    _, found = search(**{"from": "dora@", "since": "2026-11-01"})
+    assert found == [RELATED_SUBJECT], found
+    _, found = search(**{"from": "dora", "before": "2026-11-01"})
+    assert found == [], found
+    _, found = search(to="alice", q="xxxxxxxxxx", folder=folders["Trash"])
+    assert found == [], found
+    page, found = search(q="message")
+    assert len(found) == total and "Only the newest" not in page, len(found)
+    page, _ = search(since="yesterday")
+    assert "is not a date" in page, page
+    status, _, _, _ = user.request("/search?q=x&folder=999999")
+    assert status == 404, status
+    print("search: words, filters, dates and folders")
 
     # The message with an inline image, an attachment and a remote image.
     link = message_link(user.request(f"/mail/{inbox}?sort=date")[2], RELATED_SUBJECT)
