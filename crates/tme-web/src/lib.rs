@@ -23,6 +23,7 @@
 pub mod auth;
 pub mod body;
 pub mod current;
+pub mod live;
 pub mod organise;
 pub mod pages;
 pub mod read;
@@ -51,7 +52,7 @@ use crate::respond::WebError;
 
 /// The Content-Security-Policy of every webmail response: nothing runs, nothing loads from
 /// elsewhere, forms post only here, no page may frame ours.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// How many messages one page of a message list shows.
 pub const MESSAGES_PER_PAGE: usize = 50;
 /// The largest form body read, in octets (login, logout and, later, settings; uploads will
@@ -62,6 +63,7 @@ pub const FORM_BODY_OCTETS_MAX: usize = 64 * 1024;
 pub(crate) const COOKIES_SECURE: bool = true;
 
 const STYLE_CSS: &str = include_str!("../static/style.css");
+const APP_JS: &str = include_str!("../static/app.js");
 
 /// What the webmail needs from the node.
 #[derive(Debug, Clone)]
@@ -71,6 +73,8 @@ pub struct WebState {
     pub authenticator: Arc<Authenticator>,
     /// The full-text index, when it is on; without it, search reads the messages.
     pub search: Option<Arc<tme_search::SearchIndexes>>,
+    /// Cancelled when the node shuts down: the live-update streams end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The webmail's routes, to be merged into the `http` role's router. It needs
@@ -82,6 +86,13 @@ pub fn router(state: WebState) -> Router {
         .merge(read::routes())
         .merge(organise::routes())
         .merge(search::routes())
+        .merge(live::routes())
+        .route("/static/app.js", get(script))
+        // Browsers ask for it on every site; there is none (204, not a logged 404).
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .route("/static/style.css", get(style))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -142,6 +153,18 @@ async fn security_headers(request: Request, next: Next) -> Response {
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// The one script: keyboard shortcuts, drag to move, live updates. Pages work without it.
+async fn script() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "max-age=3600"),
+        ],
+        APP_JS,
+    )
+        .into_response()
 }
 
 async fn style() -> Response {

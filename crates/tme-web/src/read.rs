@@ -33,7 +33,7 @@ pub fn routes() -> Router<WebState> {
 
 /// The CSP of a message shown with its remote images: as the default (`lib.rs`), but images
 /// may come from anywhere. Only sent when the user asked for it, for that message.
-pub const CONTENT_SECURITY_POLICY_REMOTE_IMAGES: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: http:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY_REMOTE_IMAGES: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' https: http:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// How a message list may be sorted, by the name in its URL (`?sort=`).
 pub const SORTS: [(&str, MessageOrder); 6] = [

@@ -213,3 +213,57 @@ Message-ID: <bulk-{number}@example.net>\r\n\r\n{}\r\n",
         ],
     );
 }
+
+const SEARCH_SUBJECT: &str = "Numbers for the board";
+
+/// Search, move, delete, restore, the keyboard and live updates in headless Chromium.
+#[test]
+fn chromium_searches_moves_deletes_restores_and_sees_new_mail() {
+    for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        assert!(
+            Path::new(binary).exists(),
+            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
+        );
+    }
+    let (node, app_password) = common::node_with_client_account(&[]);
+    let mut messages: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|number| {
+            (
+                format!("{number}.eml"),
+                format!(
+                    "From: Erin <erin@example.net>\r\nTo: alice@example.org\r\n\
+Subject: Note {number}\r\nDate: 2{number} Nov 2026 10:00:00 +0000\r\n\
+Message-ID: <note-{number}@example.net>\r\n\r\nNothing much.\r\n"
+                )
+                .into_bytes(),
+            )
+        })
+        .collect();
+    messages.push((
+        "9.eml".to_owned(),
+        format!(
+            "From: Finn <finn@example.net>\r\nTo: alice@example.org\r\nSubject: {SEARCH_SUBJECT}\r\n\
+Date: 1 Nov 2026 10:00:00 +0000\r\nMessage-ID: <board@example.net>\r\n\r\n\
+Here are the quarterly figures.\r\n"
+        )
+        .into_bytes(),
+    ));
+    let borrowed: Vec<(&str, Vec<u8>)> = messages
+        .iter()
+        .map(|(name, content)| (name.as_str(), content.clone()))
+        .collect();
+    import(&node, common::CLIENT_ADDRESS, &borrowed);
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+    let http_port = node.address("http").port().to_string();
+    common::run_python_client(
+        &node,
+        &script("browser_organise.py"),
+        &app_password,
+        &[],
+        &[
+            ("HTTP_PORT", http_port.as_ref()),
+            ("SEARCH_SUBJECT", SEARCH_SUBJECT.as_ref()),
+            ("SCREENSHOT_DIR", screenshots.as_os_str()),
+        ],
+    );
+}

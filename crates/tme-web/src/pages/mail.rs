@@ -157,7 +157,8 @@ pub fn mailbox(
         html! {
             div class="app" {
                 (folder_list(folders, mailbox.id))
-                main class="messages" {
+                main class="messages" data-mailbox=(mailbox.id)
+                    data-first-page=(paging.page == 1 && matches!(paging.sort, "arrival" | "date")) {
                     div class="list-head" {
                         h1 { (mailbox.name) }
                         span class="count" { (paging.messages) " messages" }
@@ -349,7 +350,7 @@ pub fn message(
             div class="app" {
                 (folder_list(folders, mailbox.id))
                 main class="message" {
-                    p { a href={ "/mail/" (mailbox.id) } { "← " (mailbox.name) } }
+                    p { a href={ "/mail/" (mailbox.id) } data-key="u" { "← " (mailbox.name) } }
                     h1 class="subject" { (subject) }
                     dl class="fields" {
                         dt { "From" } dd { (full_addresses(&summary.from)) }

@@ -32,6 +32,9 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, content: Markup) -> Marku
                 meta name="referrer" content="no-referrer";
                 title { (title) " – " (PRODUCT_NAME) }
                 link rel="stylesheet" href="/static/style.css";
+                @if viewer.is_some() {
+                    script src="/static/app.js" defer {}
+                }
             }
             body {
                 header class="top" {

@@ -51,6 +51,7 @@ pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -
             store: context.store.clone(),
             authenticator: context.authenticator.clone(),
             search: context.search.clone(),
+            shutdown: role.shutdown.clone(),
         }));
     role.running();
     tracing::info!(%address, "http listening");

@@ -18,7 +18,8 @@ import urllib.request
 
 socket.setdefaulttimeout(60)
 BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+       "img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
 
