@@ -523,6 +523,42 @@ pub async fn message_pages_follow_their_order(store: &Store) {
             .is_none(),
         "another account"
     );
+    // Counts follow every change: asked before and after each (a cache must not go stale).
+    let counts = store.mail.mailbox_counts(account, inbox.id).await.unwrap();
+    assert_eq!((counts.messages, counts.unseen), (6, 6));
+    let sizes: u64 = live.iter().map(|m| m.size_bytes).sum();
+    assert_eq!(counts.size_bytes, sizes);
+    let seen = FlagChange::Add(Flags::parse(["\\Seen"]).unwrap());
+    store
+        .mail
+        .messages_set_flags(account, inbox.id, &[1, 2], &seen, None)
+        .await
+        .unwrap();
+    let counts = store.mail.mailbox_counts(account, inbox.id).await.unwrap();
+    assert_eq!((counts.messages, counts.unseen), (6, 4));
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[2, 3])
+        .await
+        .unwrap();
+    let counts = store.mail.mailbox_counts(account, inbox.id).await.unwrap();
+    assert_eq!((counts.messages, counts.unseen), (4, 3));
+    let restored: Vec<_> = store
+        .mail
+        .message_list_expunged(account, inbox.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.uid == 3)
+        .map(|m| m.id)
+        .collect();
+    store
+        .mail
+        .messages_restore(account, &restored)
+        .await
+        .unwrap();
+    let counts = store.mail.mailbox_counts(account, inbox.id).await.unwrap();
+    assert_eq!((counts.messages, counts.unseen), (5, 4));
     let sent = store
         .mail
         .mailbox_find(account, "Sent")

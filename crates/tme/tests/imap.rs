@@ -23,9 +23,7 @@ const LITERAL_LIMIT: &str = "100000";
 const SCRIPT_SECONDS_MAX: &str = "900";
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/imap")
-        .join(name)
+    common::test_script("imap", name)
 }
 
 /// A node with one account (`alice@example.org`, password and app password).

@@ -4,7 +4,7 @@
 //! over RETR byte for byte, delivered by SMTP and imported from disk.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tme_testkit::Node;
 
@@ -17,9 +17,7 @@ use common::{metrics_lines, node_with_client_account, run_python_client};
 const SESSION_ERRORS_MAX: &str = "30";
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/pop3")
-        .join(name)
+    common::test_script("pop3", name)
 }
 
 /// A node with the account, many bad logins allowed without delay (the throttle is tested by

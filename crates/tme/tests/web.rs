@@ -19,9 +19,7 @@ const OTHER_SUBJECT: &str = "For Bob only";
 const OTHER_SECRET: &str = "the-secret-of-bob-4711";
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/web")
-        .join(name)
+    common::test_script("web", name)
 }
 
 /// A message of script tags, event handlers, a `javascript:` link and remote images and
@@ -264,6 +262,84 @@ Here are the quarterly figures.\r\n"
             ("HTTP_PORT", http_port.as_ref()),
             ("SEARCH_SUBJECT", SEARCH_SUBJECT.as_ref()),
             ("SCREENSHOT_DIR", screenshots.as_os_str()),
+        ],
+    );
+}
+
+const PARTS_SUBJECT: &str = "Ten thousand parts";
+const HUGE_SUBJECT: &str = "Fifty megabytes of HTML";
+const TRICK_SUBJECT: &str = "Attachments with tricky names";
+
+/// A multipart/mixed message of `parts` small attachments.
+fn many_parts_message(parts: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "From: a@example.net\r\nTo: alice@example.org\r\nSubject: {PARTS_SUBJECT}\r\n\
+Message-ID: <parts@example.net>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"p\"\r\n\r\n--p\r\nContent-Type: text/plain\r\n\r\nMany parts.\r\n"
+    );
+    for number in 0..parts {
+        raw.push_str(&format!(
+            "--p\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"part-{number}.bin\"\r\n\r\nx\r\n"
+        ));
+    }
+    raw.push_str("--p--\r\n");
+    raw.into_bytes()
+}
+
+/// A text/html message of about `octets` octets, with scripts sprinkled through it.
+fn huge_html_message(octets: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "From: a@example.net\r\nTo: alice@example.org\r\nSubject: {HUGE_SUBJECT}\r\n\
+Message-ID: <huge@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n"
+    )
+    .into_bytes();
+    let chunk = b"<p>Lorem ipsum dolor sit amet <b>bold</b> <script>document.title='owned'</script></p>\r\n";
+    while raw.len() < octets {
+        raw.extend_from_slice(chunk);
+    }
+    raw.extend_from_slice(b"</body></html>\r\n");
+    raw
+}
+
+/// Attachments named with a path, a Windows path with control characters (RFC 2231), and a
+/// dot name.
+fn trick_names_message() -> Vec<u8> {
+    format!(
+        "From: a@example.net\r\nTo: alice@example.org\r\nSubject: {TRICK_SUBJECT}\r\n\
+Message-ID: <tricks@example.net>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"t\"\r\n\r\n--t\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+--t\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"../../../etc/passwd\"\r\n\r\nnot really\r\n\
+--t\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''C%3A%5CWindows%5Cev%0D%0Ail.exe\r\n\r\nMZ\r\n\
+--t\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"..notes.txt\"\r\n\r\nnotes\r\n--t--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Forged sessions, 10,000 parts, 50 MB of HTML, path tricks and malformed forms.
+#[test]
+fn hostile_input_gets_clear_errors_or_safe_pages() {
+    let (node, app_password) = common::node_with_client_account(&[]);
+    import(
+        &node,
+        common::CLIENT_ADDRESS,
+        &[
+            ("1-parts.eml", many_parts_message(10_000)),
+            ("2-huge.eml", huge_html_message(50 * 1000 * 1000)),
+            ("3-tricks.eml", trick_names_message()),
+        ],
+    );
+    let http_port = node.address("http").port().to_string();
+    common::run_python_client(
+        &node,
+        &script("bad_input.py"),
+        &app_password,
+        &[],
+        &[
+            ("HTTP_PORT", http_port.as_ref()),
+            ("PARTS_SUBJECT", PARTS_SUBJECT.as_ref()),
+            ("HUGE_SUBJECT", HUGE_SUBJECT.as_ref()),
+            ("TRICK_SUBJECT", TRICK_SUBJECT.as_ref()),
         ],
     );
 }

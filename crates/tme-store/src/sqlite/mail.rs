@@ -37,6 +37,49 @@ pub struct SqliteMailStore {
     group_commit: GroupCommit<MailWrite>,
     /// Shared by the clones of this store.
     summaries: Arc<SummaryCache>,
+    /// Mailbox counts by HIGHEST_MODSEQ, shared by the clones of this store.
+    counts: Arc<CountsCache>,
+}
+
+/// The most mailboxes whose counts are kept; past it, the cache starts again empty.
+const COUNTS_CACHED_MAILBOXES_MAX: usize = 100_000;
+
+/// `mailbox_counts` answers by mailbox, each valid for one HIGHEST_MODSEQ of its mailbox.
+/// Mailbox ids are never reused (AUTOINCREMENT), so an entry can only be stale by MODSEQ,
+/// and a stale one is never returned.
+#[derive(Debug, Default)]
+struct CountsCache {
+    entries: std::sync::Mutex<std::collections::HashMap<MailboxId, (ModSeq, MailboxCounts)>>,
+}
+
+impl CountsCache {
+    fn get(&self, mailbox: MailboxId, modseq: ModSeq) -> Option<MailboxCounts> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .get(&mailbox)
+            .filter(|(cached, _)| *cached == modseq)
+            .map(|(_, counts)| *counts)
+    }
+
+    fn put(&self, mailbox: MailboxId, modseq: ModSeq, counts: MailboxCounts) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= COUNTS_CACHED_MAILBOXES_MAX {
+            entries.clear();
+        }
+        // A slower reader must not put back counts older than what is kept.
+        match entries.get(&mailbox) {
+            Some((cached, _)) if *cached > modseq => {}
+            _ => {
+                entries.insert(mailbox, (modseq, counts));
+            }
+        }
+    }
 }
 
 impl SqliteMailStore {
@@ -45,6 +88,7 @@ impl SqliteMailStore {
             database: Database::open(path, &schema::MAIL, busy_timeout).await?,
             group_commit: GroupCommit::default(),
             summaries: Arc::new(SummaryCache::new(SUMMARY_CACHE_BYTES_MAX)),
+            counts: Arc::new(CountsCache::default()),
         })
     }
 
@@ -599,19 +643,48 @@ impl MailStore for SqliteMailStore {
         account: AccountId,
         id: MailboxId,
     ) -> StoreResult<MailboxCounts> {
+        // The counts change only with the mailbox's HIGHEST_MODSEQ (every append, expunge,
+        // flag change and restore in it raises it): kept per MODSEQ, they are read again only
+        // after a change.
+        let modseq: Option<ModSeq> = sqlx::query_scalar(
+            "SELECT highest_modseq FROM mailboxes WHERE account_id = ? AND mailbox_id = ?",
+        )
+        .bind(account)
+        .bind(id)
+        .fetch_optional(&self.database.reader)
+        .await?;
+        if let Some(modseq) = modseq
+            && let Some(counts) = self.counts.get(id, modseq)
+        {
+            return Ok(counts);
+        }
+        // One statement, so the MODSEQ and the counts come from one snapshot. Each count is
+        // answered by an index of the live messages (schema step 3), never the rows; the
+        // WHERE terms must match those indexes' for that.
         let row = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM((system_flags & 1) = 0), 0), COALESCE(SUM(size_bytes), 0)
-             FROM messages WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL",
+            "SELECT
+                (SELECT highest_modseq FROM mailboxes WHERE account_id = ?1 AND mailbox_id = ?2),
+                (SELECT COUNT(*) FROM messages
+                 WHERE account_id = ?1 AND mailbox_id = ?2 AND expunged_unix IS NULL),
+                (SELECT COUNT(*) FROM messages
+                 WHERE account_id = ?1 AND mailbox_id = ?2 AND expunged_unix IS NULL
+                   AND (system_flags & 1) = 0),
+                (SELECT COALESCE(SUM(size_bytes), 0) FROM messages
+                 WHERE account_id = ?1 AND mailbox_id = ?2 AND expunged_unix IS NULL)",
         )
         .bind(account)
         .bind(id)
         .fetch_one(&self.database.reader)
         .await?;
-        Ok(MailboxCounts {
-            messages: to_u64(row.try_get(0)?),
-            unseen: to_u64(row.try_get(1)?),
-            size_bytes: to_u64(row.try_get(2)?),
-        })
+        let counts = MailboxCounts {
+            messages: to_u64(row.try_get(1)?),
+            unseen: to_u64(row.try_get(2)?),
+            size_bytes: to_u64(row.try_get(3)?),
+        };
+        if let Some(modseq) = row.try_get::<Option<ModSeq>, _>(0)? {
+            self.counts.put(id, modseq, counts);
+        }
+        Ok(counts)
     }
 
     async fn mailbox_create(

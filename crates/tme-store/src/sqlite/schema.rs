@@ -237,6 +237,20 @@ CREATE TABLE delivery_keys (
 ) WITHOUT ROWID;
 CREATE INDEX delivery_keys_created ON delivery_keys(created_unix);
 "#,
+        // 3: a mailbox read a page at a time (the webmail's lists by arrival, date and size)
+        // and counted (its messages, unseen messages and size) from indexes of its live
+        // messages alone, never its rows: a page of a 50,000-message folder costs what a page
+        // of a small one does.
+        r#"
+CREATE INDEX messages_live_uid ON messages(account_id, mailbox_id, uid)
+    WHERE expunged_unix IS NULL;
+CREATE INDEX messages_live_date ON messages(account_id, mailbox_id, internal_date_unix, uid)
+    WHERE expunged_unix IS NULL;
+CREATE INDEX messages_live_size ON messages(account_id, mailbox_id, size_bytes, uid)
+    WHERE expunged_unix IS NULL;
+CREATE INDEX messages_live_unseen ON messages(account_id, mailbox_id)
+    WHERE expunged_unix IS NULL AND (system_flags & 1) = 0;
+"#,
     ],
 };
 

@@ -110,6 +110,15 @@ pub fn node_with_client_account(environment: &[(&str, &str)]) -> (tme_testkit::N
     (node, app_password)
 }
 
+/// The path of the test script `name` in `crates/tme/tests/{folder}/`.
+#[allow(dead_code)] // not every test crate that shares this module runs scripts
+pub fn test_script(folder: &str, name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(folder)
+        .join(name)
+}
+
 /// Runs a Python client script against `node` and fails the test (with the node's log) when
 /// it fails. The script gets the node's ports (`SMTP_PORT`, `IMAP_PORT`, `IMAPS_PORT`,
 /// `POP3_PORT`, `POP3S_PORT`), the account (`USER_ADDRESS`, `PASSWORD`, `APP_PASSWORD`),
