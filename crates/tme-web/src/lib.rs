@@ -5,7 +5,9 @@
 //! (`body`: the HTML part sanitised by ammonia, or the text part). Logins go through the
 //! node's one `tme_auth::Authenticator`, so the web form is throttled and locked together
 //! with IMAP, POP3 and submission. Sessions are kept in the directory
-//! (`Directory::web_session_*`), by the hash of their token.
+//! (`Directory::web_session_*`), by the hash of their token. `settings` changes the
+//! account's own settings (display name, signature, password, app passwords, sessions);
+//! `branding` shows each partner's brand.
 //!
 //! Rules it keeps:
 //! - message HTML is never put in a page unsanitised (`body::sanitize_html`), and every page
@@ -22,11 +24,13 @@
 
 pub mod auth;
 pub mod body;
+pub mod branding;
 pub mod current;
 pub mod pages;
 pub mod read;
 pub mod respond;
 pub mod session;
+pub mod settings;
 
 use std::sync::Arc;
 
@@ -76,10 +80,16 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(read::routes())
+        .merge(settings::routes())
         .route("/static/style.css", get(style))
+        .route("/static/brand/{file}", get(branding::brand_stylesheet))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_csrf,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            branding::brand_layer,
         ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -123,10 +133,11 @@ async fn require_csrf(State(state): State<WebState>, request: Request, next: Nex
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        CSP_HEADER,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // A page of a branded partner may already carry the policy widened by its logo's
+    // origin (`branding::brand_layer`); every other gets the strict one.
+    headers
+        .entry(CSP_HEADER)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
