@@ -78,6 +78,7 @@ pub async fn run(name: &str, store: &Store) {
         "web_sessions_are_kept_per_account_and_revoked" => {
             web_sessions_are_kept_per_account_and_revoked(store).await
         }
+        "signatures_are_kept_per_account" => signatures_are_kept_per_account(store).await,
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -1945,5 +1946,65 @@ pub async fn web_sessions_are_kept_per_account_and_revoked(store: &Store) {
     assert_eq!(
         directory.web_session_list(alice).await.unwrap(),
         vec![second]
+    );
+}
+
+pub async fn signatures_are_kept_per_account(store: &Store) {
+    let alice = account(store, "alice@example.org", 1 << 20).await;
+    let bob = account(store, "bob@example.org", 1 << 20).await;
+    let directory = &store.directory;
+    assert_eq!(directory.account_signature_get(alice).await.unwrap(), None);
+    directory
+        .account_signature_set(alice, Some("-- \nAlice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.account_signature_get(alice).await.unwrap(),
+        Some("-- \nAlice".to_owned())
+    );
+    assert_eq!(
+        directory.account_signature_get(bob).await.unwrap(),
+        None,
+        "one account's signature is not another's"
+    );
+    directory
+        .account_signature_set(alice, Some("Alice again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.account_signature_get(alice).await.unwrap(),
+        Some("Alice again".to_owned())
+    );
+    let too_long = "x".repeat(crate::ACCOUNT_SIGNATURE_CHARS_MAX + 1);
+    assert!(matches!(
+        directory
+            .account_signature_set(alice, Some(&too_long))
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    directory
+        .account_signature_set(alice, Some(""))
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.account_signature_get(alice).await.unwrap(),
+        None,
+        "an empty signature removes it"
+    );
+    assert!(matches!(
+        directory
+            .account_signature_set(9_999_999, Some("nobody"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    directory
+        .account_signature_set(bob, Some("Bob"))
+        .await
+        .unwrap();
+    directory.account_remove(bob).await.unwrap();
+    assert_eq!(
+        directory.account_signature_get(bob).await.unwrap(),
+        None,
+        "the signature goes with its account"
     );
 }

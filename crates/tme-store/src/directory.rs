@@ -194,6 +194,9 @@ pub struct WebSession {
 /// The longest User-Agent a web session keeps, in characters.
 pub const WEB_SESSION_USER_AGENT_CHARS_MAX: usize = 200;
 
+/// The longest signature an account keeps, in characters.
+pub const ACCOUNT_SIGNATURE_CHARS_MAX: usize = 4_000;
+
 /// Where mail for an address goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -237,6 +240,16 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     async fn account_set_quota(&self, id: AccountId, quota_bytes_max: u64) -> StoreResult<()>;
     async fn account_set_display_name(&self, id: AccountId, name: Option<&str>) -> StoreResult<()>;
     async fn account_remove(&self, id: AccountId) -> StoreResult<()>;
+    /// The text the account's new mail ends with (the webmail's compose form puts it in),
+    /// if one is set.
+    async fn account_signature_get(&self, id: AccountId) -> StoreResult<Option<String>>;
+    /// Sets the signature, or (`None`, or an empty text) removes it. A signature longer than
+    /// `ACCOUNT_SIGNATURE_CHARS_MAX` is `Refused`; an unknown account is `NotFound`.
+    async fn account_signature_set(
+        &self,
+        id: AccountId,
+        signature: Option<&str>,
+    ) -> StoreResult<()>;
 
     async fn app_password_add(
         &self,

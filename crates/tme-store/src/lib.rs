@@ -34,9 +34,9 @@ use std::sync::Arc;
 
 pub use blob::{BlobId, BlobStore};
 pub use directory::{
-    Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
-    DomainRecord, LoginLock, NewAccount, Partner, Resolution, WEB_SESSION_USER_AGENT_CHARS_MAX,
-    WebSession,
+    ACCOUNT_SIGNATURE_CHARS_MAX, Account, AccountId, AccountState, Alias, AliasSource, AppPassword,
+    Branding, Directory, DomainRecord, LoginLock, NewAccount, Partner, Resolution,
+    WEB_SESSION_USER_AGENT_CHARS_MAX, WebSession,
 };
 pub use dns::{DkimAlgorithm, DkimKey, DnsRecord, NewDkimKey, NewDnsRecord};
 pub use error::{StoreError, StoreResult};

@@ -54,4 +54,5 @@ conformance_tests!(
     dns_keys_and_records,
     login_locks_are_kept_listed_and_lifted,
     web_sessions_are_kept_per_account_and_revoked,
+    signatures_are_kept_per_account,
 );

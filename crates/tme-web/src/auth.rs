@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use tme_auth::LoginRefusal;
 use tme_core::Secret;
 use tme_store::WebSession;
 
+use crate::branding::Brand;
 use crate::current::{Current, cookie, current_session};
 use crate::respond::{WebError, now_unix, page, redirect};
 use crate::{COOKIES_SECURE, FORM_BODY_OCTETS_MAX, WebState, pages, session};
@@ -37,9 +38,9 @@ async fn root(State(state): State<WebState>, headers: HeaderMap) -> Response {
 }
 
 /// The login page with a fresh form token (and its cookie).
-fn login_page(status: StatusCode, address: &str, error: Option<&str>) -> Response {
+fn login_page(status: StatusCode, address: &str, error: Option<&str>, brand: &Brand) -> Response {
     let login_token = session::new_login_token();
-    let mut response = page(status, pages::login(&login_token, address, error));
+    let mut response = page(status, pages::login(&login_token, address, error, brand));
     let cookie = session::set_cookie(
         session::LOGIN_COOKIE,
         &login_token,
@@ -53,11 +54,16 @@ fn login_page(status: StatusCode, address: &str, error: Option<&str>) -> Respons
     response
 }
 
-async fn login_form(State(state): State<WebState>, headers: HeaderMap) -> Response {
+async fn login_form(
+    State(state): State<WebState>,
+    brand: Option<Extension<Brand>>,
+    headers: HeaderMap,
+) -> Response {
+    let brand = brand.map(|Extension(brand)| brand).unwrap_or_default();
     match current_session(&state, &headers).await {
         Ok(_) => redirect("/mail"),
         Err(WebError::Unavailable) => WebError::Unavailable.into_response(),
-        Err(_) => login_page(StatusCode::OK, "", None),
+        Err(_) => login_page(StatusCode::OK, "", None, &brand),
     }
 }
 
@@ -79,9 +85,11 @@ const LOGIN_PASSWORD_OCTETS_MAX: usize = 1024;
 async fn login_submit(
     State(state): State<WebState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    brand: Option<Extension<Brand>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let brand = brand.map(|Extension(brand)| brand).unwrap_or_default();
     if body.len() > FORM_BODY_OCTETS_MAX {
         return WebError::Forbidden.into_response();
     }
@@ -104,6 +112,7 @@ async fn login_submit(
             StatusCode::UNAUTHORIZED,
             "",
             Some("Wrong address or password."),
+            &brand,
         );
     }
     let client_ip: IpAddr = client.ip();
@@ -132,7 +141,7 @@ async fn login_submit(
                     "Logging in is unavailable just now. Try again in a moment.",
                 ),
             };
-            return login_page(status, address, Some(text));
+            return login_page(status, address, Some(text), &brand);
         }
     };
     let token = session::new_session_token();

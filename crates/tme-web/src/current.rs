@@ -11,6 +11,7 @@ use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 use tme_store::{Account, AccountState, WebSession};
 
+use crate::branding::Brand;
 use crate::pages::Viewer;
 use crate::respond::{WebError, now_unix};
 use crate::{WebState, session};
@@ -23,6 +24,9 @@ pub struct Current {
     pub address: String,
     pub session: WebSession,
     pub csrf_token: String,
+    /// The account's partner's brand (left by `branding::brand_layer`; the default when
+    /// the request did not pass it).
+    pub brand: Brand,
 }
 
 impl Current {
@@ -30,6 +34,7 @@ impl Current {
         Viewer {
             address: &self.address,
             csrf_token: &self.csrf_token,
+            brand: &self.brand,
         }
     }
 }
@@ -40,10 +45,14 @@ impl FromRequestParts<WebState> for Current {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Current, WebError> {
-        if let Some(current) = parts.extensions.get::<Current>() {
-            return Ok(current.clone());
+        let mut current = match parts.extensions.get::<Current>() {
+            Some(current) => current.clone(),
+            None => current_session(state, &parts.headers).await?,
+        };
+        if let Some(brand) = parts.extensions.get::<Brand>() {
+            current.brand = brand.clone();
         }
-        current_session(state, &parts.headers).await
+        Ok(current)
     }
 }
 
@@ -87,5 +96,6 @@ pub async fn current_session(state: &WebState, headers: &HeaderMap) -> Result<Cu
         account,
         csrf_token: session::csrf_token(token),
         session: stored,
+        brand: Brand::default(),
     })
 }

@@ -5,7 +5,9 @@
 //! (`body`: the HTML part sanitised by ammonia, or the text part). Logins go through the
 //! node's one `tme_auth::Authenticator`, so the web form is throttled and locked together
 //! with IMAP, POP3 and submission. Sessions are kept in the directory
-//! (`Directory::web_session_*`), by the hash of their token.
+//! (`Directory::web_session_*`), by the hash of their token. `settings` changes the
+//! account's own settings (display name, signature, password, app passwords, sessions);
+//! `branding` shows each partner's brand.
 //!
 //! Rules it keeps:
 //! - message HTML is never put in a page unsanitised (`body::sanitize_html`), and every page
@@ -22,6 +24,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod branding;
 pub mod current;
 pub mod live;
 pub mod organise;
@@ -30,6 +33,7 @@ pub mod read;
 pub mod respond;
 pub mod search;
 pub mod session;
+pub mod settings;
 
 use std::sync::Arc;
 
@@ -87,6 +91,7 @@ pub fn router(state: WebState) -> Router {
         .merge(organise::routes())
         .merge(search::routes())
         .merge(live::routes())
+        .merge(settings::routes())
         .route("/static/app.js", get(script))
         // Browsers ask for it on every site; there is none (204, not a logged 404).
         .route(
@@ -94,9 +99,14 @@ pub fn router(state: WebState) -> Router {
             get(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
         .route("/static/style.css", get(style))
+        .route("/static/brand/{file}", get(branding::brand_stylesheet))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_csrf,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            branding::brand_layer,
         ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -141,7 +151,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     // A handler may send its own policy (a message shown with its remote images, a
-    // download); every other response gets the strict one.
+    // download), or the brand layer the policy widened by the partner's logo's origin
+    // (`branding::brand_layer`); every other response gets the strict one.
     headers
         .entry(CSP_HEADER)
         .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));

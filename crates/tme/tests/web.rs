@@ -343,3 +343,71 @@ fn hostile_input_gets_clear_errors_or_safe_pages() {
         ],
     );
 }
+
+/// The brand the settings tests give the client account's partner (`Test`, which
+/// `tme_testkit` makes for example.org).
+const BRAND_PRODUCT_NAME: &str = "Acme Mail";
+const BRAND_COLOUR_PRIMARY: &str = "#0b6e4f";
+const BRAND_COLOUR_ACCENT: &str = "#f4a261";
+const BRAND_LOGO_URL: &str = "https://logo.example.net/acme.png";
+
+/// A node whose client account's partner has a brand.
+fn branded_node() -> (tme_testkit::Node, String) {
+    let (node, app_password) = common::node_with_client_account(&[]);
+    node.tme_ok(&[
+        "partner",
+        "set",
+        "Test",
+        "--product-name",
+        BRAND_PRODUCT_NAME,
+        "--colour-primary",
+        BRAND_COLOUR_PRIMARY,
+        "--colour-accent",
+        BRAND_COLOUR_ACCENT,
+        "--logo-url",
+        BRAND_LOGO_URL,
+    ])
+    .expect("partner brand");
+    (node, app_password)
+}
+
+fn run_settings(node: &tme_testkit::Node, app_password: &str, name: &str) {
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+    let http_port = node.address("http").port().to_string();
+    common::run_python_client(
+        node,
+        &script(name),
+        app_password,
+        &[],
+        &[
+            ("HTTP_PORT", http_port.as_ref()),
+            ("BRAND_PRODUCT_NAME", BRAND_PRODUCT_NAME.as_ref()),
+            ("BRAND_COLOUR_PRIMARY", BRAND_COLOUR_PRIMARY.as_ref()),
+            ("BRAND_LOGO_URL", BRAND_LOGO_URL.as_ref()),
+            ("SCREENSHOT_DIR", screenshots.as_os_str()),
+        ],
+    );
+}
+
+/// Settings through urllib (every POST with and without its CSRF token), checked with
+/// imaplib: a web-made app password logs in over IMAP until revoked, a changed password
+/// replaces the old one and logs the other web sessions out; session revocation; the
+/// partner's brand chosen by the Host header and by the account.
+#[test]
+fn settings_app_passwords_sessions_and_brand_with_std_clients() {
+    let (node, app_password) = branded_node();
+    run_settings(&node, &app_password, "settings_client.py");
+}
+
+/// The settings page and a branded login page in headless Chromium, with screenshots.
+#[test]
+fn chromium_shows_settings_and_a_branded_login() {
+    for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        assert!(
+            Path::new(binary).exists(),
+            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
+        );
+    }
+    let (node, app_password) = branded_node();
+    run_settings(&node, &app_password, "settings_browser.py");
+}

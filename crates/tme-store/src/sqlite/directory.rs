@@ -10,8 +10,9 @@ use tme_core::{Domain, EmailAddress};
 
 use super::{Database, already_exists_if_unique, now_unix, row_exists, schema, to_i64, to_u64};
 use crate::directory::{
-    Account, AccountId, AccountState, Alias, AliasSource, AppPassword, Branding, Directory,
-    DomainRecord, LoginLock, NewAccount, Partner, WEB_SESSION_USER_AGENT_CHARS_MAX, WebSession,
+    ACCOUNT_SIGNATURE_CHARS_MAX, Account, AccountId, AccountState, Alias, AliasSource, AppPassword,
+    Branding, Directory, DomainRecord, LoginLock, NewAccount, Partner,
+    WEB_SESSION_USER_AGENT_CHARS_MAX, WebSession,
 };
 use crate::error::{StoreError, StoreResult};
 
@@ -456,6 +457,51 @@ impl Directory for SqliteDirectory {
             .execute(&self.database.writer)
             .await?;
         found_if_affected(result.rows_affected(), "account", || id.to_string())
+    }
+
+    async fn account_signature_get(&self, id: AccountId) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT signature FROM account_settings WHERE account_id = ?")
+            .bind(id)
+            .fetch_optional(&self.database.reader)
+            .await?;
+        match row {
+            Some(row) => Ok(row.try_get::<Option<String>, _>(0)?),
+            None => Ok(None),
+        }
+    }
+
+    async fn account_signature_set(
+        &self,
+        id: AccountId,
+        signature: Option<&str>,
+    ) -> StoreResult<()> {
+        let signature = signature.filter(|text| !text.is_empty());
+        if signature.is_some_and(|text| text.chars().count() > ACCOUNT_SIGNATURE_CHARS_MAX) {
+            return Err(StoreError::Refused(format!(
+                "a signature has at most {ACCOUNT_SIGNATURE_CHARS_MAX} characters"
+            )));
+        }
+        let mut transaction = self.database.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM accounts WHERE account_id = ?")
+            .bind(id)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound {
+                kind: "account",
+                name: id.to_string(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO account_settings (account_id, signature) VALUES (?, ?) ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature",
+        )
+        .bind(id)
+        .bind(signature)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     async fn app_password_add(

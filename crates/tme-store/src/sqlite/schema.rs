@@ -169,6 +169,14 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_account ON web_sessions(account_id);
 CREATE INDEX web_sessions_expires ON web_sessions(expires_unix);
 "#,
+        // 5: account settings of the webmail (the signature); they go with their account.
+        // No generation trigger: nothing cached depends on them.
+        r#"
+CREATE TABLE account_settings (
+    account_id INTEGER PRIMARY KEY REFERENCES accounts(account_id) ON DELETE CASCADE,
+    signature TEXT
+);
+"#,
     ],
 };
 

@@ -7,22 +7,39 @@
 
 pub mod mail;
 pub mod search;
+pub mod settings;
 
 use maud::{DOCTYPE, Markup, html};
 
+pub use crate::branding::Brand;
+use crate::branding::default_brand;
 pub use mail::{FolderEntry, MessageRow, Paging, format_date};
 
-/// The product name on every page (partner branding replaces it later).
-pub const PRODUCT_NAME: &str = "tme Mail";
+/// The product name on every page without a partner brand.
+pub const PRODUCT_NAME: &str = crate::branding::PRODUCT_NAME_DEFAULT;
 
 /// Who is logged in, for the page header.
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer<'a> {
     pub address: &'a str,
     pub csrf_token: &'a str,
+    /// The brand of the account's partner.
+    pub brand: &'a Brand,
 }
 
+/// A page: the viewer's brand, or the default one without a viewer.
 pub fn layout(title: &str, viewer: Option<Viewer<'_>>, content: Markup) -> Markup {
+    let brand = viewer.map_or(default_brand(), |viewer| viewer.brand);
+    layout_branded(title, viewer, brand, content)
+}
+
+/// A page in `brand`: its name, logo and colour sheet (linked: no inline style).
+pub fn layout_branded(
+    title: &str,
+    viewer: Option<Viewer<'_>>,
+    brand: &Brand,
+    content: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -30,15 +47,23 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, content: Markup) -> Marku
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
-                title { (title) " – " (PRODUCT_NAME) }
+                title { (title) " – " (brand.product_name) }
                 link rel="stylesheet" href="/static/style.css";
+                @if let Some(sheet) = &brand.stylesheet_path {
+                    link rel="stylesheet" href=(sheet);
+                }
                 @if viewer.is_some() {
                     script src="/static/app.js" defer {}
                 }
             }
             body {
                 header class="top" {
-                    a class="product" href="/mail" { (PRODUCT_NAME) }
+                    a class="product" href="/mail" {
+                        @if let Some(logo) = &brand.logo_url {
+                            img class="logo" src=(logo) alt="";
+                        }
+                        (brand.product_name)
+                    }
                     @if let Some(viewer) = viewer {
                         nav class="app-nav" aria-label="Webmail" {
                             a href="/mail" accesskey="m" { "Mail" }
@@ -65,10 +90,11 @@ pub fn csrf_field(csrf_token: &str) -> Markup {
 }
 
 /// The login form; `error` says why the last try failed.
-pub fn login(login_token: &str, address: &str, error: Option<&str>) -> Markup {
-    layout(
+pub fn login(login_token: &str, address: &str, error: Option<&str>, brand: &Brand) -> Markup {
+    layout_branded(
         "Log in",
         None,
+        brand,
         html! {
             main class="login" {
                 h1 { "Log in" }
@@ -111,7 +137,13 @@ mod tests {
 
     #[test]
     fn values_are_escaped() {
-        let page = login("t", "\"><script>x()</script>", Some("<b>no</b>")).into_string();
+        let page = login(
+            "t",
+            "\"><script>x()</script>",
+            Some("<b>no</b>"),
+            &Brand::default(),
+        )
+        .into_string();
         assert!(!page.contains("<script>x()"), "{page}");
         assert!(page.contains("&lt;b&gt;no&lt;/b&gt;"), "{page}");
         assert!(
