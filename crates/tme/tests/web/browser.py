@@ -13,10 +13,9 @@ import http.server
 import os
 import threading
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+from chromium import browser
 
 BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
 SCREENSHOTS = os.environ["SCREENSHOT_DIR"]
@@ -35,17 +34,6 @@ class Pixel(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *arguments):
         pass
-
-
-def browser():
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1200,900"]:
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(60)
-    return driver
 
 
 def open_subject(driver, subject):

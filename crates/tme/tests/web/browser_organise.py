@@ -12,36 +12,15 @@ import os
 import smtplib
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
+
+from chromium import browser, click
 
 BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
 SCREENSHOTS = os.environ["SCREENSHOT_DIR"]
 SUBJECT = os.environ["SEARCH_SUBJECT"]
-
-
-def browser():
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1200,900"]:
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(60)
-    return driver
-
-
-def click(driver, element):
-    """Clicks `element` and waits for the page it leads to (a form's POST and its redirect)."""
-    element.click()
-    WebDriverWait(driver, 30).until(staleness_of(element))
-    WebDriverWait(driver, 30).until(
-        lambda _: driver.execute_script("return document.readyState") == "complete")
 
 
 def folder(driver, name):

@@ -11,10 +11,9 @@ BRAND_LOGO_URL, SCREENSHOT_DIR.
 
 import os
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+import chromium
 
 PORT = os.environ["HTTP_PORT"]
 SCREENSHOTS = os.environ["SCREENSHOT_DIR"]
@@ -25,15 +24,8 @@ LOGO_HOST = os.environ["BRAND_LOGO_URL"].split("/")[2]
 
 
 def browser():
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1200,900",
-                     f"--host-resolver-rules=MAP {BRANDED_HOST} 127.0.0.1, MAP {LOGO_HOST} ~NOTFOUND"]:
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(60)
-    return driver
+    return chromium.browser(
+        [f"--host-resolver-rules=MAP {BRANDED_HOST} 127.0.0.1, MAP {LOGO_HOST} ~NOTFOUND"])
 
 
 def hex_to_rgb(colour):
