@@ -22,6 +22,24 @@ fn script(name: &str) -> PathBuf {
     common::test_script("web", name)
 }
 
+/// Runs the script `name` against `node` with `HTTP_PORT`, `SCREENSHOT_DIR` (under the target
+/// directory, `tmp/web-screenshots`) and `environment`.
+fn run_script(
+    node: &tme_testkit::Node,
+    app_password: &str,
+    name: &str,
+    environment: &[(&str, &std::ffi::OsStr)],
+) {
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+    let http_port = node.address("http").port().to_string();
+    let mut all: Vec<(&str, &std::ffi::OsStr)> = vec![
+        ("HTTP_PORT", http_port.as_ref()),
+        ("SCREENSHOT_DIR", screenshots.as_os_str()),
+    ];
+    all.extend_from_slice(environment);
+    common::run_python_client(node, &script(name), app_password, &[], &all);
+}
+
 /// A message of script tags, event handlers, a `javascript:` link and remote images and
 /// styles pointing at `pixel_port`.
 fn hostile_message(pixel_port: u16) -> String {
@@ -98,16 +116,12 @@ fn node_with_mail(pixel_port: u16) -> (tme_testkit::Node, String) {
 }
 
 fn run(node: &tme_testkit::Node, app_password: &str, name: &str, pixel_port: u16) {
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
-    let http_port = node.address("http").port().to_string();
     let pixel_port = pixel_port.to_string();
-    common::run_python_client(
+    run_script(
         node,
-        &script(name),
         app_password,
-        &[],
+        name,
         &[
-            ("HTTP_PORT", http_port.as_ref()),
             ("PIXEL_PORT", pixel_port.as_ref()),
             ("OTHER_ADDRESS", OTHER_ADDRESS.as_ref()),
             ("OTHER_PASSWORD", OTHER_PASSWORD.as_ref()),
@@ -115,7 +129,6 @@ fn run(node: &tme_testkit::Node, app_password: &str, name: &str, pixel_port: u16
             ("OTHER_SECRET", OTHER_SECRET.as_ref()),
             ("CORPUS_SUBJECT", CORPUS_SUBJECT.as_ref()),
             ("HOSTILE_SUBJECT", HOSTILE_SUBJECT.as_ref()),
-            ("SCREENSHOT_DIR", screenshots.as_os_str()),
         ],
     );
 }
@@ -197,15 +210,12 @@ Message-ID: <bulk-{number}@example.net>\r\n\r\n{}\r\n",
         .map(|(name, content)| (name.as_str(), content.clone()))
         .collect();
     import(&node, common::CLIENT_ADDRESS, &borrowed);
-    let http_port = node.address("http").port().to_string();
     let bulk = BULK_MESSAGES.to_string();
-    common::run_python_client(
+    run_script(
         &node,
-        &script("organise.py"),
         &app_password,
-        &[],
+        "organise.py",
         &[
-            ("HTTP_PORT", http_port.as_ref()),
             ("RELATED_SUBJECT", RELATED_SUBJECT.as_ref()),
             ("BULK_MESSAGES", bulk.as_ref()),
         ],
@@ -251,18 +261,11 @@ Here are the quarterly figures.\r\n"
         .map(|(name, content)| (name.as_str(), content.clone()))
         .collect();
     import(&node, common::CLIENT_ADDRESS, &borrowed);
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
-    let http_port = node.address("http").port().to_string();
-    common::run_python_client(
+    run_script(
         &node,
-        &script("browser_organise.py"),
         &app_password,
-        &[],
-        &[
-            ("HTTP_PORT", http_port.as_ref()),
-            ("SEARCH_SUBJECT", SEARCH_SUBJECT.as_ref()),
-            ("SCREENSHOT_DIR", screenshots.as_os_str()),
-        ],
+        "browser_organise.py",
+        &[("SEARCH_SUBJECT", SEARCH_SUBJECT.as_ref())],
     );
 }
 
@@ -329,14 +332,11 @@ fn hostile_input_gets_clear_errors_or_safe_pages() {
             ("3-tricks.eml", trick_names_message()),
         ],
     );
-    let http_port = node.address("http").port().to_string();
-    common::run_python_client(
+    run_script(
         &node,
-        &script("bad_input.py"),
         &app_password,
-        &[],
+        "bad_input.py",
         &[
-            ("HTTP_PORT", http_port.as_ref()),
             ("PARTS_SUBJECT", PARTS_SUBJECT.as_ref()),
             ("HUGE_SUBJECT", HUGE_SUBJECT.as_ref()),
             ("TRICK_SUBJECT", TRICK_SUBJECT.as_ref()),
@@ -372,19 +372,14 @@ fn branded_node() -> (tme_testkit::Node, String) {
 }
 
 fn run_settings(node: &tme_testkit::Node, app_password: &str, name: &str) {
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
-    let http_port = node.address("http").port().to_string();
-    common::run_python_client(
+    run_script(
         node,
-        &script(name),
         app_password,
-        &[],
+        name,
         &[
-            ("HTTP_PORT", http_port.as_ref()),
             ("BRAND_PRODUCT_NAME", BRAND_PRODUCT_NAME.as_ref()),
             ("BRAND_COLOUR_PRIMARY", BRAND_COLOUR_PRIMARY.as_ref()),
             ("BRAND_LOGO_URL", BRAND_LOGO_URL.as_ref()),
-            ("SCREENSHOT_DIR", screenshots.as_os_str()),
         ],
     );
 }

@@ -99,32 +99,54 @@ const SORT_COLUMNS: [(&str, &str, &str); 2] = [
     ("Size", "size", "size-smallest"),
 ];
 
-/// The buttons of a list of messages in `mailbox`, for the selected ones.
-fn list_actions(folders: &[FolderEntry], mailbox: &Mailbox) -> Markup {
+/// The action buttons of the list (for the selected messages, `one` None) or of the message
+/// view (for `one`): what `organise::act` takes, the folders to move to, and no button that
+/// makes no sense where the messages are (Archive in Archive, Spam in Junk...).
+fn action_buttons(
+    folders: &[FolderEntry],
+    mailbox: &Mailbox,
+    one: Option<&MessageRecord>,
+) -> Markup {
     let in_trash = mailbox.special_use == Some(SpecialUse::Trash);
     let in_junk = mailbox.special_use == Some(SpecialUse::Junk);
+    let (label, select_id) = match one {
+        None => ("Selected messages", "move-target"),
+        Some(_) => ("This message", "message-move-target"),
+    };
     html! {
-        div class="actions" role="toolbar" aria-label="Selected messages" {
-            button type="submit" name="action" value="read" { "Mark read" }
-            button type="submit" name="action" value="unread" { "Mark unread" }
-            button type="submit" name="action" value="flag" { "Flag" }
-            button type="submit" name="action" value="unflag" { "Unflag" }
+        div class="actions" role="toolbar" aria-label=(label) {
+            @match one {
+                None => {
+                    button type="submit" name="action" value="read" { "Mark read" }
+                    button type="submit" name="action" value="unread" { "Mark unread" }
+                    button type="submit" name="action" value="flag" { "Flag" }
+                    button type="submit" name="action" value="unflag" { "Unflag" }
+                }
+                Some(record) => {
+                    button type="submit" name="action" value="unread" { "Mark unread" }
+                    @if record.flags.system.contains(SystemFlags::FLAGGED) {
+                        button type="submit" name="action" value="unflag" { "Unflag" }
+                    } @else {
+                        button type="submit" name="action" value="flag" { "Flag" }
+                    }
+                }
+            }
             @if in_trash {
                 button type="submit" name="action" value="restore" { "Restore to Inbox" }
                 button type="submit" name="action" value="delete" { "Delete for good" }
             } @else {
                 button type="submit" name="action" value="delete" data-key="#" { "Delete" }
-            }
-            @if mailbox.special_use != Some(SpecialUse::Archive) && !in_trash {
-                button type="submit" name="action" value="archive" data-key="e" { "Archive" }
+                @if mailbox.special_use != Some(SpecialUse::Archive) {
+                    button type="submit" name="action" value="archive" data-key="e" { "Archive" }
+                }
             }
             @if in_junk {
                 button type="submit" name="action" value="not-spam" { "Not spam" }
             } @else if !in_trash {
                 button type="submit" name="action" value="spam" { "Spam" }
             }
-            label for="move-target" class="visually-hidden" { "Move to folder" }
-            select id="move-target" name="target" {
+            label for=(select_id) class="visually-hidden" { "Move to folder" }
+            select id=(select_id) name="target" {
                 @for folder in folders {
                     @if folder.mailbox.id != mailbox.id {
                         option value=(folder.mailbox.id) { (folder.mailbox.name) }
@@ -176,7 +198,7 @@ pub fn mailbox(
                             (csrf_field(viewer.csrf_token))
                             input type="hidden" name="page" value=(paging.page);
                             input type="hidden" name="sort" value=(paging.sort);
-                            (list_actions(folders, mailbox))
+                            (action_buttons(folders, mailbox, None))
                             table class="message-list" {
                                 thead { tr {
                                     th scope="col" class="select" { span class="visually-hidden" { "Select" } }
@@ -395,52 +417,19 @@ pub fn message(
     }
 }
 
-/// The buttons of the message view: the list's actions for this one message.
+/// The form of the message view's buttons: the list's actions for this one message.
 fn message_actions(
     viewer: Viewer<'_>,
     folders: &[FolderEntry],
     mailbox: &Mailbox,
     record: &MessageRecord,
 ) -> Markup {
-    let flagged = record.flags.system.contains(SystemFlags::FLAGGED);
-    let in_trash = mailbox.special_use == Some(SpecialUse::Trash);
-    let in_junk = mailbox.special_use == Some(SpecialUse::Junk);
     html! {
         form method="post" action={ "/mail/" (mailbox.id) "/act" } class="message-actions" {
             (csrf_field(viewer.csrf_token))
             input type="hidden" name="uid" value=(record.uid);
             input type="hidden" name="from" value="message";
-            div class="actions" role="toolbar" aria-label="This message" {
-                button type="submit" name="action" value="unread" { "Mark unread" }
-                @if flagged {
-                    button type="submit" name="action" value="unflag" { "Unflag" }
-                } @else {
-                    button type="submit" name="action" value="flag" { "Flag" }
-                }
-                @if in_trash {
-                    button type="submit" name="action" value="restore" { "Restore to Inbox" }
-                    button type="submit" name="action" value="delete" { "Delete for good" }
-                } @else {
-                    button type="submit" name="action" value="delete" data-key="#" { "Delete" }
-                    @if mailbox.special_use != Some(SpecialUse::Archive) {
-                        button type="submit" name="action" value="archive" data-key="e" { "Archive" }
-                    }
-                }
-                @if in_junk {
-                    button type="submit" name="action" value="not-spam" { "Not spam" }
-                } @else if !in_trash {
-                    button type="submit" name="action" value="spam" { "Spam" }
-                }
-                label for="message-move-target" class="visually-hidden" { "Move to folder" }
-                select id="message-move-target" name="target" {
-                    @for folder in folders {
-                        @if folder.mailbox.id != mailbox.id {
-                            option value=(folder.mailbox.id) { (folder.mailbox.name) }
-                        }
-                    }
-                }
-                button type="submit" name="action" value="move" { "Move" }
-            }
+            (action_buttons(folders, mailbox, Some(record)))
         }
     }
 }
