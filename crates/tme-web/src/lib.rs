@@ -22,7 +22,9 @@
 
 pub mod auth;
 pub mod body;
+pub mod compose;
 pub mod current;
+pub mod multipart;
 pub mod pages;
 pub mod read;
 pub mod respond;
@@ -67,6 +69,8 @@ pub struct WebState {
     pub store: Store,
     /// The node's one authenticator: the web login shares the throttle and locks of IMAP.
     pub authenticator: Arc<Authenticator>,
+    /// The node's submission pipeline: the webmail sends through it (`compose`).
+    pub submitter: tme_queue::Submitter,
 }
 
 /// The webmail's routes, to be merged into the `http` role's router. It needs
@@ -76,6 +80,7 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(read::routes())
+        .merge(compose::routes())
         .route("/static/style.css", get(style))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -87,7 +92,9 @@ pub fn router(state: WebState) -> Router {
 
 /// Every POST but the login form's needs a live session and its CSRF token in the form
 /// body (`csrf`); the session goes to the handler as an extension. Runs before any handler,
-/// so no handler can forget it.
+/// so no handler can forget it. A multipart body (the compose form with its uploads) is
+/// read here whole, within `multipart::UPLOAD_BODY_OCTETS_MAX` (413 past it, 400 when
+/// malformed), and goes to the handler as a `multipart::MultipartForm` extension.
 async fn require_csrf(State(state): State<WebState>, request: Request, next: Next) -> Response {
     if request.method() == Method::GET || request.method() == Method::HEAD {
         return next.run(request).await;
@@ -101,6 +108,19 @@ async fn require_csrf(State(state): State<WebState>, request: Request, next: Nex
         Err(WebError::Unavailable) => return WebError::Unavailable.into_response(),
         Err(_) => return WebError::Forbidden.into_response(),
     };
+    if multipart::is_multipart(&parts.headers) {
+        let form = match multipart::read(&parts.headers, body).await {
+            Ok(form) => form,
+            Err(error) => return error.into_response(),
+        };
+        if !session::tokens_equal(form.field("csrf").unwrap_or(""), &current.csrf_token) {
+            tracing::info!(account = %current.account.address, path = %parts.uri.path(), "webmail: multipart POST without a valid CSRF token refused");
+            return WebError::Forbidden.into_response();
+        }
+        parts.extensions.insert(current);
+        parts.extensions.insert(form);
+        return next.run(Request::from_parts(parts, Body::empty())).await;
+    }
     let Ok(bytes) = axum::body::to_bytes(body, FORM_BODY_OCTETS_MAX).await else {
         return WebError::Forbidden.into_response();
     };

@@ -21,6 +21,17 @@ pub enum WebError {
     NotFound,
     /// The store failed: our fault; a retry may help.
     Unavailable,
+    /// A body past its limit (`multipart::UPLOAD_BODY_OCTETS_MAX` for uploads).
+    TooLarge,
+    /// A body that cannot be read as the form it claims to be; says what is wrong.
+    BadRequest(&'static str),
+    /// A well-formed request that cannot be done, with its status and a page saying why
+    /// (a sending refusal, a recipient that does not exist).
+    Refused {
+        status: StatusCode,
+        title: &'static str,
+        explanation: String,
+    },
 }
 
 impl From<StoreError> for WebError {
@@ -59,6 +70,26 @@ impl IntoResponse for WebError {
                     None,
                 ),
             ),
+            WebError::TooLarge => page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                pages::error(
+                    "Too large",
+                    &format!(
+                        "This form is larger than the {} MB this site accepts. Send fewer or smaller attachments.",
+                        crate::multipart::UPLOAD_BODY_OCTETS_MAX / (1024 * 1024)
+                    ),
+                    None,
+                ),
+            ),
+            WebError::BadRequest(explanation) => page(
+                StatusCode::BAD_REQUEST,
+                pages::error("Bad request", explanation, None),
+            ),
+            WebError::Refused {
+                status,
+                title,
+                explanation,
+            } => page(status, pages::error(title, &explanation, None)),
         }
     }
 }

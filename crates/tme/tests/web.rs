@@ -3,6 +3,7 @@
 //! Chromium driven by Selenium (`tests/web/browser.py`) for the login form, the message list,
 //! an HTML corpus message and a hostile message whose payloads must not run or load. The
 //! browser's screenshots are kept under the target directory (`tmp/web-screenshots`).
+//! Writing mail (compose, reply, forward, drafts, uploads) is `tests/web/compose.py`.
 
 use std::path::{Path, PathBuf};
 
@@ -144,4 +145,21 @@ fn chromium_logs_in_reads_mail_and_runs_no_payload() {
     let pixel_port = tme_testkit::free_ports(1).expect("port")[0].port();
     let (node, app_password) = node_with_mail(pixel_port);
     run(&node, &app_password, "browser.py", pixel_port);
+}
+
+/// Writing mail (`tests/web/compose.py`): in headless Chromium, compose with an upload and
+/// send, reply, forward inline and as an attachment, save, reopen and send a draft, each
+/// checked over IMAP with Python's imaplib; through urllib, multipart POSTs without the
+/// CSRF token (403), oversized (413), malformed (400), and file names with path tricks.
+#[test]
+fn chromium_composes_replies_forwards_and_keeps_drafts() {
+    for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        assert!(
+            Path::new(binary).exists(),
+            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
+        );
+    }
+    let pixel_port = tme_testkit::free_ports(1).expect("port")[0].port();
+    let (node, app_password) = node_with_mail(pixel_port);
+    run(&node, &app_password, "compose.py", pixel_port);
 }

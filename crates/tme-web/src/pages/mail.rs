@@ -193,6 +193,7 @@ pub fn message(
                 main class="message" {
                     p { a href={ "/mail/" (mailbox.id) } { "← " (mailbox.name) } }
                     h1 class="subject" { (subject) }
+                    (message_actions(mailbox, record))
                     dl class="fields" {
                         dt { "From" } dd { (full_addresses(&summary.from)) }
                         @if !summary.to.is_empty() { dt { "To" } dd { (full_addresses(&summary.to)) } }
@@ -224,6 +225,23 @@ pub fn message(
                 }
             }
         }))
+    }
+}
+
+/// Reply, reply-all and forward (inline or as an attachment) open the compose form on this
+/// message; a draft opens in the form to be edited.
+fn message_actions(mailbox: &Mailbox, record: &MessageRecord) -> Markup {
+    let here = format!("{}/{}", mailbox.id, record.uid);
+    html! {
+        nav class="message-actions" aria-label="Message actions" {
+            @if mailbox.special_use == Some(tme_store::mail::SpecialUse::Drafts) {
+                a href={ "/compose?draft=" (here) } { "Edit draft" }
+            }
+            a href={ "/compose?reply=" (here) } accesskey="r" { "Reply" }
+            a href={ "/compose?reply_all=" (here) } accesskey="a" { "Reply all" }
+            a href={ "/compose?forward=" (here) } accesskey="f" { "Forward" }
+            a href={ "/compose?forward_attached=" (here) } { "Forward as attachment" }
+        }
     }
 }
 

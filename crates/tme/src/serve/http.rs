@@ -30,6 +30,9 @@ pub struct HttpContext {
     pub zone_settings: tme_dns::ZoneSettings,
     /// The node's one login authenticator: the webmail's login shares its throttle.
     pub authenticator: Arc<tme_auth::Authenticator>,
+    /// The node's submission pipeline, shared with the submission role: the webmail sends
+    /// through it.
+    pub submitter: tme_queue::Submitter,
 }
 
 pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -> Result<()> {
@@ -48,6 +51,7 @@ pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -
         .merge(tme_web::router(tme_web::WebState {
             store: context.store.clone(),
             authenticator: context.authenticator.clone(),
+            submitter: context.submitter.clone(),
         }));
     role.running();
     tracing::info!(%address, "http listening");

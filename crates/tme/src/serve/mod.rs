@@ -115,6 +115,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             metrics: registry.clone(),
             zone_settings: zone_settings.clone(),
             authenticator: authenticator.clone(),
+            submitter: submitter.clone(),
         };
         supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
             http::run(address, context.clone(), role)
