@@ -54,8 +54,8 @@ use crate::respond::WebError;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// How many messages one page of a message list shows.
 pub const MESSAGES_PER_PAGE: usize = 50;
-/// The largest form body read, in octets (login, logout and, later, settings; uploads will
-/// have their own limit).
+/// The largest urlencoded form body read, in octets (login, logout, settings); multipart
+/// bodies (the compose form with its uploads) have `multipart::UPLOAD_BODY_OCTETS_MAX`.
 pub const FORM_BODY_OCTETS_MAX: usize = 64 * 1024;
 
 /// Every cookie carries `Secure` (see `session::set_cookie`).
