@@ -25,8 +25,10 @@
 pub mod auth;
 pub mod body;
 pub mod branding;
+pub mod compose;
 pub mod current;
 pub mod live;
+pub mod multipart;
 pub mod organise;
 pub mod pages;
 pub mod read;
@@ -59,8 +61,8 @@ use crate::respond::WebError;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// How many messages one page of a message list shows.
 pub const MESSAGES_PER_PAGE: usize = 50;
-/// The largest form body read, in octets (login, logout and, later, settings; uploads will
-/// have their own limit).
+/// The largest urlencoded form body read, in octets (login, logout, settings); multipart
+/// bodies (the compose form with its uploads) have `multipart::UPLOAD_BODY_OCTETS_MAX`.
 pub const FORM_BODY_OCTETS_MAX: usize = 64 * 1024;
 
 /// Every cookie carries `Secure` (see `session::set_cookie`).
@@ -79,6 +81,8 @@ pub struct WebState {
     pub search: Option<Arc<tme_search::SearchIndexes>>,
     /// Cancelled when the node shuts down: the live-update streams end then.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The node's submission pipeline: the webmail sends through it (`compose`).
+    pub submitter: tme_queue::Submitter,
 }
 
 /// The webmail's routes, to be merged into the `http` role's router. It needs
@@ -98,6 +102,7 @@ pub fn router(state: WebState) -> Router {
             "/favicon.ico",
             get(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
+        .merge(compose::routes())
         .route("/static/style.css", get(style))
         .route("/static/brand/{file}", get(branding::brand_stylesheet))
         .layer(axum::middleware::from_fn_with_state(
@@ -114,7 +119,9 @@ pub fn router(state: WebState) -> Router {
 
 /// Every POST but the login form's needs a live session and its CSRF token in the form
 /// body (`csrf`); the session goes to the handler as an extension. Runs before any handler,
-/// so no handler can forget it.
+/// so no handler can forget it. A multipart body (the compose form with its uploads) is
+/// read here whole, within `multipart::UPLOAD_BODY_OCTETS_MAX` (413 past it, 400 when
+/// malformed), and goes to the handler as a `multipart::MultipartForm` extension.
 async fn require_csrf(State(state): State<WebState>, request: Request, next: Next) -> Response {
     if request.method() == Method::GET || request.method() == Method::HEAD {
         return next.run(request).await;
@@ -128,6 +135,19 @@ async fn require_csrf(State(state): State<WebState>, request: Request, next: Nex
         Err(WebError::Unavailable) => return WebError::Unavailable.into_response(),
         Err(_) => return WebError::Forbidden.into_response(),
     };
+    if multipart::is_multipart(&parts.headers) {
+        let form = match multipart::read(&parts.headers, body).await {
+            Ok(form) => form,
+            Err(error) => return error.into_response(),
+        };
+        if !session::tokens_equal(form.field("csrf").unwrap_or(""), &current.csrf_token) {
+            tracing::info!(account = %current.account.address, path = %parts.uri.path(), "webmail: multipart POST without a valid CSRF token refused");
+            return WebError::Forbidden.into_response();
+        }
+        parts.extensions.insert(current);
+        parts.extensions.insert(form);
+        return next.run(Request::from_parts(parts, Body::empty())).await;
+    }
     let Ok(bytes) = axum::body::to_bytes(body, FORM_BODY_OCTETS_MAX).await else {
         return WebError::Forbidden.into_response();
     };

@@ -86,13 +86,13 @@ struct ActionForm {
 impl ActionForm {
     fn parse(body: &[u8]) -> Result<ActionForm, WebError> {
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|_| WebError::Refused("The form could not be read.".to_owned()))?;
+            .map_err(|_| WebError::Invalid("The form could not be read.".to_owned()))?;
         let mut form = ActionForm::default();
         for (name, value) in fields {
             match name.as_str() {
                 "uid" => {
                     if form.uids.len() >= MESSAGES_PER_ACTION_MAX {
-                        return Err(WebError::Refused(format!(
+                        return Err(WebError::Invalid(format!(
                             "At most {MESSAGES_PER_ACTION_MAX} messages at a time."
                         )));
                     }
@@ -159,7 +159,7 @@ async fn special_folder(
         .into_iter()
         .find(|mailbox| mailbox.special_use == Some(special_use))
         .ok_or_else(|| {
-            WebError::Refused(format!(
+            WebError::Invalid(format!(
                 "This account has no {} folder.",
                 special_use.as_str().trim_start_matches('\\')
             ))
@@ -178,7 +178,7 @@ async fn act(
         .action
         .as_deref()
         .and_then(Action::parse)
-        .ok_or_else(|| WebError::Refused("Choose what to do.".to_owned()))?;
+        .ok_or_else(|| WebError::Invalid("Choose what to do.".to_owned()))?;
     if form.uids.is_empty() {
         return Ok(redirect(&form.return_to(mailbox.id, true)));
     }
@@ -229,7 +229,7 @@ async fn act(
             let target = form
                 .target
                 .as_deref()
-                .ok_or_else(|| WebError::Refused("Choose a folder to move to.".to_owned()))?;
+                .ok_or_else(|| WebError::Invalid("Choose a folder to move to.".to_owned()))?;
             live_mailbox(&state, &current, path_number(target)?).await?
         }
         Action::Read | Action::Unread | Action::Flag | Action::Unflag => {
@@ -308,7 +308,7 @@ async fn empty(
         mailbox.special_use,
         Some(SpecialUse::Trash | SpecialUse::Junk)
     ) {
-        return Err(WebError::Refused(
+        return Err(WebError::Invalid(
             "Only the Trash and Junk folders can be emptied.".to_owned(),
         ));
     }
@@ -358,7 +358,7 @@ struct FolderForm {
 
 fn folder_form(body: &[u8]) -> Result<FolderForm, WebError> {
     serde_urlencoded::from_bytes(body)
-        .map_err(|_| WebError::Refused("The form could not be read.".to_owned()))
+        .map_err(|_| WebError::Invalid("The form could not be read.".to_owned()))
 }
 
 /// The full name of a folder called `name` under `parent` (a folder id, or empty for the
@@ -371,10 +371,10 @@ async fn full_name(
 ) -> Result<String, WebError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(WebError::Refused("Give the folder a name.".to_owned()));
+        return Err(WebError::Invalid("Give the folder a name.".to_owned()));
     }
     if name.contains(tme_store::mail::MAILBOX_DELIMITER) {
-        return Err(WebError::Refused(format!(
+        return Err(WebError::Invalid(format!(
             "A folder name cannot contain \"{}\": choose a parent folder instead.",
             tme_store::mail::MAILBOX_DELIMITER
         )));
@@ -414,7 +414,7 @@ async fn folder_rename(
 ) -> Result<Response, WebError> {
     let mailbox = live_mailbox(&state, &current, path_number(&mailbox_id)?).await?;
     if !folder_is_own(&mailbox) {
-        return Err(WebError::Refused(format!(
+        return Err(WebError::Invalid(format!(
             "{} is a system folder: it cannot be renamed.",
             mailbox.name
         )));
@@ -450,7 +450,7 @@ async fn folder_delete(
 ) -> Result<Response, WebError> {
     let mailbox = live_mailbox(&state, &current, path_number(&mailbox_id)?).await?;
     if !folder_is_own(&mailbox) {
-        return Err(WebError::Refused(format!(
+        return Err(WebError::Invalid(format!(
             "{} is a system folder: it cannot be deleted.",
             mailbox.name
         )));

@@ -23,7 +23,18 @@ pub enum WebError {
     Unavailable,
     /// The request breaks a rule (a folder name taken or malformed, a system folder that
     /// cannot be deleted, a full quota): the user's to fix; the text says how.
-    Refused(String),
+    Invalid(String),
+    /// A body past its limit (`multipart::UPLOAD_BODY_OCTETS_MAX` for uploads).
+    TooLarge,
+    /// A body that cannot be read as the form it claims to be; says what is wrong.
+    BadRequest(&'static str),
+    /// A well-formed request that cannot be done, with its status and a page saying why
+    /// (a sending refusal, a recipient that does not exist).
+    Refused {
+        status: StatusCode,
+        title: &'static str,
+        explanation: String,
+    },
 }
 
 impl From<StoreError> for WebError {
@@ -31,10 +42,10 @@ impl From<StoreError> for WebError {
         match error {
             StoreError::NotFound { .. } => WebError::NotFound,
             StoreError::AlreadyExists { kind, .. } => {
-                WebError::Refused(format!("That {kind} exists already."))
+                WebError::Invalid(format!("That {kind} exists already."))
             }
-            StoreError::Refused(text) => WebError::Refused(text),
-            StoreError::QuotaExceeded { .. } => WebError::Refused(
+            StoreError::Refused(text) => WebError::Invalid(text),
+            StoreError::QuotaExceeded { .. } => WebError::Invalid(
                 "The mailbox is full: delete some mail (and empty the Trash) first.".to_owned(),
             ),
             other => {
@@ -61,7 +72,7 @@ impl IntoResponse for WebError {
                 StatusCode::NOT_FOUND,
                 pages::error("Not found", "There is nothing here.", None),
             ),
-            WebError::Refused(text) => page(
+            WebError::Invalid(text) => page(
                 StatusCode::BAD_REQUEST,
                 pages::error("That did not work", &text, None),
             ),
@@ -73,6 +84,26 @@ impl IntoResponse for WebError {
                     None,
                 ),
             ),
+            WebError::TooLarge => page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                pages::error(
+                    "Too large",
+                    &format!(
+                        "This form is larger than the {} MB this site accepts. Send fewer or smaller attachments.",
+                        crate::multipart::UPLOAD_BODY_OCTETS_MAX / (1024 * 1024)
+                    ),
+                    None,
+                ),
+            ),
+            WebError::BadRequest(explanation) => page(
+                StatusCode::BAD_REQUEST,
+                pages::error("Bad request", explanation, None),
+            ),
+            WebError::Refused {
+                status,
+                title,
+                explanation,
+            } => page(status, pages::error(title, &explanation, None)),
         }
     }
 }

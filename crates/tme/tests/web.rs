@@ -3,6 +3,9 @@
 //! Chromium driven by Selenium (`tests/web/browser.py`) for the login form, the message list,
 //! an HTML corpus message and a hostile message whose payloads must not run or load. The
 //! browser's screenshots are kept under the target directory (`tmp/web-screenshots`).
+//! Writing mail (compose, reply, forward, drafts, uploads) is `tests/web/compose.py`;
+//! organising and search `tests/web/organise.py` and `browser_organise.py`; settings and
+//! branding `settings_client.py` and `settings_browser.py`; hostile input `bad_input.py`.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,17 @@ const OTHER_SECRET: &str = "the-secret-of-bob-4711";
 
 fn script(name: &str) -> PathBuf {
     common::test_script("web", name)
+}
+
+/// Debian's chromium and chromium-driver (scripts/test.sh installs them): missing, a browser
+/// test fails rather than skips.
+fn require_chromium() {
+    for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        assert!(
+            Path::new(binary).exists(),
+            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
+        );
+    }
 }
 
 /// Runs the script `name` against `node` with `HTTP_PORT`, `SCREENSHOT_DIR` (under the target
@@ -144,14 +158,7 @@ fn sessions_csrf_and_isolation_with_a_std_http_client() {
 /// The login form, the list, an HTML message and a hostile one in headless Chromium.
 #[test]
 fn chromium_logs_in_reads_mail_and_runs_no_payload() {
-    // Debian's chromium and chromium-driver (scripts/test.sh installs them): missing, the
-    // test fails rather than skips.
-    for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-        assert!(
-            Path::new(binary).exists(),
-            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
-        );
-    }
+    require_chromium();
     let pixel_port = tme_testkit::free_ports(1).expect("port")[0].port();
     let (node, app_password) = node_with_mail(pixel_port);
     run(&node, &app_password, "browser.py", pixel_port);
@@ -227,12 +234,7 @@ const SEARCH_SUBJECT: &str = "Numbers for the board";
 /// Search, move, delete, restore, the keyboard and live updates in headless Chromium.
 #[test]
 fn chromium_searches_moves_deletes_restores_and_sees_new_mail() {
-    for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-        assert!(
-            Path::new(binary).exists(),
-            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
-        );
-    }
+    require_chromium();
     let (node, app_password) = common::node_with_client_account(&[]);
     let mut messages: Vec<(String, Vec<u8>)> = (0..4)
         .map(|number| {
@@ -397,12 +399,19 @@ fn settings_app_passwords_sessions_and_brand_with_std_clients() {
 /// The settings page and a branded login page in headless Chromium, with screenshots.
 #[test]
 fn chromium_shows_settings_and_a_branded_login() {
-    for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-        assert!(
-            Path::new(binary).exists(),
-            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
-        );
-    }
+    require_chromium();
     let (node, app_password) = branded_node();
     run_settings(&node, &app_password, "settings_browser.py");
+}
+
+/// Writing mail (`tests/web/compose.py`): in headless Chromium, compose with an upload and
+/// send, reply, forward inline and as an attachment, save, reopen and send a draft, each
+/// checked over IMAP with Python's imaplib; through urllib, multipart POSTs without the
+/// CSRF token (403), oversized (413), malformed (400), and file names with path tricks.
+#[test]
+fn chromium_composes_replies_forwards_and_keeps_drafts() {
+    require_chromium();
+    let pixel_port = tme_testkit::free_ports(1).expect("port")[0].port();
+    let (node, app_password) = node_with_mail(pixel_port);
+    run(&node, &app_password, "compose.py", pixel_port);
 }

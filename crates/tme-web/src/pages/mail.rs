@@ -374,6 +374,7 @@ pub fn message(
                 main class="message" {
                     p { a href={ "/mail/" (mailbox.id) } data-key="u" { "← " (mailbox.name) } }
                     h1 class="subject" { (subject) }
+                    (compose_links(mailbox, record))
                     dl class="fields" {
                         dt { "From" } dd { (full_addresses(&summary.from)) }
                         @if !summary.to.is_empty() { dt { "To" } dd { (full_addresses(&summary.to)) } }
@@ -430,6 +431,23 @@ fn message_actions(
             input type="hidden" name="uid" value=(record.uid);
             input type="hidden" name="from" value="message";
             (action_buttons(folders, mailbox, Some(record)))
+        }
+    }
+}
+
+/// Reply, reply-all and forward (inline or as an attachment) open the compose form on this
+/// message; a draft opens in the form to be edited.
+fn compose_links(mailbox: &Mailbox, record: &MessageRecord) -> Markup {
+    let here = format!("{}/{}", mailbox.id, record.uid);
+    html! {
+        nav class="compose-links" aria-label="Reply and forward" {
+            @if mailbox.special_use == Some(SpecialUse::Drafts) {
+                a href={ "/compose?draft=" (here) } { "Edit draft" }
+            }
+            a href={ "/compose?reply=" (here) } accesskey="r" data-key="r" { "Reply" }
+            a href={ "/compose?reply_all=" (here) } accesskey="a" data-key="a" { "Reply all" }
+            a href={ "/compose?forward=" (here) } accesskey="f" data-key="f" { "Forward" }
+            a href={ "/compose?forward_attached=" (here) } { "Forward as attachment" }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Policy (`lib.rs`) forbids inline styles and scripts, so none are written here. Every form
 //! that changes state is a POST carrying the session's CSRF token (`csrf_field`).
 
+pub mod compose;
 pub mod mail;
 pub mod search;
 pub mod settings;

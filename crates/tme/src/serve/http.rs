@@ -32,6 +32,9 @@ pub struct HttpContext {
     pub authenticator: Arc<tme_auth::Authenticator>,
     /// The full-text index, when `[search]` is on: the webmail's search asks it first.
     pub search: Option<Arc<tme_search::SearchIndexes>>,
+    /// The node's submission pipeline, shared with the submission role: the webmail sends
+    /// through it.
+    pub submitter: tme_queue::Submitter,
 }
 
 pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -> Result<()> {
@@ -52,6 +55,7 @@ pub async fn run(address: SocketAddr, context: HttpContext, role: RoleContext) -
             authenticator: context.authenticator.clone(),
             search: context.search.clone(),
             shutdown: role.shutdown.clone(),
+            submitter: context.submitter.clone(),
         }));
     role.running();
     tracing::info!(%address, "http listening");

@@ -116,6 +116,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             zone_settings: zone_settings.clone(),
             authenticator: authenticator.clone(),
             search: search_indexes.clone(),
+            submitter: submitter.clone(),
         };
         supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
             http::run(address, context.clone(), role)
