@@ -28,25 +28,17 @@ pub fn search(
                             label for="search-q" { "Words" }
                             input id="search-q" name="q" type="search" value=(form.q) autofocus;
                         }
-                        div class="field" {
-                            label for="search-from" { "From" }
-                            input id="search-from" name="from" type="text" value=(form.from);
-                        }
-                        div class="field" {
-                            label for="search-to" { "To or Cc" }
-                            input id="search-to" name="to" type="text" value=(form.to);
-                        }
-                        div class="field" {
-                            label for="search-subject" { "Subject" }
-                            input id="search-subject" name="subject" type="text" value=(form.subject);
-                        }
-                        div class="field" {
-                            label for="search-since" { "From date" }
-                            input id="search-since" name="since" type="date" value=(form.since);
-                        }
-                        div class="field" {
-                            label for="search-before" { "Before date" }
-                            input id="search-before" name="before" type="date" value=(form.before);
+                        @for (name, label, kind, value) in [
+                            ("from", "From", "text", &form.from),
+                            ("to", "To or Cc", "text", &form.to),
+                            ("subject", "Subject", "text", &form.subject),
+                            ("since", "From date", "date", &form.since),
+                            ("before", "Before date", "date", &form.before),
+                        ] {
+                            div class="field" {
+                                label for={ "search-" (name) } { (label) }
+                                input id={ "search-" (name) } name=(name) type=(kind) value=(value);
+                            }
                         }
                         div class="field" {
                             label for="search-folder" { "Folder" }
