@@ -258,8 +258,15 @@ pub async fn brand_layer(
     if request.uri().path().starts_with("/static/") {
         return next.run(request).await;
     }
+    // The session found here goes on in the request (`require_csrf` and the `Current`
+    // extractor take it from there), so a request reads it from the directory once.
     let brand = match current_session(&state, request.headers()).await {
-        Ok(current) => brand_of_account(&state, &current.account).await,
+        Ok(mut current) => {
+            let brand = brand_of_account(&state, &current.account).await;
+            current.brand = brand.clone();
+            request.extensions_mut().insert(current);
+            brand
+        }
         Err(_) => match request_host(request.headers()) {
             Some(host) => brand_of_host(&state, host).await,
             None => Brand::default(),

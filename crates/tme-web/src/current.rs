@@ -39,8 +39,9 @@ impl Current {
     }
 }
 
-/// A POST's session was already found (and its CSRF token checked) by `require_csrf`, which
-/// leaves it in the request's extensions; a GET's is found here.
+/// The session was usually found already, by `branding::brand_layer` (and, for a POST,
+/// checked with its CSRF token by `require_csrf`), which leave it in the request's
+/// extensions; otherwise it is found here.
 impl FromRequestParts<WebState> for Current {
     type Rejection = WebError;
 

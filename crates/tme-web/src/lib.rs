@@ -53,7 +53,7 @@ use axum::routing::get;
 use tme_auth::Authenticator;
 use tme_store::Store;
 
-use crate::current::current_session;
+use crate::current::{Current, current_session};
 use crate::respond::WebError;
 
 /// The Content-Security-Policy of every webmail response: nothing runs, nothing loads from
@@ -130,7 +130,12 @@ async fn require_csrf(State(state): State<WebState>, request: Request, next: Nex
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let current = match current_session(&state, &parts.headers).await {
+    // `branding::brand_layer` has usually found the session already.
+    let found = match parts.extensions.get::<Current>() {
+        Some(current) => Ok(current.clone()),
+        None => current_session(&state, &parts.headers).await,
+    };
+    let current = match found {
         Ok(current) => current,
         Err(WebError::Unavailable) => return WebError::Unavailable.into_response(),
         Err(_) => return WebError::Forbidden.into_response(),
