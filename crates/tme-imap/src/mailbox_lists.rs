@@ -125,6 +125,7 @@ mod tests {
             flags: tme_store::Flags::default(),
             modseq: 1,
             expunged_unix: None,
+            thread_id: 0,
         });
         Arc::new(MailboxList {
             account_modseq,

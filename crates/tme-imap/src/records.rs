@@ -102,6 +102,7 @@ mod tests {
             flags: Flags::default(),
             modseq,
             expunged_unix: None,
+            thread_id: 0,
         }
     }
 

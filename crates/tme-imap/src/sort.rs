@@ -173,6 +173,7 @@ mod tests {
             flags: Flags::default(),
             modseq: 1,
             expunged_unix: None,
+            thread_id: 0,
         }
     }
 

@@ -294,6 +294,7 @@ mod tests {
             flags,
             modseq: i64::from(uid) + i64::from(seen),
             expunged_unix: None,
+            thread_id: 0,
         }
     }
 

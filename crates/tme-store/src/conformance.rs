@@ -23,6 +23,7 @@ pub const CHECKS: &[&str] = &[
     "quota_holds_under_concurrency",
     "expunged_messages_are_restorable",
     "message_pages_follow_their_order",
+    "messages_are_threaded_by_their_references",
     "summaries_are_read_together",
     "concurrent_flag_changes_fail_alone",
     "deleted_mailbox_is_restorable",
@@ -51,6 +52,9 @@ pub async fn run(name: &str, store: &Store) {
         "quota_holds_under_concurrency" => quota_holds_under_concurrency(store).await,
         "expunged_messages_are_restorable" => expunged_messages_are_restorable(store).await,
         "message_pages_follow_their_order" => message_pages_follow_their_order(store).await,
+        "messages_are_threaded_by_their_references" => {
+            messages_are_threaded_by_their_references(store).await
+        }
         "summaries_are_read_together" => summaries_are_read_together(store).await,
         "concurrent_flag_changes_fail_alone" => concurrent_flag_changes_fail_alone(store).await,
         "deleted_mailbox_is_restorable" => deleted_mailbox_is_restorable(store).await,
@@ -423,6 +427,169 @@ pub async fn expunged_messages_are_restorable(store: &Store) {
 /// `message_page` reads the live messages of one mailbox in each order, a page at a time,
 /// with no message shown twice or skipped across pages (ties go by UID); `message_by_uid`
 /// finds a live message and nothing for an expunged UID, another mailbox or another account.
+/// A message joins the conversation its Message-ID, In-Reply-To or References lead to, in
+/// every mailbox it is copied to; a conversation is named by its first message and keeps
+/// that name; each mailbox lists its conversations newest first, a page at a time.
+pub async fn messages_are_threaded_by_their_references(store: &Store) {
+    let other = account(store, "other@example.com", 1 << 30).await;
+    let account = account(store, "user@example.com", 1 << 30).await;
+    let inbox = inbox_of(store, account).await;
+    let sent = store
+        .mail
+        .mailbox_find(account, "Sent")
+        .await
+        .unwrap()
+        .unwrap();
+    let mail = |id: &str, extra: &str| {
+        format!("From: a@example.org\r\nSubject: s\r\nMessage-ID: <{id}>\r\n{extra}\r\nbody\r\n")
+            .into_bytes()
+    };
+    // 1 starts a thread; 2 answers it; 3 answers 2 (References only); 4 is unrelated;
+    // 5 answers a message we never got, as 6 does: they share a thread of their own;
+    // 7 has no ids at all.
+    let messages = [
+        mail("one@x", ""),
+        mail("two@x", "In-Reply-To: <one@x>\r\n"),
+        mail("three@x", "References: <one@x> <two@x>\r\n"),
+        mail("four@x", ""),
+        mail("five@x", "In-Reply-To: <missing@x>\r\n"),
+        mail("six@x", "References: <missing@x>\r\n"),
+        b"From: a@example.org\r\nSubject: none\r\n\r\nbody\r\n".to_vec(),
+    ];
+    for raw in &messages {
+        deliver_one(store, account, inbox.id, raw).await;
+    }
+    // The other account's copy of the first message is in a thread of that account's.
+    let other_inbox = inbox_of(store, other).await;
+    deliver_one(store, other, other_inbox.id, &messages[0]).await;
+    let list = store.mail.message_list(account, inbox.id).await.unwrap();
+    let thread = |uid: u32| list.iter().find(|m| m.uid == uid).unwrap().thread_id;
+    let id = |uid: u32| list.iter().find(|m| m.uid == uid).unwrap().id;
+    assert_eq!(thread(1), id(1), "a thread is named by its first message");
+    assert_eq!(thread(2), thread(1), "In-Reply-To joins the thread");
+    assert_eq!(thread(3), thread(1), "References join the thread");
+    assert_eq!(thread(4), id(4), "an unrelated message starts a thread");
+    assert_eq!(
+        thread(6),
+        thread(5),
+        "replies to the same missing message share one"
+    );
+    assert_eq!(
+        thread(7),
+        id(7),
+        "a message without ids is a thread of its own"
+    );
+    let others = store
+        .mail
+        .message_list(other, other_inbox.id)
+        .await
+        .unwrap();
+    assert_ne!(others[0].thread_id, thread(1), "threads are per account");
+
+    // A copy (and a move) stays in its thread; a message answering the copy joins it.
+    let record = list.iter().find(|m| m.uid == 2).unwrap().clone();
+    store
+        .messages_copy(account, &[(record, Flags::default())], sent.id)
+        .await
+        .unwrap();
+    deliver_one(
+        store,
+        account,
+        sent.id,
+        &mail("eight@x", "In-Reply-To: <three@x>\r\n"),
+    )
+    .await;
+    let in_sent = store.mail.message_list(account, sent.id).await.unwrap();
+    assert!(in_sent.iter().all(|m| m.thread_id == thread(1)));
+
+    // The thread across mailboxes, oldest first.
+    let whole = store
+        .mail
+        .thread_messages(account, thread(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 5, "1, 2, 3 in the Inbox, 2 and 8 in Sent");
+    assert!(whole.iter().all(|m| m.thread_id == thread(1)));
+    assert!(
+        whole
+            .windows(2)
+            .all(|pair| (pair[0].internal_date_unix, pair[0].id)
+                <= (pair[1].internal_date_unix, pair[1].id))
+    );
+    let limited = store
+        .mail
+        .thread_messages(account, thread(1), 2)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+
+    // The Inbox's threads: {7}, {5, 6}, {4}, {1, 2, 3}, newest first, a page at a time.
+    store
+        .mail
+        .messages_set_flags(
+            account,
+            inbox.id,
+            &[2],
+            &FlagChange::Add(Flags::parse(["\\Seen"]).unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.mail.thread_count(account, inbox.id).await.unwrap(), 4);
+    let mut pages = Vec::new();
+    for offset in [0, 3] {
+        pages.extend(
+            store
+                .mail
+                .thread_page(account, inbox.id, offset, 3)
+                .await
+                .unwrap(),
+        );
+    }
+    let shape: Vec<(u32, u32, u32)> = pages
+        .iter()
+        .map(|entry| (entry.newest.uid, entry.messages, entry.unseen))
+        .collect();
+    assert_eq!(shape, vec![(7, 1, 1), (6, 2, 2), (4, 1, 1), (3, 3, 2)]);
+    assert!(
+        pages
+            .iter()
+            .all(|entry| entry.thread_id == entry.newest.thread_id)
+    );
+
+    // Expunged messages leave the lists but keep their thread when restored.
+    store
+        .mail
+        .messages_expunge(account, inbox.id, &[3])
+        .await
+        .unwrap();
+    let first = store
+        .mail
+        .thread_page(account, inbox.id, 3, 3)
+        .await
+        .unwrap();
+    assert_eq!((first[0].newest.uid, first[0].messages), (2, 2));
+    let expunged = store
+        .mail
+        .message_list_expunged(account, inbox.id)
+        .await
+        .unwrap();
+    let restored = store
+        .mail
+        .messages_restore(account, &[expunged[0].id])
+        .await
+        .unwrap();
+    let back = store
+        .mail
+        .message_by_uid(account, inbox.id, restored[0].uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.thread_id, thread(1));
+    // Nothing is left to backfill in a store that threads at append.
+    assert_eq!(store.mail.threads_backfill(100).await.unwrap(), 0);
+}
+
 pub async fn message_pages_follow_their_order(store: &Store) {
     let other = account(store, "other@example.com", 1 << 30).await;
     let account = account(store, "user@example.com", 1 << 30).await;

@@ -28,6 +28,7 @@ pub mod queue;
 pub mod spool;
 pub mod sqlite;
 mod summary_cache;
+pub mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,12 +44,13 @@ pub use error::{StoreError, StoreResult};
 pub use mail::{
     Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MailStore, Mailbox,
     MailboxCounts, MailboxId, MessageId, MessageOrder, MessageRecord, ModSeq, NewMessage,
-    SpecialUse, Uid, Usage,
+    SpecialUse, ThreadEntry, Uid, Usage,
 };
 pub use queue::{
     AttemptRecord, DsnReturn, NewQueued, NewRecipient, Notify, QueueId, QueueStats, QueueStore,
     QueuedMessage, QueuedRecipient, RecipientOutcome, RecipientState, StoredPolicy,
 };
+pub use threads::ThreadId;
 use tme_core::EmailAddress;
 use tme_core::config::{StoreBackend, StoreConfig};
 

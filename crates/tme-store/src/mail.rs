@@ -20,6 +20,7 @@ use tme_message::MessageSummary;
 use crate::blob::BlobId;
 use crate::directory::AccountId;
 use crate::error::{StoreError, StoreResult};
+use crate::threads::ThreadId;
 
 pub type MailboxId = i64;
 pub type MessageId = i64;
@@ -311,6 +312,20 @@ pub struct MessageRecord {
     pub modseq: ModSeq,
     /// Set when the message was expunged and is waiting out its retention.
     pub expunged_unix: Option<i64>,
+    /// Its conversation (`crate::threads`): the same in every mailbox it is copied to.
+    #[serde(default)]
+    pub thread_id: ThreadId,
+}
+
+/// One conversation of a mailbox, as its list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadEntry {
+    pub thread_id: ThreadId,
+    /// Its newest message (by arrival) in the mailbox.
+    pub newest: MessageRecord,
+    /// How many of its messages are in the mailbox, and how many of those are unseen.
+    pub messages: u32,
+    pub unseen: u32,
 }
 
 impl Serialize for BlobId {
@@ -532,6 +547,28 @@ pub trait MailStore: Send + Sync + std::fmt::Debug {
         mailbox: MailboxId,
     ) -> StoreResult<Vec<MessageRecord>>;
     async fn message_get(&self, account: AccountId, id: MessageId) -> StoreResult<MessageRecord>;
+    /// One page of the mailbox's conversations: the one with the newest arrival first.
+    async fn thread_page(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<ThreadEntry>>;
+    /// How many conversations the mailbox's live messages make.
+    async fn thread_count(&self, account: AccountId, mailbox: MailboxId) -> StoreResult<u64>;
+    /// The conversation's live messages in all of the account's mailboxes, oldest first,
+    /// at most `limit`.
+    async fn thread_messages(
+        &self,
+        account: AccountId,
+        thread: ThreadId,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>>;
+    /// Gives up to `limit` messages stored before conversations were kept their thread,
+    /// oldest first; returns how many, 0 when none is left. Until then each such message
+    /// is a conversation of its own.
+    async fn threads_backfill(&self, limit: u32) -> StoreResult<u64>;
     /// One page of a mailbox's live messages, in `order`: at most `limit` of them, after
     /// skipping `offset`. A web page of a 50,000-message folder reads 50 records, not all.
     async fn message_page(

@@ -39,6 +39,7 @@ conformance_tests!(
     quota_holds_under_concurrency,
     expunged_messages_are_restorable,
     message_pages_follow_their_order,
+    messages_are_threaded_by_their_references,
     summaries_are_read_together,
     concurrent_flag_changes_fail_alone,
     deleted_mailbox_is_restorable,
@@ -56,3 +57,93 @@ conformance_tests!(
     web_sessions_are_kept_per_account_and_revoked,
     signatures_are_kept_per_account,
 );
+
+/// A mail file from before conversations were kept: its messages get their threads from
+/// `threads_backfill`, a batch at a time, oldest first, as if threaded at append.
+#[allow(clippy::unwrap_used)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_messages_are_threaded_by_the_backfill() {
+    use tme_store::{Delivery, Flags, MAIL_SHARD_FILE_NAME, NewAccount};
+    let (directory, store) = fresh_store().await;
+    store
+        .directory
+        .partner_add("p", tme_store::Branding::default())
+        .await
+        .unwrap();
+    let address = tme_core::EmailAddress::parse("user@example.com").unwrap();
+    store
+        .directory
+        .domain_add(address.domain(), "p")
+        .await
+        .unwrap();
+    let account = store
+        .account_create(NewAccount {
+            address,
+            display_name: None,
+            password_hash: "not-a-real-hash".to_owned(),
+            quota_bytes_max: 1 << 30,
+        })
+        .await
+        .unwrap()
+        .id;
+    let inbox = store
+        .mail
+        .mailbox_find(account, "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    let flags = Flags::default();
+    let raws: Vec<Vec<u8>> = [
+        "Message-ID: <a@x>\r\n",
+        "Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\n",
+        "Message-ID: <c@x>\r\n",
+        "Message-ID: <d@x>\r\nReferences: <a@x> <b@x>\r\n",
+    ]
+    .iter()
+    .map(|fields| format!("{fields}Subject: s\r\n\r\nbody\r\n").into_bytes())
+    .collect();
+    for raw in &raws {
+        let delivery = Delivery {
+            account,
+            mailbox: inbox.id,
+            raw,
+            internal_date_unix: Some(1_700_000_000),
+            flags: &flags,
+        };
+        store.deliver(&[delivery]).await.unwrap();
+    }
+    let threaded = store.mail.message_list(account, inbox.id).await.unwrap();
+    store.close().await;
+
+    // Forget every thread, as a file written before schema step 4 would have none.
+    let path = directory.path().join(MAIL_SHARD_FILE_NAME);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE messages SET thread_id = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM thread_keys")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = Store::open(directory.path(), &StoreConfig::default())
+        .await
+        .unwrap();
+    let unthreaded = store.mail.message_list(account, inbox.id).await.unwrap();
+    assert!(
+        unthreaded.iter().all(|m| m.thread_id == m.id),
+        "until the backfill, each message is a thread of its own"
+    );
+    assert_eq!(store.mail.thread_count(account, inbox.id).await.unwrap(), 4);
+    assert_eq!(store.mail.threads_backfill(3).await.unwrap(), 3);
+    assert_eq!(store.mail.threads_backfill(3).await.unwrap(), 1);
+    assert_eq!(store.mail.threads_backfill(3).await.unwrap(), 0);
+    let backfilled = store.mail.message_list(account, inbox.id).await.unwrap();
+    assert_eq!(backfilled, threaded, "the same threads as at append");
+    assert_eq!(store.mail.thread_count(account, inbox.id).await.unwrap(), 2);
+    store.close().await;
+}

@@ -13,12 +13,12 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use tme_store::mail::SystemFlags;
-use tme_store::{FlagChange, Flags, Mailbox, MailboxId, MessageRecord, SpecialUse, Uid};
+use tme_store::{FlagChange, Flags, Mailbox, MailboxId, MessageRecord, SpecialUse, ThreadId, Uid};
 
 use crate::WebState;
 use crate::current::Current;
 use crate::pages;
-use crate::read::{folders, live_mailbox, path_number, sort_named};
+use crate::read::{ListView, folders, live_mailbox, path_number};
 use crate::respond::{WebError, page_ok, redirect};
 
 /// The routes of organising.
@@ -71,10 +71,12 @@ impl Action {
     }
 }
 
-/// The fields of an action form, as sent (`uid` may come many times).
+/// The fields of an action form, as sent (`uid` and `thread` may come many times).
 #[derive(Debug, Default)]
 struct ActionForm {
     uids: Vec<Uid>,
+    /// Conversations selected in the conversation view: their messages in the mailbox.
+    threads: Vec<ThreadId>,
     action: Option<String>,
     target: Option<String>,
     /// `message`: the form is the message view's (a flag change returns to it).
@@ -97,6 +99,14 @@ impl ActionForm {
                         )));
                     }
                     form.uids.push(path_number(&value)?);
+                }
+                "thread" => {
+                    if form.threads.len() >= MESSAGES_PER_ACTION_MAX {
+                        return Err(WebError::Invalid(format!(
+                            "At most {MESSAGES_PER_ACTION_MAX} conversations at a time."
+                        )));
+                    }
+                    form.threads.push(path_number(&value)?);
                 }
                 // A button of one row names its message with its action: `flag:17`.
                 "action" => match value.split_once(':') {
@@ -130,7 +140,7 @@ impl ActionForm {
             .as_deref()
             .and_then(|page| page.parse().ok())
             .unwrap_or(1);
-        let (sort, _) = sort_named(self.sort.as_deref());
+        let sort = ListView::named(self.sort.as_deref()).name();
         format!("/mail/{mailbox}?page={page}&sort={sort}")
     }
 }
@@ -173,7 +183,8 @@ async fn act(
     body: axum::body::Bytes,
 ) -> Result<Response, WebError> {
     let mailbox = live_mailbox(&state, &current, path_number(&mailbox_id)?).await?;
-    let form = ActionForm::parse(&body)?;
+    let mut form = ActionForm::parse(&body)?;
+    conversation_uids(&state, &current, &mailbox, &mut form).await?;
     let action = form
         .action
         .as_deref()
@@ -247,6 +258,34 @@ async fn act(
         .messages_move(account, mailbox.id, &records, target.id)
         .await?;
     Ok(redirect(&form.return_to(mailbox.id, false)))
+}
+
+/// Adds to the form's UIDs those of the selected conversations' messages in `mailbox`
+/// (at most `MESSAGES_PER_ACTION_MAX` in all); another account's thread finds nothing.
+async fn conversation_uids(
+    state: &WebState,
+    current: &Current,
+    mailbox: &Mailbox,
+    form: &mut ActionForm,
+) -> Result<(), WebError> {
+    for &thread in &form.threads {
+        let messages = state
+            .store
+            .mail
+            .thread_messages(current.account.id, thread, MESSAGES_PER_ACTION_MAX as u32)
+            .await?;
+        for record in messages {
+            if record.mailbox_id == mailbox.id && !form.uids.contains(&record.uid) {
+                if form.uids.len() >= MESSAGES_PER_ACTION_MAX {
+                    return Err(WebError::Invalid(format!(
+                        "At most {MESSAGES_PER_ACTION_MAX} messages at a time."
+                    )));
+                }
+                form.uids.push(record.uid);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The live messages of `mailbox` among `uids` (unknown UIDs are left out).

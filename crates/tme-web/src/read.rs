@@ -18,6 +18,7 @@ use tme_store::mail::SystemFlags;
 use tme_store::{FlagChange, Flags, Mailbox, MailboxId, MessageOrder, MessageRecord};
 
 use crate::current::Current;
+use crate::pages::mail::Conversation;
 use crate::pages::{self, FolderEntry, MessageRow, Paging};
 use crate::respond::{WebError, page_ok};
 use crate::{MESSAGES_PER_PAGE, WebState, body};
@@ -51,6 +52,39 @@ pub fn sort_named(name: Option<&str>) -> (&'static str, MessageOrder) {
         .copied()
         .unwrap_or(SORTS[0])
 }
+
+/// The `?sort=` of the conversation view: one row per conversation (`MailStore::thread_page`),
+/// the one with the newest arrival first.
+pub const CONVERSATIONS: &str = "conversations";
+
+/// How a list is shown, by the name in its URL (`?sort=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListView {
+    Messages(&'static str, MessageOrder),
+    Conversations,
+}
+
+impl ListView {
+    pub fn named(name: Option<&str>) -> ListView {
+        if name == Some(CONVERSATIONS) {
+            ListView::Conversations
+        } else {
+            let (name, order) = sort_named(name);
+            ListView::Messages(name, order)
+        }
+    }
+
+    /// Its name in a URL.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListView::Messages(name, _) => name,
+            ListView::Conversations => CONVERSATIONS,
+        }
+    }
+}
+
+/// The most messages of one conversation the message view lists.
+pub const CONVERSATION_MESSAGES_SHOWN_MAX: u32 = 100;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
@@ -152,6 +186,7 @@ pub(crate) async fn rows_of(
         .map(|record| MessageRow {
             summary: summaries.remove(&record.id),
             record,
+            conversation: None,
         })
         .collect())
 }
@@ -163,32 +198,70 @@ async fn mailbox_response(
     query: &ListQuery,
 ) -> Result<Response, WebError> {
     let folders = folders(state, current).await?;
+    let view = ListView::named(query.sort.as_deref());
     let messages = folders
         .iter()
         .find(|folder| folder.mailbox.id == mailbox.id)
         .map(|folder| folder.counts.messages)
         .unwrap_or(0);
     let messages = usize::try_from(messages).unwrap_or(usize::MAX);
-    let pages = messages.div_ceil(MESSAGES_PER_PAGE).max(1);
+    // The conversation view pages through conversations, the other views through messages.
+    let entries = match view {
+        ListView::Conversations if messages > 0 => {
+            let count = state
+                .store
+                .mail
+                .thread_count(current.account.id, mailbox.id)
+                .await?;
+            usize::try_from(count).unwrap_or(usize::MAX)
+        }
+        _ => messages,
+    };
+    let pages = entries.div_ceil(MESSAGES_PER_PAGE).max(1);
     let page = query
         .page
         .as_deref()
         .and_then(|text| text.parse::<usize>().ok())
         .unwrap_or(1)
         .clamp(1, pages);
-    let (sort_name, order) = sort_named(query.sort.as_deref());
-    let records = state
-        .store
-        .mail
-        .message_page(
-            current.account.id,
-            mailbox.id,
-            order,
-            ((page - 1) * MESSAGES_PER_PAGE) as u64,
-            MESSAGES_PER_PAGE as u32,
-        )
-        .await?;
-    let rows = rows_of(state, current, records).await?;
+    let offset = ((page - 1) * MESSAGES_PER_PAGE) as u64;
+    let rows = match view {
+        ListView::Messages(_, order) => {
+            let records = state
+                .store
+                .mail
+                .message_page(
+                    current.account.id,
+                    mailbox.id,
+                    order,
+                    offset,
+                    MESSAGES_PER_PAGE as u32,
+                )
+                .await?;
+            rows_of(state, current, records).await?
+        }
+        ListView::Conversations => {
+            let threads = state
+                .store
+                .mail
+                .thread_page(
+                    current.account.id,
+                    mailbox.id,
+                    offset,
+                    MESSAGES_PER_PAGE as u32,
+                )
+                .await?;
+            let records = threads.iter().map(|entry| entry.newest.clone()).collect();
+            let mut rows = rows_of(state, current, records).await?;
+            for (row, entry) in rows.iter_mut().zip(&threads) {
+                row.conversation = Some(Conversation {
+                    messages: entry.messages,
+                    unseen: entry.unseen,
+                });
+            }
+            rows
+        }
+    };
     Ok(page_ok(pages::mail::mailbox(
         current.viewer(),
         &folders,
@@ -198,7 +271,8 @@ async fn mailbox_response(
             page,
             pages,
             messages,
-            sort: sort_name,
+            entries,
+            sort: view.name(),
         },
     )))
 }
@@ -260,6 +334,21 @@ async fn message_page(
         .await
         .map_err(|_| WebError::Unavailable)?;
     let folders = folders(&state, &current).await?;
+    let conversation = state
+        .store
+        .mail
+        .thread_messages(
+            current.account.id,
+            record.thread_id,
+            CONVERSATION_MESSAGES_SHOWN_MAX,
+        )
+        .await?;
+    // A message alone needs no list of its conversation.
+    let conversation = if conversation.len() > 1 {
+        rows_of(&state, &current, conversation).await?
+    } else {
+        Vec::new()
+    };
     let mut response = page_ok(pages::mail::message(
         current.viewer(),
         &folders,
@@ -267,6 +356,7 @@ async fn message_page(
         &record,
         &summary,
         &body,
+        &conversation,
     ));
     if remote_images {
         response.headers_mut().insert(

@@ -270,6 +270,7 @@ async fn run_search(
                 row: MessageRow {
                     record: record.clone(),
                     summary: Some(Arc::clone(summary)),
+                    conversation: None,
                 },
             });
         }

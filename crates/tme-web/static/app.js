@@ -13,7 +13,8 @@
   }
 
   function checkbox(row) {
-    return row.querySelector('input[type="checkbox"][name="uid"]');
+    // A message's box, or a conversation's in the conversation view.
+    return row.querySelector('input[type="checkbox"][name="uid"], input[type="checkbox"][name="thread"]');
   }
 
   function markSelected(row) {

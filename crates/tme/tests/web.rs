@@ -4,7 +4,8 @@
 //! an HTML corpus message and a hostile message whose payloads must not run or load. The
 //! browser's screenshots are kept under the target directory (`tmp/web-screenshots`).
 //! Writing mail (compose, reply, forward, drafts, uploads) is `tests/web/compose.py`;
-//! organising and search `tests/web/organise.py` and `browser_organise.py`; settings and
+//! organising and search `tests/web/organise.py` and `browser_organise.py`; conversations
+//! `conversations.py`; settings and
 //! branding `settings_client.py` and `settings_browser.py`; hostile input `bad_input.py`.
 
 use std::path::{Path, PathBuf};
@@ -227,6 +228,48 @@ Message-ID: <bulk-{number}@example.net>\r\n\r\n{}\r\n",
             ("BULK_MESSAGES", bulk.as_ref()),
         ],
     );
+}
+
+/// A folder by conversation, a message with its conversation across folders, and an
+/// action on a whole conversation, through urllib, checked over IMAP.
+#[test]
+fn conversations_group_the_list_and_follow_replies_across_folders() {
+    let (node, app_password) = common::node_with_client_account(&[]);
+    let message = |day: u32, id: &str, subject: &str, extra: &str| {
+        format!(
+            "From: Bob <bob@example.net>\r\nTo: alice@example.org\r\nSubject: {subject}\r\n\
+Date: {day} Oct 2026 10:00:00 +0000\r\nMessage-ID: <{id}@example.net>\r\n{extra}\r\n\
+Text of {id}.\r\n"
+        )
+        .into_bytes()
+    };
+    import(
+        &node,
+        common::CLIENT_ADDRESS,
+        &[
+            ("1.eml", message(1, "plans-1", "Plans for the trip", "")),
+            (
+                "2.eml",
+                message(
+                    2,
+                    "plans-2",
+                    "Re: Plans for the trip",
+                    "In-Reply-To: <plans-1@example.net>\r\n",
+                ),
+            ),
+            (
+                "3.eml",
+                message(
+                    3,
+                    "plans-3",
+                    "Re: Plans for the trip",
+                    "References: <plans-1@example.net> <plans-2@example.net>\r\n",
+                ),
+            ),
+            ("4.eml", message(4, "lunch", "Lunch on Friday", "")),
+        ],
+    );
+    run_script(&node, &app_password, "conversations.py", &[]);
 }
 
 const SEARCH_SUBJECT: &str = "Numbers for the board";

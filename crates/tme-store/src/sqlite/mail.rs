@@ -15,6 +15,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use tme_message::MessageSummary;
 
 use super::group_commit::{GroupCommit, WriteRequest};
+use super::threads;
 use super::{Database, already_exists_if_unique, now_unix, schema, to_i64, to_u64};
 use crate::blob::BlobId;
 use crate::directory::AccountId;
@@ -22,9 +23,11 @@ use crate::error::{StoreError, StoreResult};
 use crate::mail::{
     Appended, AppendedOnce, Change, ChangeKind, FlagChange, Flags, MAILBOXES_PER_ACCOUNT_MAX,
     MailStore, Mailbox, MailboxCounts, MailboxId, MessageId, MessageOrder, MessageRecord, ModSeq,
-    NewMessage, PurgeReport, SpecialUse, Uid, Usage, validate_delivery_key, validate_mailbox_name,
+    NewMessage, PurgeReport, SpecialUse, ThreadEntry, Uid, Usage, validate_delivery_key,
+    validate_mailbox_name,
 };
 use crate::summary_cache::{SUMMARY_CACHE_BYTES_MAX, SummaryCache};
+use crate::threads::{ThreadId, thread_keys};
 
 /// zstd level for the stored summaries (postcard, a compact binary serde format).
 const SUMMARY_ZSTD_LEVEL: i32 = 6;
@@ -38,22 +41,40 @@ pub struct SqliteMailStore {
     /// Shared by the clones of this store.
     summaries: Arc<SummaryCache>,
     /// Mailbox counts by HIGHEST_MODSEQ, shared by the clones of this store.
-    counts: Arc<CountsCache>,
+    counts: Arc<CountsCache<MailboxCounts>>,
+    /// How many conversations each mailbox holds, by HIGHEST_MODSEQ likewise.
+    thread_counts: Arc<CountsCache<u64>>,
 }
 
 /// The most mailboxes whose counts are kept; past it, the cache starts again empty.
 const COUNTS_CACHED_MAILBOXES_MAX: usize = 100_000;
 
-/// `mailbox_counts` answers by mailbox, each valid for one HIGHEST_MODSEQ of its mailbox.
-/// Mailbox ids are never reused (AUTOINCREMENT), so an entry can only be stale by MODSEQ,
-/// and a stale one is never returned.
-#[derive(Debug, Default)]
-struct CountsCache {
-    entries: std::sync::Mutex<std::collections::HashMap<MailboxId, (ModSeq, MailboxCounts)>>,
+/// Counts of a mailbox (`mailbox_counts`, `thread_count`), each valid for one HIGHEST_MODSEQ
+/// of its mailbox. Mailbox ids are never reused (AUTOINCREMENT), so an entry can only be
+/// stale by MODSEQ, and a stale one is never returned.
+#[derive(Debug)]
+struct CountsCache<T> {
+    entries: std::sync::Mutex<std::collections::HashMap<MailboxId, (ModSeq, T)>>,
 }
 
-impl CountsCache {
-    fn get(&self, mailbox: MailboxId, modseq: ModSeq) -> Option<MailboxCounts> {
+impl<T> Default for CountsCache<T> {
+    fn default() -> Self {
+        CountsCache {
+            entries: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<T: Copy> CountsCache<T> {
+    /// Forgets every entry: for a change that takes no MODSEQ (the threads backfill).
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+
+    fn get(&self, mailbox: MailboxId, modseq: ModSeq) -> Option<T> {
         let entries = self
             .entries
             .lock()
@@ -64,7 +85,7 @@ impl CountsCache {
             .map(|(_, counts)| *counts)
     }
 
-    fn put(&self, mailbox: MailboxId, modseq: ModSeq, counts: MailboxCounts) {
+    fn put(&self, mailbox: MailboxId, modseq: ModSeq, counts: T) {
         let mut entries = self
             .entries
             .lock()
@@ -89,6 +110,7 @@ impl SqliteMailStore {
             group_commit: GroupCommit::default(),
             summaries: Arc::new(SummaryCache::new(SUMMARY_CACHE_BYTES_MAX)),
             counts: Arc::new(CountsCache::default()),
+            thread_counts: Arc::new(CountsCache::default()),
         })
     }
 
@@ -109,6 +131,22 @@ impl SqliteMailStore {
     pub async fn close(&self) {
         self.database.close().await;
     }
+
+    /// The mailbox's HIGHEST_MODSEQ, which every change to its messages raises; None for
+    /// no such mailbox of the account.
+    async fn mailbox_modseq(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> StoreResult<Option<ModSeq>> {
+        Ok(sqlx::query_scalar(
+            "SELECT highest_modseq FROM mailboxes WHERE account_id = ? AND mailbox_id = ?",
+        )
+        .bind(account)
+        .bind(mailbox)
+        .fetch_optional(&self.database.reader)
+        .await?)
+    }
 }
 
 pub(crate) type WriteTransaction = Transaction<'static, Sqlite>;
@@ -122,6 +160,8 @@ pub(crate) struct AppendRow {
     internal_date_unix: i64,
     flags: Flags,
     summary: Vec<u8>,
+    /// The keys that decide its thread (`crate::threads::thread_keys`).
+    thread_keys: Vec<i64>,
 }
 
 impl AppendRow {
@@ -133,6 +173,7 @@ impl AppendRow {
             internal_date_unix: message.internal_date_unix,
             flags: message.flags.clone(),
             summary: encode_summary(&message.summary)?,
+            thread_keys: thread_keys(&message.summary),
         })
     }
 }
@@ -352,7 +393,7 @@ fn mailbox_from_row(row: &SqliteRow) -> StoreResult<Mailbox> {
     })
 }
 
-fn message_from_row(row: &SqliteRow) -> StoreResult<MessageRecord> {
+pub(super) fn message_from_row(row: &SqliteRow) -> StoreResult<MessageRecord> {
     let blob: Vec<u8> = row.try_get("blob_id")?;
     let keywords: String = row.try_get("keywords")?;
     Ok(MessageRecord {
@@ -368,11 +409,13 @@ fn message_from_row(row: &SqliteRow) -> StoreResult<MessageRecord> {
         flags: Flags::from_stored(row.try_get("system_flags")?, &keywords),
         modseq: row.try_get("modseq")?,
         expunged_unix: row.try_get("expunged_unix")?,
+        thread_id: row.try_get("thread_of_message")?,
     })
 }
 
-const MESSAGE_COLUMNS: &str = "message_id, account_id, mailbox_id, uid, blob_id, size_bytes, \
-     internal_date_unix, system_flags, keywords, modseq, expunged_unix";
+pub(super) const MESSAGE_COLUMNS: &str = "message_id, account_id, mailbox_id, uid, blob_id, \
+     size_bytes, internal_date_unix, system_flags, keywords, modseq, expunged_unix, \
+     COALESCE(thread_id, message_id) AS thread_of_message";
 
 fn encode_summary(summary: &MessageSummary) -> StoreResult<Vec<u8>> {
     let encoded = postcard::to_stdvec(summary)
@@ -382,7 +425,7 @@ fn encode_summary(summary: &MessageSummary) -> StoreResult<Vec<u8>> {
 }
 
 /// A stored summary, decoded, with the size of its encoded form (for the cache's bound).
-fn decode_summary(bytes: &[u8]) -> StoreResult<(MessageSummary, usize)> {
+pub(super) fn decode_summary(bytes: &[u8]) -> StoreResult<(MessageSummary, usize)> {
     // The summary of the largest message allowed stays far below this.
     const SUMMARY_ENCODED_BYTES_MAX: usize = 64 * 1024 * 1024;
     let encoded = crate::compression::decompress_exact(bytes, None, SUMMARY_ENCODED_BYTES_MAX)
@@ -539,7 +582,7 @@ async fn touch_mailbox(
     Ok(())
 }
 
-fn placeholders(count: usize) -> String {
+pub(super) fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")
 }
 
@@ -589,6 +632,7 @@ impl MailStore for SqliteMailStore {
         let mut transaction = self.database.begin_write().await?;
         for statement in [
             "DELETE FROM delivery_keys WHERE account_id = ?",
+            "DELETE FROM thread_keys WHERE account_id = ?",
             "DELETE FROM changes WHERE account_id = ?",
             "DELETE FROM messages WHERE account_id = ?",
             "DELETE FROM mailboxes WHERE account_id = ?",
@@ -646,14 +690,7 @@ impl MailStore for SqliteMailStore {
         // The counts change only with the mailbox's HIGHEST_MODSEQ (every append, expunge,
         // flag change and restore in it raises it): kept per MODSEQ, they are read again only
         // after a change.
-        let modseq: Option<ModSeq> = sqlx::query_scalar(
-            "SELECT highest_modseq FROM mailboxes WHERE account_id = ? AND mailbox_id = ?",
-        )
-        .bind(account)
-        .bind(id)
-        .fetch_optional(&self.database.reader)
-        .await?;
-        if let Some(modseq) = modseq
+        if let Some(modseq) = self.mailbox_modseq(account, id).await?
             && let Some(counts) = self.counts.get(id, modseq)
         {
             return Ok(counts);
@@ -1019,6 +1056,50 @@ impl MailStore for SqliteMailStore {
         row.as_ref().map(message_from_row).transpose()
     }
 
+    async fn thread_page(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<ThreadEntry>> {
+        threads::page(&self.database, account, mailbox, offset, limit).await
+    }
+
+    async fn thread_count(&self, account: AccountId, mailbox: MailboxId) -> StoreResult<u64> {
+        let (modseq, count) = match self.mailbox_modseq(account, mailbox).await? {
+            Some(modseq) => (Some(modseq), self.thread_counts.get(mailbox, modseq)),
+            None => (None, None),
+        };
+        if let Some(count) = count {
+            return Ok(count);
+        }
+        // Counted after the MODSEQ was read: a change in between makes the entry stale
+        // under the old MODSEQ, which no later read asks for.
+        let count = threads::count(&self.database, account, mailbox).await?;
+        if let Some(modseq) = modseq {
+            self.thread_counts.put(mailbox, modseq, count);
+        }
+        Ok(count)
+    }
+
+    async fn thread_messages(
+        &self,
+        account: AccountId,
+        thread: ThreadId,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        threads::messages(&self.database, account, thread, limit).await
+    }
+
+    async fn threads_backfill(&self, limit: u32) -> StoreResult<u64> {
+        let threaded = threads::backfill(&self.database, limit).await?;
+        if threaded > 0 {
+            self.thread_counts.clear();
+        }
+        Ok(threaded)
+    }
+
     async fn message_get(&self, account: AccountId, id: MessageId) -> StoreResult<MessageRecord> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = ? AND message_id = ?"
@@ -1375,6 +1456,9 @@ impl MailStore for SqliteMailStore {
         .execute(&mut *transaction)
         .await?;
         report.messages_purged += messages.rows_affected();
+        if report.messages_purged > 0 {
+            threads::forget_empty(&mut transaction).await?;
+        }
         transaction.commit().await?;
         Ok(report)
     }
@@ -1432,6 +1516,7 @@ pub(crate) async fn append_rows(
             .execute(&mut **transaction)
             .await?;
         let message_id = result.last_insert_rowid();
+        threads::assign(transaction, account, message_id, &row.thread_keys).await?;
         log_change(
             transaction,
             account,

@@ -14,6 +14,7 @@ mod group_commit;
 mod mail;
 mod queue;
 mod schema;
+mod threads;
 
 use std::path::Path;
 use std::str::FromStr;

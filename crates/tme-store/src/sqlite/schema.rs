@@ -259,6 +259,25 @@ CREATE INDEX messages_live_size ON messages(account_id, mailbox_id, size_bytes, 
 CREATE INDEX messages_live_unseen ON messages(account_id, mailbox_id)
     WHERE expunged_unix IS NULL AND (system_flags & 1) = 0;
 "#,
+        // 4: conversations (`crate::threads`). Each message's thread, the map of message ids
+        // (64-bit keys) to threads per account, a mailbox's threads read from an index of its
+        // live messages alone, and the messages older files hold, which get their thread
+        // later (`MailStore::threads_backfill`); until then a message is a thread of its own.
+        r#"
+ALTER TABLE messages ADD COLUMN thread_id INTEGER;
+CREATE TABLE thread_keys (
+    account_id INTEGER NOT NULL,
+    thread_key INTEGER NOT NULL,
+    thread_id INTEGER NOT NULL,
+    PRIMARY KEY (account_id, thread_key)
+) WITHOUT ROWID;
+CREATE INDEX thread_keys_thread ON thread_keys(account_id, thread_id);
+CREATE INDEX messages_thread ON messages(account_id, thread_id);
+CREATE INDEX messages_live_thread
+    ON messages(account_id, mailbox_id, thread_id, uid, system_flags)
+    WHERE expunged_unix IS NULL;
+CREATE INDEX messages_unthreaded ON messages(message_id) WHERE thread_id IS NULL;
+"#,
     ],
 };
 

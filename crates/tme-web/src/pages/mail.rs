@@ -9,6 +9,7 @@ use tme_store::{Mailbox, MailboxCounts, MailboxId, MessageRecord};
 use super::{Viewer, csrf_field, layout};
 use crate::body::{MessageBody, Shown};
 use crate::organise::folder_is_own;
+use crate::read::CONVERSATIONS;
 use tme_store::SpecialUse;
 
 /// A mailbox in the folder list.
@@ -18,11 +19,20 @@ pub struct FolderEntry {
     pub counts: MailboxCounts,
 }
 
-/// One row of the message list.
+/// One row of the message list: a message, or in the conversation view a conversation
+/// shown by its newest message in the folder.
 #[derive(Debug, Clone)]
 pub struct MessageRow {
     pub record: MessageRecord,
     pub summary: Option<std::sync::Arc<MessageSummary>>,
+    pub conversation: Option<Conversation>,
+}
+
+/// A conversation's counts in the folder a row of the conversation view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conversation {
+    pub messages: u32,
+    pub unseen: u32,
 }
 
 pub(crate) fn folder_list(folders: &[FolderEntry], current: MailboxId) -> Markup {
@@ -88,7 +98,9 @@ pub struct Paging {
     pub page: usize,
     pub pages: usize,
     pub messages: usize,
-    /// The order's name (`read::SORTS`).
+    /// What the pages count: messages, or conversations in the conversation view.
+    pub entries: usize,
+    /// The view's name (`read::SORTS`, or `read::CONVERSATIONS`).
     pub sort: &'static str,
 }
 
@@ -173,6 +185,7 @@ pub fn mailbox(
         mailbox.special_use,
         Some(SpecialUse::Trash | SpecialUse::Junk)
     );
+    let conversations = paging.sort == CONVERSATIONS;
     layout(
         &mailbox.name,
         Some(viewer),
@@ -180,10 +193,18 @@ pub fn mailbox(
             div class="app" {
                 (folder_list(folders, mailbox.id))
                 main class="messages" data-mailbox=(mailbox.id)
-                    data-first-page=(paging.page == 1 && matches!(paging.sort, "arrival" | "date")) {
+                    data-first-page=(paging.page == 1 && matches!(paging.sort, "arrival" | "date" | CONVERSATIONS)) {
                     div class="list-head" {
                         h1 { (mailbox.name) }
-                        span class="count" { (paging.messages) " messages" }
+                        span class="count" {
+                            (paging.messages) " messages"
+                            @if conversations { ", " (paging.entries) " conversations" }
+                        }
+                        @if conversations {
+                            a class="view-toggle" href={ "/mail/" (mailbox.id) } { "Show messages" }
+                        } @else {
+                            a class="view-toggle" href={ "/mail/" (mailbox.id) "?sort=" (CONVERSATIONS) } { "Show conversations" }
+                        }
                         @if emptiable && paging.messages > 0 {
                             form method="post" action={ "/mail/" (mailbox.id) "/empty" } class="inline" {
                                 (csrf_field(viewer.csrf_token))
@@ -207,9 +228,13 @@ pub fn mailbox(
                                     th scope="col" { "Subject" }
                                     @for (label, first, second) in SORT_COLUMNS {
                                         @let current = paging.sort == first || paging.sort == second;
+                                        @if conversations {
+                                            th scope="col" { (label) }
+                                        } @else {
                                         @let next = if paging.sort == first { second } else { first };
                                         th scope="col" aria-sort=[current.then(|| if paging.sort == first { "descending" } else { "ascending" })] {
                                             a href=(sort_link(1, next)) { (label) @if current { @if paging.sort == first { " ↓" } @else { " ↑" } } }
+                                        }
                                         }
                                     }
                                 }}
@@ -237,7 +262,10 @@ pub fn mailbox(
 }
 
 fn message_row(mailbox_id: MailboxId, row: &MessageRow) -> Markup {
-    let unread = !row.record.flags.system.contains(SystemFlags::SEEN);
+    let unread = match row.conversation {
+        Some(conversation) => conversation.unseen > 0,
+        None => !row.record.flags.system.contains(SystemFlags::SEEN),
+    };
     let flagged = row.record.flags.system.contains(SystemFlags::FLAGGED);
     let (from, subject, date_unix, attachment) = match &row.summary {
         Some(summary) => (
@@ -262,8 +290,13 @@ fn message_row(mailbox_id: MailboxId, row: &MessageRow) -> Markup {
     html! {
         tr class=[unread.then_some("unread")] data-uid=(uid) {
             td class="select" {
-                input type="checkbox" name="uid" value=(uid) id={ "select-" (uid) };
-                label for={ "select-" (uid) } class="visually-hidden" { "Select “" (subject) "”" }
+                @if row.conversation.is_some() {
+                    input type="checkbox" name="thread" value=(row.record.thread_id) id={ "select-" (uid) };
+                    label for={ "select-" (uid) } class="visually-hidden" { "Select the conversation “" (subject) "”" }
+                } @else {
+                    input type="checkbox" name="uid" value=(uid) id={ "select-" (uid) };
+                    label for={ "select-" (uid) } class="visually-hidden" { "Select “" (subject) "”" }
+                }
             }
             td class="star" {
                 @if flagged {
@@ -277,6 +310,11 @@ fn message_row(mailbox_id: MailboxId, row: &MessageRow) -> Markup {
                 a href={ "/mail/" (mailbox_id) "/" (uid) } {
                     @if unread { span class="visually-hidden" { "Unread: " } }
                     (subject)
+                }
+                @if let Some(conversation) = row.conversation.filter(|conversation| conversation.messages > 1) {
+                    " " span class="thread-count" title="Messages of this conversation in this folder" {
+                        (conversation.messages) span class="visually-hidden" { " messages" }
+                    }
                 }
                 @if attachment { " " span class="attachment" { "attachment" } }
             }
@@ -361,6 +399,7 @@ pub fn message(
     record: &MessageRecord,
     summary: &MessageSummary,
     body: &MessageBody,
+    conversation: &[MessageRow],
 ) -> Markup {
     let subject = summary
         .subject
@@ -412,9 +451,52 @@ pub fn message(
                             @if body.attachments_truncated { p { "More attachments are not listed." } }
                         }
                     }
+                    @if !conversation.is_empty() {
+                        (conversation_list(folders, record, conversation))
+                    }
                 }
             }
         }))
+    }
+}
+
+/// The message view's list of its conversation: every message of it in every folder,
+/// oldest first, this one marked as the current one.
+fn conversation_list(
+    folders: &[FolderEntry],
+    record: &MessageRecord,
+    conversation: &[MessageRow],
+) -> Markup {
+    let folder_name = |id: MailboxId| {
+        folders
+            .iter()
+            .find(|folder| folder.mailbox.id == id)
+            .map(|folder| folder.mailbox.name.as_str())
+            .unwrap_or("")
+    };
+    html! {
+        section class="conversation" aria-labelledby="conversation-heading" {
+            h2 id="conversation-heading" { "Conversation (" (conversation.len()) " messages)" }
+            ol {
+                @for row in conversation {
+                    @let here = row.record.id == record.id;
+                    @let (from, date) = match &row.summary {
+                        Some(summary) => (display_addresses(&summary.from), summary.date_unix.unwrap_or(row.record.internal_date_unix)),
+                        None => (String::new(), row.record.internal_date_unix),
+                    };
+                    @let preview = row.summary.as_ref().map(|summary| summary.preview.as_str()).unwrap_or("");
+                    li class=[here.then_some("current")] {
+                        a href={ "/mail/" (row.record.mailbox_id) "/" (row.record.uid) }
+                            aria-current=[here.then_some("page")] {
+                            span class="from" { (from) }
+                            " " span class="date" { (format_date(date)) }
+                            " " span class="folder" { (folder_name(row.record.mailbox_id)) }
+                        }
+                        @if !preview.is_empty() { p class="preview" { (preview) } }
+                    }
+                }
+            }
+        }
     }
 }
 
