@@ -1361,7 +1361,7 @@ Shall we?\r\n> earlier\r\n";
                 &[0; 300],
             ),
         ];
-        let raw = build_message(&fields, &envelope, put_in.clone());
+        let raw = build_message(&fields, &envelope, put_in);
         let kept = carried_attachments(&raw);
         let listed: Vec<(usize, &str, &str)> = kept
             .iter()
