@@ -770,12 +770,28 @@ fn flags(names: &[&str]) -> Flags {
     Flags::parse(names.iter().copied()).unwrap_or_default()
 }
 
-/// The form shown again with what went wrong (422): the typed fields are kept; uploads
-/// must be chosen again (a browser never refills a file input).
-fn form_again(current: &Current, fields: &ComposeFields, error: &str) -> Response {
+/// The form shown again with what went wrong (422): the typed fields are kept, and the
+/// attachments carried from a message (a forward, a draft the form saved) listed again, so
+/// a send that fixes the mistake carries them; uploads must be chosen again (a browser
+/// never refills a file input).
+async fn form_again(
+    state: &WebState,
+    current: &Current,
+    fields: &ComposeFields,
+    error: &str,
+) -> Response {
+    let carried = match fields.attachments_from {
+        Some(reference) => match load_message(state, current, reference).await {
+            Ok((_, _, raw)) => tokio::task::spawn_blocking(move || carried_attachments(&raw))
+                .await
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     page(
         StatusCode::UNPROCESSABLE_ENTITY,
-        pages::compose::compose(current.viewer(), fields, &[], None, Some(error)),
+        pages::compose::compose(current.viewer(), fields, &carried, None, Some(error)),
     )
 }
 
@@ -842,10 +858,12 @@ async fn send(
             Ok(list) => lists.push(list),
             Err(bad) => {
                 return Ok(form_again(
+                    &state,
                     &current,
                     &fields,
                     &format!("{label}: not an email address: {}", bad.join(", ")),
-                ));
+                )
+                .await);
             }
         }
     }
@@ -854,18 +872,16 @@ async fn send(
     let to = lists.pop().unwrap_or_default();
     let count = to.len() + cc.len() + bcc.len();
     if count == 0 {
-        return Ok(form_again(
-            &current,
-            &fields,
-            "Name at least one recipient.",
-        ));
+        return Ok(form_again(&state, &current, &fields, "Name at least one recipient.").await);
     }
     if count > RECIPIENTS_MAX {
         return Ok(form_again(
+            &state,
             &current,
             &fields,
             &format!("A message may have at most {RECIPIENTS_MAX} recipients."),
-        ));
+        )
+        .await);
     }
     let own = current.account.address.to_string();
     // The account may send at all (not send-locked) before anything else is done.
@@ -914,10 +930,12 @@ async fn send(
     }
     if !refused.is_empty() {
         return Ok(form_again(
+            &state,
             &current,
             &fields,
             &format!("Not sent. {}.", refused.join("; ")),
-        ));
+        )
+        .await);
     }
     let now = envelope.date_unix;
     let date = mail_builder::headers::date::Date::new(now).to_rfc822();
@@ -942,10 +960,12 @@ async fn send(
         Err(SubmitRefusal::Sender(refusal)) => return Err(sender_refusal(&refusal)),
         Err(SubmitRefusal::OverQuota) => {
             return Ok(form_again(
+                &state,
                 &current,
                 &fields,
                 "Not sent: a recipient's mailbox is full.",
-            ));
+            )
+            .await);
         }
         Err(SubmitRefusal::NoAuthor | SubmitRefusal::TemporaryFailure) => {
             return Err(WebError::Unavailable);
@@ -1014,10 +1034,40 @@ async fn remove_draft(state: &WebState, current: &Current, draft: MessageRef) {
     }
 }
 
+/// The form's state after a save, for the script that saved it (`saved_draft_json`): the
+/// new draft to post as `draft` next time, and the attachments now kept in it, which the
+/// next save and the send carry from it (`attachments_from` = the draft, one
+/// `keep_attachment` per index) instead of uploading or carrying them again.
+///
+/// `{"mailbox":M,"uid":U,"draft":"M/U","attachments_from":"M/U"|null,
+///   "attachments":[{"index":I,"name":N,"media_type":T,"size_octets":S,"size":"12 KB"}]}`
+pub fn saved_draft_json(draft: MessageRef, kept: &[CarriedAttachment]) -> String {
+    let attachments: Vec<serde_json::Value> = kept
+        .iter()
+        .map(|attachment| {
+            serde_json::json!({
+                "index": attachment.index,
+                "name": attachment.name,
+                "media_type": attachment.media_type,
+                "size_octets": attachment.size_octets,
+                "size": pages::mail::size_text(attachment.size_octets),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "mailbox": draft.mailbox,
+        "uid": draft.uid,
+        "draft": draft.to_string(),
+        "attachments_from": (!kept.is_empty()).then(|| draft.to_string()),
+        "attachments": attachments,
+    })
+    .to_string()
+}
+
 /// Saves the form in Drafts (\Draft \Seen), replacing the draft it was opened from.
 /// A browser is sent back to the form on the new draft (`/compose?draft=MAILBOX/UID`); a
 /// script that asks for JSON (`Accept: application/json`, for saving automatically) gets
-/// `{"mailbox":M,"uid":U}` to post as `draft` next time.
+/// the form's new state (`saved_draft_json`).
 async fn save_draft(
     State(state): State<WebState>,
     current: Current,
@@ -1035,10 +1085,15 @@ async fn save_draft(
         lenient(&fields.bcc),
     );
     let build_fields = fields.clone();
-    let raw =
-        tokio::task::spawn_blocking(move || build_message(&build_fields, &envelope, attachments))
-            .await
-            .map_err(|_| WebError::Unavailable)?;
+    // The attachments are listed as the new draft holds them: numbered as a reopened draft
+    // numbers them, which is what the next save's `keep_attachment` values must match.
+    let (raw, kept) = tokio::task::spawn_blocking(move || {
+        let raw = build_message(&build_fields, &envelope, attachments);
+        let kept = carried_attachments(&raw);
+        (raw, kept)
+    })
+    .await
+    .map_err(|_| WebError::Unavailable)?;
     let drafts = special_mailbox(&state, &current, SpecialUse::Drafts, "Drafts").await?;
     let draft_flags = flags(&["\\Draft", "\\Seen"]);
     let appended = state
@@ -1079,7 +1134,7 @@ async fn save_draft(
         return Ok((
             StatusCode::OK,
             [(CONTENT_TYPE, "application/json")],
-            format!("{{\"mailbox\":{},\"uid\":{}}}", new.mailbox, new.uid),
+            saved_draft_json(new, &kept),
         )
             .into_response());
     }
@@ -1265,5 +1320,87 @@ Shall we?\r\n> earlier\r\n";
                 .and_then(|a| a.address()),
             Some("hidden@example.net")
         );
+    }
+
+    fn attachment(name: &str, media_type: &str, content: &[u8]) -> OutgoingAttachment {
+        OutgoingAttachment {
+            name: name.to_owned(),
+            media_type: media_type.to_owned(),
+            content: content.to_vec(),
+        }
+    }
+
+    /// A saved draft lists its attachments in the order they were put in, with the indices
+    /// a reopened draft gives them: what the next save and the send carry from it.
+    #[test]
+    fn saved_draft_lists_its_attachments_as_a_reopened_draft_numbers_them() {
+        let envelope = Envelope {
+            from_name: None,
+            from_address: "alice@example.org".to_owned(),
+            to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            message_id: "d1@example.org".to_owned(),
+            date_unix: 0,
+        };
+        let fields = ComposeFields {
+            body: "draft text\n".to_owned(),
+            ..ComposeFields::default()
+        };
+        let put_in = vec![
+            attachment(
+                "inner.eml",
+                "message/rfc822",
+                b"Subject: inner\r\n\r\nbody\r\n",
+            ),
+            attachment("notes.txt", "text/plain", b"plain notes\n"),
+            attachment("picture.png", "image/png", &[137, 80, 78, 71, 0, 1]),
+            attachment(
+                "Messwerte \u{fc}.bin",
+                "application/octet-stream",
+                &[0; 300],
+            ),
+        ];
+        let raw = build_message(&fields, &envelope, put_in);
+        let kept = carried_attachments(&raw);
+        let listed: Vec<(usize, &str, &str)> = kept
+            .iter()
+            .map(|kept| (kept.index, kept.name.as_str(), kept.media_type.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (0, "inner.eml", "message/rfc822"),
+                (1, "notes.txt", "text/plain"),
+                (2, "picture.png", "image/png"),
+                (3, "Messwerte \u{fc}.bin", "application/octet-stream"),
+            ]
+        );
+        assert_eq!(kept[3].size_octets, 300);
+        // Reopening the saved draft keeps the same attachments under the same indices.
+        let here = MessageRef {
+            mailbox: 5,
+            uid: 12,
+        };
+        let reopened = prefill(Start::Draft, &raw, here, "alice@example.org");
+        assert_eq!(reopened.attachments_from, Some(here));
+        assert_eq!(reopened.keep_attachments, vec![0, 1, 2, 3]);
+        assert_eq!(reopened.body, "draft text\r\n");
+
+        let answer: serde_json::Value =
+            serde_json::from_str(&saved_draft_json(here, &kept)).expect("JSON");
+        assert_eq!(answer["mailbox"], 5);
+        assert_eq!(answer["uid"], 12);
+        assert_eq!(answer["draft"], "5/12");
+        assert_eq!(answer["attachments_from"], "5/12");
+        assert_eq!(answer["attachments"][3]["index"], 3);
+        assert_eq!(answer["attachments"][3]["name"], "Messwerte \u{fc}.bin");
+        assert_eq!(answer["attachments"][3]["size_octets"], 300);
+        assert_eq!(answer["attachments"][1]["media_type"], "text/plain");
+
+        let bare: serde_json::Value =
+            serde_json::from_str(&saved_draft_json(here, &[])).expect("JSON");
+        assert_eq!(bare["attachments_from"], serde_json::Value::Null);
+        assert_eq!(bare["attachments"], serde_json::json!([]));
     }
 }

@@ -448,9 +448,11 @@ fn chromium_shows_settings_and_a_branded_login() {
 }
 
 /// Writing mail (`tests/web/compose.py`): in headless Chromium, compose with an upload and
-/// send, reply, forward inline and as an attachment, save, reopen and send a draft, each
-/// checked over IMAP with Python's imaplib; through urllib, multipart POSTs without the
-/// CSRF token (403), oversized (413), malformed (400), and file names with path tricks.
+/// send, reply, forward inline and as an attachment, save, reopen and send a draft, let the
+/// form save itself as a draft while typing (one draft, the upload kept once; a refused
+/// save retried; Send during a save), each checked over IMAP with Python's imaplib; through
+/// urllib, multipart POSTs without the CSRF token (403), oversized (413), malformed (400),
+/// file names with path tricks, and the draft endpoint's JSON answer.
 #[test]
 fn chromium_composes_replies_forwards_and_keeps_drafts() {
     require_chromium();

@@ -1,6 +1,8 @@
 //! The compose form: one `multipart/form-data` form that posts to `/compose/send`, its
 //! "Save draft" button to `/compose/draft` (`formaction`), so both work without
 //! JavaScript. Every control has a label; the order of the fields is the order of focus.
+//! With JavaScript, `app.js` saves the form as a draft in the background and says so in
+//! the empty `#autosave-status` line (`role="status"`), which is all the page gives it.
 
 use maud::{Markup, html};
 
@@ -38,7 +40,8 @@ pub fn compose(
                 @if let Some(notice) = notice {
                     p class="notice" role="status" { (notice) }
                 }
-                form method="post" action="/compose/send" enctype="multipart/form-data" {
+                form id="compose-form" method="post" action="/compose/send"
+                    enctype="multipart/form-data" {
                     (csrf_field(viewer.csrf_token))
                     input type="hidden" name="in_reply_to" value=(fields.in_reply_to.join(" "));
                     input type="hidden" name="references" value=(fields.references.join(" "));
@@ -74,7 +77,7 @@ pub fn compose(
                             p class="forwarded" { "The original message is attached." }
                         }
                         @if !carried.is_empty() {
-                            ul {
+                            ul class="kept-attachments" {
                                 @for attachment in carried {
                                     @let id = format!("keep-{}", attachment.index);
                                     li {
@@ -95,6 +98,8 @@ pub fn compose(
                     div class="actions" {
                         button type="submit" { "Send" }
                         button type="submit" formaction="/compose/draft" { "Save draft" }
+                        p id="autosave-status" class="autosave-status" role="status"
+                            aria-live="polite" {}
                     }
                 }
             }
@@ -132,5 +137,11 @@ mod tests {
         assert!(page.contains("enctype=\"multipart/form-data\""), "{page}");
         assert!(page.contains("formaction=\"/compose/draft\""), "{page}");
         assert!(page.contains("&lt;b&gt;bad"), "{page}");
+        assert!(
+            page.contains(
+                "id=\"autosave-status\" class=\"autosave-status\" role=\"status\" aria-live=\"polite\""
+            ),
+            "{page}"
+        );
     }
 }

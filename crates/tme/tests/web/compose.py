@@ -6,7 +6,11 @@ replies (quoted, threaded), forwards inline (the attachment carried) and as an a
 (a message/rfc822 part), and saves a draft, reopens it, saves it again (the old one goes)
 and sends it (Drafts empties). Through urllib: a multipart POST without or with a wrong CSRF
 token gets 403, an oversized one 413 (declared and streamed), a malformed one 400, and file
-names with path tricks come out sanitised; the draft endpoint answers a script in JSON.
+names with path tricks come out sanitised; the draft endpoint answers a script in JSON with
+the form's new state (the new draft, its attachments renumbered).
+The form also saves itself (app.js): not while untouched; after typing stops, the chosen
+file then kept from the draft; each save replacing the last (one draft in Drafts); a refused
+save shown and retried; Send during a save waiting for it, every attachment sent once.
 
 Environment: HTTP_PORT, IMAPS_PORT, USER_ADDRESS, PASSWORD, OTHER_ADDRESS, OTHER_PASSWORD,
 SCREENSHOT_DIR, WORK_DIR.
@@ -21,11 +25,13 @@ import re
 import socket
 import ssl
 import threading
+import time
 import uuid
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
-from chromium import browser
+from chromium import browser, click
 from http_client import Client, csrf_of
 
 BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
@@ -103,10 +109,12 @@ def open_received(driver, subject):
 
 
 def click_button(driver, text):
+    """Clicks the compose form's button `text` and waits for the page it leads to (a submit
+    may wait for a draft save in flight first)."""
     buttons = [button for button in driver.find_elements(By.CSS_SELECTOR, "main.compose button")
                if button.text == text]
     assert len(buttons) == 1, (text, driver.page_source)
-    buttons[0].click()
+    click(driver, buttons[0])
 
 
 def browser_flows(attachment_path, attachment):
@@ -233,6 +241,136 @@ def browser_flows(attachment_path, attachment):
         driver.quit()
 
 
+AUTOSAVE_SUBJECT = "Saved as I typed"
+SECOND_NAME = "second.bin"
+
+# Clicks Send the moment the status says a save is in flight, and answers what the status
+# says right after the click: the send must wait for that save.
+SEND_WHILE_SAVING = """
+const done = arguments[arguments.length - 1];
+const status = document.getElementById("autosave-status");
+const observer = new MutationObserver(function () {
+  if (status.textContent !== "Saving…") return;
+  observer.disconnect();
+  Array.from(document.querySelectorAll("main.compose button"))
+    .find(function (button) { return button.textContent === "Send"; })
+    .click();
+  done(status.textContent);
+});
+observer.observe(status, { childList: true, characterData: true, subtree: true });
+"""
+
+
+def status_text(driver):
+    return driver.find_element(By.ID, "autosave-status").text
+
+
+def draft_field(driver):
+    fields = driver.find_elements(By.CSS_SELECTOR, "#compose-form input[name=draft]")
+    return fields[0].get_attribute("value") if fields else None
+
+
+def kept_names(driver):
+    return [label.text.split(" — ")[0] for label in
+            driver.find_elements(By.CSS_SELECTOR, "ul.kept-attachments label")]
+
+
+def wait_saved(driver, condition, what):
+    """Waits until the status says saved and `condition(driver)` holds."""
+    WebDriverWait(driver, 40, poll_frequency=0.2).until(
+        lambda _: status_text(driver).startswith("Draft saved at ") and condition(driver),
+        f"{what}: {status_text(driver)!r}")
+
+
+def one_draft(expected_text, attachments):
+    """Alice's Drafts holds exactly one draft, with `expected_text` and `attachments`."""
+    drafts = fetch_all(ALICE, ALICE_PASSWORD, "Drafts")
+    assert [m["Subject"] for _, m in drafts] == [AUTOSAVE_SUBJECT], drafts
+    flags, draft = drafts[0]
+    assert "\\Draft" in flags, flags
+    assert expected_text in draft.get_body(("plain",)).get_content(), draft
+    contents = [part.get_payload(decode=True) for part in draft.iter_attachments()]
+    assert contents == attachments, [len(content) for content in contents]
+    return draft
+
+
+def autosave_flow(attachment_path, attachment):
+    """The compose form saves itself: not while untouched; after typing stops, with the
+    chosen file, which then becomes a kept attachment of the draft; each save replaces the
+    last; a refused save says why, keeps the text and is retried; Send during a save waits
+    for it, and the sent message has every attachment once, Drafts left empty."""
+    second = os.urandom(4 * 1024 * 1024)
+    second_path = os.path.join(os.environ["WORK_DIR"], SECOND_NAME)
+    with open(second_path, "wb") as file:
+        file.write(second)
+    driver = browser()
+    driver.set_script_timeout(60)
+    try:
+        login(driver, ALICE, ALICE_PASSWORD)
+        driver.get(BASE + "/compose")
+        status = driver.find_element(By.ID, "autosave-status")
+        assert status.get_attribute("role") == "status", driver.page_source
+        assert status.get_attribute("aria-live") == "polite", driver.page_source
+        time.sleep(4)
+        assert status_text(driver) == "" and fetch_all(ALICE, ALICE_PASSWORD, "Drafts") == []
+        print("autosave: an untouched form is not saved")
+
+        fill(driver, "to", f"Bob <{BOB}>")
+        fill(driver, "subject", AUTOSAVE_SUBJECT)
+        fill(driver, "body", "First version.\n")
+        driver.find_element(By.ID, "attachment").send_keys(attachment_path)
+        wait_saved(driver, lambda d: kept_names(d) == [ATTACHMENT_NAME], "first save")
+        assert driver.find_element(By.ID, "attachment").get_attribute("value") == ""
+        first = draft_field(driver)
+        assert first and re.fullmatch(r"\d+/\d+", first), first
+        assert driver.find_element(By.ID, "keep-0").is_selected()
+        driver.save_screenshot(os.path.join(SCREENSHOTS, "compose-autosaved.png"))
+        one_draft("First version.", [attachment])
+        print(f"autosave: saved as {first} with the attachment, now kept from the draft")
+
+        driver.find_element(By.ID, "body").send_keys("Second version.\n")
+        wait_saved(driver, lambda d: draft_field(d) not in (None, first), "second save")
+        second_draft = draft_field(driver)
+        one_draft("Second version.", [attachment])
+        assert kept_names(driver) == [ATTACHMENT_NAME], kept_names(driver)
+        print(f"autosave: replaced by {second_draft}, still one draft with the attachment once")
+
+        # A refused save (the form's token is wrong, as after logging in again elsewhere)
+        # says why, keeps the text, takes the session's token and saves on its own.
+        driver.execute_script(
+            "document.querySelector('#compose-form input[name=csrf]').value = '0'.repeat(64);")
+        driver.find_element(By.ID, "body").send_keys("Third version.\n")
+        WebDriverWait(driver, 40, poll_frequency=0.1).until(
+            lambda _: status_text(driver).startswith("Not saved: "), status_text(driver))
+        refused = status_text(driver)
+        assert "logged out" in refused, refused
+        assert "Third version." in driver.find_element(By.ID, "body").get_attribute("value")
+        assert draft_field(driver) == second_draft
+        wait_saved(driver, lambda d: draft_field(d) != second_draft, "save after the refusal")
+        one_draft("Third version.", [attachment])
+        print(f"autosave: a refused save says {refused!r}, then is retried and saved")
+
+        # Send while a save (with a second, larger file) is in flight: the send waits for it.
+        driver.find_element(By.ID, "body").send_keys("Last words.\n")
+        driver.find_element(By.ID, "attachment").send_keys(second_path)
+        said = driver.execute_async_script(SEND_WHILE_SAVING)
+        assert said == "Finishing the save first…", said
+        WebDriverWait(driver, 60).until(lambda _: re.search(r"/mail/\d+$", driver.current_url))
+        assert fetch_all(ALICE, ALICE_PASSWORD, "Drafts") == []
+        _, received = find(BOB, BOB_PASSWORD, "INBOX", AUTOSAVE_SUBJECT)
+        text = received.get_body(("plain",)).get_content()
+        assert "Third version." in text and "Last words." in text, text
+        parts = [(part.get_filename(), part.get_payload(decode=True))
+                 for part in received.iter_attachments()]
+        assert parts == [(ATTACHMENT_NAME, attachment), (SECOND_NAME, second)], \
+            [(name, len(content)) for name, content in parts]
+        find(ALICE, ALICE_PASSWORD, "Sent", AUTOSAVE_SUBJECT)
+        print("autosave: Send during a save waited for it; sent with each attachment once, "
+              "Drafts empty")
+    finally:
+        driver.quit()
+
+
 def multipart(fields, files=(), boundary=None):
     boundary = boundary or uuid.uuid4().hex
     body = b""
@@ -352,20 +490,45 @@ def http_bad_input():
     assert status == 200 and headers["Content-Type"] == "application/json", (status, page)
     saved = json.loads(page)
     assert isinstance(saved["mailbox"], int) and isinstance(saved["uid"], int), saved
+    here = f"{saved['mailbox']}/{saved['uid']}"
+    assert saved["draft"] == here and saved["attachments_from"] == here, saved
+    assert [(kept["index"], kept["name"], kept["media_type"], kept["size_octets"])
+            for kept in saved["attachments"]] == [
+        (index, expected, "application/octet-stream", len(f"content {index}"))
+        for index, (_, expected) in enumerate(tricks)], saved["attachments"]
+    assert all(isinstance(kept["size"], str) for kept in saved["attachments"]), saved
     _, draft = find(ALICE, ALICE_PASSWORD, "Drafts", "Path tricks")
     names = [part.get_filename() for part in draft.iter_attachments()]
     assert names == [expected for _, expected in tricks], names
     contents = [part.get_payload(decode=True) for part in draft.iter_attachments()]
     assert contents == [f"content {index}".encode() for index in range(len(tricks))]
-    # Saving again with the JSON answer's place replaces it.
+    # Saving again with the answer's state replaces the draft; the attachments kept are
+    # carried from the old draft and renumbered in the new one.
     content_type, body = multipart(
-        [("csrf", csrf), ("subject", "Path tricks 2"),
-         ("draft", f"{saved['mailbox']}/{saved['uid']}")])
+        [("csrf", csrf), ("subject", "Path tricks 2"), ("draft", saved["draft"]),
+         ("attachments_from", saved["attachments_from"]), ("keep_attachment", "1"),
+         ("keep_attachment", "3")])
     status, _, page = post(client, "/compose/draft", content_type, body,
                            accept="application/json")
     assert status == 200, (status, page)
+    again = json.loads(page)
+    assert again["draft"] != here and again["attachments_from"] == again["draft"], again
+    assert [(kept["index"], kept["name"]) for kept in again["attachments"]] == [
+        (0, tricks[1][1]), (1, tricks[3][1])], again
+    _, draft = find(ALICE, ALICE_PASSWORD, "Drafts", "Path tricks 2")
+    assert [part.get_payload(decode=True) for part in draft.iter_attachments()] == [
+        b"content 1", b"content 3"]
+    # And once more without attachments: none in the answer, nothing to carry.
+    content_type, body = multipart(
+        [("csrf", csrf), ("subject", "Path tricks 3"), ("draft", again["draft"])])
+    status, _, page = post(client, "/compose/draft", content_type, body,
+                           accept="application/json")
+    assert status == 200, (status, page)
+    bare = json.loads(page)
+    assert bare["attachments"] == [] and bare["attachments_from"] is None, bare
     subjects = [m["Subject"] for _, m in fetch_all(ALICE, ALICE_PASSWORD, "Drafts")]
-    assert subjects == ["Path tricks 2"], subjects
+    assert subjects == ["Path tricks 3"], subjects
+    print("draft JSON: the new draft and its attachments renumbered, carried on the next save")
     print(f"path tricks sanitised: {names[:4]} and a {len(names[4])}-character name")
 
     # Another account's message cannot be replied to or forwarded.
@@ -387,6 +550,7 @@ def main():
     with open(attachment_path, "wb") as file:
         file.write(attachment)
     browser_flows(attachment_path, attachment)
+    autosave_flow(attachment_path, attachment)
     http_bad_input()
 
 
