@@ -15,7 +15,7 @@ import threading
 
 from selenium.webdriver.common.by import By
 
-from chromium import browser
+from chromium import browser, click
 
 BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
 SCREENSHOTS = os.environ["SCREENSHOT_DIR"]
@@ -55,7 +55,7 @@ def main():
         assert driver.current_url.endswith("/login"), driver.current_url
         driver.find_element(By.ID, "address").send_keys(os.environ["USER_ADDRESS"])
         driver.find_element(By.ID, "password").send_keys(os.environ["PASSWORD"])
-        driver.find_element(By.CSS_SELECTOR, "main.login button[type=submit]").click()
+        click(driver, driver.find_element(By.CSS_SELECTOR, "main.login button[type=submit]"))
         assert driver.current_url.endswith("/mail"), driver.current_url
         # The session cookie is kept (Secure on http://127.0.0.1) and hidden from scripts.
         cookie = driver.get_cookie("tme_session")

@@ -88,7 +88,7 @@ def login(driver, address, password):
     driver.get(BASE + "/login")
     driver.find_element(By.ID, "address").send_keys(address)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "main.login button[type=submit]").click()
+    click(driver, driver.find_element(By.CSS_SELECTOR, "main.login button[type=submit]"))
     assert driver.current_url.endswith("/mail"), driver.current_url
 
 

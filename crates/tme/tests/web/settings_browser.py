@@ -54,9 +54,9 @@ def main():
         driver.get(f"http://127.0.0.1:{PORT}/login")
         driver.find_element(By.ID, "address").send_keys(os.environ["USER_ADDRESS"])
         driver.find_element(By.ID, "password").send_keys(os.environ["PASSWORD"])
-        driver.find_element(By.CSS_SELECTOR, "main.login button[type=submit]").click()
+        chromium.click(driver, driver.find_element(By.CSS_SELECTOR, "main.login button[type=submit]"))
         assert driver.current_url.endswith("/mail"), driver.current_url
-        driver.find_element(By.LINK_TEXT, "Settings").click()
+        chromium.click(driver, driver.find_element(By.LINK_TEXT, "Settings"))
         assert driver.current_url.endswith("/settings"), driver.current_url
         assert product in driver.find_element(By.CSS_SELECTOR, "header.top").text
         # Every field has its label.
@@ -67,7 +67,7 @@ def main():
         name = driver.find_element(By.ID, "display_name")
         name.clear()
         name.send_keys("Alice in Chromium")
-        driver.find_element(By.XPATH, "//button[text()='Save display name']").click()
+        chromium.click(driver, driver.find_element(By.XPATH, "//button[text()='Save display name']"))
         assert driver.current_url.endswith("/settings?done=display-name"), driver.current_url
         assert driver.find_element(By.CSS_SELECTOR, "p.notice").text == "Display name saved."
         assert driver.find_element(By.ID, "display_name").get_attribute("value") == "Alice in Chromium"
