@@ -77,6 +77,16 @@ measure("list-middle-page", [f"/mail/{inbox}?page={pages // 2}"])
 measure("list-last-page", [f"/mail/{inbox}?page={pages}"])
 measure("list-by-date", [f"/mail/{inbox}?sort=date"])
 measure("list-by-size", [f"/mail/{inbox}?sort=size"])
+# The conversation view: the corpus copies share their Message-IDs, so each corpus message
+# makes one conversation of all its copies (about 50,000 / corpus size messages each).
+status, first_conversations, _, _ = request("GET", f"/mail/{inbox}?sort=conversations")
+assert status == 200, status
+conversations = int(re.search(rb", (\d+) conversations", first_conversations).group(1))
+conversation_pages = max(1, -(-conversations // 50))
+print(f"folder conversations={conversations} pages={conversation_pages}", flush=True)
+measure("conversations-first-page", [f"/mail/{inbox}?sort=conversations"])
+measure("conversations-last-page",
+        [f"/mail/{inbox}?sort=conversations&page={conversation_pages}"])
 # Each message opened once: the first open also marks it read (a durable write).
 measure("open-unread", [f"/mail/{inbox}/{top_uid - index}" for index in range(rounds + 5)],
         warmup=0)

@@ -10,7 +10,8 @@
 # the embedded store (release build), its http listener on loopback; bench/web-load.py logs
 # in and times each page kind from one keep-alive client (request written to the last byte
 # read): the first, a middle and the last page of the list by arrival, the first page by date
-# and by size, a message opened the first time (which marks it read: a durable write) and
+# and by size, the first and last page of the conversation view, a message opened the first
+# time (which marks it read: a durable write; its conversation is listed below it) and
 # again, and the style sheet for scale. BENCH_RUNS runs of BENCH_ROUNDS requests per kind.
 # There is no peer: Roundcube needs PHP, a web server and an IMAP server; the goal is the
 # issue's (p99 under 50 ms). Temporary folders live in BENCH_TMPDIR (or TMPDIR, or /tmp).
