@@ -24,6 +24,8 @@ import threading
 import uuid
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from chromium import browser
 from http_client import Client, csrf_of
@@ -82,8 +84,17 @@ def login(driver, address, password):
     driver.get(BASE + "/login")
     driver.find_element(By.ID, "address").send_keys(address)
     driver.find_element(By.ID, "password").send_keys(password)
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "main.login button[type=submit]").click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
     assert driver.current_url.endswith("/mail"), driver.current_url
+
+
+def follow(driver, by, text):
+    """Clicks the link and waits for the page it leads to."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(by, text).click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
 
 
 def fill(driver, field, text):
@@ -98,7 +109,9 @@ def open_received(driver, subject):
     links = [link for link in driver.find_elements(By.CSS_SELECTOR, "td.subject a")
              if link.text.endswith(subject)]
     assert len(links) == 1, (subject, driver.page_source)
+    page = driver.find_element(By.TAG_NAME, "html")
     links[0].click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
     assert driver.find_element(By.CSS_SELECTOR, "h1.subject").text == subject
 
 
@@ -106,7 +119,10 @@ def click_button(driver, text):
     buttons = [button for button in driver.find_elements(By.CSS_SELECTOR, "main.compose button")
                if button.text == text]
     assert len(buttons) == 1, (text, driver.page_source)
+    page = driver.find_element(By.TAG_NAME, "html")
     buttons[0].click()
+    # Every compose button posts its form: wait for the next page, not the old one.
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
 
 
 def browser_flows(attachment_path, attachment):
@@ -114,7 +130,7 @@ def browser_flows(attachment_path, attachment):
     try:
         # Alice writes to Bob with an attachment, Bcc to herself.
         login(driver, ALICE, ALICE_PASSWORD)
-        driver.find_element(By.LINK_TEXT, "Compose").click()
+        follow(driver, By.LINK_TEXT, "Compose")
         assert driver.current_url.endswith("/compose"), driver.current_url
         for field in ["to", "cc", "bcc", "subject", "body", "attachment"]:
             labels = driver.find_elements(By.CSS_SELECTOR, f"label[for={field}]")
@@ -152,7 +168,7 @@ def browser_flows(attachment_path, attachment):
         login(driver, BOB, BOB_PASSWORD)
         open_received(driver, SUBJECT)
         driver.save_screenshot(os.path.join(SCREENSHOTS, "message-actions.png"))
-        driver.find_element(By.LINK_TEXT, "Reply").click()
+        follow(driver, By.LINK_TEXT, "Reply")
         assert ALICE in driver.find_element(By.ID, "to").get_attribute("value")
         assert driver.find_element(By.ID, "subject").get_attribute("value") == "Re: " + SUBJECT
         body = driver.find_element(By.ID, "body").get_attribute("value")
@@ -170,7 +186,7 @@ def browser_flows(attachment_path, attachment):
 
         # Bob forwards inline: the attachment is carried.
         open_received(driver, SUBJECT)
-        driver.find_element(By.LINK_TEXT, "Forward").click()
+        follow(driver, By.LINK_TEXT, "Forward")
         assert driver.find_element(By.ID, "subject").get_attribute("value") == "Fwd: " + SUBJECT
         keep = driver.find_element(By.ID, "keep-0")
         assert keep.is_selected(), driver.page_source
@@ -184,7 +200,7 @@ def browser_flows(attachment_path, attachment):
 
         # Bob forwards as an attachment: the original whole, as message/rfc822.
         open_received(driver, SUBJECT)
-        driver.find_element(By.LINK_TEXT, "Forward as attachment").click()
+        follow(driver, By.LINK_TEXT, "Forward as attachment")
         fill(driver, "to", ALICE)
         fill(driver, "subject", "Attached: " + SUBJECT)
         click_button(driver, "Send")
@@ -219,9 +235,9 @@ def browser_flows(attachment_path, attachment):
         assert [m["Subject"] for _, m in drafts] == ["Draft two"], drafts
         # Reopened from the Drafts folder, like a user would.
         driver.get(BASE + "/mail")
-        driver.find_element(By.LINK_TEXT, "Drafts").click()
-        driver.find_element(By.PARTIAL_LINK_TEXT, "Draft two").click()
-        driver.find_element(By.LINK_TEXT, "Edit draft").click()
+        follow(driver, By.LINK_TEXT, "Drafts")
+        follow(driver, By.PARTIAL_LINK_TEXT, "Draft two")
+        follow(driver, By.LINK_TEXT, "Edit draft")
         assert driver.find_element(By.ID, "subject").get_attribute("value") == "Draft two"
         assert ALICE in driver.find_element(By.ID, "to").get_attribute("value")
         driver.save_screenshot(os.path.join(SCREENSHOTS, "compose-draft.png"))
