@@ -8,9 +8,10 @@
 //! message list never parse the message again: a section is a slice of the raw message,
 //! which is stored separately, byte for byte.
 //!
-//! Two small companions write bytes rather than read them: `trace` makes the trace fields
-//! (`Received`, `Return-Path`) a hop prepends, and `submission` the fix-ups a submission
-//! server makes (RFC 6409 §8).
+//! Three small companions write bytes rather than read them: `trace` makes the trace fields
+//! (`Received`, `Return-Path`) a hop prepends, `submission` the fix-ups a submission
+//! server makes (RFC 6409 §8), and `autoreply` decides whether a delivered message gets a
+//! vacation auto-reply and writes it (RFC 3834, RFC 5230).
 //!
 //! This crate does no I/O and keeps no state: it only reads the bytes it is given. It
 //! never panics and bounds its work and output on any input (see `limits`); what a limit
@@ -21,6 +22,7 @@
 //! and for a message/rfc822 part `BODY[n.HEADER]` and `BODY[n.TEXT]` are the header and body
 //! ranges of `message.body`. See `part_by_section` for the numbering.
 
+pub mod autoreply;
 mod body_structure;
 mod decoded_fields;
 mod envelope;
@@ -37,6 +39,9 @@ mod transfer_decoding;
 
 use serde::{Deserialize, Serialize};
 
+pub use autoreply::{
+    AutoReply, AutoReplyContext, NoAutoReply, auto_reply_decision, build_auto_reply, return_path,
+};
 pub use body_structure::{BodyPart, Disposition, NestedMessage};
 pub use decoded_fields::Addr;
 pub use envelope::{Envelope, EnvelopeAddress};

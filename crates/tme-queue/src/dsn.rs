@@ -62,7 +62,7 @@ pub struct Report<'a> {
     pub now_unix: i64,
 }
 
-fn date(unix: i64) -> String {
+pub(crate) fn date(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|moment| moment.format(&Rfc2822).ok())

@@ -10,6 +10,8 @@
 //!
 //! `submit` is the way in for our own users' mail: sender checks, the submission fix-ups,
 //! signing, local copies stored and the rest queued (the listeners in `tme-smtp` call it).
+//! `vacation` answers deliveries to accounts on vacation (RFC 3834) through it, after the
+//! delivery committed, never holding it up.
 //!
 //! What this crate must not do: speak SMTP as a server (that is `tme-smtp`), or keep
 //! state anywhere but the store: any node can pick up any message.
@@ -26,8 +28,10 @@ pub mod schedule;
 pub mod sign;
 pub mod submit;
 pub mod tls;
+pub mod vacation;
 
 pub use metrics::QueueMetrics;
 pub use runner::{Clock, PassReport, Runner, RunnerSettings, SystemClock};
 pub use schedule::Schedule;
 pub use submit::Submitter;
+pub use vacation::{AutoResponder, DeliveredCopy};

@@ -28,6 +28,7 @@ use tme_store::{
 use crate::runner::Runner;
 use crate::schedule::Schedule;
 use crate::sign::SignerCache;
+use crate::vacation::{AutoResponder, DeliveredCopy};
 
 /// A local mailbox a copy goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +159,14 @@ impl Submitter {
             plus_separator,
             signers: SignerCache::default(),
         }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn hostname(&self) -> &str {
+        &self.hostname
     }
 
     /// Whether `account` may send with `address` as envelope sender or author. The null
@@ -414,7 +423,21 @@ impl Submitter {
             })
             .collect();
         match self.store.deliver(&deliveries).await {
-            Ok(_) => Ok(deliveries.len()),
+            Ok(_) => {
+                // Our own users write to each other: a colleague on vacation answers too.
+                if !outgoing.envelope_sender.is_empty() {
+                    let delivered = copies
+                        .iter()
+                        .map(|(account, mailbox, raw)| DeliveredCopy {
+                            account: *account,
+                            mailbox: *mailbox,
+                            message: raw.as_slice().into(),
+                        })
+                        .collect();
+                    AutoResponder::new(self.clone()).delivered(outgoing.envelope_sender, delivered);
+                }
+                Ok(deliveries.len())
+            }
             Err(StoreError::QuotaExceeded { .. }) => Err(SubmitRefusal::OverQuota),
             Err(error) => {
                 tracing::warn!(%error, "cannot store the local copies of a submitted message");

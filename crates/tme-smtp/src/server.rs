@@ -88,6 +88,8 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The checks every message goes through before it is stored.
     pub filter: tme_filter::Filter,
+    /// Answers what was stored for accounts on vacation; None answers nothing.
+    pub auto_responder: Option<tme_queue::AutoResponder>,
 }
 
 /// Why the TLS certificate could not be loaded. The operator's fault; fix the files.
@@ -1013,8 +1015,33 @@ async fn deliver(
             flags: &flags,
         })
         .collect();
-    store_or_spool(context, &transaction_id, &deliveries).await?;
+    let stored = store_or_spool(context, &transaction_id, &deliveries).await?;
+    // Only copies committed now and filed in the Inbox are answered; a spooled copy is
+    // answered by the spool worker once it is stored.
+    if stored == Stored::Committed
+        && !to_junk
+        && let Some(responder) = &context.config.auto_responder
+    {
+        let delivered = copies
+            .iter()
+            .map(|(account, mailbox, raw)| tme_queue::DeliveredCopy {
+                account: *account,
+                mailbox: *mailbox,
+                message: raw.as_slice().into(),
+            })
+            .collect();
+        responder.delivered(&message.envelope.sender, delivered);
+    }
     Ok(transaction_id)
+}
+
+/// Where `store_or_spool` put the copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// In the store: delivered.
+    Committed,
+    /// In the inbound spool, for the spool worker to deliver.
+    Spooled,
 }
 
 /// Makes the copies durable: in the store, or, when the store is only briefly unavailable
@@ -1026,9 +1053,9 @@ async fn store_or_spool(
     context: &ServerContext,
     transaction_id: &str,
     deliveries: &[Delivery<'_>],
-) -> Result<(), DeliveryRefusal> {
+) -> Result<Stored, DeliveryRefusal> {
     let store_error = match context.store.deliver(deliveries).await {
-        Ok(_) => return Ok(()),
+        Ok(_) => return Ok(Stored::Committed),
         Err(StoreError::QuotaExceeded { .. }) => return Err(DeliveryRefusal::OverQuota),
         Err(error) => error,
     };
@@ -1052,7 +1079,7 @@ async fn store_or_spool(
                 error = %store_error,
                 "store unavailable: message spooled for delivery when it returns"
             );
-            Ok(())
+            Ok(Stored::Spooled)
         }
         Err(spool_error) => {
             tracing::warn!(

@@ -57,6 +57,7 @@ pub async fn deliver_spool(
     spool: InboundSpool,
     store: Store,
     metrics: Arc<Metrics>,
+    auto_responder: Option<tme_queue::AutoResponder>,
     shutdown: CancellationToken,
 ) {
     match spool.remove_stale_temporaries() {
@@ -68,6 +69,7 @@ pub async fn deliver_spool(
         spool,
         store,
         metrics,
+        auto_responder,
         quota_waits: HashMap::new(),
     };
     let mut store_retry_delay = STORE_RETRY_DELAY_FIRST;
@@ -145,7 +147,8 @@ struct Settled {
 
 /// How one copy's delivery ended.
 enum CopyOutcome {
-    Stored,
+    /// Stored now, in this mailbox.
+    Stored(tme_store::MailboxId),
     StoredBefore,
     AccountDeleted,
     OverQuota,
@@ -157,6 +160,8 @@ struct Worker {
     spool: InboundSpool,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Answers the copies stored for accounts on vacation.
+    auto_responder: Option<tme_queue::AutoResponder>,
     /// Entries waiting for quota, and when to try them again.
     quota_waits: HashMap<SpoolEntryId, Instant>,
 }
@@ -195,7 +200,7 @@ impl Worker {
                     return Pass::RetryLater;
                 }
             };
-            match deliver_entry(&self.store, &entry).await {
+            match deliver_entry(&self.store, &entry, self.auto_responder.as_ref()).await {
                 EntryOutcome::Settled(settled) => self.remove(&entry, &settled).await,
                 EntryOutcome::StoreUnavailable(error) => {
                     self.metrics.spool_delivery_failures.inc();
@@ -281,13 +286,32 @@ impl Worker {
     }
 }
 
-/// Stores every copy of `entry` under its id; over-quota copies let the others go on.
-async fn deliver_entry(store: &Store, entry: &SpoolEntry) -> EntryOutcome {
+/// Stores every copy of `entry` under its id; over-quota copies let the others go on. A
+/// copy committed now is handed to `auto_responder` (one stored before was answered then).
+async fn deliver_entry(
+    store: &Store,
+    entry: &SpoolEntry,
+    auto_responder: Option<&tme_queue::AutoResponder>,
+) -> EntryOutcome {
     let mut settled = Settled::default();
     let mut over_quota = Vec::new();
     for copy in &entry.copies {
         match deliver_copy(store, entry, copy).await {
-            CopyOutcome::Stored => settled.copies_stored += 1,
+            CopyOutcome::Stored(mailbox) => {
+                settled.copies_stored += 1;
+                if let Some(responder) = auto_responder {
+                    let raw = entry.raw(copy);
+                    // The server wrote the envelope sender into the copy's `Return-Path`.
+                    if let Some(sender) = tme_message::return_path(&raw) {
+                        let delivered = tme_queue::DeliveredCopy {
+                            account: copy.account,
+                            mailbox,
+                            message: raw.into(),
+                        };
+                        responder.delivered(&sender, vec![delivered]);
+                    }
+                }
+            }
             CopyOutcome::StoredBefore => settled.copies_stored_before += 1,
             CopyOutcome::AccountDeleted => {
                 tracing::warn!(
@@ -324,7 +348,7 @@ async fn deliver_copy(store: &Store, entry: &SpoolEntry, copy: &SpooledCopy) -> 
         };
         let error = match store.deliver_once(entry.id.as_str(), &[delivery]).await {
             Ok(outcome) if outcome.accounts_already_delivered.is_empty() => {
-                return CopyOutcome::Stored;
+                return CopyOutcome::Stored(mailbox);
             }
             Ok(_) => return CopyOutcome::StoredBefore,
             Err(error) => error,
@@ -472,6 +496,7 @@ mod tests {
                 spool: self.spool.clone(),
                 store: self.store.clone(),
                 metrics: self.metrics.clone(),
+                auto_responder: None,
                 quota_waits: HashMap::new(),
             };
             assert!(matches!(
@@ -508,7 +533,7 @@ mod tests {
         let id = fixture.spool.waiting().await.expect("waiting").remove(0);
         let entry = fixture.spool.read(&id).await.expect("read");
         assert!(matches!(
-            deliver_entry(&fixture.store, &entry).await,
+            deliver_entry(&fixture.store, &entry, None).await,
             EntryOutcome::Settled(Settled {
                 copies_stored: 2,
                 ..

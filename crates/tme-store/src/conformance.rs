@@ -39,6 +39,8 @@ pub const CHECKS: &[&str] = &[
     "dns_keys_and_records",
     "login_locks_are_kept_listed_and_lifted",
     "web_sessions_are_kept_per_account_and_revoked",
+    "signatures_are_kept_per_account",
+    "vacations_answer_each_sender_once_a_period",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -83,6 +85,9 @@ pub async fn run(name: &str, store: &Store) {
             web_sessions_are_kept_per_account_and_revoked(store).await
         }
         "signatures_are_kept_per_account" => signatures_are_kept_per_account(store).await,
+        "vacations_answer_each_sender_once_a_period" => {
+            vacations_answer_each_sender_once_a_period(store).await
+        }
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -2173,5 +2178,115 @@ pub async fn signatures_are_kept_per_account(store: &Store) {
         directory.account_signature_get(bob).await.unwrap(),
         None,
         "the signature goes with its account"
+    );
+}
+
+pub async fn vacations_answer_each_sender_once_a_period(store: &Store) {
+    let alice = account(store, "alice@example.org", 1 << 20).await;
+    let bob = account(store, "bob@example.org", 1 << 20).await;
+    let directory = &store.directory;
+    assert_eq!(
+        directory.account_vacation_get(alice).await.unwrap(),
+        crate::Vacation::default(),
+        "no vacation set: disabled"
+    );
+    let vacation = crate::Vacation {
+        enabled: true,
+        subject: "Away".to_owned(),
+        body: "Back on Monday.\nÀ bientôt".to_owned(),
+        first_day_epoch_days: Some(20_000),
+        last_day_epoch_days: Some(20_007),
+    };
+    directory
+        .account_vacation_set(alice, &vacation)
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.account_vacation_get(alice).await.unwrap(),
+        vacation
+    );
+    assert_eq!(
+        directory.account_vacation_get(bob).await.unwrap(),
+        crate::Vacation::default(),
+        "one account's vacation is not another's"
+    );
+    let too_long = crate::Vacation {
+        body: "x".repeat(crate::VACATION_BODY_CHARS_MAX + 1),
+        ..vacation.clone()
+    };
+    assert!(matches!(
+        directory.account_vacation_set(alice, &too_long).await,
+        Err(StoreError::Refused(_))
+    ));
+    let subject_too_long = crate::Vacation {
+        subject: "x".repeat(crate::VACATION_SUBJECT_CHARS_MAX + 1),
+        ..vacation.clone()
+    };
+    assert!(matches!(
+        directory
+            .account_vacation_set(alice, &subject_too_long)
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    let backwards = crate::Vacation {
+        first_day_epoch_days: Some(20_007),
+        last_day_epoch_days: Some(20_000),
+        ..vacation.clone()
+    };
+    assert!(matches!(
+        directory.account_vacation_set(alice, &backwards).await,
+        Err(StoreError::Refused(_))
+    ));
+    assert!(matches!(
+        directory.account_vacation_set(9_999_999, &vacation).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let week = 7 * 86_400;
+    let now = 1_700_000_000;
+    assert!(
+        directory
+            .vacation_reply_claim(alice, "Carol@Example.com", now, week)
+            .await
+            .unwrap(),
+        "the first message from a sender is answered"
+    );
+    assert!(
+        !directory
+            .vacation_reply_claim(alice, "carol@example.com", now + 60, week)
+            .await
+            .unwrap(),
+        "not twice within the period, whatever the case of the address"
+    );
+    assert!(
+        directory
+            .vacation_reply_claim(bob, "carol@example.com", now + 60, week)
+            .await
+            .unwrap(),
+        "each account answers for itself"
+    );
+    assert!(
+        directory
+            .vacation_reply_claim(alice, "carol@example.com", now + week + 1, week)
+            .await
+            .unwrap(),
+        "again once the period is over"
+    );
+    directory
+        .account_vacation_set(alice, &vacation)
+        .await
+        .unwrap();
+    assert!(
+        directory
+            .vacation_reply_claim(alice, "carol@example.com", now + week + 2, week)
+            .await
+            .unwrap(),
+        "a reply set again starts afresh"
+    );
+    directory.account_remove(alice).await.unwrap();
+    assert_eq!(
+        directory.account_vacation_get(alice).await.unwrap(),
+        crate::Vacation::default(),
+        "the vacation goes with its account"
     );
 }

@@ -197,6 +197,37 @@ pub const WEB_SESSION_USER_AGENT_CHARS_MAX: usize = 200;
 /// The longest signature an account keeps, in characters.
 pub const ACCOUNT_SIGNATURE_CHARS_MAX: usize = 4_000;
 
+/// The longest vacation auto-reply subject an account keeps, in characters.
+pub const VACATION_SUBJECT_CHARS_MAX: usize = 200;
+/// The longest vacation auto-reply text an account keeps, in characters.
+pub const VACATION_BODY_CHARS_MAX: usize = 5_000;
+
+/// An account's vacation auto-reply (RFC 5230's semantics, set in the webmail): while it is
+/// enabled and today (UTC) lies within its days, mail to the account's INBOX is answered,
+/// at most once a period per sender (`Directory::vacation_reply_claim`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vacation {
+    pub enabled: bool,
+    /// The reply's subject; empty means "Auto: " and the original's (RFC 3834 §3.1.5).
+    pub subject: String,
+    /// The reply's plain text.
+    pub body: String,
+    /// The first day it answers, in days since 1970-01-01 (UTC); None: from now.
+    pub first_day_epoch_days: Option<i64>,
+    /// The last day it answers, in days since 1970-01-01 (UTC); None: until turned off.
+    pub last_day_epoch_days: Option<i64>,
+}
+
+impl Vacation {
+    /// Whether it answers mail arriving at `now_unix`: enabled, and the day within its days.
+    pub fn active_at(&self, now_unix: i64) -> bool {
+        let today = now_unix.div_euclid(86_400);
+        self.enabled
+            && self.first_day_epoch_days.is_none_or(|first| first <= today)
+            && self.last_day_epoch_days.is_none_or(|last| today <= last)
+    }
+}
+
 /// Where mail for an address goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -250,6 +281,25 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
         id: AccountId,
         signature: Option<&str>,
     ) -> StoreResult<()>;
+
+    /// The account's vacation auto-reply; the default (disabled) when none was set.
+    async fn account_vacation_get(&self, id: AccountId) -> StoreResult<Vacation>;
+    /// Sets the vacation auto-reply, and forgets whom it answered (a new reply starts
+    /// afresh, as RFC 5230 §4.2 allows). A subject or text past `VACATION_SUBJECT_CHARS_MAX`
+    /// or `VACATION_BODY_CHARS_MAX`, or a last day before the first, is `Refused`; an
+    /// unknown account is `NotFound`.
+    async fn account_vacation_set(&self, id: AccountId, vacation: &Vacation) -> StoreResult<()>;
+    /// Claims the auto-reply to `sender` (compared lower-cased) at `now_unix`, atomically:
+    /// true when none was recorded for the account within the last `period_seconds` (the
+    /// reply is recorded now and the caller sends it); false when one was (RFC 3834 §2,
+    /// RFC 5230 §4.6: no second reply within the period). Older records are forgotten.
+    async fn vacation_reply_claim(
+        &self,
+        account: AccountId,
+        sender: &str,
+        now_unix: i64,
+        period_seconds: i64,
+    ) -> StoreResult<bool>;
 
     async fn app_password_add(
         &self,

@@ -37,6 +37,7 @@ pub use blob::{BlobId, BlobStore};
 pub use directory::{
     ACCOUNT_SIGNATURE_CHARS_MAX, Account, AccountId, AccountState, Alias, AliasSource, AppPassword,
     Branding, Directory, DomainRecord, LoginLock, NewAccount, Partner, Resolution,
+    VACATION_BODY_CHARS_MAX, VACATION_SUBJECT_CHARS_MAX, Vacation,
     WEB_SESSION_USER_AGENT_CHARS_MAX, WebSession,
 };
 pub use dns::{DkimAlgorithm, DkimKey, DnsRecord, NewDkimKey, NewDnsRecord};

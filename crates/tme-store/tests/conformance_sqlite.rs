@@ -56,6 +56,7 @@ conformance_tests!(
     login_locks_are_kept_listed_and_lifted,
     web_sessions_are_kept_per_account_and_revoked,
     signatures_are_kept_per_account,
+    vacations_answer_each_sender_once_a_period,
 );
 
 /// A mail file from before conversations were kept: its messages get their threads from

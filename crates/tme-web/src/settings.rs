@@ -1,5 +1,5 @@
-//! The settings of the logged-in account: display name, signature, password, app passwords
-//! and web sessions. Every change is a POST (its CSRF token checked by `require_csrf`
+//! The settings of the logged-in account: display name, signature, vacation auto-reply,
+//! password, app passwords and web sessions. Every change is a POST (its CSRF token checked by `require_csrf`
 //! before it gets here) answered by a redirect to `/settings` with a short confirmation
 //! named by a fixed code (`?done=…` / `?error=…`: nothing the client sent is reflected),
 //! except a new app password, which is shown once on the page that answers its POST.
@@ -24,7 +24,10 @@ use tme_core::Secret;
 use tme_core::password::{
     PASSWORD_OCTETS_MAX, generate_app_password, hash_password, verify_password,
 };
-use tme_store::{ACCOUNT_SIGNATURE_CHARS_MAX, AccountId, StoreResult};
+use tme_store::{
+    ACCOUNT_SIGNATURE_CHARS_MAX, AccountId, StoreResult, VACATION_BODY_CHARS_MAX,
+    VACATION_SUBJECT_CHARS_MAX, Vacation,
+};
 
 use crate::current::Current;
 use crate::pages;
@@ -47,6 +50,7 @@ pub fn routes() -> Router<WebState> {
         .route("/settings", get(settings_page))
         .route("/settings/profile", post(set_profile))
         .route("/settings/signature", post(set_signature))
+        .route("/settings/vacation", post(set_vacation))
         .route("/settings/password", post(set_password))
         .route("/settings/app-passwords", post(add_app_password))
         .route(
@@ -101,6 +105,7 @@ async fn render(
         .await?
         .ok_or(WebError::NotLoggedIn)?;
     let signature = directory.account_signature_get(account.id).await?;
+    let vacation = directory.account_vacation_get(account.id).await?;
     let app_passwords = directory.app_password_list(account.id).await?;
     let now = now_unix();
     let sessions: Vec<SessionRow> = directory
@@ -116,6 +121,8 @@ async fn render(
     let view = SettingsView {
         display_name: account.display_name.as_deref().unwrap_or(""),
         signature: signature.as_deref().unwrap_or(""),
+        vacation: &vacation,
+        vacation_active_now: vacation.active_at(now),
         app_passwords: &app_passwords,
         sessions: &sessions,
         notice,
@@ -198,6 +205,98 @@ async fn set_signature(
         .account_signature_set(current.account.id, Some(signature))
         .await?;
     Ok(done("signature"))
+}
+
+#[derive(Debug, Deserialize)]
+struct VacationFields {
+    /// A checkbox: present ("on") when ticked.
+    #[serde(default)]
+    enabled: Option<String>,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    body: String,
+    /// `YYYY-MM-DD` (an `<input type="date">`), or empty.
+    #[serde(default)]
+    first_day: String,
+    #[serde(default)]
+    last_day: String,
+}
+
+async fn set_vacation(
+    State(state): State<WebState>,
+    current: Current,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    let fields: VacationFields = form_fields(&body)?;
+    let subject = fields.subject.trim();
+    let text = fields.body.replace("\r\n", "\n");
+    let text = text.trim_end();
+    if subject.chars().count() > VACATION_SUBJECT_CHARS_MAX
+        || subject.chars().any(char::is_control)
+        || text.chars().count() > VACATION_BODY_CHARS_MAX
+        || text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Ok(refused("vacation"));
+    }
+    let (Some(first_day), Some(last_day)) =
+        (parse_day(&fields.first_day), parse_day(&fields.last_day))
+    else {
+        return Ok(refused("vacation-dates"));
+    };
+    if let (Some(first), Some(last)) = (first_day, last_day)
+        && last < first
+    {
+        return Ok(refused("vacation-dates"));
+    }
+    let vacation = Vacation {
+        enabled: fields.enabled.is_some(),
+        subject: subject.to_owned(),
+        body: text.to_owned(),
+        first_day_epoch_days: first_day,
+        last_day_epoch_days: last_day,
+    };
+    state
+        .store
+        .directory
+        .account_vacation_set(current.account.id, &vacation)
+        .await?;
+    Ok(done("vacation"))
+}
+
+/// The days between 1970-01-01 and the Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+
+/// A `YYYY-MM-DD` field as days since 1970-01-01: `Some(None)` when empty, None when it is
+/// not a date.
+fn parse_day(text: &str) -> Option<Option<i64>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, &format).ok()?;
+    Some(Some(
+        i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY,
+    ))
+}
+
+/// Days since 1970-01-01 as `YYYY-MM-DD`, for the form's date fields.
+pub(crate) fn format_day(epoch_days: i64) -> String {
+    i32::try_from(epoch_days + UNIX_EPOCH_JULIAN_DAY)
+        .ok()
+        .and_then(|julian| time::Date::from_julian_day(julian).ok())
+        .map(|date| {
+            format!(
+                "{:04}-{:02}-{:02}",
+                date.year(),
+                u8::from(date.month()),
+                date.day()
+            )
+        })
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize)]

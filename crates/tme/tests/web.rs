@@ -5,8 +5,9 @@
 //! browser's screenshots are kept under the target directory (`tmp/web-screenshots`).
 //! Writing mail (compose, reply, forward, drafts, uploads) is `tests/web/compose.py`;
 //! organising and search `tests/web/organise.py` and `browser_organise.py`; conversations
-//! `conversations.py`; settings and
-//! branding `settings_client.py` and `settings_browser.py`; hostile input `bad_input.py`.
+//! `conversations.py`; settings and branding `settings_client.py` and
+//! `settings_browser.py`; the vacation auto-reply `vacation_client.py`; hostile input
+//! `bad_input.py`.
 
 use std::path::{Path, PathBuf};
 
@@ -437,6 +438,28 @@ fn run_settings(node: &tme_testkit::Node, app_password: &str, name: &str) {
 fn settings_app_passwords_sessions_and_brand_with_std_clients() {
     let (node, app_password) = branded_node();
     run_settings(&node, &app_password, "settings_client.py");
+}
+
+/// The vacation auto-reply set through the settings form (urllib), answered mail sent with
+/// smtplib to the MX from two other accounts, the replies read with imaplib: one reply per
+/// sender, none to bulk mail, none once turned off.
+#[test]
+fn vacation_reply_set_in_settings_answers_once_per_sender() {
+    let (node, app_password) = common::node_with_client_account(&[]);
+    let others_password = "others' pw";
+    for address in ["bob@example.org", "carol@example.org"] {
+        node.add_account(address, others_password).expect("account");
+    }
+    run_script(
+        &node,
+        &app_password,
+        "vacation_client.py",
+        &[
+            ("OTHER_ADDRESS", "bob@example.org".as_ref()),
+            ("THIRD_ADDRESS", "carol@example.org".as_ref()),
+            ("OTHERS_PASSWORD", others_password.as_ref()),
+        ],
+    );
 }
 
 /// The settings page and a branded login page in headless Chromium, with screenshots.

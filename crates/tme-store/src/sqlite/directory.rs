@@ -11,8 +11,8 @@ use tme_core::{Domain, EmailAddress};
 use super::{Database, already_exists_if_unique, now_unix, row_exists, schema, to_i64, to_u64};
 use crate::directory::{
     ACCOUNT_SIGNATURE_CHARS_MAX, Account, AccountId, AccountState, Alias, AliasSource, AppPassword,
-    Branding, Directory, DomainRecord, LoginLock, NewAccount, Partner,
-    WEB_SESSION_USER_AGENT_CHARS_MAX, WebSession,
+    Branding, Directory, DomainRecord, LoginLock, NewAccount, Partner, VACATION_BODY_CHARS_MAX,
+    VACATION_SUBJECT_CHARS_MAX, Vacation, WEB_SESSION_USER_AGENT_CHARS_MAX, WebSession,
 };
 use crate::error::{StoreError, StoreResult};
 
@@ -502,6 +502,115 @@ impl Directory for SqliteDirectory {
         .await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    async fn account_vacation_get(&self, id: AccountId) -> StoreResult<Vacation> {
+        let row = sqlx::query(
+            "SELECT enabled, subject, body, first_day_epoch_days, last_day_epoch_days FROM account_vacations WHERE account_id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.database.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Vacation::default());
+        };
+        Ok(Vacation {
+            enabled: row.try_get::<i64, _>(0)? != 0,
+            subject: row.try_get(1)?,
+            body: row.try_get(2)?,
+            first_day_epoch_days: row.try_get(3)?,
+            last_day_epoch_days: row.try_get(4)?,
+        })
+    }
+
+    async fn account_vacation_set(&self, id: AccountId, vacation: &Vacation) -> StoreResult<()> {
+        if vacation.subject.chars().count() > VACATION_SUBJECT_CHARS_MAX {
+            return Err(StoreError::Refused(format!(
+                "a vacation subject has at most {VACATION_SUBJECT_CHARS_MAX} characters"
+            )));
+        }
+        if vacation.body.chars().count() > VACATION_BODY_CHARS_MAX {
+            return Err(StoreError::Refused(format!(
+                "a vacation reply has at most {VACATION_BODY_CHARS_MAX} characters"
+            )));
+        }
+        if let (Some(first), Some(last)) =
+            (vacation.first_day_epoch_days, vacation.last_day_epoch_days)
+            && last < first
+        {
+            return Err(StoreError::Refused(
+                "a vacation's last day is before its first".to_owned(),
+            ));
+        }
+        let mut transaction = self.database.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM accounts WHERE account_id = ?")
+            .bind(id)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound {
+                kind: "account",
+                name: id.to_string(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO account_vacations (account_id, enabled, subject, body, first_day_epoch_days, last_day_epoch_days) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled, subject = excluded.subject, body = excluded.body, first_day_epoch_days = excluded.first_day_epoch_days, last_day_epoch_days = excluded.last_day_epoch_days",
+        )
+        .bind(id)
+        .bind(i64::from(vacation.enabled))
+        .bind(&vacation.subject)
+        .bind(&vacation.body)
+        .bind(vacation.first_day_epoch_days)
+        .bind(vacation.last_day_epoch_days)
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query("DELETE FROM vacation_replies WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn vacation_reply_claim(
+        &self,
+        account: AccountId,
+        sender: &str,
+        now_unix: i64,
+        period_seconds: i64,
+    ) -> StoreResult<bool> {
+        let sender_hash = blake3::hash(sender.to_lowercase().as_bytes())
+            .to_hex()
+            .to_string();
+        let since_unix = now_unix.saturating_sub(period_seconds);
+        let mut transaction = self.database.begin_write().await?;
+        sqlx::query("DELETE FROM vacation_replies WHERE account_id = ? AND replied_unix <= ?")
+            .bind(account)
+            .bind(since_unix)
+            .execute(&mut *transaction)
+            .await?;
+        let replied =
+            sqlx::query("SELECT 1 FROM vacation_replies WHERE account_id = ? AND sender_hash = ?")
+                .bind(account)
+                .bind(&sender_hash)
+                .fetch_optional(&mut *transaction)
+                .await?
+                .is_some();
+        if replied {
+            transaction.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO vacation_replies (account_id, sender_hash, replied_unix) VALUES (?, ?, ?)",
+        )
+        .bind(account)
+        .bind(&sender_hash)
+        .bind(now_unix)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(true)
     }
 
     async fn app_password_add(

@@ -177,6 +177,25 @@ CREATE TABLE account_settings (
     signature TEXT
 );
 "#,
+        // 6: the vacation auto-reply of each account, and whom it answered when (the BLAKE3
+        // hash of the sender's lower-cased address, so the file lists no correspondents).
+        // Both go with their account. No generation trigger: nothing cached depends on them.
+        r#"
+CREATE TABLE account_vacations (
+    account_id INTEGER PRIMARY KEY REFERENCES accounts(account_id) ON DELETE CASCADE,
+    enabled INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    first_day_epoch_days INTEGER,
+    last_day_epoch_days INTEGER
+);
+CREATE TABLE vacation_replies (
+    account_id INTEGER NOT NULL REFERENCES accounts(account_id) ON DELETE CASCADE,
+    sender_hash TEXT NOT NULL,
+    replied_unix INTEGER NOT NULL,
+    PRIMARY KEY (account_id, sender_hash)
+) WITHOUT ROWID;
+"#,
     ],
 };
 

@@ -1,9 +1,11 @@
-//! The settings page: one section per concern (profile, signature, password, app
-//! passwords, sessions), each a plain form with labelled fields that posts with the
+//! The settings page: one section per concern (profile, signature, vacation reply,
+//! password, app passwords, sessions), each a plain form with labelled fields that posts with the
 //! session's CSRF token; no JavaScript. Notices are fixed texts chosen by code.
 
 use maud::{Markup, html};
-use tme_store::{AppPassword, WebSession};
+use tme_store::{
+    AppPassword, VACATION_BODY_CHARS_MAX, VACATION_SUBJECT_CHARS_MAX, Vacation, WebSession,
+};
 
 use super::{Viewer, csrf_field, format_date, layout};
 
@@ -20,6 +22,7 @@ impl Notice {
         let text = match code {
             "display-name" => "Display name saved.",
             "signature" => "Signature saved.",
+            "vacation" => "Vacation reply saved.",
             "password" => "Password changed. Your other sessions were logged out.",
             "app-password-revoked" => "App password revoked.",
             "session-revoked" => "Session logged out.",
@@ -34,6 +37,8 @@ impl Notice {
         let text = match code {
             "display-name" => "That display name is too long or has control characters.",
             "signature" => "That signature is too long or has control characters.",
+            "vacation" => "That vacation subject or text is too long or has control characters.",
+            "vacation-dates" => "Give the vacation's days as dates, the last not before the first.",
             "password-mismatch" => "The new password and its confirmation differ.",
             "password-length" => "The new password must have at least 10 characters.",
             "password-wrong" => "The current password is wrong.",
@@ -59,6 +64,9 @@ pub struct SessionRow {
 pub struct SettingsView<'a> {
     pub display_name: &'a str,
     pub signature: &'a str,
+    pub vacation: &'a Vacation,
+    /// Whether the vacation reply answers mail today.
+    pub vacation_active_now: bool,
     pub app_passwords: &'a [AppPassword],
     pub sessions: &'a [SessionRow],
     pub notice: Option<Notice>,
@@ -98,6 +106,41 @@ pub fn settings(viewer: Viewer<'_>, view: &SettingsView<'_>) -> Markup {
                             (view.signature)
                         }
                         button type="submit" { "Save signature" }
+                    }
+                }
+                section aria-labelledby="vacation-heading" {
+                    h2 id="vacation-heading" { "Vacation reply" }
+                    p id="vacation-state" role="status" {
+                        @if view.vacation_active_now {
+                            "On: mail to your Inbox is answered, once a week per sender."
+                        } @else if view.vacation.enabled {
+                            "On, but not answering today (outside its days)."
+                        } @else {
+                            "Off."
+                        }
+                    }
+                    form method="post" action="/settings/vacation" {
+                        (csrf_field(csrf))
+                        label for="vacation_enabled" {
+                            input id="vacation_enabled" name="enabled" type="checkbox"
+                                checked[view.vacation.enabled];
+                            " Answer new mail automatically"
+                        }
+                        label for="vacation_subject" { "Subject (empty: \"Auto:\" and the original subject)" }
+                        input id="vacation_subject" name="subject" type="text"
+                            maxlength=(VACATION_SUBJECT_CHARS_MAX) value=(view.vacation.subject);
+                        label for="vacation_body" { "Reply text" }
+                        textarea id="vacation_body" name="body" rows="5"
+                            maxlength=(VACATION_BODY_CHARS_MAX) {
+                            (view.vacation.body)
+                        }
+                        label for="vacation_first_day" { "First day (optional)" }
+                        input id="vacation_first_day" name="first_day" type="date"
+                            value=(view.vacation.first_day_epoch_days.map(crate::settings::format_day).unwrap_or_default());
+                        label for="vacation_last_day" { "Last day (optional)" }
+                        input id="vacation_last_day" name="last_day" type="date"
+                            value=(view.vacation.last_day_epoch_days.map(crate::settings::format_day).unwrap_or_default());
+                        button type="submit" { "Save vacation reply" }
                     }
                 }
                 section aria-labelledby="password-heading" {

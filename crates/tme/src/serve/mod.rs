@@ -100,6 +100,9 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
         config.node.hostname.clone(),
         config.directory.plus_separator,
     );
+    // The node's one vacation auto-responder, for every path that stores mail locally (the
+    // submitter makes its own from itself for its local copies).
+    let auto_responder = tme_queue::AutoResponder::new(submitter.clone());
 
     let spool_path = data_dir.path.join(tme_store::SPOOL_DIRECTORY_NAME);
     let spool = tme_store::spool::InboundSpool::open(&spool_path, config.smtp.spool_bytes_max)
@@ -129,6 +132,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             config: config.clone(),
             data_directory: data_dir.path.clone(),
             metrics: smtp_metrics.clone(),
+            auto_responder: auto_responder.clone(),
         };
         supervisor::supervise("smtp", health.clone(), shutdown.clone(), move |role| {
             smtp::run(address, context.clone(), role)
@@ -143,6 +147,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
                 data_directory: data_dir.path.clone(),
                 authenticator: authenticator.clone(),
                 submitter: submitter.clone(),
+                auto_responder: auto_responder.clone(),
                 metrics: submission_metrics.clone(),
             };
             supervisor::supervise(
@@ -192,7 +197,13 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     let spool_role = {
         let store = store.clone();
         supervisor::supervise("spool", health.clone(), shutdown.clone(), move |role| {
-            spool::run(spool.clone(), store.clone(), smtp_metrics.clone(), role)
+            spool::run(
+                spool.clone(),
+                store.clone(),
+                smtp_metrics.clone(),
+                auto_responder.clone(),
+                role,
+            )
         })
     };
     let queue_role =

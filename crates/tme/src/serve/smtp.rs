@@ -23,12 +23,15 @@ pub struct SmtpContext {
     pub data_directory: PathBuf,
     /// Kept across restarts of the role, so the counts cover the node's life.
     pub metrics: Arc<tme_smtp::Metrics>,
+    /// Answers mail stored for accounts on vacation.
+    pub auto_responder: tme_queue::AutoResponder,
 }
 
 /// The server settings of the MX, from `[smtp]`; submission starts from these too.
 pub fn server_config(
     config: &Config,
     tls: Option<Arc<rustls::ServerConfig>>,
+    auto_responder: tme_queue::AutoResponder,
 ) -> Result<ServerConfig> {
     Ok(ServerConfig {
         service: tme_smtp::session::Service::Mx,
@@ -51,6 +54,7 @@ pub fn server_config(
             &config.resolver,
             config.node.hostname.clone(),
         )?,
+        auto_responder: Some(auto_responder),
     })
 }
 
@@ -65,7 +69,7 @@ pub async fn run(address: SocketAddr, context: SmtpContext, role: RoleContext) -
             None
         }
     };
-    let server_config = server_config(config, tls)?;
+    let server_config = server_config(config, tls, context.auto_responder.clone())?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} (listen.smtp)"))?;

@@ -13,9 +13,17 @@ pub async fn run(
     spool: InboundSpool,
     store: Store,
     metrics: Arc<tme_smtp::Metrics>,
+    auto_responder: tme_queue::AutoResponder,
     role: RoleContext,
 ) -> Result<()> {
     role.running();
-    tme_smtp::spool_delivery::deliver_spool(spool, store, metrics, role.shutdown.clone()).await;
+    tme_smtp::spool_delivery::deliver_spool(
+        spool,
+        store,
+        metrics,
+        Some(auto_responder),
+        role.shutdown.clone(),
+    )
+    .await;
     Ok(())
 }

@@ -27,6 +27,9 @@ pub struct SubmissionContext {
     pub data_directory: PathBuf,
     pub authenticator: Arc<tme_auth::Authenticator>,
     pub submitter: tme_queue::Submitter,
+    /// The node's vacation auto-responder (the submitter answers its own local copies; this
+    /// is the MX settings' one the submission listeners start from).
+    pub auto_responder: tme_queue::AutoResponder,
     pub metrics: Arc<tme_smtp::Metrics>,
 }
 
@@ -53,7 +56,7 @@ pub async fn run(context: SubmissionContext, role: RoleContext) -> Result<()> {
                 authenticator: context.authenticator.clone(),
                 submitter: context.submitter.clone(),
             }),
-            ..super::smtp::server_config(config, Some(tls.clone()))?
+            ..super::smtp::server_config(config, Some(tls.clone()), context.auto_responder.clone())?
         };
         servers.spawn(tme_smtp::serve(
             listener,

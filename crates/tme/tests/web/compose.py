@@ -29,6 +29,7 @@ import time
 import uuid
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from chromium import browser, click
@@ -92,6 +93,13 @@ def login(driver, address, password):
     assert driver.current_url.endswith("/mail"), driver.current_url
 
 
+def follow(driver, by, text):
+    """Clicks the link and waits for the page it leads to."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(by, text).click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+
+
 def fill(driver, field, text):
     element = driver.find_element(By.ID, field)
     element.clear()
@@ -104,7 +112,9 @@ def open_received(driver, subject):
     links = [link for link in driver.find_elements(By.CSS_SELECTOR, "td.subject a")
              if link.text.endswith(subject)]
     assert len(links) == 1, (subject, driver.page_source)
+    page = driver.find_element(By.TAG_NAME, "html")
     links[0].click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
     assert driver.find_element(By.CSS_SELECTOR, "h1.subject").text == subject
 
 
@@ -122,7 +132,7 @@ def browser_flows(attachment_path, attachment):
     try:
         # Alice writes to Bob with an attachment, Bcc to herself.
         login(driver, ALICE, ALICE_PASSWORD)
-        driver.find_element(By.LINK_TEXT, "Compose").click()
+        follow(driver, By.LINK_TEXT, "Compose")
         assert driver.current_url.endswith("/compose"), driver.current_url
         for field in ["to", "cc", "bcc", "subject", "body", "attachment"]:
             labels = driver.find_elements(By.CSS_SELECTOR, f"label[for={field}]")
@@ -160,7 +170,7 @@ def browser_flows(attachment_path, attachment):
         login(driver, BOB, BOB_PASSWORD)
         open_received(driver, SUBJECT)
         driver.save_screenshot(os.path.join(SCREENSHOTS, "message-actions.png"))
-        driver.find_element(By.LINK_TEXT, "Reply").click()
+        follow(driver, By.LINK_TEXT, "Reply")
         assert ALICE in driver.find_element(By.ID, "to").get_attribute("value")
         assert driver.find_element(By.ID, "subject").get_attribute("value") == "Re: " + SUBJECT
         body = driver.find_element(By.ID, "body").get_attribute("value")
@@ -178,7 +188,7 @@ def browser_flows(attachment_path, attachment):
 
         # Bob forwards inline: the attachment is carried.
         open_received(driver, SUBJECT)
-        driver.find_element(By.LINK_TEXT, "Forward").click()
+        follow(driver, By.LINK_TEXT, "Forward")
         assert driver.find_element(By.ID, "subject").get_attribute("value") == "Fwd: " + SUBJECT
         keep = driver.find_element(By.ID, "keep-0")
         assert keep.is_selected(), driver.page_source
@@ -192,7 +202,7 @@ def browser_flows(attachment_path, attachment):
 
         # Bob forwards as an attachment: the original whole, as message/rfc822.
         open_received(driver, SUBJECT)
-        driver.find_element(By.LINK_TEXT, "Forward as attachment").click()
+        follow(driver, By.LINK_TEXT, "Forward as attachment")
         fill(driver, "to", ALICE)
         fill(driver, "subject", "Attached: " + SUBJECT)
         click_button(driver, "Send")
@@ -227,9 +237,9 @@ def browser_flows(attachment_path, attachment):
         assert [m["Subject"] for _, m in drafts] == ["Draft two"], drafts
         # Reopened from the Drafts folder, like a user would.
         driver.get(BASE + "/mail")
-        driver.find_element(By.LINK_TEXT, "Drafts").click()
-        driver.find_element(By.PARTIAL_LINK_TEXT, "Draft two").click()
-        driver.find_element(By.LINK_TEXT, "Edit draft").click()
+        follow(driver, By.LINK_TEXT, "Drafts")
+        follow(driver, By.PARTIAL_LINK_TEXT, "Draft two")
+        follow(driver, By.LINK_TEXT, "Edit draft")
         assert driver.find_element(By.ID, "subject").get_attribute("value") == "Draft two"
         assert ALICE in driver.find_element(By.ID, "to").get_attribute("value")
         driver.save_screenshot(os.path.join(SCREENSHOTS, "compose-draft.png"))
