@@ -4,7 +4,7 @@
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -20,9 +20,23 @@ def browser(arguments=()):
     return driver
 
 
+def gone(element):
+    """A wait condition: `element` has left the document (its page was replaced). Chromium
+    may say so with a stale-element error or, while the old page is being torn down, with
+    an inspector error ("Node with given id does not belong to the document"): both mean
+    gone."""
+    def check(_):
+        try:
+            element.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException is one
+            return True
+        return False
+    return check
+
+
 def click(driver, element):
     """Clicks `element` and waits for the page it leads to (a form's POST and its redirect)."""
     element.click()
-    WebDriverWait(driver, 30).until(staleness_of(element))
+    WebDriverWait(driver, 30).until(gone(element))
     WebDriverWait(driver, 30).until(
         lambda _: driver.execute_script("return document.readyState") == "complete")

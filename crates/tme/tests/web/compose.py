@@ -29,10 +29,9 @@ import time
 import uuid
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from chromium import browser, click
+from chromium import browser, click, gone
 from http_client import Client, csrf_of
 
 BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
@@ -97,7 +96,7 @@ def follow(driver, by, text):
     """Clicks the link and waits for the page it leads to."""
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(by, text).click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 30).until(gone(page))
 
 
 def fill(driver, field, text):
@@ -114,7 +113,7 @@ def open_received(driver, subject):
     assert len(links) == 1, (subject, driver.page_source)
     page = driver.find_element(By.TAG_NAME, "html")
     links[0].click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 30).until(gone(page))
     assert driver.find_element(By.CSS_SELECTOR, "h1.subject").text == subject
 
 
