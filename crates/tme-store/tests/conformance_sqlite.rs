@@ -140,11 +140,29 @@ async fn older_messages_are_threaded_by_the_backfill() {
         "until the backfill, each message is a thread of its own"
     );
     assert_eq!(store.mail.thread_count(account, inbox.id).await.unwrap(), 4);
+    let shape = |entries: Vec<tme_store::ThreadEntry>| -> Vec<(u32, u32)> {
+        entries
+            .iter()
+            .map(|entry| (entry.newest.uid, entry.messages))
+            .collect()
+    };
+    let alone = store
+        .mail
+        .thread_page(account, inbox.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(shape(alone), vec![(4, 1), (3, 1), (2, 1), (1, 1)]);
     assert_eq!(store.mail.threads_backfill(3).await.unwrap(), 3);
     assert_eq!(store.mail.threads_backfill(3).await.unwrap(), 1);
     assert_eq!(store.mail.threads_backfill(3).await.unwrap(), 0);
     let backfilled = store.mail.message_list(account, inbox.id).await.unwrap();
     assert_eq!(backfilled, threaded, "the same threads as at append");
     assert_eq!(store.mail.thread_count(account, inbox.id).await.unwrap(), 2);
+    let threaded = store
+        .mail
+        .thread_page(account, inbox.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(shape(threaded), vec![(4, 3), (3, 1)]);
     store.close().await;
 }
