@@ -118,27 +118,41 @@ pub(crate) async fn page(
     offset: u64,
     limit: u32,
 ) -> StoreResult<Vec<ThreadEntry>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages JOIN (
-             SELECT MAX(uid) AS newest_uid FROM messages INDEXED BY messages_live_thread
-             WHERE account_id = ?1 AND mailbox_id = ?2 AND expunged_unix IS NULL
-               AND thread_id IS NOT NULL
-             GROUP BY thread_id
-             UNION ALL
-             SELECT uid FROM messages INDEXED BY messages_live_thread
-             WHERE account_id = ?1 AND mailbox_id = ?2 AND expunged_unix IS NULL
-               AND thread_id IS NULL
-             ORDER BY newest_uid DESC LIMIT ?3 OFFSET ?4) AS shown
-         ON messages.account_id = ?1 AND messages.mailbox_id = ?2
-            AND messages.uid = shown.newest_uid
-         ORDER BY messages.uid DESC"
-    )))
+    // Two statements, each with one plan: the page's UIDs, then their messages. (As one
+    // join, SQLite may run the grouping again for every message of the folder.)
+    let uids: Vec<i64> = sqlx::query_scalar(
+        "SELECT MAX(uid) AS newest_uid FROM messages INDEXED BY messages_live_thread
+         WHERE account_id = ?1 AND mailbox_id = ?2 AND expunged_unix IS NULL
+           AND thread_id IS NOT NULL
+         GROUP BY thread_id
+         UNION ALL
+         SELECT uid FROM messages INDEXED BY messages_live_thread
+         WHERE account_id = ?1 AND mailbox_id = ?2 AND expunged_unix IS NULL
+           AND thread_id IS NULL
+         ORDER BY newest_uid DESC LIMIT ?3 OFFSET ?4",
+    )
     .bind(account)
     .bind(mailbox)
     .bind(i64::from(limit))
     .bind(i64::try_from(offset).unwrap_or(i64::MAX))
     .fetch_all(&database.reader)
     .await?;
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE account_id = ? AND mailbox_id = ? AND uid IN ({})
+         ORDER BY uid DESC",
+        placeholders(uids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(account)
+        .bind(mailbox);
+    for uid in &uids {
+        query = query.bind(uid);
+    }
+    let rows = query.fetch_all(&database.reader).await?;
     let newest: Vec<MessageRecord> = rows
         .iter()
         .map(message_from_row)
