@@ -64,29 +64,17 @@ conformance_tests!(
 #[allow(clippy::unwrap_used)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_messages_are_threaded_by_the_backfill() {
-    use tme_store::{Delivery, Flags, MAIL_SHARD_FILE_NAME, NewAccount};
-    let (directory, store) = fresh_store().await;
-    store
-        .directory
-        .partner_add("p", tme_store::Branding::default())
-        .await
-        .unwrap();
-    let address = tme_core::EmailAddress::parse("user@example.com").unwrap();
-    store
-        .directory
-        .domain_add(address.domain(), "p")
-        .await
-        .unwrap();
-    let account = store
-        .account_create(NewAccount {
-            address,
-            display_name: None,
-            password_hash: "not-a-real-hash".to_owned(),
-            quota_bytes_max: 1 << 30,
-        })
-        .await
-        .unwrap()
-        .id;
+    use tme_store::{Delivery, Flags, MAIL_SHARD_FILE_NAME};
+    let directory = tempfile::tempdir().unwrap();
+    let (store, account) = tme_store::fixture::store_with_account(
+        directory.path(),
+        "user@example.com",
+        "a password",
+        1 << 30,
+    )
+    .await
+    .unwrap();
+    let account = account.id;
     let inbox = store
         .mail
         .mailbox_find(account, "INBOX")

@@ -10,22 +10,12 @@ Environment: HTTP_PORT, IMAPS_PORT, CERTIFICATE, USER_ADDRESS, PASSWORD.
 import imaplib
 import os
 import re
-import ssl
 import time
 
 from http_client import Client, csrf_of
+from imap_client import imap
 
 ADDRESS, PASSWORD = os.environ["USER_ADDRESS"], os.environ["PASSWORD"]
-
-
-def imap():
-    # The node's self-signed certificate names mail.test, not 127.0.0.1: the chain is
-    # checked, the name is not.
-    context = ssl.create_default_context(cafile=os.environ["CERTIFICATE"])
-    context.check_hostname = False
-    client = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=context)
-    client.login(ADDRESS, PASSWORD)
-    return client
 
 
 def subjects(client, folder):

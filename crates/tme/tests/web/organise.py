@@ -8,30 +8,19 @@ Environment: HTTP_PORT, IMAPS_PORT, CERTIFICATE, USER_ADDRESS, PASSWORD, RELATED
 BULK_MESSAGES.
 """
 
-import imaplib
 import os
 import re
-import ssl
 import urllib.parse
 import urllib.request
 
 from http_client import Client, csrf_of, message_link
+from imap_client import imap
 
 ADDRESS, PASSWORD = os.environ["USER_ADDRESS"], os.environ["PASSWORD"]
 RELATED_SUBJECT = os.environ["RELATED_SUBJECT"]
 BULK = int(os.environ["BULK_MESSAGES"])
 PNG = b"\x89PNG\r\n\x1a\n"
 PDF = b"%PDF-1.4 tme\n"
-
-
-def imap():
-    # The node's self-signed certificate names mail.test, not 127.0.0.1: the chain is
-    # checked, the name is not.
-    context = ssl.create_default_context(cafile=os.environ["CERTIFICATE"])
-    context.check_hostname = False
-    client = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["IMAPS_PORT"]), ssl_context=context)
-    client.login(ADDRESS, PASSWORD)
-    return client
 
 
 def flags_by_subject(client, folder):
