@@ -482,17 +482,7 @@ impl Directory for SqliteDirectory {
             )));
         }
         let mut transaction = self.database.begin_write().await?;
-        let exists = sqlx::query("SELECT 1 FROM accounts WHERE account_id = ?")
-            .bind(id)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound {
-                kind: "account",
-                name: id.to_string(),
-            });
-        }
+        account_must_exist(&mut transaction, id).await?;
         sqlx::query(
             "INSERT INTO account_settings (account_id, signature) VALUES (?, ?) ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature",
         )
@@ -543,17 +533,7 @@ impl Directory for SqliteDirectory {
             ));
         }
         let mut transaction = self.database.begin_write().await?;
-        let exists = sqlx::query("SELECT 1 FROM accounts WHERE account_id = ?")
-            .bind(id)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound {
-                kind: "account",
-                name: id.to_string(),
-            });
-        }
+        account_must_exist(&mut transaction, id).await?;
         sqlx::query(
             "INSERT INTO account_vacations (account_id, enabled, subject, body, first_day_epoch_days, last_day_epoch_days) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled, subject = excluded.subject, body = excluded.body, first_day_epoch_days = excluded.first_day_epoch_days, last_day_epoch_days = excluded.last_day_epoch_days",
         )
@@ -919,4 +899,24 @@ fn found_if_affected(
         return Err(StoreError::NotFound { kind, name: name() });
     }
     Ok(())
+}
+
+/// NotFound unless the account `id` exists (read inside the write that depends on it).
+async fn account_must_exist(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: AccountId,
+) -> StoreResult<()> {
+    let exists = sqlx::query("SELECT 1 FROM accounts WHERE account_id = ?")
+        .bind(id)
+        .fetch_optional(&mut **transaction)
+        .await?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound {
+            kind: "account",
+            name: id.to_string(),
+        })
+    }
 }
