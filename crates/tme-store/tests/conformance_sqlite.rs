@@ -134,6 +134,16 @@ async fn older_messages_are_threaded_by_the_backfill() {
             .map(|entry| (entry.newest.uid, entry.messages))
             .collect()
     };
+    let lone = store
+        .mail
+        .thread_messages(account, unthreaded[1].thread_id, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        lone,
+        vec![unthreaded[1].clone()],
+        "a message not threaded yet is alone"
+    );
     let alone = store
         .mail
         .thread_page(account, inbox.id, 0, 10)

@@ -234,14 +234,18 @@ pub(crate) async fn messages(
     thread: ThreadId,
     limit: u32,
 ) -> StoreResult<Vec<MessageRecord>> {
+    // Two branches, each served by one index (the thread's, and the row id for a message
+    // not threaded yet), rather than one OR a planner might answer by scanning the account.
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages
-         WHERE account_id = ? AND expunged_unix IS NULL
-           AND (thread_id = ? OR (thread_id IS NULL AND message_id = ?))
-         ORDER BY internal_date_unix, message_id LIMIT ?"
+        "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_thread
+         WHERE account_id = ?1 AND thread_id = ?2 AND expunged_unix IS NULL
+         UNION ALL
+         SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE message_id = ?2 AND account_id = ?1 AND thread_id IS NULL
+           AND expunged_unix IS NULL
+         ORDER BY internal_date_unix, message_id LIMIT ?3"
     )))
     .bind(account)
-    .bind(thread)
     .bind(thread)
     .bind(i64::from(limit))
     .fetch_all(&database.reader)
