@@ -403,14 +403,41 @@ fn read_line(child: &mut Child) -> Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-/// Distinct free loopback ports, all chosen before any is released.
+/// Where test servers listen: below Linux's ephemeral range (32768-60999 by default), so
+/// the source port of an outgoing connection (a client's, a resolver's UDP query) never
+/// takes a port a node was given between its choice and its bind, which the kernel's own
+/// choice (`127.0.0.1:0`) cannot promise: a test failed that way, its node's port held by
+/// a connection for the whole minute it waited.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+/// The next candidate of this process, offset by its id so that test binaries running
+/// side by side start apart.
+static NEXT_TEST_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Distinct free loopback ports (free for TCP and UDP when chosen), all chosen before any is
+/// released.
 pub fn free_ports(count: usize) -> Result<Vec<SocketAddr>> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()?;
-    listeners
-        .iter()
-        .map(|listener| Ok(listener.local_addr()?))
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    let mut held: Vec<(TcpListener, std::net::UdpSocket)> = Vec::with_capacity(count);
+    for _ in 0..span {
+        if held.len() == count {
+            break;
+        }
+        let next = NEXT_TEST_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = TEST_PORTS.start + (offset + next) % span;
+        let address = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port)?));
+        if let (Ok(tcp), Ok(udp)) = (
+            TcpListener::bind(address),
+            std::net::UdpSocket::bind(address),
+        ) {
+            held.push((tcp, udp));
+        }
+    }
+    if held.len() < count {
+        bail!("no {count} free loopback ports in {TEST_PORTS:?}");
+    }
+    held.iter()
+        .map(|(listener, _)| Ok(listener.local_addr()?))
         .collect()
 }
 
