@@ -426,15 +426,8 @@ impl Submitter {
             Ok(_) => {
                 // Our own users write to each other: a colleague on vacation answers too.
                 if !outgoing.envelope_sender.is_empty() {
-                    let delivered = copies
-                        .iter()
-                        .map(|(account, mailbox, raw)| DeliveredCopy {
-                            account: *account,
-                            mailbox: *mailbox,
-                            message: raw.as_slice().into(),
-                        })
-                        .collect();
-                    AutoResponder::new(self.clone()).delivered(outgoing.envelope_sender, delivered);
+                    AutoResponder::new(self.clone())
+                        .delivered(outgoing.envelope_sender, DeliveredCopy::of_copies(&copies));
                 }
                 Ok(deliveries.len())
             }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tme_core::EmailAddress;
 use tme_store::{AccountId, AccountState, MailboxId, Notify, StoreError};
 
+use crate::runner::{Clock, SystemClock};
 use crate::submit::{Outgoing, OutgoingRecipient, Submitter};
 
 /// A sender gets at most one auto-reply from an account within this period (RFC 5230
@@ -35,6 +36,21 @@ pub struct DeliveredCopy {
     pub mailbox: MailboxId,
     /// The copy as stored, trace fields included.
     pub message: Arc<[u8]>,
+}
+
+impl DeliveredCopy {
+    /// The copies of one delivery as the delivery paths keep them (account, mailbox, the
+    /// stored bytes).
+    pub fn of_copies(copies: &[(AccountId, MailboxId, Vec<u8>)]) -> Vec<DeliveredCopy> {
+        copies
+            .iter()
+            .map(|(account, mailbox, raw)| DeliveredCopy {
+                account: *account,
+                mailbox: *mailbox,
+                message: raw.as_slice().into(),
+            })
+            .collect()
+    }
 }
 
 /// Answers deliveries for the accounts on vacation. Cheap to clone: one per node, shared by
@@ -104,7 +120,7 @@ impl AutoResponder {
         copy: &DeliveredCopy,
     ) -> Result<Response, ResponseError> {
         let store = self.submitter.store();
-        let now_unix = now_unix();
+        let now_unix = SystemClock.now_unix();
         let vacation = store.directory.account_vacation_get(copy.account).await?;
         if !vacation.active_at(now_unix) {
             return Ok(Response::NotOnVacation);
@@ -191,11 +207,4 @@ impl AutoResponder {
         tracing::info!(account = copy.account, "vacation auto-reply sent");
         Ok(Response::Replied)
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

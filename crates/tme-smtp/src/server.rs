@@ -1022,15 +1022,10 @@ async fn deliver(
         && !to_junk
         && let Some(responder) = &context.config.auto_responder
     {
-        let delivered = copies
-            .iter()
-            .map(|(account, mailbox, raw)| tme_queue::DeliveredCopy {
-                account: *account,
-                mailbox: *mailbox,
-                message: raw.as_slice().into(),
-            })
-            .collect();
-        responder.delivered(&message.envelope.sender, delivered);
+        responder.delivered(
+            &message.envelope.sender,
+            tme_queue::DeliveredCopy::of_copies(&copies),
+        );
     }
     Ok(transaction_id)
 }
