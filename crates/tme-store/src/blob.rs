@@ -358,20 +358,70 @@ fn decode(file: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
             Ok((raw.len() == raw_length).then_some(raw))
         }
         CODEC_ZSTD => {
-            // A compressed body is never longer than its raw length plus zstd's framing; one
-            // octet more than that bound shows a body that is too long.
-            let bound = zstd::zstd_safe::compress_bound(raw_length) as u64 + 1;
-            let mut compressed = Vec::new();
-            file.take(bound).read_to_end(&mut compressed)?;
-            // A body that does not decode to the recorded length is damage, like a wrong
-            // length, not a failing disk.
-            Ok(crate::compression::decompress_exact(
-                &compressed,
-                Some(raw_length),
-                BLOB_BYTES_MAX,
-            ))
+            // Decoded as it is read, straight into a buffer of the recorded length: a large
+            // message costs its size once, not also its compressed size (or the doublings of
+            // a buffer that grows to hold it).
+            let mut file = FailureKept::new(file);
+            let decoded = decode_zstd_exact(&mut file, raw_length);
+            match (decoded, file.failure.take()) {
+                // The file could not be read: a failing disk, reported as one.
+                (_, Some(error)) => Err(error),
+                // The file was read but does not decode to the recorded length: damage, like
+                // a wrong length.
+                (Err(_), None) => Ok(None),
+                (Ok(raw), None) => Ok(raw),
+            }
         }
         _ => Ok(None),
+    }
+}
+
+/// A zstd body that must decode to exactly `raw_length` octets: Some(raw), or None when it
+/// decodes to fewer or more. An error when it is not zstd, or when reading failed.
+fn decode_zstd_exact(file: &mut impl Read, raw_length: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut decoder = zstd::stream::read::Decoder::new(file)?.single_frame();
+    let mut raw = vec![0u8; raw_length];
+    if let Err(error) = decoder.read_exact(&mut raw) {
+        return match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => Ok(None),
+            _ => Err(error),
+        };
+    }
+    // One octet more than the length shows a frame that decodes to too much; one after the
+    // frame, a body longer than its frame.
+    let mut extra = [0u8; 1];
+    if decoder.read(&mut extra)? != 0 {
+        return Ok(None);
+    }
+    Ok((decoder.finish().read(&mut extra)? == 0).then_some(raw))
+}
+
+/// A reader that keeps the first error of the reader under it, so that an error of the
+/// decoder above can be told apart from one of the file.
+struct FailureKept<R> {
+    inner: R,
+    failure: Option<std::io::Error>,
+}
+
+impl<R> FailureKept<R> {
+    fn new(inner: R) -> FailureKept<R> {
+        FailureKept {
+            inner,
+            failure: None,
+        }
+    }
+}
+
+impl<R: Read> Read for FailureKept<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buffer) {
+            Err(error) if error.kind() != std::io::ErrorKind::Interrupted => {
+                let kind = error.kind();
+                self.failure.get_or_insert(error);
+                Err(kind.into())
+            }
+            result => result,
+        }
     }
 }
 
@@ -437,13 +487,53 @@ mod tests {
         let mut bad_zstd = b"TMEB\x01\x01\x64\0\0\0\0\0\0\0".to_vec();
         bad_zstd.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff]);
         let huge = b"TMEB\x01\x00\xff\xff\xff\xff\xff\xff\xff\x7f".to_vec();
-        for damaged in [b"TMEB\x01".to_vec(), too_long, bad_zstd, huge] {
+        // zstd bodies that decode to fewer or more octets than the header's 100, or that
+        // have something after their frame.
+        let zstd_body = |raw: &[u8], after: &[u8]| {
+            let mut file = b"TMEB\x01\x01\x64\0\0\0\0\0\0\0".to_vec();
+            file.extend_from_slice(&zstd::bulk::compress(raw, 3).expect("compress"));
+            file.extend_from_slice(after);
+            file
+        };
+        let decodes_short = zstd_body(&b"x".repeat(99), b"");
+        let decodes_long = zstd_body(&b"x".repeat(101), b"");
+        let trailing = zstd_body(&b"x".repeat(100), b"more");
+        for damaged in [
+            b"TMEB\x01".to_vec(),
+            too_long,
+            bad_zstd,
+            huge,
+            decodes_short,
+            decodes_long,
+            trailing,
+        ] {
             fs::write(store.path_of(&id), &damaged).expect("write");
             assert!(
                 matches!(store.get(&id), Err(StoreError::Corrupt(_))),
                 "{damaged:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_failing_read_is_an_error_not_damage() {
+        /// The first 20 octets of a good zstd blob file, then a read error.
+        struct FailingDisk(std::io::Cursor<Vec<u8>>);
+        impl Read for FailingDisk {
+            fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.position() >= 20 {
+                    return Err(std::io::Error::other("disk failed"));
+                }
+                let end = buffer.len().min(20 - self.0.position() as usize);
+                self.0.read(&mut buffer[..end])
+            }
+        }
+        let raw = b"a message, a message, a message. ".repeat(100);
+        let encoded = encode(&raw).expect("encode");
+        assert_eq!(encoded[5], CODEC_ZSTD);
+        assert_eq!(decode(&mut &encoded[..]).expect("decode"), Some(raw));
+        let error = decode(&mut FailingDisk(std::io::Cursor::new(encoded))).expect_err("error");
+        assert_eq!(error.to_string(), "disk failed");
     }
 
     #[test]
