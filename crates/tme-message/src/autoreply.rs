@@ -24,6 +24,8 @@ use mail_parser::{HeaderValue, MessageParser};
 
 /// How many message ids of the original's `References` the reply keeps (the last ones).
 pub const AUTO_REPLY_REFERENCES_MAX: usize = 20;
+/// The most recipient addresses `auto_reply_addressees` hands out.
+pub const AUTO_REPLY_ADDRESSEES_MAX: usize = 50;
 /// The longest header block looked at, in octets; fields past it are not seen.
 pub const AUTO_REPLY_HEADER_OCTETS_MAX: usize = 256 * 1024;
 /// The longest envelope sender replied to, in octets (RFC 5321 §4.5.3.1.3: a path is at
@@ -118,7 +120,39 @@ pub fn auto_reply_decision(
     if raw_values("X-Spam-Status").any(|value| value.starts_with("yes")) {
         return Err(NoAutoReply::Spam);
     }
-    let addressed = parsed
+    if !recipients(&parsed).any(|address| is_own(address, context.own_addresses)) {
+        return Err(NoAutoReply::NotAddressed);
+    }
+    Ok(())
+}
+
+/// The addresses in `message`'s recipient fields (`To`, `Cc`, `Bcc`, `Resent-To`,
+/// `Resent-Cc`), at most `AUTO_REPLY_ADDRESSEES_MAX`, each once: the candidates a caller
+/// checks against the directory to learn which of them are the account's (its aliases),
+/// before it asks `auto_reply_decision`.
+pub fn auto_reply_addressees(message: &[u8]) -> Vec<String> {
+    let Some(parsed) = MessageParser::new().parse_headers(header_block(message)) else {
+        return Vec::new();
+    };
+    let mut addressees: Vec<String> = Vec::new();
+    for address in recipients(&parsed) {
+        if addressees.len() == AUTO_REPLY_ADDRESSEES_MAX {
+            break;
+        }
+        let address = address.trim();
+        if !addressees
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(address))
+        {
+            addressees.push(address.to_owned());
+        }
+    }
+    addressees
+}
+
+/// The addresses of the recipient fields RFC 5230 §4.5 looks in.
+fn recipients<'a>(parsed: &'a mail_parser::Message<'_>) -> impl Iterator<Item = &'a str> {
+    parsed
         .headers()
         .iter()
         .filter(|field| {
@@ -129,11 +163,6 @@ pub fn auto_reply_decision(
         .filter_map(|field| field.value.as_address())
         .flat_map(|address| address.iter())
         .filter_map(|address| address.address())
-        .any(|address| is_own(address, context.own_addresses));
-    if !addressed {
-        return Err(NoAutoReply::NotAddressed);
-    }
-    Ok(())
 }
 
 /// The envelope sender's rules: present, one plain address, not a robot, not ourselves.
@@ -322,6 +351,33 @@ mod tests {
 
     fn own() -> Vec<String> {
         vec![OWN.to_owned(), "al@example.org".to_owned()]
+    }
+
+    #[test]
+    fn addressees_are_the_recipient_fields_each_once() {
+        let message =
+            b"From: bob@example.net\r\nTo: Alice <Alice@Example.org>, team@example.org\r\n\
+            Cc: alice@example.org, \"Al\" <al@example.org>\r\nReply-To: other@example.net\r\n\
+            Resent-To: desk@example.org\r\n\r\nbody: x@example.com\r\n";
+        assert_eq!(
+            auto_reply_addressees(message),
+            [
+                "Alice@Example.org",
+                "team@example.org",
+                "al@example.org",
+                "desk@example.org"
+            ]
+        );
+        let many = (0..200)
+            .map(|index| format!("u{index}@example.org"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let message = format!("To: {many}\r\n\r\nbody\r\n");
+        assert_eq!(
+            auto_reply_addressees(message.as_bytes()).len(),
+            AUTO_REPLY_ADDRESSEES_MAX
+        );
+        assert!(auto_reply_addressees(b"").is_empty());
     }
 
     fn check(header: &str, envelope_sender: &str, expected: Result<(), NoAutoReply>) {

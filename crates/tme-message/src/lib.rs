@@ -40,7 +40,8 @@ mod transfer_decoding;
 use serde::{Deserialize, Serialize};
 
 pub use autoreply::{
-    AutoReply, AutoReplyContext, NoAutoReply, auto_reply_decision, build_auto_reply, return_path,
+    AutoReply, AutoReplyContext, NoAutoReply, auto_reply_addressees, auto_reply_decision,
+    build_auto_reply, return_path,
 };
 pub use body_structure::{BodyPart, Disposition, NestedMessage};
 pub use decoded_fields::Addr;

@@ -169,6 +169,10 @@ impl Submitter {
         &self.hostname
     }
 
+    pub(crate) fn plus_separator(&self) -> char {
+        self.plus_separator
+    }
+
     /// Whether `account` may send with `address` as envelope sender or author. The null
     /// sender is allowed in the envelope (MDNs use it); the author check covers the header.
     pub async fn check_sender(

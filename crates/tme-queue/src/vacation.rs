@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tme_core::EmailAddress;
+use tme_store::directory::address_names_account;
 use tme_store::{AccountId, AccountState, MailboxId, Notify, StoreError};
 
 use crate::runner::{Clock, SystemClock};
@@ -135,7 +136,9 @@ impl AutoResponder {
         if inbox.is_none_or(|inbox| inbox.id != copy.mailbox) {
             return Ok(Response::NotOnVacation);
         }
-        let own_addresses = [account.address.to_string()];
+        let own_addresses = self
+            .own_addresses(&account, envelope_sender, &copy.message)
+            .await?;
         let context = tme_message::AutoReplyContext {
             envelope_sender,
             own_addresses: &own_addresses,
@@ -206,5 +209,41 @@ impl AutoResponder {
             .map_err(ResponseError::Submit)?;
         tracing::info!(account = copy.account, "vacation auto-reply sent");
         Ok(Response::Replied)
+    }
+
+    /// The account's addresses among those the decision looks at: its own, then each
+    /// recipient of the message and the envelope sender that names it (an alias or a
+    /// plus-address of it; `address_names_account`), so mail to an alias is answered and
+    /// mail from one is not.
+    async fn own_addresses(
+        &self,
+        account: &tme_store::Account,
+        envelope_sender: &str,
+        message: &[u8],
+    ) -> Result<Vec<String>, StoreError> {
+        let own = account.address.to_string();
+        let mut own_addresses = vec![own.clone()];
+        let candidates = tme_message::auto_reply_addressees(message)
+            .into_iter()
+            .chain([envelope_sender.to_owned()]);
+        for candidate in candidates {
+            if candidate.eq_ignore_ascii_case(&own) {
+                continue;
+            }
+            let Ok(address) = EmailAddress::parse(&candidate) else {
+                continue;
+            };
+            if address_names_account(
+                self.submitter.store().directory.as_ref(),
+                &address,
+                account.id,
+                self.submitter.plus_separator(),
+            )
+            .await?
+            {
+                own_addresses.push(candidate);
+            }
+        }
+        Ok(own_addresses)
     }
 }

@@ -1262,9 +1262,11 @@ pub async fn directory_rules(store: &Store) {
 }
 
 /// Recipients resolve: account, alias (one-to-many, chained, external), plus-addressing,
-/// catch-all last, unknown and unhosted told apart.
+/// catch-all last, unknown and unhosted told apart; which addresses name an account.
 pub async fn alias_resolution(store: &Store) {
-    use crate::directory::{AliasSource, Resolution, resolve_recipient};
+    use crate::directory::{
+        AliasSource, Resolution, address_names_account, address_owned_by, resolve_recipient,
+    };
     let alice = account(store, "alice@example.com", 1 << 20).await;
     let bob = account(store, "bob@example.com", 1 << 20).await;
     let directory = store.directory.as_ref();
@@ -1341,6 +1343,23 @@ pub async fn alias_resolution(store: &Store) {
         resolve("alice@example.com").await,
         format!("[{alice}] []"),
         "catch-all comes last"
+    );
+    // The catch-all reaches bob without naming him; an alias and a plus-address name
+    // their account (the vacation reply's test); the domain's own catch-all still lets
+    // him send as any address it brings him.
+    let names = |text: &'static str, account: AccountId| async move {
+        address_names_account(directory, &parse(text), account, '+')
+            .await
+            .unwrap()
+    };
+    assert!(names("alice+news@example.com", alice).await);
+    assert!(names("all@example.com", bob).await, "an alias chain");
+    assert!(!names("team@example.com", 999_999).await);
+    assert!(!names("nobody@example.com", bob).await, "the catch-all");
+    assert!(
+        address_owned_by(directory, &parse("nobody@example.com"), bob, '+')
+            .await
+            .unwrap()
     );
     // A loop ends.
     let loop_a = AliasSource::parse("loop-a@example.com").unwrap();

@@ -377,6 +377,22 @@ pub async fn resolve_recipient(
     address: &EmailAddress,
     plus_separator: char,
 ) -> StoreResult<Resolution> {
+    resolve(directory, address, plus_separator, CatchAll::Included).await
+}
+
+/// Whether the domain's catch-all counts when an address is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CatchAll {
+    Included,
+    Excluded,
+}
+
+async fn resolve(
+    directory: &dyn Directory,
+    address: &EmailAddress,
+    plus_separator: char,
+    catch_all: CatchAll,
+) -> StoreResult<Resolution> {
     if directory.domain_get(address.domain()).await?.is_none() {
         return Ok(Resolution::DomainNotHosted);
     }
@@ -385,7 +401,9 @@ pub async fn resolve_recipient(
     if tag.is_some() {
         candidates.push(AliasSource::Address(base));
     }
-    candidates.push(AliasSource::CatchAll(address.domain().clone()));
+    if catch_all == CatchAll::Included {
+        candidates.push(AliasSource::CatchAll(address.domain().clone()));
+    }
     for candidate in candidates {
         let mut accounts: Vec<Account> = Vec::new();
         let mut external: Vec<EmailAddress> = Vec::new();
@@ -416,7 +434,44 @@ pub async fn address_owned_by(
     account: AccountId,
     plus_separator: char,
 ) -> StoreResult<bool> {
-    match resolve_recipient(directory, address, plus_separator).await? {
+    reaches_account(
+        directory,
+        address,
+        account,
+        plus_separator,
+        CatchAll::Included,
+    )
+    .await
+}
+
+/// Whether `address` names `account` itself: its own address, a plus-address of it, or an
+/// alias (followed through chains) that reaches it; not the domain's catch-all, which
+/// reaches an account without naming it. The vacation reply answers only mail that names
+/// the account this way (RFC 5230 §4.5's `:addresses`).
+pub async fn address_names_account(
+    directory: &dyn Directory,
+    address: &EmailAddress,
+    account: AccountId,
+    plus_separator: char,
+) -> StoreResult<bool> {
+    reaches_account(
+        directory,
+        address,
+        account,
+        plus_separator,
+        CatchAll::Excluded,
+    )
+    .await
+}
+
+async fn reaches_account(
+    directory: &dyn Directory,
+    address: &EmailAddress,
+    account: AccountId,
+    plus_separator: char,
+    catch_all: CatchAll,
+) -> StoreResult<bool> {
+    match resolve(directory, address, plus_separator, catch_all).await? {
         Resolution::Deliver { accounts, .. } => {
             Ok(accounts.iter().any(|reached| reached.id == account))
         }

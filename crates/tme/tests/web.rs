@@ -441,15 +441,18 @@ fn settings_app_passwords_sessions_and_brand_with_std_clients() {
 }
 
 /// The vacation auto-reply set through the settings form (urllib), answered mail sent with
-/// smtplib to the MX from two other accounts, the replies read with imaplib: one reply per
-/// sender, none to bulk mail, none once turned off.
+/// smtplib to the MX from three other accounts, the replies read with imaplib: one reply per
+/// sender, one to mail sent to an alias of the account, none to bulk mail, none once
+/// turned off.
 #[test]
 fn vacation_reply_set_in_settings_answers_once_per_sender() {
     let (node, app_password) = common::node_with_client_account(&[]);
     let others_password = "others' pw";
-    for address in ["bob@example.org", "carol@example.org"] {
+    for address in ["bob@example.org", "carol@example.org", "dave@example.org"] {
         node.add_account(address, others_password).expect("account");
     }
+    node.tme_ok(&["alias", "add", "desk@example.org", "alice@example.org"])
+        .expect("alias");
     run_script(
         &node,
         &app_password,
@@ -457,6 +460,8 @@ fn vacation_reply_set_in_settings_answers_once_per_sender() {
         &[
             ("OTHER_ADDRESS", "bob@example.org".as_ref()),
             ("THIRD_ADDRESS", "carol@example.org".as_ref()),
+            ("FOURTH_ADDRESS", "dave@example.org".as_ref()),
+            ("ALIAS_ADDRESS", "desk@example.org".as_ref()),
             ("OTHERS_PASSWORD", others_password.as_ref()),
         ],
     );

@@ -4,11 +4,13 @@ checked with the standard IMAP client (imaplib) in the senders' mailboxes: the f
 refused without its CSRF token; once on, a message from another account gets exactly one
 reply (to the envelope sender, from the null sender, `Auto-Submitted: auto-replied`, the
 user's subject, `In-Reply-To` the original); a second message from the same sender gets
-none (one reply per sender per week); a `Precedence: bulk` message gets none; turned off,
-nothing is answered.
+none (one reply per sender per week); a message to an alias of the account is answered (the
+alias names the account); a `Precedence: bulk` message gets none; turned off, nothing is
+answered.
 
 Environment: HTTP_PORT, SMTP_PORT, IMAPS_PORT, CERTIFICATE, USER_ADDRESS, PASSWORD,
-OTHER_ADDRESS, THIRD_ADDRESS, OTHERS_PASSWORD.
+OTHER_ADDRESS, THIRD_ADDRESS, FOURTH_ADDRESS, OTHERS_PASSWORD, ALIAS_ADDRESS (an alias of
+USER_ADDRESS).
 """
 
 import email
@@ -26,6 +28,8 @@ ADDRESS = os.environ["USER_ADDRESS"]
 PASSWORD = os.environ["PASSWORD"]
 OTHER = os.environ["OTHER_ADDRESS"]
 THIRD = os.environ["THIRD_ADDRESS"]
+FOURTH = os.environ["FOURTH_ADDRESS"]
+ALIAS = os.environ["ALIAS_ADDRESS"]
 OTHERS_PASSWORD = os.environ["OTHERS_PASSWORD"]
 CONTEXT = ssl.create_default_context(cafile=os.environ["CERTIFICATE"])
 CONTEXT.check_hostname = False
@@ -49,17 +53,17 @@ def set_vacation(client, fields, with_csrf=True):
     return status, headers, page
 
 
-def send(sender, subject, message_id, extra=None):
+def send(sender, subject, message_id, extra=None, to=ADDRESS):
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = ADDRESS
+    message["To"] = to
     message["Subject"] = subject
     message["Message-ID"] = message_id
     for name, value in (extra or {}).items():
         message[name] = value
     message.set_content("Are you there?\n")
     with smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30) as client:
-        client.send_message(message, from_addr=sender, to_addrs=[ADDRESS])
+        client.send_message(message, from_addr=sender, to_addrs=[to])
 
 
 def replies(address):
@@ -132,6 +136,13 @@ def main():
     send(OTHER, "Question 2", "<question-2@example.org>")
     time.sleep(QUIET_SECONDS)
     assert len(replies(OTHER)) == 1, "one reply per sender per week"
+
+    # Mail to an alias of the account names the account: it is answered too.
+    send(FOURTH, "Question to the desk", "<desk-1@example.org>", to=ALIAS)
+    found = wait_for_replies(FOURTH, 1)
+    assert len(found) == 1, [str(reply) for reply in found]
+    assert found[0]["In-Reply-To"] == "<desk-1@example.org>", str(found[0])
+    assert found[0]["To"].addresses[0].addr_spec == FOURTH, str(found[0])
 
     # Bulk mail is never answered.
     send(THIRD, "Newsletter", "<newsletter-1@example.org>", {"Precedence": "bulk"})
