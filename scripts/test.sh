@@ -23,8 +23,9 @@ cd "$(dirname "$0")/.."
 # in crates/tme/tests/imap.rs; ldnsutils (ldns-keygen, ldns-signzone, ldns-key2ds) signs
 # the DNSSEC zones of crates/tme/tests/dane.rs (tme-testkit's dnssec); chromium and
 # chromium-driver (its WebDriver server, chromedriver) are the headless browser of the webmail
-# tests in crates/tme/tests/web.rs.
-APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd fetchmail offlineimap3 mutt ldnsutils chromium chromium-driver)
+# tests in crates/tme/tests/web.rs, where curl (OpenSSL's TLS) also fetches the webmail over
+# the `https` listener.
+APT_PACKAGES=(util-linux procps python3 swaks postfix rspamd nsd python3-dkim python3-authres python3-nacl python3-dnspython openssl ca-certificates dnsutils knot-dnsutils isync dovecot-imapd fetchmail offlineimap3 mutt ldnsutils chromium chromium-driver curl)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

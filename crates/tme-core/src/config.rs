@@ -85,6 +85,8 @@ pub struct ListenConfig {
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    /// The same HTTP surface with TLS from the first byte (the node's certificate).
+    pub https: Option<SocketAddr>,
     pub dns: Option<SocketAddr>,
 }
 
@@ -101,6 +103,7 @@ impl ListenConfig {
             pop3: loopback(2110),
             pop3s: loopback(2995),
             http: loopback(8080),
+            https: loopback(8443),
             dns: loopback(5353),
         }
     }
@@ -116,6 +119,7 @@ impl ListenConfig {
             ("pop3", self.pop3),
             ("pop3s", self.pop3s),
             ("http", self.http),
+            ("https", self.https),
             ("dns", self.dns),
         ]
         .into_iter()
@@ -1301,7 +1305,7 @@ mod tests {
             "[listen]\nsmtpp = \"127.0.0.1:2525\"\n",
             &[],
             expect![
-                "error: /data/tme.toml: unknown field `smtpp`, expected one of `smtp`, `submission`, `submissions`, `imap`, `imaps`, `pop3`, `pop3s`, `http`, `dns` in `listen`"
+                "error: /data/tme.toml: unknown field `smtpp`, expected one of `smtp`, `submission`, `submissions`, `imap`, `imaps`, `pop3`, `pop3s`, `http`, `https`, `dns` in `listen`"
             ],
         );
     }

@@ -35,7 +35,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The listener roles and the environment variables that set them.
-pub const LISTENER_ROLES: [&str; 9] = [
+pub const LISTENER_ROLES: [&str; 10] = [
     "smtp",
     "submission",
     "submissions",
@@ -44,6 +44,7 @@ pub const LISTENER_ROLES: [&str; 9] = [
     "pop3",
     "pop3s",
     "http",
+    "https",
     "dns",
 ];
 

@@ -29,6 +29,7 @@ fn init_writes_the_contract_listeners_and_refuses_to_overwrite() {
         "pop3 = \"127.0.0.1:2110\"",
         "pop3s = \"127.0.0.1:2995\"",
         "http = \"127.0.0.1:8080\"",
+        "https = \"127.0.0.1:8443\"",
         "dns = \"127.0.0.1:5353\"",
         "hostname = \"mail.example.com\"",
     ] {

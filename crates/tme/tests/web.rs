@@ -7,7 +7,7 @@
 //! organising and search `tests/web/organise.py` and `browser_organise.py`; conversations
 //! `conversations.py`; settings and branding `settings_client.py` and
 //! `settings_browser.py`; the vacation auto-reply `vacation_client.py`; hostile input
-//! `bad_input.py`.
+//! `bad_input.py`; the `https` listener `https_client.py`.
 
 use std::path::{Path, PathBuf};
 
@@ -155,6 +155,24 @@ fn sessions_csrf_and_isolation_with_a_std_http_client() {
     let pixel_port = tme_testkit::free_ports(1).expect("port")[0].port();
     let (node, app_password) = node_with_mail(pixel_port);
     run(&node, &app_password, "http_client.py", pixel_port);
+}
+
+/// The webmail over the `https` listener: Python's ssl and urllib, and curl (OpenSSL).
+#[test]
+fn webmail_over_https_with_strict_transport_security() {
+    let (node, app_password) = common::node_with_client_account(&[]);
+    let https_port = node.address("https").port().to_string();
+    let base_url = format!("https://127.0.0.1:{https_port}");
+    run_script(
+        &node,
+        &app_password,
+        "https_client.py",
+        &[
+            ("HTTPS_PORT", https_port.as_ref()),
+            ("BASE_URL", base_url.as_ref()),
+            ("HOSTNAME", "mail.test".as_ref()),
+        ],
+    );
 }
 
 /// The login form, the list, an HTML message and a hostile one in headless Chromium.

@@ -147,6 +147,7 @@ pub async fn quickstart(path: &Path, hostname: &str) -> Result<()> {
     for (role, address) in data_dir.config.listen.listeners() {
         let url = match role {
             "http" => format!("http://{address}/"),
+            "https" => format!("https://{address}/ (the certificate is self-signed)"),
             _ => address.to_string(),
         };
         println!("  {role:<12} {url}");

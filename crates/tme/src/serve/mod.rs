@@ -18,6 +18,7 @@ mod smtp;
 mod spool;
 mod submission;
 mod supervisor;
+mod tls_listener;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// The listener roles this build serves; the rest of `[listen]` waits for later releases.
 const ROLES_SERVED: &[&str] = &[
     "http",
+    "https",
     "smtp",
     "submission",
     "submissions",
@@ -111,7 +113,7 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
     // Every role registers in `health` when its supervisor is made, and all are made before
     // any is spawned: `/readyz` cannot report ready while some role has not even started.
     let zone_settings = tme_dns::ZoneSettings::from_config(&config).context("the [dns] config")?;
-    let http_role = config.listen.http.map(|address| {
+    let http_role = (config.listen.http.is_some() || config.listen.https.is_some()).then(|| {
         let context = http::HttpContext {
             health: health.clone(),
             store: store.clone(),
@@ -120,9 +122,11 @@ pub async fn serve(data_dir: DataDir) -> Result<()> {
             authenticator: authenticator.clone(),
             search: search_indexes.clone(),
             submitter: submitter.clone(),
+            config: config.clone(),
+            data_directory: data_dir.path.clone(),
         };
         supervisor::supervise("http", health.clone(), shutdown.clone(), move |role| {
-            http::run(address, context.clone(), role)
+            http::run(context.clone(), role)
         })
     });
     let smtp_role = config.listen.smtp.map(|address| {

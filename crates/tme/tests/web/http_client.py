@@ -12,12 +12,22 @@ import http.cookiejar
 import os
 import re
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 
 socket.setdefaulttimeout(60)
-BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
+# The webmail over plain HTTP, or over the `https` listener when BASE_URL says so (with the
+# node's certificate, CERTIFICATE, trusted; it names the node's host, not 127.0.0.1).
+BASE = os.environ.get("BASE_URL", f"http://127.0.0.1:{os.environ['HTTP_PORT']}")
+
+
+def tls_context():
+    context = ssl.create_default_context(cafile=os.environ["CERTIFICATE"])
+    context.check_hostname = False
+    return context
+
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
        "img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -39,9 +49,11 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 class Client:
     def __init__(self):
         self.jar = http.cookiejar.CookieJar(policy=LoopbackSecureCookies())
-        cookies = urllib.request.HTTPCookieProcessor(self.jar)
-        self.following = urllib.request.build_opener(cookies)
-        self.not_following = urllib.request.build_opener(cookies, NoRedirect())
+        handlers = [urllib.request.HTTPCookieProcessor(self.jar)]
+        if BASE.startswith("https:"):
+            handlers.append(urllib.request.HTTPSHandler(context=tls_context()))
+        self.following = urllib.request.build_opener(*handlers)
+        self.not_following = urllib.request.build_opener(*handlers, NoRedirect())
 
     def request(self, path, fields=None, follow=True, raw_body=None):
         data = raw_body
