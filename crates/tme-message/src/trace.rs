@@ -1,5 +1,6 @@
 //! The trace headers prepended to each stored copy: `Return-Path`, `Delivered-To` and
-//! `Received` (RFC 5321 §4.4), with the protocol keywords of RFC 3848 and RFC 6531 §3.7.3.
+//! `Received` (RFC 5321 §4.4), with the protocol keywords of RFC 3848 and RFC 6531 §3.7.3;
+//! and the `Received` field of the webmail's hop (`web_received_field`).
 //!
 //! Pure text building: the caller passes the clock reading and the transaction id. Everything
 //! a client chose (its HELO name) is reduced to harmless characters first, so a header can
@@ -89,6 +90,21 @@ pub fn received_field(fields: &TraceFields<'_>, recipient: Option<&str>) -> Vec<
     .into_bytes()
 }
 
+/// The `Received` field of a message written in the webmail: the hop from the browser to
+/// this host, over HTTP. The client's address is left out, as webmail services leave it
+/// out (the log line of the send, under the same id, has it); `with HTTP` is the keyword
+/// webmail services use, and RFC 5322 §3.6.7's `received-token`s allow a field without
+/// the SMTP `from` clause.
+pub fn web_received_field(hostname: &str, transaction_id: &str, date: &str) -> Vec<u8> {
+    format!(
+        "Received: by {hostname} (tme) with HTTP id {id}; {date}\r\n",
+        hostname = header_safe(hostname),
+        id = header_safe(transaction_id),
+        date = header_safe(date),
+    )
+    .into_bytes()
+}
+
 /// A HELO name as it may appear in the `from` clause: letters, digits and `.-:[]_`, anything
 /// else replaced, so that a comment or a header cannot be forged through it.
 fn helo_safe(name: &str) -> String {
@@ -152,6 +168,19 @@ mod tests {
             	for <user@example.com>; Sat, 28 Nov 2026 11:00:00 +0000
         "#]]
         .assert_eq(&String::from_utf8_lossy(&headers).replace("\r\n", "\n"));
+    }
+
+    #[test]
+    fn the_webmail_hop_names_this_host_and_no_client() {
+        let field = web_received_field(
+            "mail.test\r\nX-Injected: yes",
+            "0123ABCD",
+            "Sat, 28 Nov 2026 11:00:00 +0000",
+        );
+        expect![[r#"
+            Received: by mail.test  X-Injected: yes (tme) with HTTP id 0123ABCD; Sat, 28 Nov 2026 11:00:00 +0000
+        "#]]
+        .assert_eq(&String::from_utf8_lossy(&field).replace("\r\n", "\n"));
     }
 
     #[test]

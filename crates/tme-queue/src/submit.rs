@@ -165,7 +165,8 @@ impl Submitter {
         &self.store
     }
 
-    pub(crate) fn hostname(&self) -> &str {
+    /// The node's host name (trace fields, message ids).
+    pub fn hostname(&self) -> &str {
         &self.hostname
     }
 

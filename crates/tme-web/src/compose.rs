@@ -17,9 +17,10 @@
 //! `mail-parser`'s. It must not speak SMTP or write SQL.
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -848,6 +849,7 @@ fn route_refusal_text(refusal: RouteRefusal) -> &'static str {
 
 async fn send(
     State(state): State<WebState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     current: Current,
     FormInput(form): FormInput,
 ) -> Result<Response, WebError> {
@@ -939,11 +941,14 @@ async fn send(
     }
     let now = envelope.date_unix;
     let date = mail_builder::headers::date::Date::new(now).to_rfc822();
+    let transaction_id = format!("{:016X}", rand::random::<u64>());
+    let received =
+        tme_message::trace::web_received_field(state.submitter.hostname(), &transaction_id, &date);
     let outgoing = tme_queue::submit::Outgoing {
         account: current.account.id,
         envelope_sender: &own,
         recipients,
-        received_field: b"",
+        received_field: &received,
         message: &raw,
         envelope_id: None,
         dsn_return: None,
@@ -955,7 +960,7 @@ async fn send(
     };
     match state.submitter.submit(&outgoing).await {
         Ok(submitted) => {
-            tracing::info!(account = %own, local_copies = submitted.local_copies, remote_recipients = submitted.remote_recipients, queue_id = ?submitted.queue_id, "webmail: message sent");
+            tracing::info!(account = %own, client = %client.ip(), id = %transaction_id, local_copies = submitted.local_copies, remote_recipients = submitted.remote_recipients, queue_id = ?submitted.queue_id, "webmail: message sent");
         }
         Err(SubmitRefusal::Sender(refusal)) => return Err(sender_refusal(&refusal)),
         Err(SubmitRefusal::OverQuota) => {

@@ -155,6 +155,11 @@ def browser_flows(attachment_path, attachment):
         assert parts[0].get_filename() == ATTACHMENT_NAME, parts[0].get_filename()
         assert parts[0].get_payload(decode=True) == attachment, "attachment changed"
         assert "the figures are attached." in received.get_body(("plain",)).get_content()
+        # The webmail's hop is traced (by this host, with HTTP), without the browser's address.
+        hops = [str(field) for field in received.get_all("Received")]
+        web_hops = [hop for hop in hops if " (tme) with HTTP id " in hop]
+        assert len(web_hops) == 1 and web_hops[0].startswith("by "), hops
+        assert "127.0.0.1" not in web_hops[0], web_hops
         original_id = received["Message-ID"]
         assert original_id, received
         print(f"Bob's INBOX has it over IMAP, attachment {len(attachment)} octets byte for byte, no Bcc")
