@@ -36,6 +36,9 @@ const FILE_HEADER_BYTES: usize = 4 + 1 + 1 + 8;
 const ZSTD_LEVEL: i32 = 3;
 /// Names of blobs being written; never a hex digit, so never taken for a blob.
 const TEMPORARY_PREFIX: &str = "tmp.";
+/// Compressed blobs of at least this many raw octets are decoded as they are read (a
+/// decoder and its read buffer per read); smaller ones whole, with the thread's kept context.
+const STREAMED_DECODE_BYTES_MIN: usize = 1024 * 1024;
 /// Blobs smaller than this are stored raw: compression would gain less than a disk block.
 const COMPRESSION_BYTES_MIN: usize = 512;
 
@@ -357,10 +360,25 @@ fn decode(file: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
             file.take(raw_length as u64 + 1).read_to_end(&mut raw)?;
             Ok((raw.len() == raw_length).then_some(raw))
         }
+        CODEC_ZSTD if raw_length < STREAMED_DECODE_BYTES_MIN => {
+            // A compressed body is never longer than its raw length plus zstd's framing; one
+            // octet more than that bound shows a body that is too long. Decoded whole with
+            // the thread's kept context: no allocation beyond the two buffers.
+            let bound = zstd::zstd_safe::compress_bound(raw_length) as u64 + 1;
+            let mut compressed = Vec::new();
+            file.take(bound).read_to_end(&mut compressed)?;
+            // A body that does not decode to the recorded length is damage, like a wrong
+            // length, not a failing disk.
+            Ok(crate::compression::decompress_exact(
+                &compressed,
+                Some(raw_length),
+                BLOB_BYTES_MAX,
+            ))
+        }
         CODEC_ZSTD => {
-            // Decoded as it is read, straight into a buffer of the recorded length: a large
-            // message costs its size once, not also its compressed size (or the doublings of
-            // a buffer that grows to hold it).
+            // A large body is decoded as it is read, straight into a buffer of the recorded
+            // length: the message costs its size once, not also its compressed size (or the
+            // doublings of a buffer that grows to hold it).
             let mut file = FailureKept::new(file);
             let decoded = decode_zstd_exact(&mut file, raw_length);
             match (decoded, file.failure.take()) {
@@ -528,12 +546,44 @@ mod tests {
                 self.0.read(&mut buffer[..end])
             }
         }
-        let raw = b"a message, a message, a message. ".repeat(100);
-        let encoded = encode(&raw).expect("encode");
-        assert_eq!(encoded[5], CODEC_ZSTD);
-        assert_eq!(decode(&mut &encoded[..]).expect("decode"), Some(raw));
-        let error = decode(&mut FailingDisk(std::io::Cursor::new(encoded))).expect_err("error");
-        assert_eq!(error.to_string(), "disk failed");
+        // Both ways of decoding: whole (small) and as read (large).
+        for length in [3_300, STREAMED_DECODE_BYTES_MIN + 33] {
+            let raw = b"a message, a message, a message. ".repeat(length / 33);
+            let encoded = encode(&raw).expect("encode");
+            assert_eq!(encoded[5], CODEC_ZSTD);
+            assert_eq!(decode(&mut &encoded[..]).expect("decode"), Some(raw));
+            let error = decode(&mut FailingDisk(std::io::Cursor::new(encoded))).expect_err("error");
+            assert_eq!(error.to_string(), "disk failed");
+        }
+    }
+
+    #[test]
+    fn large_zstd_bodies_must_decode_to_their_length() {
+        let length = STREAMED_DECODE_BYTES_MIN + 10;
+        let file = |recorded: usize, raw_length: usize, after: &[u8]| {
+            let mut file = FILE_MAGIC.to_vec();
+            file.extend_from_slice(&[FILE_FORMAT_VERSION, CODEC_ZSTD]);
+            file.extend_from_slice(&(recorded as u64).to_le_bytes());
+            let raw: Vec<u8> = (0..raw_length)
+                .map(|index| b"0123456789"[index % 10])
+                .collect();
+            file.extend_from_slice(&zstd::bulk::compress(&raw, 3).expect("compress"));
+            file.extend_from_slice(after);
+            file
+        };
+        let decoded = decode(&mut &file(length, length, b"")[..]).expect("decode");
+        assert_eq!(decoded.map(|raw| raw.len()), Some(length));
+        for damaged in [
+            file(length, length - 10, b""),
+            file(length, length + 10, b""),
+            file(length, length, b"more"),
+            file(length, length, &[0x28, 0xb5, 0x2f, 0xfd, 0xff]),
+        ] {
+            assert_eq!(decode(&mut &damaged[..]).expect("no read error"), None);
+        }
+        let mut cut = file(length, length, b"");
+        cut.truncate(cut.len() / 2);
+        assert_eq!(decode(&mut &cut[..]).expect("no read error"), None);
     }
 
     #[test]
