@@ -15,6 +15,7 @@
 //! It must not speak any protocol (each role maps `LoginRefusal` to its own reply), and
 //! never logs or keeps a password: it only passes one to the verifier.
 
+pub mod credential;
 pub mod metrics;
 pub mod throttle;
 
@@ -25,9 +26,10 @@ use std::time::Duration;
 use tme_core::config::LoginConfig;
 use tme_core::password::{dummy_verify, verify_password};
 use tme_core::{EmailAddress, Secret};
-use tme_store::{Account, AccountState, Directory, LoginLock};
+use tme_store::{AccountState, Directory, LoginLock};
 use tokio::sync::Semaphore;
 
+pub use credential::{Credential, CredentialWatch, Login};
 pub use metrics::Metrics;
 pub use throttle::{Throttle, Verdict};
 
@@ -106,7 +108,7 @@ impl Authenticator {
         client_ip: IpAddr,
         address: &str,
         password: &Secret<String>,
-    ) -> Result<Account, LoginRefusal> {
+    ) -> Result<Login, LoginRefusal> {
         let outcome = self.login_inner(client_ip, address, password).await;
         let label = match &outcome {
             Ok(_) => "accepted",
@@ -128,7 +130,7 @@ impl Authenticator {
         client_ip: IpAddr,
         address: &str,
         password: &Secret<String>,
-    ) -> Result<Account, LoginRefusal> {
+    ) -> Result<Login, LoginRefusal> {
         let parsed = EmailAddress::parse(address).ok();
         let ip_key = ip_key(client_ip);
         let account_key = parsed.as_ref().map(account_key);
@@ -167,31 +169,41 @@ impl Authenticator {
             },
             None => None,
         };
+        // The account's password first, then its app passwords, each with the credential
+        // it is.
         let mut hashes: Vec<String> = Vec::new();
+        let mut credentials: Vec<Credential> = Vec::new();
         if let Some(account) = &account {
             hashes.push(account.password_hash.clone());
+            credentials.push(Credential::password(&account.password_hash));
             match self.directory.app_password_list(account.id).await {
-                Ok(app_passwords) => hashes.extend(
-                    app_passwords
-                        .into_iter()
-                        .map(|app_password| app_password.password_hash),
-                ),
+                Ok(app_passwords) => {
+                    for app_password in app_passwords {
+                        hashes.push(app_password.password_hash);
+                        credentials.push(Credential::AppPassword {
+                            id: app_password.id,
+                        });
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, "login: cannot read app passwords");
                     return Err(LoginRefusal::Unavailable);
                 }
             }
         }
-        let verified = self.verify(password, hashes).await;
-        match (verified, account) {
-            (true, Some(account)) => {
+        let matched = self.verify(password, hashes).await;
+        match (matched.and_then(|index| credentials.get(index)), account) {
+            (Some(credential), Some(account)) => {
                 if account.state == AccountState::Suspended {
                     return Err(LoginRefusal::AccountSuspended);
                 }
                 if let Some(account_key) = &account_key {
                     self.throttle().record_success(account_key);
                 }
-                Ok(account)
+                Ok(Login {
+                    account,
+                    credential: credential.clone(),
+                })
             }
             _ => {
                 let locks = self.throttle().record_failure(&keys, now);
@@ -226,27 +238,41 @@ impl Authenticator {
         }
     }
 
-    /// Whether `password` matches one of `hashes`; with none, spends the time of one
-    /// verification (`dummy_verify`) so an unknown address answers as slowly as a known one.
-    async fn verify(&self, password: &Secret<String>, hashes: Vec<String>) -> bool {
+    /// Which of `hashes` `password` matches (the first, should two); with none, spends the
+    /// time of one verification (`dummy_verify`) so an unknown address answers as slowly as
+    /// a known one.
+    async fn verify(&self, password: &Secret<String>, hashes: Vec<String>) -> Option<usize> {
         let Ok(_permit) = self.verifications.acquire().await else {
-            return false;
+            return None;
         };
         let password = password.expose().clone();
         tokio::task::spawn_blocking(move || {
             if hashes.is_empty() {
-                return dummy_verify(&password);
+                dummy_verify(&password);
+                return None;
             }
             // Every hash is tried, also after a match, so the time depends only on how many
             // app passwords the account has, not on which one matched.
-            let mut matched = false;
-            for hash in &hashes {
-                matched |= verify_password(&password, hash);
+            let mut matched = None;
+            for (index, hash) in hashes.iter().enumerate() {
+                if verify_password(&password, hash) && matched.is_none() {
+                    matched = Some(index);
+                }
             }
             matched
         })
         .await
-        .unwrap_or(false)
+        .ok()
+        .flatten()
+    }
+
+    /// Whether `credential` still opens `account` (`credential::credential_stands`).
+    pub async fn credential_stands(
+        &self,
+        account: tme_store::AccountId,
+        credential: &Credential,
+    ) -> Result<bool, tme_store::StoreError> {
+        credential::credential_stands(self.directory.as_ref(), account, credential).await
     }
 
     /// The locks recorded in the directory that have not ended.

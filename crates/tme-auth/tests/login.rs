@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tme_auth::{Authenticator, LoginRefusal, Metrics};
+use tme_auth::{Authenticator, Credential, CredentialWatch, LoginRefusal, Metrics};
 use tme_core::Secret;
 use tme_core::config::LoginConfig;
 use tme_core::password::hash_password;
@@ -60,17 +60,20 @@ async fn password_app_password_unknown_and_suspended() {
         Arc::new(Metrics::default()),
     );
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
-    let account = authenticator
+    let login = authenticator
         .login(ip, "Alice@Example.org", &secret("right password"))
         .await
         .unwrap();
-    assert_eq!(account.id, account_id);
-    assert!(
-        authenticator
-            .login(ip, "alice@example.org", &secret("app-pass-word"))
-            .await
-            .is_ok()
-    );
+    assert_eq!(login.account.id, account_id);
+    assert!(matches!(login.credential, Credential::Password { .. }));
+    let app_login = authenticator
+        .login(ip, "alice@example.org", &secret("app-pass-word"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        app_login.credential,
+        Credential::AppPassword { .. }
+    ));
     assert_eq!(
         authenticator
             .login(ip, "alice@example.org", &secret("wrong"))
@@ -179,5 +182,76 @@ async fn repeated_failures_lock_and_an_operator_lifts_the_lock() {
         .map(|lock| lock.key)
         .collect();
     assert_eq!(keys, vec!["ip:192.0.2.8".to_owned()]);
+    store.close().await;
+}
+
+/// A session's credential stands until it is taken away: the app password revoked, the
+/// password changed, the account suspended; each only for the credential it concerns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_fall_when_revoked_changed_or_suspended() {
+    let (_directory, store, account_id) = store_with_account().await;
+    let authenticator = Authenticator::new(
+        store.directory.clone(),
+        config(),
+        Arc::new(Metrics::default()),
+    );
+    let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    let by_password = authenticator
+        .login(ip, "alice@example.org", &secret("right password"))
+        .await
+        .unwrap();
+    let by_app_password = authenticator
+        .login(ip, "alice@example.org", &secret("app-pass-word"))
+        .await
+        .unwrap();
+    let stands = |credential: Credential| {
+        let authenticator = &authenticator;
+        async move {
+            authenticator
+                .credential_stands(account_id, &credential)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(stands(by_password.credential.clone()).await);
+    assert!(stands(by_app_password.credential.clone()).await);
+
+    // Just checked at login: a watch does not read the directory again at once.
+    let mut watch = CredentialWatch::new(&by_app_password);
+    let Credential::AppPassword { id } = by_app_password.credential else {
+        panic!("an app password login");
+    };
+    store
+        .directory
+        .app_password_remove(account_id, id)
+        .await
+        .unwrap();
+    assert!(
+        watch.still_valid(&authenticator).await,
+        "within the recheck"
+    );
+    assert!(!stands(by_app_password.credential.clone()).await);
+    assert!(
+        stands(by_password.credential.clone()).await,
+        "the password stands"
+    );
+
+    store
+        .directory
+        .account_set_password_hash(account_id, &hash_password("new password").unwrap())
+        .await
+        .unwrap();
+    assert!(!stands(by_password.credential.clone()).await);
+    let again = authenticator
+        .login(ip, "alice@example.org", &secret("new password"))
+        .await
+        .unwrap();
+    assert!(stands(again.credential.clone()).await);
+    store
+        .directory
+        .account_set_state(account_id, AccountState::Suspended)
+        .await
+        .unwrap();
+    assert!(!stands(again.credential.clone()).await, "suspended");
     store.close().await;
 }

@@ -18,7 +18,8 @@ pub struct Metrics {
     pub connections: Family<Outcome, Counter>,
     /// `connections_open`.
     pub connections_open: Gauge,
-    /// `sessions_ended_total{outcome="logout"|"client_closed"|"timeout"|"shutdown"|"io_error"|"tls_failed"|"errors"}`.
+    /// `sessions_ended_total{outcome="logout"|"client_closed"|"timeout"|"shutdown"|"io_error"|"tls_failed"|"errors"|"revoked"}`
+    /// ("revoked": the credential was revoked while idling; between commands that ends as "logout").
     pub sessions_ended: Family<Outcome, Counter>,
     /// `commands_total{outcome="received"}`.
     pub commands: Family<Outcome, Counter>,

@@ -529,9 +529,15 @@ async fn idle(
                 if changed.is_err() {
                     changes = shared.store.changes.subscribe(account);
                 }
-                session.idle_refresh(&mut out).await;
+                if session.idle_refresh(&mut out).await == Next::Close {
+                    let _ = stream.write_all(&out).await;
+                    return Err("revoked");
+                }
             }
-            _ = poll.tick() => session.idle_refresh(&mut out).await,
+            _ = poll.tick() => if session.idle_refresh(&mut out).await == Next::Close {
+                let _ = stream.write_all(&out).await;
+                return Err("revoked");
+            },
             read = stream.read(&mut buffer.bytes) => match read {
                 Ok(0) | Err(_) => return Ok(false),
                 Ok(count) => {

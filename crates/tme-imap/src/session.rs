@@ -29,7 +29,7 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_codec::imap_types::status::StatusDataItemName;
-use tme_auth::{Authenticator, LoginRefusal};
+use tme_auth::{Authenticator, CredentialWatch, LoginRefusal};
 use tme_core::Secret;
 use tme_message::MessageSummary;
 use tme_store::mail::{MAILBOX_DELIMITER, SystemFlags};
@@ -110,6 +110,8 @@ pub struct Session {
     tls_active: bool,
     state: State,
     account: Option<Account>,
+    /// The secret the login used: the session ends once it is revoked or changed.
+    credential: Option<CredentialWatch>,
     selected: Option<SelectedView>,
     /// The FETCH being answered, between `Next::Fetch` and `fetch_end`.
     fetch_plan: Option<fetch::FetchPlan>,
@@ -179,6 +181,7 @@ impl Session {
             tls_active,
             state: State::NotAuthenticated,
             account: None,
+            credential: None,
             selected: None,
             fetch_plan: None,
             condstore: false,
@@ -300,6 +303,9 @@ impl Session {
 
     /// Handles one whole command.
     pub async fn command(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Next {
+        if !self.credential_stands(out).await {
+            return Next::Close;
+        }
         let tag = tag_of(bytes);
         // MULTIAPPEND (RFC 3502): imap-codec parses one message per APPEND.
         if let Some(parts) = crate::multiappend::split(bytes) {
@@ -823,7 +829,8 @@ impl Session {
             .login(self.client_ip, username, password)
             .await
         {
-            Ok(account) => {
+            Ok(login) => {
+                let account = login.account.clone();
                 if let Err(error) = self
                     .store
                     .mail
@@ -835,6 +842,7 @@ impl Session {
                     return;
                 }
                 tracing::info!(account = %account.address, "imap: logged in");
+                self.credential = Some(CredentialWatch::new(&login));
                 self.account = Some(account);
                 self.state = State::Authenticated;
                 let capabilities = self.capability_text();
@@ -1668,8 +1676,34 @@ impl Session {
     }
 
     /// During IDLE: report what changed (expunges are allowed, RFC 2177).
-    pub async fn idle_refresh(&mut self, out: &mut Vec<u8>) {
+    /// Reports changes while idling; Close (after a BYE) once the login's credential was
+    /// revoked.
+    pub async fn idle_refresh(&mut self, out: &mut Vec<u8>) -> Next {
+        if !self.credential_stands(out).await {
+            return Next::Close;
+        }
         self.refresh(true, out).await;
+        Next::Continue
+    }
+
+    /// False, with a BYE written, once the credential of the login was revoked or changed,
+    /// or the account suspended (`tme_auth::CredentialWatch`; RFC 9051 §7.1.5: the server
+    /// closes the connection after BYE).
+    async fn credential_stands(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(watch) = &mut self.credential else {
+            return true;
+        };
+        if watch.still_valid(&self.authenticator).await {
+            return true;
+        }
+        if let Some(account) = &self.account {
+            tracing::info!(account = %account.address, "imap: credential revoked; session ended");
+        }
+        untagged(
+            out,
+            "BYE The password or app password of this session was changed or revoked",
+        );
+        false
     }
 
     /// The client ended IDLE with DONE (or sent something else: BAD).

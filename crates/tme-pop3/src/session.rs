@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
-use tme_auth::{Authenticator, LoginRefusal};
+use tme_auth::{Authenticator, CredentialWatch, LoginRefusal};
 use tme_core::Secret;
 use tme_store::mail::SystemFlags;
 use tme_store::{Account, FlagChange, Flags, MessageRecord, Store, StoreError};
@@ -87,6 +87,8 @@ pub struct Session {
     tls_active: bool,
     state: State,
     account: Option<Account>,
+    /// The secret the login used: the session ends once it is revoked or changed.
+    credential: Option<CredentialWatch>,
     maildrop: Option<Maildrop>,
     /// Held while in TRANSACTION; released when the session is dropped.
     lock: Option<MaildropLock>,
@@ -121,6 +123,7 @@ impl Session {
             tls_active,
             state: State::Authorization { user: None },
             account: None,
+            credential: None,
             maildrop: None,
             lock: None,
             errors: 0,
@@ -192,6 +195,16 @@ impl Session {
 
     /// Handles one line (a command, or the client's SASL response).
     pub async fn line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Next {
+        if !self.credential_stands().await {
+            // RFC 1939 §6: a session that ends without QUIT does not enter the UPDATE state,
+            // so nothing marked deleted is removed.
+            self.err(
+                out,
+                Some("AUTH"),
+                "The password or app password of this session was changed or revoked",
+            );
+            return Next::Close;
+        }
         if self.state == State::AuthResponse {
             return self.auth_response(line, out).await;
         }
@@ -378,13 +391,13 @@ impl Session {
 
     /// Checks the credentials, locks the maildrop and opens it (RFC 1939 §4).
     async fn login(&mut self, username: &str, password: &Secret<String>, out: &mut Vec<u8>) {
-        let account = match self
+        let login = match self
             .shared
             .authenticator
             .login(self.client_ip, username, password)
             .await
         {
-            Ok(account) => account,
+            Ok(login) => login,
             Err(LoginRefusal::BadCredentials) => {
                 return self.err(out, Some("AUTH"), "Authentication failed");
             }
@@ -402,6 +415,7 @@ impl Session {
                 );
             }
         };
+        let account = login.account.clone();
         let Some(lock) = self.shared.locks.try_lock(account.id) else {
             tracing::info!(account = %account.address, "pop3: maildrop in use");
             return self.err(
@@ -424,6 +438,7 @@ impl Session {
         let (count, octets) = maildrop.stat();
         tracing::info!(account = %account.address, messages = count, "pop3: logged in");
         self.account = Some(account);
+        self.credential = Some(CredentialWatch::new(&login));
         self.maildrop = Some(maildrop);
         self.lock = Some(lock);
         self.state = State::Transaction;
@@ -431,6 +446,21 @@ impl Session {
             out,
             &format!("Logged in: {count} messages ({octets} octets)"),
         );
+    }
+
+    /// False once the credential of the login was revoked or changed, or the account
+    /// suspended (`tme_auth::CredentialWatch`).
+    async fn credential_stands(&mut self) -> bool {
+        let Some(watch) = &mut self.credential else {
+            return true;
+        };
+        if watch.still_valid(&self.shared.authenticator).await {
+            return true;
+        }
+        if let Some(account) = &self.account {
+            tracing::info!(account = %account.address, "pop3: credential revoked; session ended");
+        }
+        false
     }
 
     /// The INBOX's snapshot, with every message's wire size (from the node's cache, or read

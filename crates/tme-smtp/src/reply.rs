@@ -121,6 +121,9 @@ pub enum SenderRefusal {
     NotOwned,
     /// The account may not send (an operator or the abuse control locked it).
     SendLocked,
+    /// The password or app password AUTH used was changed or revoked since, or the account
+    /// suspended: the session is no longer authenticated.
+    CredentialRevoked,
     /// The directory could not be read.
     TemporaryFailure,
 }
@@ -365,6 +368,12 @@ pub fn sender_refused(refusal: SenderRefusal) -> Reply {
             550,
             "5.7.1",
             "sending is locked for this account, contact your provider",
+        ),
+        // RFC 4954 §6: 530 5.7.0, authentication required (again).
+        SenderRefusal::CredentialRevoked => Reply::new(
+            530,
+            "5.7.0",
+            "the password of this session was changed or revoked, authenticate again",
         ),
         SenderRefusal::TemporaryFailure => {
             Reply::new(451, "4.3.0", "temporary failure, try again later")

@@ -647,9 +647,10 @@ async fn authenticate(
         .login(client_ip, username, password)
         .await
     {
-        Ok(account) => Ok(Principal {
-            account: account.id,
-            address: account.address,
+        Ok(login) => Ok(Principal {
+            account: login.account.id,
+            address: login.account.address,
+            credential: login.credential,
         }),
         Err(tme_auth::LoginRefusal::BadCredentials) => Err(AuthRefusal::BadCredentials),
         Err(tme_auth::LoginRefusal::Locked { .. }) => Err(AuthRefusal::Locked),
@@ -667,6 +668,23 @@ async fn check_sender(
     let Some(submission) = &context.config.submission else {
         return Err(SenderRefusal::TemporaryFailure);
     };
+    // Every transaction checks that the secret AUTH used still stands (an app password
+    // revoked since, a password changed, the account suspended).
+    match submission
+        .authenticator
+        .credential_stands(principal.account, &principal.credential)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(account = %principal.address, "submission: credential revoked; authentication ended");
+            return Err(SenderRefusal::CredentialRevoked);
+        }
+        Err(error) => {
+            tracing::warn!(%error, "submission: cannot recheck the credential");
+            return Err(SenderRefusal::TemporaryFailure);
+        }
+    }
     submission
         .submitter
         .check_sender(principal.account, address)

@@ -43,6 +43,8 @@ pub enum Service {
 pub struct Principal {
     pub account: AccountId,
     pub address: EmailAddress,
+    /// The secret AUTH used: each MAIL checks that it still stands.
+    pub credential: tme_auth::Credential,
 }
 
 /// Where one recipient's copies go.
@@ -481,6 +483,12 @@ impl Session {
         }
         match verdict {
             Ok(()) => Step::Reply(reply::sender_ok()),
+            Err(SenderRefusal::CredentialRevoked) => {
+                // The session is no longer authenticated; the client may AUTH again.
+                self.transaction = None;
+                self.principal = None;
+                self.answer(reply::sender_refused(SenderRefusal::CredentialRevoked))
+            }
             Err(refusal) => {
                 self.transaction = None;
                 self.answer(reply::sender_refused(refusal))

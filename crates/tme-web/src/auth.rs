@@ -122,7 +122,7 @@ async fn login_submit(
         .login(client_ip, address, &password)
         .await
     {
-        Ok(account) => account,
+        Ok(login) => login.account,
         Err(refusal) => {
             let (status, text) = match refusal {
                 LoginRefusal::BadCredentials => {

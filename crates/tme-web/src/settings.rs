@@ -21,9 +21,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tme_core::Secret;
-use tme_core::password::{
-    PASSWORD_OCTETS_MAX, generate_app_password, hash_password, verify_password,
-};
+use tme_core::password::{PASSWORD_OCTETS_MAX, generate_app_password, hash_password};
 use tme_store::{
     ACCOUNT_SIGNATURE_CHARS_MAX, AccountId, StoreResult, VACATION_BODY_CHARS_MAX,
     VACATION_SUBJECT_CHARS_MAX, Vacation,
@@ -329,12 +327,18 @@ async fn set_password(
     }
     // Through the node's authenticator: a wrong password here counts like a failed login.
     let current_password = Secret::new(fields.current_password);
+    // The login also takes app passwords; changing the password takes only the password.
     let account = match state
         .authenticator
         .login(client.ip(), &current.address, &current_password)
         .await
     {
-        Ok(account) if account.id == current.account.id => account,
+        Ok(login)
+            if login.account.id == current.account.id
+                && matches!(login.credential, tme_auth::Credential::Password { .. }) =>
+        {
+            login.account
+        }
         Ok(_) | Err(tme_auth::LoginRefusal::BadCredentials) => {
             return Ok(refused("password-wrong"));
         }
@@ -342,21 +346,12 @@ async fn set_password(
         Err(tme_auth::LoginRefusal::AccountSuspended) => return Err(WebError::NotLoggedIn),
         Err(tme_auth::LoginRefusal::Unavailable) => return Err(WebError::Unavailable),
     };
-    // The login also takes app passwords; changing the password takes only the password.
-    let typed = current_password.expose().clone();
-    let stored = account.password_hash.clone();
     let new_password = fields.new_password;
-    let hashed = tokio::task::spawn_blocking(move || {
-        if !verify_password(&typed, &stored) {
-            return Ok(None);
-        }
-        hash_password(&new_password).map(Some)
-    })
-    .await
-    .map_err(|_| WebError::Unavailable)?;
+    let hashed = tokio::task::spawn_blocking(move || hash_password(&new_password))
+        .await
+        .map_err(|_| WebError::Unavailable)?;
     let hash = match hashed {
-        Ok(Some(hash)) => hash,
-        Ok(None) => return Ok(refused("password-wrong")),
+        Ok(hash) => hash,
         Err(error) => {
             tracing::warn!(%error, "webmail: cannot hash a new password");
             return Ok(refused("password-length"));

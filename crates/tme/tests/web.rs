@@ -7,7 +7,8 @@
 //! organising and search `tests/web/organise.py` and `browser_organise.py`; conversations
 //! `conversations.py`; settings and branding `settings_client.py` and
 //! `settings_browser.py`; the vacation auto-reply `vacation_client.py`; hostile input
-//! `bad_input.py`; the `https` listener `https_client.py`.
+//! `bad_input.py`; the `https` listener `https_client.py`; sessions ended by a revoked app
+//! password or a changed password `revoked_sessions.py`.
 
 use std::path::{Path, PathBuf};
 
@@ -456,6 +457,21 @@ fn run_settings(node: &tme_testkit::Node, app_password: &str, name: &str) {
 fn settings_app_passwords_sessions_and_brand_with_std_clients() {
     let (node, app_password) = branded_node();
     run_settings(&node, &app_password, "settings_client.py");
+}
+
+/// An app password revoked, then the password changed, in the settings (urllib): the IMAP
+/// (imaplib, also in IDLE), POP3 (poplib) and submission (smtplib) sessions they opened end
+/// within seconds; the others go on.
+#[test]
+fn revoking_a_secret_ends_the_sessions_it_opened() {
+    let (node, app_password) = common::node_with_client_account(&[]);
+    let submissions_port = node.address("submissions").port().to_string();
+    run_script(
+        &node,
+        &app_password,
+        "revoked_sessions.py",
+        &[("SUBMISSIONS_PORT", submissions_port.as_ref())],
+    );
 }
 
 /// The vacation auto-reply set through the settings form (urllib), answered mail sent with

@@ -93,6 +93,7 @@ fn run_session(mut session: Session, input: &[u8]) -> (String, Vec<MessageForDel
                             .map(|address| Principal {
                                 account: 1,
                                 address,
+                                credential: tme_auth::Credential::AppPassword { id: 1 },
                             })
                             .map_err(|_| AuthRefusal::BadCredentials)
                     } else {
@@ -102,7 +103,10 @@ fn run_session(mut session: Session, input: &[u8]) -> (String, Vec<MessageForDel
                 }
                 Step::CheckSender { principal, address } => {
                     let owned = address.is_empty() || address == principal.address.to_string();
-                    session.sender_checked(if owned {
+                    session.sender_checked(if address == "revoked@example.com" {
+                        // The app password was revoked since AUTH.
+                        Err(SenderRefusal::CredentialRevoked)
+                    } else if owned {
                         Ok(())
                     } else {
                         Err(SenderRefusal::NotOwned)
@@ -737,6 +741,39 @@ fn submission_auth_plain_then_a_message() {
             354 2.0.0 send the message, end with <CRLF>.<CRLF>
             [stored 18 octets for friend@remote.test]
             250 2.0.0 OK queued as ID1
+        "#]],
+    );
+}
+
+/// A credential revoked after AUTH: the next MAIL gets 530 and the session must
+/// authenticate again.
+#[test]
+fn submission_revoked_credential_needs_auth_again() {
+    check_submission(
+        true,
+        "EHLO c\r\nAUTH PLAIN AHVzZXJAZXhhbXBsZS5jb20Ac2VjcmV0\r\nMAIL FROM:<revoked@example.com>\r\n\
+         MAIL FROM:<user@example.com>\r\nAUTH PLAIN AHVzZXJAZXhhbXBsZS5jb20Ac2VjcmV0\r\n\
+         MAIL FROM:<user@example.com>\r\n",
+        expect![[r#"
+            220 mx.test ESMTP tme ready
+            250-mx.test greets c
+            250-PIPELINING
+            250-SIZE 100
+            250-8BITMIME
+            250-SMTPUTF8
+            250-ENHANCEDSTATUSCODES
+            250-CHUNKING
+            250-DSN
+            250-AUTH PLAIN LOGIN
+            250-REQUIRETLS
+            250 HELP
+            [login user@example.com]
+            235 2.7.0 authentication succeeded
+            530 5.7.0 the password of this session was changed or revoked, authenticate again
+            530 5.7.0 authentication required
+            [login user@example.com]
+            235 2.7.0 authentication succeeded
+            250 2.1.0 sender OK
         "#]],
     );
 }
