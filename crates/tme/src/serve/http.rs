@@ -65,7 +65,17 @@ pub async fn run(context: HttpContext, role: RoleContext) -> Result<()> {
         tls.is_some(),
     )
     .await?;
-    let router = router(&context, &role);
+    // Off the loopback, the plain listener sends the webmail's visitors to HTTPS when this
+    // node serves it (the loopback is a proxy in front, a test, or the operator).
+    let redirect = match (&implicit, context.config.listen.https) {
+        (Some(_), Some(https)) => Some(HttpsRedirect {
+            port: https.port(),
+            hostname: context.config.node.hostname.clone(),
+        }),
+        _ => None,
+    };
+    let plain_router = router(&context, &role, redirect);
+    let tls_router = router(&context, &role, None);
     role.running();
     let shutdown = role.shutdown.clone();
     let plain = async {
@@ -75,9 +85,7 @@ pub async fn run(context: HttpContext, role: RoleContext) -> Result<()> {
         // The webmail's login throttle needs the client's address.
         axum::serve(
             listener,
-            router
-                .clone()
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            plain_router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
@@ -92,9 +100,7 @@ pub async fn run(context: HttpContext, role: RoleContext) -> Result<()> {
             // A tap that does nothing: through it axum hands handlers the client's address
             // (`ConnectInfo`), which it does for plain TCP listeners only.
             .tap_io(|_| {});
-        let router = router
-            .clone()
-            .layer(axum::middleware::map_response(strict_transport_security));
+        let router = tls_router.layer(axum::middleware::map_response(strict_transport_security));
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -115,8 +121,23 @@ fn https_tls(node_tls: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> 
     Arc::new(tls)
 }
 
-/// What both listeners serve.
-fn router(context: &HttpContext, role: &RoleContext) -> Router {
+/// What a listener serves: health, metrics and the client set-up documents as they are (on
+/// plain HTTP too: monitors, and mail clients that look for autoconfig over HTTP), and the
+/// webmail, behind `redirect` when there is one.
+fn router(context: &HttpContext, role: &RoleContext, redirect: Option<HttpsRedirect>) -> Router {
+    let mut webmail = tme_web::router(tme_web::WebState {
+        store: context.store.clone(),
+        authenticator: context.authenticator.clone(),
+        search: context.search.clone(),
+        shutdown: role.shutdown.clone(),
+        submitter: context.submitter.clone(),
+    });
+    if let Some(redirect) = redirect {
+        webmail = webmail.layer(axum::middleware::from_fn_with_state(
+            Arc::new(redirect),
+            redirect_to_https,
+        ));
+    }
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -126,13 +147,74 @@ fn router(context: &HttpContext, role: &RoleContext) -> Router {
             context.store.clone(),
             context.zone_settings.clone(),
         ))
-        .merge(tme_web::router(tme_web::WebState {
-            store: context.store.clone(),
-            authenticator: context.authenticator.clone(),
-            search: context.search.clone(),
-            shutdown: role.shutdown.clone(),
-            submitter: context.submitter.clone(),
-        }))
+        .merge(webmail)
+}
+
+/// Where the plain listener sends the webmail's visitors from off the loopback.
+#[derive(Debug, Clone)]
+struct HttpsRedirect {
+    port: u16,
+    /// For a request without a usable Host.
+    hostname: String,
+}
+
+async fn redirect_to_https(
+    State(redirect): State<Arc<HttpsRedirect>>,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok());
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    match https_location(client.ip(), host, &redirect, path) {
+        // RFC 9110 §15.4.9: 308 keeps the method and body (a form posted over plain HTTP
+        // is not turned into a GET); browsers then stay on HTTPS (HSTS).
+        Some(location) => (
+            StatusCode::PERMANENT_REDIRECT,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// The HTTPS URL of a plain request from `client`, or None to serve it as it is (from the
+/// loopback). The host is the request's Host without its port when it is a plain host
+/// name or address, else the node's name.
+fn https_location(
+    client: std::net::IpAddr,
+    host: Option<&str>,
+    redirect: &HttpsRedirect,
+    path_and_query: &str,
+) -> Option<String> {
+    if client.to_canonical().is_loopback() {
+        return None;
+    }
+    let host = host
+        .map(without_port)
+        .filter(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b".-[]:".contains(&byte))
+        })
+        .unwrap_or(&redirect.hostname);
+    let port = match redirect.port {
+        443 => String::new(),
+        port => format!(":{port}"),
+    };
+    let path = if path_and_query.starts_with('/') {
+        path_and_query
+    } else {
+        "/"
+    };
+    Some(format!("https://{host}{port}{path}"))
 }
 
 /// RFC 6797: over HTTPS, the browser is told to come back only over HTTPS.
@@ -187,5 +269,67 @@ async fn metrics(State(context): State<HttpContext>) -> impl IntoResponse {
             [(CONTENT_TYPE, "text/plain; charset=utf-8")],
             "cannot render the metrics\n".to_owned(),
         ),
+    }
+}
+
+/// A Host value without its port (RFC 9110 §7.2); an IPv6 literal keeps its brackets.
+fn without_port(host: &str) -> &str {
+    if let Some(literal) = host.strip_prefix('[') {
+        return match literal.find(']') {
+            Some(end) => &host[..end + 2],
+            None => host,
+        };
+    }
+    host.split(':').next().unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HttpsRedirect, https_location};
+
+    #[test]
+    fn plain_visitors_off_the_loopback_go_to_https() {
+        let redirect = |port| HttpsRedirect {
+            port,
+            hostname: "mail.example.org".to_owned(),
+        };
+        let location = |client: &str, host: Option<&str>, port, path| {
+            https_location(client.parse().expect("ip"), host, &redirect(port), path)
+        };
+        assert_eq!(
+            location("127.0.0.1", Some("mail.example.org"), 443, "/mail"),
+            None
+        );
+        assert_eq!(location("::1", None, 443, "/"), None);
+        assert_eq!(location("::ffff:127.0.0.1", None, 443, "/"), None);
+        assert_eq!(
+            location(
+                "192.0.2.7",
+                Some("webmail.example.com:80"),
+                443,
+                "/mail?page=2"
+            ),
+            Some("https://webmail.example.com/mail?page=2".to_owned())
+        );
+        assert_eq!(
+            location("192.0.2.7", Some("webmail.example.com"), 8443, "/login"),
+            Some("https://webmail.example.com:8443/login".to_owned())
+        );
+        assert_eq!(
+            location("2001:db8::7", Some("[2001:db8::1]:80"), 443, "/"),
+            Some("https://[2001:db8::1]/".to_owned())
+        );
+        assert_eq!(
+            location("2001:db8::7", Some("[2001:db8::1]"), 443, "/"),
+            Some("https://[2001:db8::1]/".to_owned())
+        );
+        // No Host, or one that could carry something else: the node's own name.
+        for host in [None, Some(""), Some("evil.example/@x"), Some("a b")] {
+            assert_eq!(
+                location("192.0.2.7", host, 443, "/mail"),
+                Some("https://mail.example.org/mail".to_owned()),
+                "{host:?}"
+            );
+        }
     }
 }
