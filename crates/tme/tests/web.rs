@@ -475,18 +475,24 @@ fn revoking_a_secret_ends_the_sessions_it_opened() {
 }
 
 /// The vacation auto-reply set through the settings form (urllib), answered mail sent with
-/// smtplib to the MX from three other accounts, the replies read with imaplib: one reply per
-/// sender, one to mail sent to an alias of the account, none to bulk mail, none once
-/// turned off.
+/// smtplib to the MX from three other accounts and through submission from a fourth, the
+/// replies read with imaplib: one reply per sender, one to mail sent to an alias of the
+/// account, one to mail submitted on this node, none to bulk mail, none once turned off.
 #[test]
 fn vacation_reply_set_in_settings_answers_once_per_sender() {
     let (node, app_password) = common::node_with_client_account(&[]);
     let others_password = "others' pw";
-    for address in ["bob@example.org", "carol@example.org", "dave@example.org"] {
+    for address in [
+        "bob@example.org",
+        "carol@example.org",
+        "dave@example.org",
+        "erin@example.org",
+    ] {
         node.add_account(address, others_password).expect("account");
     }
     node.tme_ok(&["alias", "add", "desk@example.org", "alice@example.org"])
         .expect("alias");
+    let submissions_port = node.address("submissions").port().to_string();
     run_script(
         &node,
         &app_password,
@@ -496,6 +502,8 @@ fn vacation_reply_set_in_settings_answers_once_per_sender() {
             ("THIRD_ADDRESS", "carol@example.org".as_ref()),
             ("FOURTH_ADDRESS", "dave@example.org".as_ref()),
             ("ALIAS_ADDRESS", "desk@example.org".as_ref()),
+            ("FIFTH_ADDRESS", "erin@example.org".as_ref()),
+            ("SUBMISSIONS_PORT", submissions_port.as_ref()),
             ("OTHERS_PASSWORD", others_password.as_ref()),
         ],
     );

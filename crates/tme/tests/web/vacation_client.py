@@ -5,12 +5,13 @@ refused without its CSRF token; once on, a message from another account gets exa
 reply (to the envelope sender, from the null sender, `Auto-Submitted: auto-replied`, the
 user's subject, `In-Reply-To` the original); a second message from the same sender gets
 none (one reply per sender per week); a message to an alias of the account is answered (the
-alias names the account); a `Precedence: bulk` message gets none; turned off, nothing is
+alias names the account); so is one sent by a user of this node through submission
+(smtplib with AUTH, stored locally by the submission pipeline); a `Precedence: bulk` message gets none; turned off, nothing is
 answered.
 
 Environment: HTTP_PORT, SMTP_PORT, IMAPS_PORT, CERTIFICATE, USER_ADDRESS, PASSWORD,
-OTHER_ADDRESS, THIRD_ADDRESS, FOURTH_ADDRESS, OTHERS_PASSWORD, ALIAS_ADDRESS (an alias of
-USER_ADDRESS).
+OTHER_ADDRESS, THIRD_ADDRESS, FOURTH_ADDRESS, FIFTH_ADDRESS, OTHERS_PASSWORD, ALIAS_ADDRESS
+(an alias of USER_ADDRESS), SUBMISSIONS_PORT.
 """
 
 import email
@@ -29,6 +30,7 @@ PASSWORD = os.environ["PASSWORD"]
 OTHER = os.environ["OTHER_ADDRESS"]
 THIRD = os.environ["THIRD_ADDRESS"]
 FOURTH = os.environ["FOURTH_ADDRESS"]
+FIFTH = os.environ["FIFTH_ADDRESS"]
 ALIAS = os.environ["ALIAS_ADDRESS"]
 OTHERS_PASSWORD = os.environ["OTHERS_PASSWORD"]
 CONTEXT = ssl.create_default_context(cafile=os.environ["CERTIFICATE"])
@@ -64,6 +66,20 @@ def send(sender, subject, message_id, extra=None, to=ADDRESS):
     message.set_content("Are you there?\n")
     with smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30) as client:
         client.send_message(message, from_addr=sender, to_addrs=[to])
+
+
+def submit(sender, subject, message_id):
+    """Sent by a user of this node through the submission port, as a mail program would."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ADDRESS
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
+    message.set_content("Are you in the office?\n")
+    with smtplib.SMTP_SSL("127.0.0.1", int(os.environ["SUBMISSIONS_PORT"]), context=CONTEXT,
+                          timeout=30) as client:
+        client.login(sender, OTHERS_PASSWORD)
+        client.send_message(message)
 
 
 def replies(address):
@@ -143,6 +159,12 @@ def main():
     assert len(found) == 1, [str(reply) for reply in found]
     assert found[0]["In-Reply-To"] == "<desk-1@example.org>", str(found[0])
     assert found[0]["To"].addresses[0].addr_spec == FOURTH, str(found[0])
+
+    # A user of this node writing through submission: the pipeline's local copy is answered.
+    submit(FIFTH, "From the office", "<office-1@example.org>")
+    found = wait_for_replies(FIFTH, 1)
+    assert len(found) == 1, [str(reply) for reply in found]
+    assert found[0]["In-Reply-To"] == "<office-1@example.org>", str(found[0])
 
     # Bulk mail is never answered.
     send(THIRD, "Newsletter", "<newsletter-1@example.org>", {"Precedence": "bulk"})
