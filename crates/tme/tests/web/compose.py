@@ -190,6 +190,19 @@ def browser_flows(attachment_path, attachment):
         assert "\\Answered" in flags, flags
         print("reply: quoted, In-Reply-To and References set, original \\Answered")
 
+        # The original's conversation, across folders: it (here) and Bob's reply in Sent.
+        open_received(driver, SUBJECT)
+        rows = driver.find_elements(By.CSS_SELECTOR, "section.conversation li")
+        assert len(rows) == 2, driver.page_source
+        folders = [row.find_element(By.CSS_SELECTOR, ".folder").text for row in rows]
+        assert folders == ["INBOX", "Sent"], folders
+        current = driver.find_elements(By.CSS_SELECTOR, "section.conversation a[aria-current=page]")
+        assert len(current) == 1 and "INBOX" in current[0].text, driver.page_source
+        driver.save_screenshot(os.path.join(SCREENSHOTS, "message-conversation.png"))
+        driver.get(BASE + "/mail?sort=conversations")
+        driver.save_screenshot(os.path.join(SCREENSHOTS, "conversations.png"))
+        print("conversation: the original and the reply in Sent, listed on the message")
+
         # Bob forwards inline: the attachment is carried.
         open_received(driver, SUBJECT)
         follow(driver, By.LINK_TEXT, "Forward")
