@@ -39,6 +39,14 @@ fn secret(text: &str) -> Secret<String> {
     Secret::new(text.to_owned())
 }
 
+fn authenticator(store: &Store) -> Authenticator {
+    Authenticator::new(
+        store.directory.clone(),
+        config(),
+        Arc::new(Metrics::default()),
+    )
+}
+
 fn config() -> LoginConfig {
     LoginConfig {
         failures_before_delay: 1,
@@ -54,11 +62,7 @@ fn config() -> LoginConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_app_password_unknown_and_suspended() {
     let (_directory, store, account_id) = store_with_account().await;
-    let authenticator = Authenticator::new(
-        store.directory.clone(),
-        config(),
-        Arc::new(Metrics::default()),
-    );
+    let authenticator = authenticator(&store);
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
     let login = authenticator
         .login(ip, "Alice@Example.org", &secret("right password"))
@@ -190,11 +194,7 @@ async fn repeated_failures_lock_and_an_operator_lifts_the_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_fall_when_revoked_changed_or_suspended() {
     let (_directory, store, account_id) = store_with_account().await;
-    let authenticator = Authenticator::new(
-        store.directory.clone(),
-        config(),
-        Arc::new(Metrics::default()),
-    );
+    let authenticator = authenticator(&store);
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
     let by_password = authenticator
         .login(ip, "alice@example.org", &secret("right password"))

@@ -100,6 +100,13 @@ class Client:
         return page
 
 
+def settings(client):
+    """The settings page of `client`'s session."""
+    status, _, page, url = client.request("/settings")
+    assert status == 200 and url.endswith("/settings"), (status, url, page)
+    return page
+
+
 def csrf_of(page):
     match = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
     assert match, page

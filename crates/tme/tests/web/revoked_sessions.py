@@ -21,7 +21,7 @@ import ssl
 import time
 from email.message import EmailMessage
 
-from http_client import Client, csrf_of
+from http_client import Client, csrf_of, settings
 
 ADDRESS = os.environ["USER_ADDRESS"]
 PASSWORD = os.environ["PASSWORD"]
@@ -32,12 +32,6 @@ CONTEXT.check_hostname = False
 RECHECK_WAIT_SECONDS = 6.5
 # How long an IDLE session may take to be told (its poll, plus the recheck).
 IDLE_WAIT_SECONDS = 30
-
-
-def settings(client):
-    status, _, page, url = client.request("/settings")
-    assert status == 200 and url.endswith("/settings"), (status, url, page)
-    return page
 
 
 def imap_session(password):

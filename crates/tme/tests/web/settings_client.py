@@ -20,7 +20,7 @@ import ssl
 import urllib.error
 import urllib.request
 
-from http_client import BASE, CSP, Client, csrf_of
+from http_client import BASE, CSP, Client, csrf_of, settings
 
 ADDRESS = os.environ["USER_ADDRESS"]
 PASSWORD = os.environ["PASSWORD"]
@@ -41,12 +41,6 @@ def imap_login_works(password):
         except (imaplib.IMAP4.error, OSError):
             pass
     return True
-
-
-def settings(client):
-    status, _, page, url = client.request("/settings")
-    assert status == 200 and url.endswith("/settings"), (status, url, page)
-    return page
 
 
 def post(client, path, fields, expect_status=303, expect_location=None):

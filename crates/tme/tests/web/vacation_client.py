@@ -23,7 +23,7 @@ import ssl
 import time
 from email.message import EmailMessage
 
-from http_client import Client, csrf_of
+from http_client import Client, csrf_of, settings
 
 ADDRESS = os.environ["USER_ADDRESS"]
 PASSWORD = os.environ["PASSWORD"]
@@ -40,12 +40,6 @@ BODY = "I am away until Monday.\nÀ bientôt."
 REPLY_WAIT_SECONDS = 30
 # How long to watch for a reply that must not come.
 QUIET_SECONDS = 4
-
-
-def settings(client):
-    status, _, page, url = client.request("/settings")
-    assert status == 200 and url.endswith("/settings"), (status, url, page)
-    return page
 
 
 def set_vacation(client, fields, with_csrf=True):
