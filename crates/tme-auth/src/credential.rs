@@ -3,18 +3,24 @@
 //! is revoked; one logged in with the account's password once the password changes; every
 //! session once the account is suspended or deleted.
 //!
-//! Sessions ask `CredentialWatch::still_valid` before each command (and while idling); it
-//! reads the directory at most every `CREDENTIAL_RECHECK`, so a revocation, made by the
-//! webmail, the CLI or another node on the same directory, ends the sessions it concerns
-//! within seconds, at the cost of one small directory read per session every few seconds
-//! of activity. Only a fingerprint of the password hash is kept, never the hash.
+//! Sessions ask `CredentialWatch::still_valid` before each command (and while idling). At
+//! most every `CREDENTIAL_RECHECK` it looks at the directory's generation, which every
+//! revocation, password change and suspension raises (`Directory::generation`), as the
+//! node read it in the last `GENERATION_CACHE` (one read for all sessions); only when that
+//! number moved does the session read its account and app passwords again. So a
+//! revocation, made by the webmail, the CLI or another node on the same directory, ends the
+//! sessions it concerns within `CREDENTIAL_RECHECK + GENERATION_CACHE` of their next
+//! activity, and ten thousand idle sessions cost the directory one small read every two
+//! seconds. Only a fingerprint of the password hash is kept, never the hash.
 
 use std::time::{Duration, Instant};
 
 use tme_store::{Account, AccountId, AccountState, Directory, StoreError};
 
-/// How often a session's credential is read again from the directory, at most.
+/// How often a session looks again whether its credential may have changed, at most.
 pub const CREDENTIAL_RECHECK: Duration = Duration::from_secs(5);
+/// How long the node keeps the directory's generation for every session's recheck.
+pub const GENERATION_CACHE: Duration = Duration::from_secs(2);
 
 /// The secret a login was made with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +75,8 @@ pub struct CredentialWatch {
     account: AccountId,
     credential: Credential,
     checked: Instant,
+    /// The directory's generation when the credential was last read and stood.
+    generation: Option<i64>,
 }
 
 impl CredentialWatch {
@@ -78,21 +86,34 @@ impl CredentialWatch {
             account: login.account.id,
             credential: login.credential.clone(),
             checked: Instant::now(),
+            generation: None,
         }
     }
 
-    /// False once the credential no longer opens the account. Reads the directory only when
-    /// `CREDENTIAL_RECHECK` has passed since the last read; a directory that cannot be read
-    /// counts as valid (an outage must not end every session: their commands fail, or not,
-    /// on their own).
+    /// False once the credential no longer opens the account. Looks only when
+    /// `CREDENTIAL_RECHECK` has passed since the last look, and reads the credential again
+    /// only when the directory's generation moved since it last stood. A directory that
+    /// cannot be read counts as valid (an outage must not end every session: their commands
+    /// fail, or not, on their own).
     pub async fn still_valid(&mut self, authenticator: &crate::Authenticator) -> bool {
         if self.checked.elapsed() < CREDENTIAL_RECHECK {
             return true;
         }
-        match authenticator
-            .credential_stands(self.account, &self.credential)
-            .await
-        {
+        // The generation first: a change after this read moves it again, and is seen next
+        // time.
+        let result = match authenticator.directory_generation().await {
+            Ok(generation) if self.generation == Some(generation) => Ok(true),
+            Ok(generation) => authenticator
+                .credential_stands(self.account, &self.credential)
+                .await
+                .inspect(|stands| {
+                    if *stands {
+                        self.generation = Some(generation);
+                    }
+                }),
+            Err(error) => Err(error),
+        };
+        match result {
             Ok(stands) => {
                 self.checked = Instant::now();
                 stands

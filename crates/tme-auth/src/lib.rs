@@ -61,6 +61,8 @@ pub struct Authenticator {
     throttle: Mutex<Throttle>,
     verifications: Semaphore,
     metrics: Arc<Metrics>,
+    /// The directory's generation and when it was read (`directory_generation`).
+    generation: Mutex<Option<(i64, std::time::Instant)>>,
 }
 
 /// The throttle key of a client address.
@@ -92,6 +94,7 @@ impl Authenticator {
             config,
             verifications: Semaphore::new(VERIFICATIONS_CONCURRENT_MAX),
             metrics,
+            generation: Mutex::new(None),
         }
     }
 
@@ -264,6 +267,27 @@ impl Authenticator {
         .await
         .ok()
         .flatten()
+    }
+
+    /// The directory's generation as read in the last `credential::GENERATION_CACHE`: one
+    /// read serves every session's recheck.
+    pub async fn directory_generation(&self) -> Result<i64, tme_store::StoreError> {
+        let cached = *self
+            .generation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((generation, read)) = cached
+            && read.elapsed() < credential::GENERATION_CACHE
+        {
+            return Ok(generation);
+        }
+        let generation = self.directory.generation().await?;
+        *self
+            .generation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some((generation, std::time::Instant::now()));
+        Ok(generation)
     }
 
     /// Whether `credential` still opens `account` (`credential::credential_stands`).

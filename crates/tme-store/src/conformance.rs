@@ -41,6 +41,7 @@ pub const CHECKS: &[&str] = &[
     "web_sessions_are_kept_per_account_and_revoked",
     "signatures_are_kept_per_account",
     "vacations_answer_each_sender_once_a_period",
+    "app_passwords_are_listed_and_revoked",
 ];
 
 /// Runs the check named `name` against `store`.
@@ -85,6 +86,7 @@ pub async fn run(name: &str, store: &Store) {
             web_sessions_are_kept_per_account_and_revoked(store).await
         }
         "signatures_are_kept_per_account" => signatures_are_kept_per_account(store).await,
+        "app_passwords_are_listed_and_revoked" => app_passwords_are_listed_and_revoked(store).await,
         "vacations_answer_each_sender_once_a_period" => {
             vacations_answer_each_sender_once_a_period(store).await
         }
@@ -2308,4 +2310,72 @@ pub async fn vacations_answer_each_sender_once_a_period(store: &Store) {
         crate::Vacation::default(),
         "the vacation goes with its account"
     );
+}
+
+/// App passwords are listed per account in the order made, removed only by their own
+/// account, and a removal bumps the generation (sessions opened with one watch it); so do a
+/// password change and a suspension, but not a new app password.
+pub async fn app_passwords_are_listed_and_revoked(store: &Store) {
+    let alice = account(store, "alice@example.com", 1 << 20).await;
+    let bob = account(store, "bob@example.com", 1 << 20).await;
+    let directory = store.directory.as_ref();
+    let before = directory.generation().await.unwrap();
+    let phone = directory
+        .app_password_add(alice, "phone", "hash-1")
+        .await
+        .unwrap();
+    directory
+        .app_password_add(alice, "laptop", "hash-2")
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.generation().await.unwrap(),
+        before,
+        "a new app password changes nothing held"
+    );
+    let labels = |list: Vec<crate::AppPassword>| {
+        list.into_iter()
+            .map(|app_password| (app_password.label, app_password.password_hash))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        labels(directory.app_password_list(alice).await.unwrap()),
+        [
+            ("phone".to_owned(), "hash-1".to_owned()),
+            ("laptop".to_owned(), "hash-2".to_owned())
+        ]
+    );
+    assert!(directory.app_password_list(bob).await.unwrap().is_empty());
+    assert!(matches!(
+        directory.app_password_remove(bob, phone.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    directory
+        .app_password_remove(alice, phone.id)
+        .await
+        .unwrap();
+    let after_revoke = directory.generation().await.unwrap();
+    assert!(after_revoke > before, "a revocation is noticed");
+    assert_eq!(
+        labels(directory.app_password_list(alice).await.unwrap()),
+        [("laptop".to_owned(), "hash-2".to_owned())]
+    );
+    assert!(matches!(
+        directory.app_password_remove(alice, phone.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    directory
+        .account_set_password_hash(alice, "new-hash")
+        .await
+        .unwrap();
+    let after_password = directory.generation().await.unwrap();
+    assert!(
+        after_password > after_revoke,
+        "a password change is noticed"
+    );
+    directory
+        .account_set_state(alice, crate::AccountState::Suspended)
+        .await
+        .unwrap();
+    assert!(directory.generation().await.unwrap() > after_password);
 }

@@ -341,8 +341,11 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     /// Ends one of the account's sessions; false when the account has no such session.
     async fn web_session_remove(&self, account: AccountId, token_hash: &str) -> StoreResult<bool>;
 
-    /// A number that grows with every change to the directory, so a running node notices a
-    /// change made by another process (`tme account add` beside `tme serve`).
+    /// A number that grows with every change to the directory that something may hold
+    /// (partners, domains, accounts, aliases, DKIM keys, DNS records, and the removal of an
+    /// app password), so a running node notices a change made by another process (`tme
+    /// account add` beside `tme serve`). Web sessions, settings, vacation records and login
+    /// locks do not count.
     async fn generation(&self) -> StoreResult<i64>;
 
     /// Stores `keys` for `domain` when it has no DKIM key yet, in one transaction, and

@@ -57,6 +57,7 @@ conformance_tests!(
     web_sessions_are_kept_per_account_and_revoked,
     signatures_are_kept_per_account,
     vacations_answer_each_sender_once_a_period,
+    app_passwords_are_listed_and_revoked,
 );
 
 /// A mail file from before conversations were kept: its messages get their threads from

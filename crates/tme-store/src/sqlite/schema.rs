@@ -196,6 +196,12 @@ CREATE TABLE vacation_replies (
     PRIMARY KEY (account_id, sender_hash)
 ) WITHOUT ROWID;
 "#,
+        // 7: a revoked app password bumps the generation, so that sessions opened with it
+        // learn of it from the one number they watch (`tme_auth::CredentialWatch`); a new
+        // one changes nothing anyone holds.
+        r#"
+CREATE TRIGGER app_passwords_delete AFTER DELETE ON app_passwords BEGIN UPDATE generation SET value = value + 1; END;
+"#,
     ],
 };
 
