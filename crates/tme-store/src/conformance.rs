@@ -2061,6 +2061,7 @@ pub async fn web_sessions_are_kept_per_account_and_revoked(store: &Store) {
             expires_unix,
             client_address: "192.0.2.1".to_owned(),
             user_agent: "conformance".to_owned(),
+            app_password_id: None,
         }
     };
     let directory = &store.directory;
@@ -2313,8 +2314,9 @@ pub async fn vacations_answer_each_sender_once_a_period(store: &Store) {
 }
 
 /// App passwords are listed per account in the order made, removed only by their own
-/// account, and a removal bumps the generation (sessions opened with one watch it); so do a
-/// password change and a suspension, but not a new app password.
+/// account; a removal takes the web sessions logged in with it and bumps the generation
+/// (sessions opened with one watch it); so do a password change and a suspension, but not
+/// a new app password.
 pub async fn app_passwords_are_listed_and_revoked(store: &Store) {
     let alice = account(store, "alice@example.com", 1 << 20).await;
     let bob = account(store, "bob@example.com", 1 << 20).await;
@@ -2350,10 +2352,47 @@ pub async fn app_passwords_are_listed_and_revoked(store: &Store) {
         directory.app_password_remove(bob, phone.id).await,
         Err(StoreError::NotFound { .. })
     ));
+    // Web sessions: one logged in with the phone's app password, one with the password.
+    let web_session = |hash: &str, app_password_id| crate::WebSession {
+        token_hash: hash.repeat(64),
+        account_id: alice,
+        created_unix: 1_000,
+        expires_unix: i64::MAX / 2,
+        client_address: "192.0.2.1".to_owned(),
+        user_agent: "conformance".to_owned(),
+        app_password_id,
+    };
+    let by_phone = web_session("p", Some(phone.id));
+    let by_password = web_session("q", None);
+    for session in [&by_phone, &by_password] {
+        directory.web_session_add(session).await.unwrap();
+    }
+    assert_eq!(
+        directory
+            .web_session_get(&by_phone.token_hash)
+            .await
+            .unwrap(),
+        Some(by_phone.clone())
+    );
     directory
         .app_password_remove(alice, phone.id)
         .await
         .unwrap();
+    assert_eq!(
+        directory
+            .web_session_get(&by_phone.token_hash)
+            .await
+            .unwrap(),
+        None,
+        "a web session goes with the app password it logged in with"
+    );
+    assert_eq!(
+        directory
+            .web_session_get(&by_password.token_hash)
+            .await
+            .unwrap(),
+        Some(by_password)
+    );
     let after_revoke = directory.generation().await.unwrap();
     assert!(after_revoke > before, "a revocation is noticed");
     assert_eq!(

@@ -189,6 +189,9 @@ pub struct WebSession {
     pub client_address: String,
     /// The browser's User-Agent at login, cut to `WEB_SESSION_USER_AGENT_CHARS_MAX`.
     pub user_agent: String,
+    /// The app password the session logged in with (None: the account's password). The
+    /// session goes when that app password is removed.
+    pub app_password_id: Option<i64>,
 }
 
 /// The longest User-Agent a web session keeps, in characters.

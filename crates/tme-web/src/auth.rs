@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tme_auth::LoginRefusal;
+use tme_auth::{Credential, LoginRefusal};
 use tme_core::Secret;
 use tme_store::WebSession;
 
@@ -117,12 +117,12 @@ async fn login_submit(
     }
     let client_ip: IpAddr = client.ip();
     let password = Secret::new(fields.password);
-    let account = match state
+    let login = match state
         .authenticator
         .login(client_ip, address, &password)
         .await
     {
-        Ok(login) => login.account,
+        Ok(login) => login,
         Err(refusal) => {
             let (status, text) = match refusal {
                 LoginRefusal::BadCredentials => {
@@ -144,6 +144,7 @@ async fn login_submit(
             return login_page(status, address, Some(text), &brand);
         }
     };
+    let account = &login.account;
     let token = session::new_session_token();
     let now = now_unix();
     let user_agent = headers
@@ -158,6 +159,11 @@ async fn login_submit(
         expires_unix: now.saturating_add(session::SESSION_LIFETIME_SECONDS),
         client_address: client_ip.to_canonical().to_string(),
         user_agent,
+        // A session opened with an app password goes when that app password is revoked.
+        app_password_id: match login.credential {
+            Credential::AppPassword { id } => Some(id),
+            Credential::Password { .. } => None,
+        },
     };
     if let Err(error) = state.store.directory.web_session_add(&stored).await {
         return WebError::from(error).into_response();

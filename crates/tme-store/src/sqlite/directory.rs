@@ -98,6 +98,7 @@ fn web_session_from_row(row: &SqliteRow) -> StoreResult<WebSession> {
         expires_unix: row.try_get("expires_unix")?,
         client_address: row.try_get("client_address")?,
         user_agent: row.try_get("user_agent")?,
+        app_password_id: row.try_get("app_password_id")?,
     })
 }
 
@@ -788,7 +789,7 @@ impl Directory for SqliteDirectory {
             .execute(&mut *transaction)
             .await?;
         let inserted = sqlx::query(
-            "INSERT INTO web_sessions (token_hash, account_id, created_unix, expires_unix, client_address, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO web_sessions (token_hash, account_id, created_unix, expires_unix, client_address, user_agent, app_password_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&session.token_hash)
         .bind(session.account_id)
@@ -796,6 +797,7 @@ impl Directory for SqliteDirectory {
         .bind(session.expires_unix)
         .bind(&session.client_address)
         .bind(&user_agent)
+        .bind(session.app_password_id)
         .execute(&mut *transaction)
         .await;
         already_exists_if_unique(inserted, "web session", || "(token)".to_owned())?;

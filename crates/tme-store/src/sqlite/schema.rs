@@ -202,6 +202,12 @@ CREATE TABLE vacation_replies (
         r#"
 CREATE TRIGGER app_passwords_delete AFTER DELETE ON app_passwords BEGIN UPDATE generation SET value = value + 1; END;
 "#,
+        // 8: the app password a web session logged in with; the session goes with it.
+        r#"
+ALTER TABLE web_sessions ADD COLUMN app_password_id INTEGER
+    REFERENCES app_passwords(app_password_id) ON DELETE CASCADE;
+CREATE INDEX web_sessions_app_password ON web_sessions(app_password_id);
+"#,
     ],
 };
 

@@ -1,9 +1,9 @@
 """Sessions end when their secret is taken away, checked with Python's standard clients: an
-app password made in the webmail's settings (urllib) opens an IMAP session (imaplib), an
-IMAP session waiting in IDLE, a POP3 session (poplib) and a submission session (smtplib,
-which sends with it); another IMAP session logs in with the account's password. The app
-password is revoked in the settings: within seconds the IMAP session gets BYE at its next
-command, the IDLE session gets BYE unasked, the POP3 session an -ERR [AUTH] and the
+app password made in the webmail's settings (urllib) opens a web session, an IMAP session
+(imaplib), an IMAP session waiting in IDLE, a POP3 session (poplib) and a submission session
+(smtplib, which sends with it); another IMAP session logs in with the account's password.
+The app password is revoked in the settings: its web session is logged out at once; within
+seconds the IMAP session gets BYE at its next command, the IDLE session gets BYE unasked, the POP3 session an -ERR [AUTH] and the
 connection closed (with nothing deleted), the submission session 530 at its next MAIL; the
 password's session goes on. The password is then changed in the settings, and the
 password's session ends too.
@@ -89,6 +89,8 @@ def main():
             revoke = re.search(r'action="(/settings/app-passwords/\d+/revoke)"', row).group(1)
     assert revoke, page
 
+    phone_web = Client()
+    phone_web.login(ADDRESS, app_password)
     by_app = imap_session(app_password)
     idling = imap_session(app_password)
     start_idle(idling)
@@ -105,6 +107,10 @@ def main():
 
     status, _, _, _ = user.request(revoke, {"csrf": csrf}, follow=False)
     assert status == 303, status
+    # The web session it opened is gone with it, at once; the password's goes on.
+    status, _, page, url = phone_web.request("/mail")
+    assert url.endswith("/login"), (status, url)
+    assert settings(user), "the password's web session goes on"
     time.sleep(RECHECK_WAIT_SECONDS)
 
     try:
