@@ -51,6 +51,8 @@ pub struct Config {
     pub pop3: Pop3Config,
     #[serde(default)]
     pub search: SearchConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 /// Who this node is.
@@ -322,6 +324,18 @@ impl Default for ImapConfig {
             session_errors_max: 20,
         }
     }
+}
+
+/// The HTTP surface (`http` and `https` listeners).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Reverse proxies in front of the `http` listener, by address: a request from one of
+    /// them is taken to come from the client its `X-Forwarded-For` names (the last address
+    /// there that is not itself a trusted proxy), for the login throttle, the session list
+    /// and the logs. Empty (the default): no header is believed, every request comes from
+    /// its TCP peer.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The POP3 server's limits (`pop3` and `pop3s` listeners).
@@ -1546,6 +1560,7 @@ mod tests {
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
             search: SearchConfig::default(),
+            http: HttpConfig::default(),
         };
         let text = config.to_toml();
         let read_back =

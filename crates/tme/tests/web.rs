@@ -8,7 +8,8 @@
 //! `conversations.py`; settings and branding `settings_client.py` and
 //! `settings_browser.py`; the vacation auto-reply `vacation_client.py`; hostile input
 //! `bad_input.py`; the `https` listener `https_client.py`; sessions ended by a revoked app
-//! password or a changed password `revoked_sessions.py`.
+//! password or a changed password `revoked_sessions.py`; a trusted proxy's clients
+//! `proxy_client.py`.
 
 use std::path::{Path, PathBuf};
 
@@ -472,6 +473,27 @@ fn revoking_a_secret_ends_the_sessions_it_opened() {
         "revoked_sessions.py",
         &[("SUBMISSIONS_PORT", submissions_port.as_ref())],
     );
+}
+
+/// Behind a trusted proxy (the loopback), logins are throttled by the client that
+/// `X-Forwarded-For` names (urllib), and locked per client, not per proxy.
+#[test]
+fn behind_a_trusted_proxy_the_forwarded_client_is_throttled() {
+    let (node, app_password) = common::node_with_client_account(&[
+        ("TME_HTTP__TRUSTED_PROXIES", r#"["127.0.0.1"]"#),
+        ("TME_LOGIN__FAILURES_PER_IP_MAX", "3"),
+        ("TME_LOGIN__FAILURES_PER_ACCOUNT_MAX", "100"),
+        ("TME_LOGIN__FAILURES_BEFORE_DELAY", "100"),
+    ]);
+    run_script(
+        &node,
+        &app_password,
+        "proxy_client.py",
+        &[("FAILURES_PER_IP_MAX", "3".as_ref())],
+    );
+    let locks = node.tme_ok(&["login", "locks"]).expect("tme login locks");
+    assert!(locks.contains("ip:192.0.2.10"), "{locks}");
+    assert!(!locks.contains("ip:127.0.0.1"), "{locks}");
 }
 
 /// The vacation auto-reply set through the settings form (urllib), answered mail sent with

@@ -48,6 +48,7 @@ pub async fn init(path: &Path, hostname: &str) -> Result<()> {
         imap: tme_core::config::ImapConfig::default(),
         pop3: tme_core::config::Pop3Config::default(),
         search: tme_core::config::SearchConfig::default(),
+        http: tme_core::config::HttpConfig::default(),
     };
     write_certificate(path, &config, hostname)?;
     let store = tme_store::Store::open(path, &config.store)

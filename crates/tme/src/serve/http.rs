@@ -132,6 +132,13 @@ fn router(context: &HttpContext, role: &RoleContext, redirect: Option<HttpsRedir
         shutdown: role.shutdown.clone(),
         submitter: context.submitter.clone(),
     });
+    // Inside the redirect, which judges the TCP peer: the proxy's client comes after it.
+    if !context.config.http.trusted_proxies.is_empty() {
+        webmail = webmail.layer(axum::middleware::from_fn_with_state(
+            Arc::new(context.config.http.trusted_proxies.clone()),
+            client_behind_proxy,
+        ));
+    }
     if let Some(redirect) = redirect {
         webmail = webmail.layer(axum::middleware::from_fn_with_state(
             Arc::new(redirect),
@@ -148,6 +155,61 @@ fn router(context: &HttpContext, role: &RoleContext, redirect: Option<HttpsRedir
             context.zone_settings.clone(),
         ))
         .merge(webmail)
+}
+
+/// A request from a trusted proxy (`http.trusted_proxies`) is handed on as coming from the
+/// client its `X-Forwarded-For` names: handlers see that address as `ConnectInfo`.
+async fn client_behind_proxy(
+    State(trusted): State<Arc<Vec<std::net::IpAddr>>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let forwarded: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let client = forwarded_client(peer.ip(), &trusted, &forwarded);
+    if client != peer.ip() {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(SocketAddr::new(client, 0)));
+    }
+    next.run(request).await
+}
+
+/// The client a request comes from: its TCP peer, unless that is a trusted proxy; then the
+/// last address of `X-Forwarded-For` (all its fields, in order; each proxy appends the
+/// peer it saw) that is not a trusted proxy itself. Anything unreadable there ends the
+/// walk at the proxy that wrote it: a client can put anything at the start of the list,
+/// never after the trusted proxies' entries.
+fn forwarded_client(
+    peer: std::net::IpAddr,
+    trusted: &[std::net::IpAddr],
+    forwarded: &[&str],
+) -> std::net::IpAddr {
+    let is_trusted = |address: std::net::IpAddr| {
+        trusted
+            .iter()
+            .any(|proxy| proxy.to_canonical() == address.to_canonical())
+    };
+    let mut client = peer;
+    let entries = forwarded
+        .iter()
+        .flat_map(|field| field.split(','))
+        .collect::<Vec<_>>();
+    for entry in entries.iter().rev() {
+        if !is_trusted(client) {
+            break;
+        }
+        match entry.trim().parse::<std::net::IpAddr>() {
+            Ok(address) => client = address,
+            Err(_) => break,
+        }
+    }
+    client.to_canonical()
 }
 
 /// Where the plain listener sends the webmail's visitors from off the loopback.
@@ -285,7 +347,38 @@ fn without_port(host: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{HttpsRedirect, https_location};
+    use super::{HttpsRedirect, forwarded_client, https_location};
+
+    #[test]
+    fn a_trusted_proxy_names_the_client() {
+        let ip = |text: &str| text.parse::<std::net::IpAddr>().expect("ip");
+        let trusted = [ip("127.0.0.1"), ip("10.0.0.2")];
+        let client = |peer, forwarded: &[&str]| forwarded_client(ip(peer), &trusted, forwarded);
+        // No trusted peer: no header is believed.
+        assert_eq!(client("192.0.2.9", &["203.0.113.1"]), ip("192.0.2.9"));
+        assert_eq!(client("127.0.0.1", &[]), ip("127.0.0.1"));
+        assert_eq!(client("127.0.0.1", &["203.0.113.1"]), ip("203.0.113.1"));
+        // What the client wrote itself comes first; the proxies' entries decide.
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.7, 203.0.113.1"]),
+            ip("203.0.113.1")
+        );
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.7", "203.0.113.1, 10.0.0.2"]),
+            ip("203.0.113.1"),
+            "two proxies, two fields"
+        );
+        assert_eq!(
+            client("127.0.0.1", &["203.0.113.1, not-an-address"]),
+            ip("127.0.0.1"),
+            "an unreadable entry from the proxy: the proxy itself"
+        );
+        assert_eq!(client("127.0.0.1", &["2001:db8::5"]), ip("2001:db8::5"));
+        assert_eq!(
+            client("127.0.0.1", &["::ffff:203.0.113.1"]),
+            ip("203.0.113.1")
+        );
+    }
 
     #[test]
     fn plain_visitors_off_the_loopback_go_to_https() {

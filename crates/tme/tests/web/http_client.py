@@ -47,7 +47,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Client:
-    def __init__(self):
+    def __init__(self, headers=None):
+        # Sent with every request (a proxy's X-Forwarded-For, for one).
+        self.headers = dict(headers or {})
         self.jar = http.cookiejar.CookieJar(policy=LoopbackSecureCookies())
         handlers = [urllib.request.HTTPCookieProcessor(self.jar)]
         if BASE.startswith("https:"):
@@ -59,7 +61,7 @@ class Client:
         data = raw_body
         if fields is not None:
             data = urllib.parse.urlencode(fields).encode()
-        request = urllib.request.Request(BASE + path, data=data)
+        request = urllib.request.Request(BASE + path, data=data, headers=self.headers)
         if data is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
         opener = self.following if follow else self.not_following
