@@ -19,7 +19,7 @@ pub struct Metrics {
     /// `connections_open`.
     pub connections_open: Gauge,
     /// `sessions_ended_total{outcome="logout"|"client_closed"|"timeout"|"shutdown"|"io_error"|"tls_failed"|"errors"|"revoked"}`
-    /// ("revoked": the credential was revoked while idling; between commands that ends as "logout").
+    /// ("revoked": the login's password or app password was changed or revoked).
     pub sessions_ended: Family<Outcome, Counter>,
     /// `commands_total{outcome="received"}`.
     pub commands: Family<Outcome, Counter>,

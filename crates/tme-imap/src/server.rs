@@ -383,6 +383,7 @@ async fn run_session(
         }
         match next {
             Next::Continue => {}
+            Next::Close if session.credential_revoked() => return "revoked",
             Next::Close => return "logout",
             Next::StartTls => {
                 // RFC 9051 §6.2.1: nothing the client sent before the handshake counts.

@@ -112,6 +112,8 @@ pub struct Session {
     account: Option<Account>,
     /// The secret the login used: the session ends once it is revoked or changed.
     credential: Option<CredentialWatch>,
+    /// The session ended because that secret was revoked (for the server's metrics).
+    credential_revoked: bool,
     selected: Option<SelectedView>,
     /// The FETCH being answered, between `Next::Fetch` and `fetch_end`.
     fetch_plan: Option<fetch::FetchPlan>,
@@ -182,6 +184,7 @@ impl Session {
             state: State::NotAuthenticated,
             account: None,
             credential: None,
+            credential_revoked: false,
             selected: None,
             fetch_plan: None,
             condstore: false,
@@ -198,6 +201,11 @@ impl Session {
     pub fn greeting(&self, out: &mut Vec<u8>) {
         let text = format!("{} IMAP ready", self.config.hostname);
         status(out, "*", "OK", Some(&self.capability_text()), &text);
+    }
+
+    /// Whether the session ended because its login's secret was revoked or changed.
+    pub fn credential_revoked(&self) -> bool {
+        self.credential_revoked
     }
 
     /// The account logged in, once there is one (for the server's IDLE notification).
@@ -1699,6 +1707,7 @@ impl Session {
         if let Some(account) = &self.account {
             tracing::info!(account = %account.address, "imap: credential revoked; session ended");
         }
+        self.credential_revoked = true;
         untagged(
             out,
             "BYE The password or app password of this session was changed or revoked",

@@ -161,6 +161,14 @@ def main():
     imap_session(NEW_PASSWORD).logout()
     print("changed password: its session got BYE; the new password logs in")
 
+    # The IMAP sessions ended so are counted as such: the one between commands, the one in
+    # IDLE, the password's.
+    status, _, metrics, _ = Client().request("/metrics")
+    assert status == 200, status
+    revoked = [line for line in metrics.splitlines()
+               if line.startswith("tme_imap_sessions_ended_total{") and 'outcome="revoked"' in line]
+    assert revoked and revoked[0].endswith(" 3"), revoked
+
 
 if __name__ == "__main__":
     main()
