@@ -1,8 +1,9 @@
 //! The `http` role: `/healthz`, `/readyz` and `/metrics` (Prometheus), the client set-up
 //! documents (`client_setup`) and the webmail (`tme_web`, at `/`); JMAP, the admin API and
 //! the status page join this router as their issues land (DESIGN §7). One router, served on
-//! `listen.http` (plain: for the loopback, a proxy in front, or a redirect later) and on
-//! `listen.https` (TLS from the first byte, `tls_listener`, with HSTS).
+//! `listen.http` (plain: for the loopback and trusted proxies in front; the webmail's
+//! visitors from elsewhere are sent to HTTPS) and on `listen.https` (TLS from the first
+//! byte, `tls_listener`, with HSTS).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,11 +67,13 @@ pub async fn run(context: HttpContext, role: RoleContext) -> Result<()> {
     )
     .await?;
     // Off the loopback, the plain listener sends the webmail's visitors to HTTPS when this
-    // node serves it (the loopback is a proxy in front, a test, or the operator).
+    // node serves it (the loopback is a proxy in front, a test, or the operator; a trusted
+    // proxy elsewhere has TLS on its side).
     let redirect = match (&implicit, context.config.listen.https) {
         (Some(_), Some(https)) => Some(HttpsRedirect {
             port: https.port(),
             hostname: context.config.node.hostname.clone(),
+            trusted_proxies: context.config.http.trusted_proxies.clone(),
         }),
         _ => None,
     };
@@ -218,6 +221,8 @@ struct HttpsRedirect {
     port: u16,
     /// For a request without a usable Host.
     hostname: String,
+    /// Their requests are served as they come (`http.trusted_proxies`).
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 async fn redirect_to_https(
@@ -247,7 +252,7 @@ async fn redirect_to_https(
 }
 
 /// The HTTPS URL of a plain request from `client`, or None to serve it as it is (from the
-/// loopback). The host is the request's Host without its port when it is a plain host
+/// loopback or a trusted proxy). The host is the request's Host without its port when it is a plain host
 /// name or address, else the node's name.
 fn https_location(
     client: std::net::IpAddr,
@@ -255,7 +260,13 @@ fn https_location(
     redirect: &HttpsRedirect,
     path_and_query: &str,
 ) -> Option<String> {
-    if client.to_canonical().is_loopback() {
+    let client = client.to_canonical();
+    if client.is_loopback()
+        || redirect
+            .trusted_proxies
+            .iter()
+            .any(|proxy| proxy.to_canonical() == client)
+    {
         return None;
     }
     let host = host
@@ -385,6 +396,7 @@ mod tests {
         let redirect = |port| HttpsRedirect {
             port,
             hostname: "mail.example.org".to_owned(),
+            trusted_proxies: vec!["10.0.0.2".parse().expect("ip")],
         };
         let location = |client: &str, host: Option<&str>, port, path| {
             https_location(client.parse().expect("ip"), host, &redirect(port), path)
@@ -395,6 +407,11 @@ mod tests {
         );
         assert_eq!(location("::1", None, 443, "/"), None);
         assert_eq!(location("::ffff:127.0.0.1", None, 443, "/"), None);
+        assert_eq!(
+            location("10.0.0.2", Some("mail.example.org"), 443, "/"),
+            None,
+            "a trusted proxy has TLS on its side"
+        );
         assert_eq!(
             location(
                 "192.0.2.7",
