@@ -37,8 +37,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to read a response before it is dropped (a client that
 /// never reads its responses must not hold memory).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long to wait before accepting again after `accept` failed.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// How the listeners run.
 #[derive(Debug, Clone)]
@@ -227,14 +225,7 @@ async fn accept_loop(
     loop {
         let (stream, peer) = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "imap: accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
+            accepted = tme_net::accept(&listener, "imap") => accepted,
         };
         let shared = shared.clone();
         let connection_id = format!("{:016x}", rand::random::<u64>());

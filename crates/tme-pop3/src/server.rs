@@ -32,8 +32,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to read what we write before it is dropped (a client that
 /// never reads must not hold a task and its buffers).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long to wait before accepting again after `accept` failed.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Answers of pipelined commands wait to go out together up to this size.
 const OUTPUT_PENDING_OCTETS_MAX: usize = CHUNK_OCTETS;
 
@@ -108,14 +106,7 @@ async fn accept_loop(
     loop {
         let (stream, peer) = tokio::select! {
             _ = server.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "pop3: accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
+            accepted = tme_net::accept(&listener, "pop3") => accepted,
         };
         let server = server.clone();
         let connection_id = format!("{:016x}", rand::random::<u64>());

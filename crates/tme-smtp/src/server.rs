@@ -44,8 +44,6 @@ use crate::trace::{TraceFields, received_field, trace_headers};
 
 /// How long we try to tell a refused connection why (421) before dropping it.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long to wait before accepting again after `accept` failed (out of file descriptors).
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// RFC 4954 §4: a server must accept AUTH lines of at least 12288 octets.
 const AUTH_LINE_OCTETS_MIN: usize = 12288;
@@ -168,17 +166,14 @@ pub async fn serve(
         shutdown: shutdown.clone(),
     });
     let tracker = TaskTracker::new();
+    let role = match context.config.service {
+        Service::Mx => "smtp",
+        Service::Submission => "submission",
+    };
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
+            accepted = tme_net::accept(&listener, role) => accepted,
         };
         let connection_id = format!("{:016x}", rand::random::<u64>());
         let span = tracing::info_span!("smtp", connection = %connection_id, client = %peer);

@@ -23,8 +23,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKES_MAX: usize = 256;
 /// Finished handshakes not yet taken by the server.
 const READY_QUEUE: usize = 64;
-/// How long accepting pauses after an error (no file descriptors left, for one).
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
 
 /// Accepts TCP connections, runs their TLS handshakes and hands out the finished ones.
 #[derive(Debug)]
@@ -69,14 +67,7 @@ async fn accept_loop(
         let Ok(permit) = handshakes.clone().acquire_owned().await else {
             return;
         };
-        let (tcp, client) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "https: cannot accept a connection");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                continue;
-            }
-        };
+        let (tcp, client) = tme_net::accept(&listener, "https").await;
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
