@@ -7,7 +7,7 @@
 //! organising and search `tests/web/organise.py` and `browser_organise.py`; conversations
 //! `conversations.py`; settings and branding `settings_client.py` and
 //! `settings_browser.py`; the vacation auto-reply `vacation_client.py`; hostile input
-//! `bad_input.py`; the `https` listener `https_client.py`; sessions ended by a revoked app
+//! `bad_input.py`; the `https` listener `https_client.py` and `https_browser.py`; sessions ended by a revoked app
 //! password or a changed password `revoked_sessions.py`; a trusted proxy's clients
 //! `proxy_client.py`.
 
@@ -174,6 +174,21 @@ fn webmail_over_https_with_strict_transport_security() {
             ("BASE_URL", base_url.as_ref()),
             ("HOSTNAME", "mail.test".as_ref()),
         ],
+    );
+}
+
+/// The webmail over the `https` listener in headless Chromium: login, the Secure cookie,
+/// and new mail arriving through the event stream over TLS.
+#[test]
+fn chromium_uses_the_webmail_over_https() {
+    require_chromium();
+    let (node, app_password) = common::node_with_client_account(&[]);
+    let base_url = format!("https://127.0.0.1:{}", node.address("https").port());
+    run_script(
+        &node,
+        &app_password,
+        "https_browser.py",
+        &[("BASE_URL", base_url.as_ref())],
     );
 }
 

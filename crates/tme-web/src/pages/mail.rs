@@ -197,8 +197,8 @@ pub fn mailbox(
                     div class="list-head" {
                         h1 { (mailbox.name) }
                         span class="count" {
-                            (paging.messages) " messages"
-                            @if conversations { ", " (paging.entries) " conversations" }
+                            (super::counted(paging.messages, "message", "messages"))
+                            @if conversations { ", " (super::counted(paging.entries, "conversation", "conversations")) }
                         }
                         @if conversations {
                             a class="view-toggle" href={ "/mail/" (mailbox.id) } { "Show messages" }
@@ -476,7 +476,7 @@ fn conversation_list(
     };
     html! {
         section class="conversation" aria-labelledby="conversation-heading" {
-            h2 id="conversation-heading" { "Conversation (" (conversation.len()) " messages)" }
+            h2 id="conversation-heading" { "Conversation (" (super::counted(conversation.len(), "message", "messages")) ")" }
             ol {
                 @for row in conversation {
                     @let here = row.record.id == record.id;

@@ -86,6 +86,11 @@ pub fn layout_branded(
 }
 
 /// The hidden field every state-changing form carries.
+/// "1 message", "2 messages": a count with its noun in the number it takes.
+pub fn counted(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 pub fn csrf_field(csrf_token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf_token); }
 }
@@ -134,6 +139,13 @@ pub fn error(status_title: &str, explanation: &str, viewer: Option<Viewer<'_>>) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_take_their_number() {
+        assert_eq!(super::counted(0, "message", "messages"), "0 messages");
+        assert_eq!(super::counted(1, "message", "messages"), "1 message");
+        assert_eq!(super::counted(2, "message", "messages"), "2 messages");
+    }
+
     use super::*;
 
     #[test]
