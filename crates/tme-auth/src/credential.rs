@@ -47,8 +47,8 @@ pub struct Login {
     pub credential: Credential,
 }
 
-/// Whether `credential` still opens `account`.
-pub async fn credential_stands(
+/// Whether `credential` still opens `account` (callers ask `Authenticator::credential_stands`).
+pub(crate) async fn credential_stands(
     directory: &dyn Directory,
     account: AccountId,
     credential: &Credential,

@@ -17,6 +17,24 @@ use crate::error::StoreResult;
 use crate::mail::{MailboxId, MessageId, MessageRecord, SystemFlags, ThreadEntry};
 use crate::threads::{ThreadId, thread_for, thread_keys};
 
+/// Runs `statement`, whose parameters are the account, the mailbox and then one per
+/// element of `values` (an `IN` list), on the reader.
+async fn in_mailbox_for_each(
+    database: &Database,
+    statement: &str,
+    account: AccountId,
+    mailbox: MailboxId,
+    values: &[i64],
+) -> StoreResult<Vec<sqlx::sqlite::SqliteRow>> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .bind(account)
+        .bind(mailbox);
+    for value in values {
+        query = query.bind(value);
+    }
+    Ok(query.fetch_all(&database.reader).await?)
+}
+
 /// Gives the message `message_id` of `account`, just inserted, its thread: the one its
 /// keys lead to, or a new one named by its own id; then remembers its keys.
 pub(crate) async fn assign(
@@ -140,19 +158,19 @@ pub(crate) async fn page(
     if uids.is_empty() {
         return Ok(Vec::new());
     }
-    let statement = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages
-         WHERE account_id = ? AND mailbox_id = ? AND uid IN ({})
-         ORDER BY uid DESC",
-        placeholders(uids.len())
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
-        .bind(account)
-        .bind(mailbox);
-    for uid in &uids {
-        query = query.bind(uid);
-    }
-    let rows = query.fetch_all(&database.reader).await?;
+    let rows = in_mailbox_for_each(
+        database,
+        &format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE account_id = ? AND mailbox_id = ? AND uid IN ({})
+             ORDER BY uid DESC",
+            placeholders(uids.len())
+        ),
+        account,
+        mailbox,
+        &uids,
+    )
+    .await?;
     let newest: Vec<MessageRecord> = rows
         .iter()
         .map(message_from_row)
@@ -161,21 +179,22 @@ pub(crate) async fn page(
     let mut counts: std::collections::HashMap<ThreadId, (u32, u32)> =
         std::collections::HashMap::new();
     if !threads.is_empty() {
-        let statement = format!(
-            "SELECT thread_id, COUNT(*), SUM((system_flags & 1) = 0)
-             FROM messages INDEXED BY messages_live_thread
-             WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL
-               AND thread_id IN ({})
-             GROUP BY thread_id",
-            placeholders(threads.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
-            .bind(account)
-            .bind(mailbox);
-        for thread in &threads {
-            query = query.bind(thread);
-        }
-        for row in query.fetch_all(&database.reader).await? {
+        let rows = in_mailbox_for_each(
+            database,
+            &format!(
+                "SELECT thread_id, COUNT(*), SUM((system_flags & 1) = 0)
+                 FROM messages INDEXED BY messages_live_thread
+                 WHERE account_id = ? AND mailbox_id = ? AND expunged_unix IS NULL
+                   AND thread_id IN ({})
+                 GROUP BY thread_id",
+                placeholders(threads.len())
+            ),
+            account,
+            mailbox,
+            &threads,
+        )
+        .await?;
+        for row in rows {
             let count = |index: usize| -> StoreResult<u32> {
                 Ok(u32::try_from(row.try_get::<i64, _>(index)?).unwrap_or(u32::MAX))
             };

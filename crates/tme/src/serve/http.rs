@@ -193,11 +193,7 @@ fn forwarded_client(
     trusted: &[std::net::IpAddr],
     forwarded: &[&str],
 ) -> std::net::IpAddr {
-    let is_trusted = |address: std::net::IpAddr| {
-        trusted
-            .iter()
-            .any(|proxy| proxy.to_canonical() == address.to_canonical())
-    };
+    let is_trusted = |address| is_trusted_proxy(trusted, address);
     let mut client = peer;
     let entries = forwarded
         .iter()
@@ -213,6 +209,13 @@ fn forwarded_client(
         }
     }
     client.to_canonical()
+}
+
+/// Whether `address` is one of `trusted` (`http.trusted_proxies`), IPv4-mapped or not.
+fn is_trusted_proxy(trusted: &[std::net::IpAddr], address: std::net::IpAddr) -> bool {
+    trusted
+        .iter()
+        .any(|proxy| proxy.to_canonical() == address.to_canonical())
 }
 
 /// Where the plain listener sends the webmail's visitors from off the loopback.
@@ -260,13 +263,7 @@ fn https_location(
     redirect: &HttpsRedirect,
     path_and_query: &str,
 ) -> Option<String> {
-    let client = client.to_canonical();
-    if client.is_loopback()
-        || redirect
-            .trusted_proxies
-            .iter()
-            .any(|proxy| proxy.to_canonical() == client)
-    {
+    if client.to_canonical().is_loopback() || is_trusted_proxy(&redirect.trusted_proxies, client) {
         return None;
     }
     let host = host
