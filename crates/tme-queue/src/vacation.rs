@@ -136,14 +136,27 @@ impl AutoResponder {
         if inbox.is_none_or(|inbox| inbox.id != copy.mailbox) {
             return Ok(Response::NotOnVacation);
         }
+        // The rules first with the account's own address alone: what they refuse for another
+        // reason (bulk, lists, robots, automatic mail) costs no directory read. Only mail
+        // they would answer, or that does not name the own address, has its recipients and
+        // sender looked up for aliases of the account.
+        let decide = |own_addresses: &[String]| {
+            tme_message::auto_reply_decision(
+                &copy.message,
+                &tme_message::AutoReplyContext {
+                    envelope_sender,
+                    own_addresses,
+                },
+            )
+        };
+        match decide(&[account.address.to_string()]) {
+            Ok(()) | Err(tme_message::NoAutoReply::NotAddressed) => {}
+            Err(reason) => return Ok(Response::NotAnswered(reason)),
+        }
         let own_addresses = self
             .own_addresses(&account, envelope_sender, &copy.message)
             .await?;
-        let context = tme_message::AutoReplyContext {
-            envelope_sender,
-            own_addresses: &own_addresses,
-        };
-        if let Err(reason) = tme_message::auto_reply_decision(&copy.message, &context) {
+        if let Err(reason) = decide(&own_addresses) {
             return Ok(Response::NotAnswered(reason));
         }
         let recipient = EmailAddress::parse(envelope_sender).map_err(|_| ResponseError::Sender)?;
